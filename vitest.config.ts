@@ -1,0 +1,31 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Test tiers (see README "Tests"):
+ * - unit:        pure tests next to the code (src/**\/*.test.ts) and test/unit
+ * - api:         the API client and the official SDK against the in-process emulator
+ * - integration: a real kube-apiserver + etcd (built from Go modules) + the emulator + the process kubelet
+ */
+export default defineConfig({
+  test: {
+    // CI asks for a machine-readable report as well (see .ci/run).
+    reporters: process.env.AGENTENV_TEST_REPORT ? ['default', 'json'] : ['default'],
+    outputFile: process.env.AGENTENV_TEST_REPORT ? { json: process.env.AGENTENV_TEST_REPORT } : undefined,
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['src/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          testTimeout: 10_000,
+        },
+      },
+      {
+        test: {
+          name: 'api',
+          include: ['test/api/**/*.test.ts'],
+          testTimeout: 30_000,
+        },
+      },
+    ],
+  },
+});
