@@ -1,7 +1,6 @@
 // @ts-check
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
-import importX from 'eslint-plugin-import-x';
 
 /**
  * Dependency direction (see ../shared/STYLE.md, "A layout that shows the architecture"):
@@ -13,29 +12,36 @@ import importX from 'eslint-plugin-import-x';
  * The sidecar runs in every sandbox Pod and needs no Kubernetes access, so it imports neither
  * `k8s`, `runtime` nor `crd` (which would also pull @kubernetes/client-node into its memory).
  */
-const src = (dir) => `./src/${dir}`;
-const zone = (target, from, message) => ({ target: src(target), from: from.map(src), message });
-
 const FEATURES = ['environments', 'sessions', 'sidecar'];
 const DEV_ONLY = ['emulator', 'localcluster'];
 const LOWER = ['runtime', 'k8s', 'api', 'crd'];
 
-const zones = [
-  // The bottom layers import nothing above them.
-  zone('util', ['config', 'telemetry', ...LOWER, ...FEATURES, ...DEV_ONLY, 'cli'], 'util is the bottom layer'),
-  ...['config', 'telemetry'].map((t) =>
-    zone(t, [...LOWER, ...FEATURES, ...DEV_ONLY, 'cli'], `${t} sits below api/k8s/runtime/crd`),
-  ),
-  ...LOWER.map((t) => zone(t, [...FEATURES, ...DEV_ONLY, 'cli'], `${t} must not depend on features, dev tools or the CLI`)),
-  // Features do not reach into each other, into dev-only tools, or up into the CLI.
-  ...FEATURES.map((t) =>
-    zone(t, [...FEATURES.filter((f) => f !== t), ...DEV_ONLY, 'cli'], `${t} must not import other features, dev-only code or the CLI`),
-  ),
-  zone('sidecar', ['k8s', 'runtime', 'crd'], 'the sidecar has no Kubernetes access and must stay small'),
-  // Dev-only products never import product features.
-  zone('emulator', [...FEATURES, 'k8s', 'runtime', 'crd', 'localcluster', 'cli'], 'the emulator depends only on the API wire schemas'),
-  zone('localcluster', [...FEATURES, 'emulator', 'runtime', 'crd', 'cli'], 'the local cluster is a generic Kubernetes runtime'),
-];
+/** What each top-level folder of src/ must not import, with the reason shown to the developer. */
+const forbidden = {
+  util: [['config', 'telemetry', ...LOWER, ...FEATURES, ...DEV_ONLY, 'cli'], 'util is the bottom layer'],
+  config: [[...LOWER, ...FEATURES, ...DEV_ONLY, 'cli', 'telemetry'], 'config sits below everything but util'],
+  telemetry: [[...LOWER, ...FEATURES, ...DEV_ONLY, 'cli'], 'telemetry sits below api/k8s/runtime/crd'],
+  api: [[...FEATURES, ...DEV_ONLY, 'cli', 'k8s', 'runtime', 'crd'], 'the API client knows nothing of Kubernetes or features'],
+  k8s: [[...FEATURES, ...DEV_ONLY, 'cli', 'api'], 'k8s helpers are generic'],
+  crd: [[...FEATURES, ...DEV_ONLY, 'cli', 'runtime'], 'crd holds schemas and constants only'],
+  runtime: [[...FEATURES, ...DEV_ONLY, 'cli', 'api', 'crd'], 'the controller runtime is generic (no Kind-specific code)'],
+  environments: [['sessions', 'sidecar', ...DEV_ONLY, 'cli'], 'features do not import other features, dev-only code or the CLI'],
+  sessions: [['environments', 'sidecar', ...DEV_ONLY, 'cli'], 'features do not import other features, dev-only code or the CLI'],
+  sidecar: [['environments', 'sessions', 'k8s', 'runtime', 'crd', ...DEV_ONLY, 'cli'], 'the sidecar has no Kubernetes access and must stay small'],
+  emulator: [[...FEATURES, 'k8s', 'runtime', 'crd', 'localcluster', 'cli'], 'the emulator depends only on the API wire schemas'],
+  localcluster: [[...FEATURES, 'emulator', 'runtime', 'crd', 'api', 'cli'], 'the local cluster is a generic Kubernetes runtime'],
+};
+
+// Imports inside src/ are relative, so "reaching folder X" means a path that climbs with ../ into X.
+const layerRules = Object.entries(forbidden).map(([folder, [targets, why]]) => ({
+  files: [`src/${folder}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      { patterns: [{ regex: `^(\\.\\./)+(${targets.join('|')})/`, message: `src/${folder} must not import from it: ${why}. See ../shared/STYLE.md.` }] },
+    ],
+  },
+}));
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.k8s/**', 'deploy/**', 'crds/**'] },
@@ -43,10 +49,7 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
-    plugins: { 'import-x': importX },
-    settings: { 'import-x/resolver': { node: { extensions: ['.ts', '.js'] } } },
     rules: {
-      'import-x/no-restricted-paths': ['error', { zones }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'error',
@@ -58,4 +61,5 @@ export default tseslint.config(
     files: ['src/cli/**', 'scripts/**', 'test/**', 'bench/**'],
     rules: { 'no-console': 'off' },
   },
+  ...layerRules,
 );
