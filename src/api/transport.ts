@@ -1,0 +1,177 @@
+/**
+ * One HTTP exchange with the Environments API: headers, per-request timeout, cancellation, error
+ * mapping and schema validation. No retries here (see `retry.ts`).
+ *
+ * Connections are reused through an undici keep-alive dispatcher shared by every client of the
+ * process (`sharedDispatcher()`), so many AgentEnvironments with different credentials still share
+ * one pool per origin.
+ */
+import { Agent, request, errors as undiciErrors, type Dispatcher } from 'undici';
+import type { z } from 'zod';
+import {
+  ConnectionError,
+  MalformedResponseError,
+  TimeoutError,
+  errorForStatus,
+  parseRetryAfter,
+  type ApiError,
+} from './errors.ts';
+import { ANTHROPIC_BETA, ANTHROPIC_VERSION, ErrorBody, REQUEST_ID_HEADER } from './wire.ts';
+
+/** How a request authenticates. Never logged: `describeCredential` gives a safe label. */
+export type Credential =
+  /** Organization API key, sent as `x-api-key`. */
+  | { readonly kind: 'api-key'; readonly value: string }
+  /** Environment key or per-item sessions token, sent as `Authorization: Bearer`. */
+  | { readonly kind: 'bearer'; readonly value: string };
+
+export function describeCredential(c: Credential): string {
+  return c.kind === 'api-key' ? 'api key' : 'bearer token';
+}
+
+let shared: Agent | undefined;
+
+/** The process-wide keep-alive connection pool. */
+export function sharedDispatcher(): Agent {
+  shared ??= new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 256, pipelining: 1 });
+  return shared;
+}
+
+export type QueryValue = string | number | boolean | null | undefined;
+
+export interface Exchange<T> {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly path: string;
+  readonly query?: Readonly<Record<string, QueryValue>>;
+  readonly body?: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly schema: z.ZodType<T>;
+  readonly credential: Credential;
+  /** Whole-exchange deadline (connect + headers + body). */
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface ExchangeResult<T> {
+  readonly value: T;
+  readonly status: number;
+  readonly requestId: string | undefined;
+}
+
+export interface TransportOptions {
+  /** e.g. `https://api.anthropic.com` (no trailing `/v1`). */
+  readonly baseUrl: string;
+  readonly dispatcher?: Dispatcher;
+  readonly userAgent?: string;
+}
+
+export class Transport {
+  readonly baseUrl: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #userAgent: string;
+
+  constructor(options: TransportOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.#dispatcher = options.dispatcher ?? sharedDispatcher();
+    this.#userAgent = options.userAgent ?? 'agentenv/0.1';
+  }
+
+  url(path: string, query?: Readonly<Record<string, QueryValue>>): string {
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v != null) url.searchParams.set(k, String(v));
+    return url.toString();
+  }
+
+  /** Perform one exchange. Throws an {@link ApiError}, or the caller's abort reason. */
+  async exchange<T>(x: Exchange<T>): Promise<ExchangeResult<T>> {
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), x.timeoutMs);
+    const signal = x.signal ? AbortSignal.any([x.signal, deadline.signal]) : deadline.signal;
+    const headers: Record<string, string> = {
+      'anthropic-version': ANTHROPIC_VERSION,
+      'anthropic-beta': ANTHROPIC_BETA,
+      'user-agent': this.#userAgent,
+      accept: 'application/json',
+      ...x.headers,
+      ...(x.credential.kind === 'api-key'
+        ? { 'x-api-key': x.credential.value }
+        : { authorization: `Bearer ${x.credential.value}` }),
+    };
+    if (x.body !== undefined) headers['content-type'] = 'application/json';
+    let res: Dispatcher.ResponseData;
+    let text: string;
+    try {
+      res = await request(this.url(x.path, x.query), {
+        method: x.method,
+        headers,
+        body: x.body === undefined ? null : JSON.stringify(x.body),
+        dispatcher: this.#dispatcher,
+        signal,
+      });
+      text = await res.body.text();
+    } catch (err) {
+      if (x.signal?.aborted) throw x.signal.reason;
+      if (deadline.signal.aborted) {
+        throw new TimeoutError(`${x.method} ${x.path} timed out after ${x.timeoutMs} ms`, { cause: err });
+      }
+      throw new ConnectionError(`${x.method} ${x.path}: ${connectionMessage(err)}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+    const header = (name: string): string | undefined => {
+      const v = res.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    const requestId = header(REQUEST_ID_HEADER);
+    if (res.statusCode >= 400) throw errorFromReply(x, res.statusCode, text, requestId, header);
+    return { value: parseReply(x, text, res.statusCode, requestId), status: res.statusCode, requestId };
+  }
+}
+
+function connectionMessage(err: unknown): string {
+  if (err instanceof undiciErrors.UndiciError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return (err as NodeJS.ErrnoException).code ?? err.message;
+  return String(err);
+}
+
+function errorFromReply<T>(
+  x: Exchange<T>,
+  status: number,
+  text: string,
+  requestId: string | undefined,
+  header: (name: string) => string | undefined,
+): ApiError {
+  let errorType: string | undefined;
+  let message = `HTTP ${status}`;
+  let details: Record<string, unknown> | undefined;
+  try {
+    const body = ErrorBody.safeParse(JSON.parse(text));
+    if (body.success) {
+      errorType = body.data.error.type;
+      message = body.data.error.message;
+      details = body.data.error.details ?? undefined;
+    }
+  } catch {
+    // A non-JSON error body (a proxy's HTML page, say) keeps the status-only message.
+  }
+  const retryAfterMs = parseRetryAfter({ get: header });
+  return errorForStatus(status, `${x.method} ${x.path}: ${message}`, { errorType, requestId, details, retryAfterMs });
+}
+
+function parseReply<T>(x: Exchange<T>, text: string, status: number, requestId: string | undefined): T {
+  let json: unknown;
+  try {
+    json = text === '' ? null : JSON.parse(text);
+  } catch (err) {
+    throw new MalformedResponseError(`${x.method} ${x.path}: reply is not JSON`, '(body)', { status, requestId, cause: err });
+  }
+  const parsed = x.schema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
+  throw new MalformedResponseError(
+    `${x.method} ${x.path}: reply field '${field}' ${issue ? issue.message.toLowerCase() : 'is invalid'}`,
+    field,
+    { status, requestId },
+  );
+}
