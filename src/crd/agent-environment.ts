@@ -1,0 +1,243 @@
+/**
+ * The AgentEnvironment custom resource: spec and status, as zod schemas with their descriptions
+ * and admission rules. This file is the source of truth for `crds/agentenv.io_agentenvironments.yaml`
+ * (run `npm run generate`), and the operator parses what it reads from the cluster with it.
+ */
+import { z } from 'zod';
+import { METADATA_LIMITS } from '../api/wire.ts';
+import {
+  DEFAULT_DELETION_POLICY,
+  DELETION_POLICIES,
+  MANAGEMENT_POLICIES,
+  RESERVED_METADATA_KEYS,
+  RESERVED_METADATA_PREFIX,
+} from './meta.ts';
+import { cel, Conditions, opaqueObject, SecretKeyRef, timestamp } from './schema-helpers.ts';
+
+// RE2 (CEL) host name: optional leading wildcard label, DNS labels of 1–63 chars, lower case.
+const HOST_NAME = String.raw`^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`;
+
+const packageList = (manager: string, example: string) =>
+  cel(
+    z.array(z.string().max(256)).max(256),
+    {
+      rule: String.raw`self.all(p, size(p) > 0 && !p.matches(r'\s'))`,
+      message: `${manager} package entries must be non-empty and contain no whitespace, e.g. "${example}"`,
+    },
+  ).describe(`${manager} packages to install, optionally with a version in that manager's syntax (e.g. "${example}").`);
+
+export const Networking = cel(
+  z
+    .object({
+      type: z
+        .enum(['unrestricted', 'limited'])
+        .describe('Network policy type: "unrestricted" (any outbound access) or "limited" (only allowedHosts and the enabled extras).'),
+      allowedHosts: cel(z.array(z.string().max(253)).max(256), {
+        rule: `self.all(h, h.matches(r'${HOST_NAME}'))`,
+        message: 'allowedHosts entries must be lower-case DNS host names such as "api.example.com" or "*.example.com" (no scheme, port or path)',
+      }).optional()
+        .describe('Host names the sandbox may reach when type is "limited", e.g. "api.example.com" or "*.example.com".'),
+      allowPackageManagers: z
+        .boolean()
+        .optional()
+        .describe('When type is "limited", also permit public package registries (PyPI, npm, …). Defaults to false.'),
+      allowMcpServers: z
+        .boolean()
+        .optional()
+        .describe('When type is "limited", also permit the MCP server endpoints configured on the agent. Defaults to false.'),
+    })
+    .describe('Outbound network policy of the cloud sandbox. Omit to keep the API default (unrestricted).'),
+  {
+    rule: `self.type == 'limited' || (!has(self.allowedHosts) && !has(self.allowPackageManagers) && !has(self.allowMcpServers))`,
+    message: 'allowedHosts, allowPackageManagers and allowMcpServers apply only to networking.type "limited"',
+  },
+);
+export type Networking = z.infer<typeof Networking>;
+
+export const Packages = z
+  .object({
+    apt: packageList('Ubuntu/Debian (apt)', 'ripgrep').optional(),
+    cargo: packageList('Rust (cargo)', 'serde@1.0.0').optional(),
+    gem: packageList('Ruby (gem)', 'rails').optional(),
+    go: packageList('Go', 'golang.org/x/tools/gopls@latest').optional(),
+    npm: packageList('Node.js (npm)', 'typescript@5').optional(),
+    pip: packageList('Python (pip)', 'pandas==2.2.0').optional(),
+  })
+  .describe('Packages installed in the cloud sandbox. You are responsible for the packages and versions existing.');
+export type Packages = z.infer<typeof Packages>;
+
+export const CloudSpec = z
+  .object({
+    networking: Networking.optional(),
+    packages: Packages.optional(),
+  })
+  .describe('An Anthropic-hosted (cloud) environment. Exactly one of cloud or selfHosted must be set.');
+export type CloudSpec = z.infer<typeof CloudSpec>;
+
+export const SessionNetworkPolicy = z
+  .object({
+    enabled: z.boolean().default(false).describe('Create a NetworkPolicy for this environment\'s session Pods. Defaults to false.'),
+    apiEgressCIDRs: z
+      .array(z.string().max(64))
+      .max(64)
+      .default(['0.0.0.0/0'])
+      .describe('CIDRs the session Pods may reach on TCP 443 for the Anthropic API (private ranges are always excluded). Narrow this to the API\'s published ranges where you can. Defaults to ["0.0.0.0/0"].'),
+    allowedEgress: z
+      .array(
+        z.object({
+          cidr: z.string().min(1).max(64).describe('Destination CIDR, e.g. "10.20.0.0/16" or "203.0.113.7/32".'),
+          ports: z.array(z.number().int().min(1).max(65535)).max(32).optional().describe('TCP ports; all ports when omitted.'),
+        }),
+      )
+      .max(64)
+      .optional()
+      .describe('Additional egress destinations (including private ranges) the sandbox may reach.'),
+  })
+  .describe('Optional per-environment NetworkPolicy for session Pods: deny all ingress; egress only to DNS, the API and this allowlist.');
+
+export const SelfHostedSpec = z
+  .object({
+    environmentKeySecretRef: SecretKeyRef('the environment key (sk-ant-oat01-…) created in the Console')
+      .optional()
+      .describe('The environment key used to poll this environment\'s work queue. It stays in the operator: session Pods only ever receive a per-item token, or this key in the sidecar alone. When omitted, the organization API key is used.'),
+    sessionTemplate: opaqueObject(
+      'Pod template (a PodTemplateSpec) for session Pods: image, command, resources, volumes, nodeSelector, tolerations, runtimeClassName… The operator adds the lease-keeping sidecar, the ANTHROPIC_* session variables and hardening. When omitted, the environment is created but the operator does not dispatch its work.',
+    ).optional(),
+    maxSessions: z
+      .number()
+      .int()
+      .min(0)
+      .max(10000)
+      .default(10)
+      .describe('Maximum concurrent sessions this cluster runs for the environment. The operator polls only while below it, so other work stays queued for other workers. 0 pauses dispatch. Lowering it never stops running sessions. Defaults to 10.'),
+    maxPollers: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(4)
+      .describe('Upper bound of parallel long-pollers while a burst of work is waiting (one poller runs when idle). Defaults to 4.'),
+    sessionTTLSecondsAfterFinished: z
+      .number()
+      .int()
+      .min(0)
+      .max(31536000)
+      .default(300)
+      .describe('Seconds after a session finishes before its AgentSession, Pod and Secret are deleted. Defaults to 300.'),
+    stopGracePeriodSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .default(30)
+      .describe('On a stop, seconds between SIGTERM and SIGKILL of the session container. Defaults to 30.'),
+    startDeadlineSeconds: z
+      .number()
+      .int()
+      .min(10)
+      .max(86400)
+      .default(300)
+      .describe('A session Pod that has not claimed its lease within this many seconds (unschedulable, image pull failure, crash) is given up: its work item is force-stopped with the reason recorded. Defaults to 300.'),
+    leaseTTLSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(3600)
+      .optional()
+      .describe('Desired lease TTL sent with heartbeats (desired_ttl_seconds); the API clamps it. Omit to use the API default.'),
+    podSecurity: z
+      .enum(['Restricted', 'Custom'])
+      .default('Restricted')
+      .describe('"Restricted" (default) makes session Pods meet the Restricted Pod Security Standard, filling in secure defaults and refusing templates that conflict. "Custom" leaves the template\'s security settings to you (the sidecar stays hardened).'),
+    networkPolicy: SessionNetworkPolicy.optional(),
+  })
+  .describe('A self-hosted environment whose sessions run in this cluster, one Pod per session. Exactly one of cloud or selfHosted must be set.');
+export type SelfHostedSpec = z.infer<typeof SelfHostedSpec>;
+
+const USER_METADATA_KEYS = METADATA_LIMITS.maxKeys - RESERVED_METADATA_KEYS;
+
+export const AgentEnvironmentSpec = cel(
+  z
+    .object({
+      name: z
+        .string()
+        .min(1)
+        .max(256)
+        .optional()
+        .describe('Human-readable name of the remote environment. Defaults to metadata.name.'),
+      description: z.string().max(2048).optional().describe('Description of the remote environment.'),
+      metadata: cel(
+        z.record(z.string(), z.string()).meta({ maxProperties: USER_METADATA_KEYS }),
+        {
+          rule: `self.all(k, size(k) >= 1 && size(k) <= ${METADATA_LIMITS.maxKeyLength} && size(self[k]) >= 1 && size(self[k]) <= ${METADATA_LIMITS.maxValueLength})`,
+          message: `metadata keys must be 1-${METADATA_LIMITS.maxKeyLength} characters and values 1-${METADATA_LIMITS.maxValueLength} characters (the API's limits)`,
+        },
+        {
+          rule: `self.all(k, !k.startsWith('${RESERVED_METADATA_PREFIX}'))`,
+          message: `metadata keys starting with "${RESERVED_METADATA_PREFIX}" are reserved for the operator`,
+        },
+      )
+        .optional()
+        .describe(`Key-value metadata on the remote environment: at most ${USER_METADATA_KEYS} keys (the operator reserves ${RESERVED_METADATA_KEYS} of the API's ${METADATA_LIMITS.maxKeys}), keys up to ${METADATA_LIMITS.maxKeyLength} and values up to ${METADATA_LIMITS.maxValueLength} characters.`),
+      scope: z
+        .enum(['organization', 'account'])
+        .optional()
+        .describe('Visibility of the environment: "organization" (all accounts) or "account" (the owning account only). Omit for the API default.'),
+      cloud: CloudSpec.optional(),
+      selfHosted: SelfHostedSpec.optional(),
+      environmentId: z
+        .string()
+        .regex(/^env_[A-Za-z0-9]+$/)
+        .max(128)
+        .optional()
+        .describe('Adopt this existing remote environment (e.g. "env_011CZkZ9X2dpNyB7HsEFoRfW") instead of creating one. Can only be set at creation.'),
+      deletionPolicy: z
+        .enum(DELETION_POLICIES)
+        .default(DEFAULT_DELETION_POLICY)
+        .describe(`What happens to the remote environment when this resource is deleted: "Delete" it, "Archive" it (kept, read-only, no new sessions), or "Orphan" it (left as is). Defaults to "${DEFAULT_DELETION_POLICY}".`),
+      managementPolicy: z
+        .enum(MANAGEMENT_POLICIES)
+        .default('Full')
+        .describe('"Full" (default): create, update and correct drift. "ObserveOnly": never write to the API (no create, update, archive, delete or dispatch); only observe and report. Can be switched either way at any time.'),
+      apiKeySecretRef: SecretKeyRef('the organization API key (sk-ant-api…)')
+        .optional()
+        .describe('Organization API key for this environment. When omitted, the operator\'s default credential is used.'),
+    })
+    .describe('Desired state of the remote environment.'),
+  {
+    rule: 'has(self.cloud) != has(self.selfHosted)',
+    message: 'exactly one of spec.cloud or spec.selfHosted must be set',
+  },
+  {
+    rule: 'has(self.cloud) == has(oldSelf.cloud)',
+    message: 'an environment cannot switch between cloud and selfHosted after creation; create a new AgentEnvironment instead',
+  },
+  {
+    rule: 'has(self.environmentId) == has(oldSelf.environmentId) && (!has(self.environmentId) || self.environmentId == oldSelf.environmentId)',
+    message: 'spec.environmentId is immutable: it can only be set when the resource is created',
+  },
+);
+export type AgentEnvironmentSpec = z.infer<typeof AgentEnvironmentSpec>;
+
+export const QueueStatus = z
+  .object({
+    depth: z.number().int().min(0).describe('Work items waiting to be picked up.'),
+    pending: z.number().int().min(0).describe('Work items delivered to a worker but not yet acknowledged.'),
+    workersPolling: z.number().int().min(0).describe('Workers (from any cluster) that polled in the last 30 seconds.'),
+    oldestQueuedAt: timestamp('Creation time of the oldest queued or pending item.').optional(),
+  })
+  .describe('Work queue figures from the API\'s stats endpoint (self-hosted only).');
+
+export const AgentEnvironmentStatus = z
+  .object({
+    environmentId: z.string().optional().describe('ID of the remote environment this resource manages or observes.'),
+    type: z.enum(['cloud', 'self_hosted']).optional().describe('Type of the remote environment.'),
+    archivedAt: timestamp('When the remote environment was archived, if it is.').optional(),
+    observedGeneration: z.number().int().min(0).optional().describe('The .metadata.generation last reconciled cleanly.'),
+    lastSyncTime: timestamp('Last time the remote environment was successfully read and reconciled.').optional(),
+    conditions: Conditions.optional(),
+    queue: QueueStatus.optional(),
+    activeSessions: z.number().int().min(0).optional().describe('Sessions of this environment currently running in this cluster (self-hosted).'),
+  })
+  .describe('Observed state of the remote environment.');
+export type AgentEnvironmentStatus = z.infer<typeof AgentEnvironmentStatus>;
