@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../telemetry/logger.ts';
+import { Controller, FORGET, requeueAfter, RESYNC, TerminalError, type Outcome } from './controller.ts';
+
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
+function harness(reconcile: (key: string) => Promise<Outcome>, concurrency = 4) {
+  const ctrl = new AbortController();
+  const c = new Controller({
+    name: 'test',
+    reconcile,
+    logger: silentLogger,
+    concurrency,
+    backoff: { baseMs: 1, capMs: 4, jitter: 0 },
+    resyncMs: 60_000,
+  });
+  const running = c.run(ctrl.signal);
+  return { c, stop: async () => (ctrl.abort(), running) };
+}
+
+describe('Controller', () => {
+  it('never runs two reconciles of one key at once, and runs the latest change after', async () => {
+    let active = 0;
+    let maxActive = 0;
+    let runs = 0;
+    const { c, stop } = harness(async () => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      runs++;
+      await tick();
+      active--;
+      return FORGET;
+    });
+    for (let i = 0; i < 10; i++) c.enqueue('ns/a');
+    await tick();
+    c.enqueue('ns/a');
+    await new Promise((r) => setTimeout(r, 40));
+    await stop();
+    expect(maxActive).toBe(1);
+    expect(runs).toBe(2);
+  });
+
+  it('reconciles different keys in parallel up to the concurrency', async () => {
+    let active = 0;
+    let maxActive = 0;
+    const { c, stop } = harness(async () => {
+      maxActive = Math.max(maxActive, ++active);
+      await tick();
+      active--;
+      return FORGET;
+    }, 3);
+    for (const k of ['a', 'b', 'c', 'd', 'e']) c.enqueue(k);
+    await new Promise((r) => setTimeout(r, 40));
+    await stop();
+    expect(maxActive).toBe(3);
+  });
+
+  it('retries a failing key with backoff and resets it on success', async () => {
+    const failuresSeen: number[] = [];
+    let n = 0;
+    const c = new Controller({
+      name: 't',
+      logger: silentLogger,
+      backoff: { baseMs: 1, capMs: 2, jitter: 0 },
+      reconcile: async (_k, ctx) => {
+        failuresSeen.push(ctx.failures);
+        if (++n < 3) throw new Error('transient');
+        return FORGET;
+      },
+    });
+    const ctrl = new AbortController();
+    const running = c.run(ctrl.signal);
+    c.enqueue('k');
+    await new Promise((r) => setTimeout(r, 50));
+    ctrl.abort();
+    await running;
+    expect(failuresSeen).toEqual([0, 1, 2]);
+    expect(c.queue.failures('k')).toBe(0);
+  });
+
+  it('does not hot-loop on a terminal error: it waits for the resync', async () => {
+    let runs = 0;
+    const { c, stop } = harness(async () => {
+      runs++;
+      throw new TerminalError('bad spec');
+    });
+    c.enqueue('k');
+    await new Promise((r) => setTimeout(r, 40));
+    await stop();
+    expect(runs).toBe(1);
+  });
+
+  it('schedules the requested requeue and the resync after success', async () => {
+    const { c, stop } = harness(async (k) => (k === 'soon' ? requeueAfter(5) : RESYNC));
+    c.enqueue('soon');
+    c.enqueue('later');
+    await tick();
+    expect(c.queue.size).toBe(2); // both scheduled again
+    await stop();
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * Leader election on a `coordination.k8s.io/v1` Lease, so only one operator replica dispatches
+ * work and reconciles at a time.
+ *
+ * Flow:
+ * 1. Read the Lease (create it if missing, holding it ourselves).
+ * 2. Someone else holds it and has renewed it within `leaseDurationSeconds` *as observed on our
+ *    clock* (we time how long the lease's renewTime has stayed unchanged, so clock skew between
+ *    machines does not matter) → wait `retryPeriodMs`, go to 1.
+ * 3. Otherwise take it with an update guarded by resourceVersion (a Conflict means another
+ *    candidate won the race → go to 1).
+ * 4. While leading, renew every `retryPeriodMs`; if no renewal succeeds for `renewDeadlineMs`,
+ *    leadership is lost: the leading signal aborts (the process should then exit and restart).
+ * 5. On shutdown, release: clear holderIdentity and set leaseDurationSeconds=1 so a standby
+ *    replica takes over at once.
+ */
+import type { Logger } from '../telemetry/logger.ts';
+import { sleepUnlessAborted } from '../util/sleep.ts';
+import { isAlreadyExists, isConflict, isNotFound } from '../k8s/errors.ts';
+import { CORE, type KubeObject, type KubeRest } from '../k8s/rest.ts';
+
+interface Lease extends KubeObject {
+  spec?: {
+    holderIdentity?: string | null;
+    leaseDurationSeconds?: number;
+    acquireTime?: string | null;
+    renewTime?: string | null;
+    leaseTransitions?: number;
+  };
+}
+
+export interface LeaderElectionOptions {
+  readonly rest: KubeRest;
+  readonly namespace: string;
+  readonly name: string;
+  /** Unique per process, e.g. `<pod name>_<random>`. */
+  readonly identity: string;
+  readonly logger: Logger;
+  /** Default 15 s. */
+  readonly leaseDurationSeconds?: number;
+  /** Default 10 s. */
+  readonly renewDeadlineMs?: number;
+  /** Default 2 s. */
+  readonly retryPeriodMs?: number;
+}
+
+/** Micro-second RFC 3339, as the Lease API's MicroTime expects. */
+const microTime = (d = new Date()): string => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+
+export class LeaderElector {
+  readonly #o: Required<LeaderElectionOptions>;
+  #observed: { renewTime: string | null | undefined; holder: string | null | undefined; at: number } | undefined;
+  #leading = false;
+
+  constructor(options: LeaderElectionOptions) {
+    this.#o = { leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...options };
+  }
+
+  get isLeader(): boolean {
+    return this.#leading;
+  }
+
+  /**
+   * Campaign until elected, run `lead` with a signal that aborts when leadership is lost or `signal`
+   * aborts, then release the lease. Resolves when `lead` has returned.
+   */
+  async run(signal: AbortSignal, lead: (leading: AbortSignal) => Promise<void>): Promise<void> {
+    const log = this.#o.logger;
+    while (!signal.aborted && !(await this.#tryAcquireOrRenew())) {
+      await sleepUnlessAborted(this.#o.retryPeriodMs, signal);
+    }
+    if (signal.aborted) return;
+    this.#leading = true;
+    log.info({ lease: this.#o.name, identity: this.#o.identity }, 'became leader');
+    const leadership = new AbortController();
+    const onAbort = (): void => leadership.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const renewing = this.#renewLoop(leadership);
+    try {
+      await lead(leadership.signal);
+    } finally {
+      leadership.abort();
+      await renewing;
+      signal.removeEventListener('abort', onAbort);
+      this.#leading = false;
+      await this.#release();
+    }
+  }
+
+  async #renewLoop(leadership: AbortController): Promise<void> {
+    let lastRenew = Date.now();
+    while (!leadership.signal.aborted) {
+      if (!(await sleepUnlessAborted(this.#o.retryPeriodMs, leadership.signal))) return;
+      if (await this.#tryAcquireOrRenew().catch(() => false)) {
+        lastRenew = Date.now();
+      } else if (Date.now() - lastRenew > this.#o.renewDeadlineMs) {
+        this.#o.logger.error({ lease: this.#o.name }, 'leadership lost: could not renew the lease in time');
+        leadership.abort(new Error('leadership lost'));
+        return;
+      }
+    }
+  }
+
+  async #tryAcquireOrRenew(): Promise<boolean> {
+    const { rest, namespace, name, identity, leaseDurationSeconds } = this.#o;
+    const now = microTime();
+    let lease: Lease;
+    try {
+      lease = await rest.get<Lease>(CORE.leases, namespace, name);
+    } catch (err) {
+      if (!isNotFound(err)) {
+        this.#o.logger.warn({ err }, 'leader election: cannot read the lease');
+        return false;
+      }
+      try {
+        await rest.create<Lease>(CORE.leases, namespace, {
+          metadata: { name, namespace },
+          spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+        });
+        return true;
+      } catch (e) {
+        if (isAlreadyExists(e)) return false;
+        throw e;
+      }
+    }
+    const spec = lease.spec ?? {};
+    const held = spec.holderIdentity && spec.holderIdentity !== identity;
+    if (held && !this.#expired(spec)) return false;
+    const next: Lease = {
+      ...lease,
+      spec: {
+        ...spec,
+        holderIdentity: identity,
+        leaseDurationSeconds,
+        renewTime: now,
+        ...(spec.holderIdentity !== identity ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
+      },
+    };
+    try {
+      await rest.replace(CORE.leases, namespace, next);
+      return true;
+    } catch (err) {
+      if (isConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Has the other holder failed to renew for a full lease duration, timed on our own clock? */
+  #expired(spec: NonNullable<Lease['spec']>): boolean {
+    const nowMs = Date.now();
+    const o = this.#observed;
+    if (!o || o.renewTime !== spec.renewTime || o.holder !== spec.holderIdentity) {
+      this.#observed = { renewTime: spec.renewTime, holder: spec.holderIdentity, at: nowMs };
+      return false;
+    }
+    return nowMs - o.at > (spec.leaseDurationSeconds ?? this.#o.leaseDurationSeconds) * 1000;
+  }
+
+  async #release(): Promise<void> {
+    const { rest, namespace, name, identity } = this.#o;
+    try {
+      const lease = await rest.get<Lease>(CORE.leases, namespace, name);
+      if (lease.spec?.holderIdentity !== identity) return;
+      await rest.replace(CORE.leases, namespace, {
+        ...lease,
+        spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime() },
+      });
+      this.#o.logger.info({ lease: name }, 'released leadership');
+    } catch (err) {
+      this.#o.logger.warn({ err }, 'could not release the lease; it will expire');
+    }
+  }
+}

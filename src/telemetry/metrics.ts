@@ -1,0 +1,77 @@
+/**
+ * Every Prometheus metric of the operator, defined in one place. Core loops never touch
+ * prom-client: they call the narrow recorder methods below. Label values come from closed sets
+ * (error codes, phases, endpoint names), never from free text.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export class OperatorMetrics {
+  readonly registry: Registry;
+  readonly #reconciles: Counter<'controller' | 'result'>;
+  readonly #reconcileDuration: Histogram<'controller'>;
+  readonly #queueDepth: Gauge<'controller'>;
+  readonly #apiRequests: Counter<'endpoint' | 'outcome'>;
+  readonly #apiDuration: Histogram<'endpoint'>;
+  readonly #kubeRequests: Counter<'verb' | 'resource' | 'code'>;
+  readonly #sessions: Gauge<'phase'>;
+  readonly #dispatchLatency: Histogram<string>;
+  readonly #claimLatency: Histogram<string>;
+  readonly #polls: Counter<'outcome'>;
+  readonly #stops: Counter<'reason'>;
+  readonly #heartbeats: Counter<'outcome'>;
+
+  constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
+    const registry = options.registry ?? new Registry();
+    this.registry = registry;
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'agentenv_' });
+    const registers = [registry];
+    this.#reconciles = new Counter({ name: 'agentenv_reconcile_total', help: 'Reconciles by controller and result (success, error, requeue).', labelNames: ['controller', 'result'], registers });
+    this.#reconcileDuration = new Histogram({ name: 'agentenv_reconcile_duration_seconds', help: 'Reconcile duration.', labelNames: ['controller'], buckets: LATENCY_BUCKETS, registers });
+    this.#queueDepth = new Gauge({ name: 'agentenv_workqueue_depth', help: 'Keys waiting in a controller work queue.', labelNames: ['controller'], registers });
+    this.#apiRequests = new Counter({ name: 'agentenv_api_requests_total', help: 'Environments API calls by endpoint and outcome (HTTP status or error code).', labelNames: ['endpoint', 'outcome'], registers });
+    this.#apiDuration = new Histogram({ name: 'agentenv_api_request_duration_seconds', help: 'Environments API call duration.', labelNames: ['endpoint'], buckets: LATENCY_BUCKETS, registers });
+    this.#kubeRequests = new Counter({ name: 'agentenv_kube_requests_total', help: 'Kubernetes API requests by verb, resource and HTTP status.', labelNames: ['verb', 'resource', 'code'], registers });
+    this.#sessions = new Gauge({ name: 'agentenv_sessions', help: 'AgentSessions by phase.', labelNames: ['phase'], registers });
+    this.#dispatchLatency = new Histogram({ name: 'agentenv_dispatch_latency_seconds', help: 'Work item seen by a poller → session Pod created.', buckets: LATENCY_BUCKETS, registers });
+    this.#claimLatency = new Histogram({ name: 'agentenv_claim_latency_seconds', help: 'Work item seen by a poller → lease claimed by the sidecar (as observed).', buckets: LATENCY_BUCKETS, registers });
+    this.#polls = new Counter({ name: 'agentenv_polls_total', help: 'Work queue polls by outcome (work, empty, error, fatal).', labelNames: ['outcome'], registers });
+    this.#stops = new Counter({ name: 'agentenv_work_stops_total', help: 'Work items stopped by the operator, by reason.', labelNames: ['reason'], registers });
+    this.#heartbeats = new Counter({ name: 'agentenv_heartbeats_total', help: 'Lease heartbeats by outcome, as reported by session sidecars when their sessions end.', labelNames: ['outcome'], registers });
+  }
+
+  reconciled(controller: string, result: 'success' | 'error' | 'requeue', durationMs: number): void {
+    this.#reconciles.inc({ controller, result });
+    this.#reconcileDuration.observe({ controller }, durationMs / 1000);
+  }
+  queueDepth(controller: string, depth: number): void {
+    this.#queueDepth.set({ controller }, depth);
+  }
+  apiCall(endpoint: string, outcome: number | string, durationMs: number): void {
+    this.#apiRequests.inc({ endpoint, outcome: String(outcome) });
+    this.#apiDuration.observe({ endpoint }, durationMs / 1000);
+  }
+  kubeRequest(verb: string, resource: string, code: number | string): void {
+    this.#kubeRequests.inc({ verb, resource, code: String(code) });
+  }
+  sessionsByPhase(counts: Readonly<Record<string, number>>): void {
+    this.#sessions.reset();
+    for (const [phase, n] of Object.entries(counts)) this.#sessions.set({ phase }, n);
+  }
+  dispatched(latencyMs: number): void {
+    this.#dispatchLatency.observe(latencyMs / 1000);
+  }
+  claimed(latencyMs: number): void {
+    this.#claimLatency.observe(latencyMs / 1000);
+  }
+  polled(outcome: 'work' | 'empty' | 'error' | 'fatal'): void {
+    this.#polls.inc({ outcome });
+  }
+  stopped(reason: string): void {
+    this.#stops.inc({ reason });
+  }
+  heartbeats(outcome: string, n: number): void {
+    if (n > 0) this.#heartbeats.inc({ outcome }, n);
+  }
+}
