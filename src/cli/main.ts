@@ -14,6 +14,10 @@ interface Subcommand {
 }
 
 const SUBCOMMANDS: Record<string, Subcommand> = {
+  operator: {
+    description: 'run the operator: reconcile AgentEnvironments and dispatch self-hosted sessions',
+    load: () => import('./operator.ts'),
+  },
   emulator: {
     description: 'serve an in-memory Environments API emulator (for development and tests)',
     load: () => import('./emulator.ts'),

@@ -9,10 +9,7 @@ import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'p
 
 export type { Logger } from 'pino';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-export const LOG_FORMATS = ['json', 'text'] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
+import type { LogFormat, LogLevel } from '../config/logging.ts';
 
 /**
  * Field names that may carry a credential anywhere in a logged object. Redaction is by key, at the

@@ -1,0 +1,230 @@
+/**
+ * `agentenv operator`: wiring only. Parse the configuration once, build the Kubernetes and API
+ * clients, start the informers, and run the controllers while this replica holds the leader lease.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { Command } from 'commander';
+import { KubeConfig } from '@kubernetes/client-node';
+import { EnvironmentsClient } from '../api/client.ts';
+import type { Credential } from '../api/transport.ts';
+import { describeIssues, OperatorConfig } from '../config/operator.ts';
+import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
+import { environmentReconciler, type SessionsHook } from '../environments/reconcile.ts';
+import { KubeEventRecorder } from '../k8s/events.ts';
+import { Informer, keyOf, type InformerEvent } from '../k8s/informer.ts';
+import { KubeRest, type KubeObject } from '../k8s/rest.ts';
+import { Controller } from '../runtime/controller.ts';
+import { LeaderElector } from '../runtime/leader-election.ts';
+import { serveHealth } from '../telemetry/health.ts';
+import { createLogger, type Logger } from '../telemetry/logger.ts';
+import { OperatorMetrics } from '../telemetry/metrics.ts';
+
+interface Flags {
+  kubeconfig?: string;
+  namespaces?: string;
+  concurrency?: string;
+  resync?: string;
+  logLevel?: string;
+  logFormat?: string;
+  metricsPort?: string;
+  healthPort?: string;
+  bindAddress?: string;
+  leaderElect: boolean;
+  leaderElectionNamespace?: string;
+  apiKeyFile?: string;
+  sidecarImage?: string;
+}
+
+export function command(): Command {
+  return new Command('operator')
+    .option('--kubeconfig <path>', 'kubeconfig file (env KUBECONFIG; in-cluster credentials when unset)')
+    .option('--namespaces <list>', 'comma-separated namespaces to watch (env WATCH_NAMESPACES; all when empty)')
+    .option('--concurrency <n>', 'parallel reconciles per controller (default 4)')
+    .option('--resync <duration>', 'safety-net resync period, e.g. 10m (default 10m)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace (env LOG_LEVEL; default info)')
+    .option('--log-format <format>', 'json|text (env LOG_FORMAT; default json)')
+    .option('--metrics-port <port>', 'Prometheus /metrics port (default 8080)')
+    .option('--health-port <port>', '/healthz and /readyz port (default 8081)')
+    .option('--bind-address <addr>', 'address the metrics and health servers listen on (default 0.0.0.0)')
+    .option('--no-leader-elect', 'run without leader election (a single replica only)')
+    .option('--leader-election-namespace <ns>', 'namespace of the leader Lease (env POD_NAMESPACE; default "default")')
+    .option('--api-key-file <path>', 'file holding the default organization API key (env ANTHROPIC_API_KEY_FILE); re-read when it changes')
+    .option('--sidecar-image <image>', 'image of the session sidecar (env AGENTENV_SIDECAR_IMAGE)')
+    .action(async (flags: Flags) => run(parseConfig(flags, process.env)));
+}
+
+export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfig {
+  const namespaces = (flags.namespaces ?? env['WATCH_NAMESPACES'] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const raw = {
+    kubeconfig: flags.kubeconfig ?? env['KUBECONFIG'],
+    baseUrl: env['ANTHROPIC_BASE_URL'] || undefined,
+    apiKey: env['ANTHROPIC_API_KEY'] || undefined,
+    apiKeyFile: flags.apiKeyFile ?? (env['ANTHROPIC_API_KEY_FILE'] || undefined),
+    namespaces,
+    concurrency: flags.concurrency,
+    resyncMs: flags.resync,
+    logLevel: flags.logLevel ?? env['LOG_LEVEL'],
+    logFormat: flags.logFormat ?? env['LOG_FORMAT'],
+    metricsPort: flags.metricsPort,
+    healthPort: flags.healthPort,
+    bindAddress: flags.bindAddress,
+    leaderElect: flags.leaderElect,
+    leaderElectionNamespace: flags.leaderElectionNamespace ?? env['POD_NAMESPACE'],
+    identity: `${env['POD_NAME'] ?? env['HOSTNAME'] ?? 'agentenv'}_${randomBytes(4).toString('hex')}`,
+    sidecarImage: flags.sidecarImage ?? env['AGENTENV_SIDECAR_IMAGE'],
+  };
+  const parsed = OperatorConfig.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
+  if (!parsed.success) {
+    throw new Error(`invalid configuration:\n${describeIssues(parsed.error, { baseUrl: 'ANTHROPIC_BASE_URL', resyncMs: '--resync' })}`);
+  }
+  return parsed.data;
+}
+
+/** The default API key from ANTHROPIC_API_KEY, or a mounted file re-read whenever it changes. */
+function defaultCredential(config: OperatorConfig): () => Credential | undefined {
+  if (config.apiKey) {
+    const c: Credential = { kind: 'api-key', value: config.apiKey };
+    return () => c;
+  }
+  const file = config.apiKeyFile;
+  if (!file) return () => undefined;
+  let cached: { mtimeMs: number; credential: Credential | undefined } | undefined;
+  return () => {
+    try {
+      const { mtimeMs } = statSync(file);
+      if (cached?.mtimeMs !== mtimeMs) {
+        const value = readFileSync(file, 'utf8').trim();
+        cached = { mtimeMs, credential: value ? { kind: 'api-key', value } : undefined };
+      }
+      return cached.credential;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+function loadKubeConfig(config: OperatorConfig): KubeConfig {
+  const kc = new KubeConfig();
+  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+  else if (process.env['KUBERNETES_SERVICE_HOST']) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
+
+/** Enqueue on spec, deletion and finalizer changes; our own status writes do not trigger a pass. */
+export function needsReconcile(e: InformerEvent<KubeObject>): boolean {
+  if (e.type !== 'update') return true;
+  const a = e.old.metadata ?? {};
+  const b = e.object.metadata ?? {};
+  return (
+    a.generation !== b.generation ||
+    a.deletionTimestamp !== b.deletionTimestamp ||
+    JSON.stringify(a.finalizers ?? []) !== JSON.stringify(b.finalizers ?? []) ||
+    JSON.stringify(a.labels ?? {}) !== JSON.stringify(b.labels ?? {})
+  );
+}
+
+export interface OperatorHandle {
+  readonly done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Start the operator; resolves once it is serving. Used by the CLI and by tests. */
+export async function startOperator(config: OperatorConfig, options: { logger?: Logger; sessions?: SessionsHook } = {}): Promise<OperatorHandle> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, base: { process: 'operator' } });
+  const metrics = new OperatorMetrics();
+  const kubeConfig = loadKubeConfig(config);
+  const rest = new KubeRest(kubeConfig, {
+    fieldManager: 'agentenv-operator',
+    observe: (r) => metrics.kubeRequest(r.verb, r.resource, r.code),
+  });
+  const events = new KubeEventRecorder(rest, { component: 'agentenv-operator', logger: logger.child({ component: 'events' }) });
+  const credential = defaultCredential(config);
+  const apiClient = (c: Credential): EnvironmentsClient =>
+    new EnvironmentsClient({ baseUrl: config.baseUrl, credential: c, onCall: (r) => metrics.apiCall(r.endpoint, r.outcome, r.durationMs) });
+
+  const stopping = new AbortController();
+  const namespaces = config.namespaces.length ? config.namespaces : [undefined];
+  const environments = namespaces.map((namespace) =>
+    new Informer<AgentEnvironment>(rest, AGENT_ENVIRONMENTS, { ...(namespace ? { namespace } : {}), logger: logger.child({ component: 'informer', resource: 'agentenvironments', namespace }) }),
+  );
+  const envController = new Controller({
+    name: 'agentenvironment',
+    logger,
+    concurrency: config.concurrency,
+    resyncMs: config.resyncMs,
+    observer: metrics,
+    reconcile: environmentReconciler({
+      rest,
+      events,
+      apiClient,
+      defaultCredential: credential,
+      ...(options.sessions ? { sessions: options.sessions } : {}),
+    }),
+  });
+  for (const informer of environments) {
+    informer.on((e) => {
+      if (needsReconcile(e)) envController.enqueue(keyOf(e.object));
+    });
+  }
+
+  const informersRunning = environments.map((i) => i.run(stopping.signal));
+  const synced = (): boolean => environments.every((i) => i.hasSynced);
+  const health = await serveHealth({
+    host: config.bindAddress,
+    port: config.healthPort,
+    checks: { live: () => undefined, ready: () => (synced() ? undefined : 'caches not synced') },
+  });
+  const metricsServer = await serveHealth({
+    host: config.bindAddress,
+    port: config.metricsPort,
+    registry: metrics.registry,
+    checks: { live: () => undefined, ready: () => undefined },
+  });
+  logger.info({ healthPort: health.port, metricsPort: metricsServer.port, namespaces: config.namespaces, baseUrl: config.baseUrl }, 'operator starting');
+
+  const lead = async (leading: AbortSignal): Promise<void> => {
+    await Promise.all(environments.map((i) => i.synced()));
+    // Every known object gets a first pass (the informer's add events may predate leadership).
+    for (const i of environments) for (const o of i.list()) envController.enqueue(keyOf(o));
+    await envController.run(leading);
+  };
+  const done = (async () => {
+    if (config.leaderElect) {
+      const elector = new LeaderElector({
+        rest,
+        namespace: config.leaderElectionNamespace,
+        name: config.leaderElectionId,
+        identity: config.identity,
+        logger: logger.child({ component: 'leader-election' }),
+      });
+      await elector.run(stopping.signal, lead);
+    } else {
+      await lead(stopping.signal);
+    }
+    stopping.abort();
+    await Promise.allSettled(informersRunning);
+    await health.close();
+    await metricsServer.close();
+    logger.info('operator stopped');
+  })();
+  return {
+    done,
+    stop: async () => {
+      stopping.abort();
+      await done;
+    },
+  };
+}
+
+async function run(config: OperatorConfig): Promise<void> {
+  const handle = await startOperator(config);
+  const shutdown = (): void => void handle.stop();
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+  await handle.done;
+}

@@ -1,0 +1,42 @@
+/**
+ * Configuration of `agentenv operator`, parsed once at the entrypoint from flags and environment
+ * variables (flags win). A bad value fails fast with a message naming the setting.
+ */
+import { z } from 'zod';
+import { LOG_FORMATS, LOG_LEVELS } from './logging.ts';
+import { duration } from './duration.ts';
+
+export const DEFAULT_BASE_URL = 'https://api.anthropic.com';
+export const DEFAULT_IMAGE = 'ghcr.io/agentenv-io/agentenv';
+
+export const OperatorConfig = z.object({
+  kubeconfig: z.string().optional().describe('kubeconfig path; in-cluster credentials when unset and running in a Pod'),
+  baseUrl: z.url({ message: 'ANTHROPIC_BASE_URL must be a URL such as https://api.anthropic.com' }).default(DEFAULT_BASE_URL),
+  apiKey: z.string().min(1).optional(),
+  apiKeyFile: z.string().min(1).optional(),
+  namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'namespace names are lower-case DNS labels')).default([]),
+  concurrency: z.coerce.number().int().min(1).max(256).default(4),
+  resyncMs: duration.default(600_000),
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+  logFormat: z.enum(LOG_FORMATS).default('json'),
+  metricsPort: z.coerce.number().int().min(0).max(65535).default(8080),
+  healthPort: z.coerce.number().int().min(0).max(65535).default(8081),
+  bindAddress: z.string().default('0.0.0.0'),
+  leaderElect: z.boolean().default(true),
+  leaderElectionNamespace: z.string().min(1).default('default'),
+  leaderElectionId: z.string().min(1).default('agentenv-operator'),
+  identity: z.string().min(1),
+  sidecarImage: z.string().min(1).default(`${DEFAULT_IMAGE}:latest`),
+  sidecarImagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+});
+export type OperatorConfig = z.infer<typeof OperatorConfig>;
+
+/** Render zod issues as "setting: problem" lines. */
+export function describeIssues(error: z.ZodError, names: Readonly<Record<string, string>> = {}): string {
+  return error.issues
+    .map((i) => {
+      const key = i.path.map(String).join('.');
+      return `  ${names[key] ?? key}: ${i.message}`;
+    })
+    .join('\n');
+}

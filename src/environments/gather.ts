@@ -1,0 +1,58 @@
+/**
+ * Read the world an AgentEnvironment reconcile decides on: the credential, and the remote
+ * environment (by id, or — when no id is known yet — by the uid fence in its metadata).
+ */
+import type { EnvironmentsClient } from '../api/client.ts';
+import { NotFoundError } from '../api/errors.ts';
+import type { Credential } from '../api/transport.ts';
+import type { Environment } from '../api/wire.ts';
+import { REMOTE_METADATA } from '../crd/meta.ts';
+import type { AgentEnvironment } from '../crd/resources.ts';
+import type { KubeRest } from '../k8s/rest.ts';
+import { readSecretKey, SecretRefError } from '../k8s/secrets.ts';
+
+export type CredentialResult = { readonly ok: true; readonly credential: Credential } | { readonly ok: false; readonly reason: string; readonly message: string };
+
+/** The organization API key: the resource's Secret, else the operator's default. */
+export async function resolveApiKey(rest: KubeRest, env: AgentEnvironment, fallback: Credential | undefined): Promise<CredentialResult> {
+  const ref = env.spec.apiKeySecretRef;
+  if (!ref) {
+    return fallback
+      ? { ok: true, credential: fallback }
+      : { ok: false, reason: 'CredentialsMissing', message: 'spec.apiKeySecretRef is not set and the operator has no default API key (ANTHROPIC_API_KEY)' };
+  }
+  try {
+    const value = await readSecretKey(rest, env.metadata?.namespace ?? 'default', ref);
+    return { ok: true, credential: { kind: 'api-key', value } };
+  } catch (err) {
+    if (err instanceof SecretRefError) return { ok: false, reason: 'CredentialsMissing', message: err.message };
+    throw err;
+  }
+}
+
+/** Where the remote environment was found, if anywhere. */
+export type RemoteLookup =
+  | { readonly found: true; readonly environment: Environment; readonly via: 'id' | 'fence' }
+  | { readonly found: false; readonly id: string | undefined };
+
+/**
+ * Find the remote environment. With an id (adopted, or recorded in status) it is fetched directly.
+ * Without one, environments are searched for the resource's uid in metadata: this is the create
+ * fence that stops a crash between "created" and "status written" from creating a second one.
+ */
+export async function findRemote(api: EnvironmentsClient, env: AgentEnvironment, signal: AbortSignal): Promise<RemoteLookup> {
+  const id = env.spec.environmentId ?? env.status?.environmentId;
+  if (id) {
+    try {
+      return { found: true, environment: await api.getEnvironment(id, { signal }), via: 'id' };
+    } catch (err) {
+      if (err instanceof NotFoundError) return { found: false, id };
+      throw err;
+    }
+  }
+  const uid = env.metadata?.uid;
+  for await (const candidate of api.listEnvironments({ include_archived: true, limit: 100 }, { signal })) {
+    if (uid && candidate.metadata[REMOTE_METADATA.uid] === uid) return { found: true, environment: candidate, via: 'fence' };
+  }
+  return { found: false, id: undefined };
+}

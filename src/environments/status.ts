@@ -1,0 +1,62 @@
+/**
+ * Pure status computation for AgentEnvironments: the observation of one reconcile in, the status
+ * to write out. `lastSyncTime` and `observedGeneration` only move when the status is written for
+ * another reason or the generation changed, so a steady-state resync writes nothing.
+ */
+import type { Environment, QueueStats } from '../api/wire.ts';
+import { CONDITIONS } from '../crd/meta.ts';
+import type { AgentEnvironment } from '../crd/resources.ts';
+import type { AgentEnvironmentStatus } from '../crd/agent-environment.ts';
+import { jsonEqual, setCondition, type Condition } from '../k8s/conditions.ts';
+
+export interface Observation {
+  /** The remote environment as last read or written in this reconcile. */
+  readonly remote?: Environment;
+  /** The id known for the remote environment even when it could not be read. */
+  readonly environmentId?: string;
+  readonly synced: { readonly ok: boolean; readonly reason: string; readonly message: string };
+  readonly ready: { readonly ok: boolean; readonly reason: string; readonly message: string };
+  readonly queue?: QueueStats;
+  readonly activeSessions?: number;
+  /** True when this pass fully reconciled the current generation. */
+  readonly clean: boolean;
+}
+
+export function nextStatus(env: AgentEnvironment, o: Observation, now: Date): AgentEnvironmentStatus {
+  const prev = env.status ?? {};
+  const generation = env.metadata?.generation;
+  let conditions = prev.conditions as Condition[] | undefined;
+  conditions = setCondition(conditions, { type: CONDITIONS.ready, status: o.ready.ok ? 'True' : 'False', reason: o.ready.reason, message: o.ready.message, ...(generation !== undefined ? { observedGeneration: generation } : {}) }, now);
+  conditions = setCondition(conditions, { type: CONDITIONS.synced, status: o.synced.ok ? 'True' : 'False', reason: o.synced.reason, message: o.synced.message, ...(generation !== undefined ? { observedGeneration: generation } : {}) }, now);
+  const next: AgentEnvironmentStatus = {
+    ...prev,
+    conditions,
+  };
+  const id = o.remote?.id ?? o.environmentId ?? prev.environmentId;
+  if (id) next.environmentId = id;
+  if (o.remote) {
+    next.type = o.remote.config.type;
+    if (o.remote.archived_at) next.archivedAt = o.remote.archived_at;
+    else delete next.archivedAt;
+  }
+  if (o.queue) {
+    next.queue = {
+      depth: o.queue.depth,
+      pending: o.queue.pending,
+      workersPolling: o.queue.workers_polling,
+      ...(o.queue.oldest_queued_at ? { oldestQueuedAt: o.queue.oldest_queued_at } : {}),
+    };
+  }
+  if (o.activeSessions !== undefined) next.activeSessions = o.activeSessions;
+  if (o.clean && generation !== undefined) next.observedGeneration = generation;
+  // Only a status that changes anyway records the sync time: steady state writes nothing.
+  if (!jsonEqual(withoutSyncTime(next), withoutSyncTime(prev)) && o.synced.ok) next.lastSyncTime = now.toISOString();
+  return next;
+}
+
+const withoutSyncTime = (s: AgentEnvironmentStatus): AgentEnvironmentStatus => {
+  const { lastSyncTime: _ignored, ...rest } = s;
+  return rest;
+};
+
+export const statusChanged = (env: AgentEnvironment, next: AgentEnvironmentStatus): boolean => !jsonEqual(env.status ?? {}, next);

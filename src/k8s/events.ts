@@ -1,0 +1,105 @@
+/**
+ * Kubernetes Events (core/v1) for the objects the operator manages, as `kubectl describe` shows
+ * them. Repeats of the same (object, type, reason, message) within `aggregateWindowMs` bump the
+ * count of the existing Event instead of creating a new one. Recording never throws: an Event that
+ * cannot be written is logged and dropped, because events are advisory.
+ *
+ * Messages are built by callers from error codes and API messages; callers must never put a
+ * credential in one (tests assert this).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../telemetry/logger.ts';
+import { CORE, apiVersionOf, type KubeObject, type KubeRest, type ResourceType } from './rest.ts';
+
+export type EventType = 'Normal' | 'Warning';
+
+export interface EventRecorder {
+  record(object: KubeObject, type: EventType, reason: string, message: string): void;
+}
+
+interface CoreEvent extends KubeObject {
+  count?: number;
+  lastTimestamp?: string;
+}
+
+export class KubeEventRecorder implements EventRecorder {
+  readonly #rest: KubeRest;
+  readonly #component: string;
+  readonly #logger: Logger;
+  readonly #windowMs: number;
+  readonly #recent = new Map<string, { name: string; namespace: string; count: number; at: number }>();
+
+  constructor(rest: KubeRest, options: { component: string; logger: Logger; aggregateWindowMs?: number }) {
+    this.#rest = rest;
+    this.#component = options.component;
+    this.#logger = options.logger;
+    this.#windowMs = options.aggregateWindowMs ?? 10 * 60_000;
+  }
+
+  record(object: KubeObject, type: EventType, reason: string, message: string): void {
+    void this.#write(object, type, reason, message.slice(0, 1024)).catch((err: unknown) =>
+      this.#logger.warn({ err, reason }, 'could not record event'),
+    );
+  }
+
+  async #write(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
+    const meta = object.metadata ?? {};
+    const namespace = meta.namespace ?? 'default';
+    const key = `${meta.uid}|${type}|${reason}|${message}`;
+    const now = new Date();
+    const seen = this.#recent.get(key);
+    if (seen && now.getTime() - seen.at < this.#windowMs) {
+      seen.count++;
+      seen.at = now.getTime();
+      await this.#rest.patch(CORE.events, seen.namespace, seen.name, { count: seen.count, lastTimestamp: now.toISOString() }, 'merge');
+      return;
+    }
+    const name = `${meta.name ?? 'object'}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`;
+    await this.#rest.create<CoreEvent>(CORE.events, namespace, {
+      metadata: { name, namespace },
+      involvedObject: {
+        apiVersion: object.apiVersion,
+        kind: object.kind,
+        name: meta.name,
+        namespace,
+        uid: meta.uid,
+        resourceVersion: meta.resourceVersion,
+      },
+      type,
+      reason,
+      message,
+      source: { component: this.#component },
+      reportingComponent: this.#component,
+      reportingInstance: this.#component,
+      firstTimestamp: now.toISOString(),
+      lastTimestamp: now.toISOString(),
+      count: 1,
+    } as CoreEvent);
+    this.#recent.set(key, { name, namespace, count: 1, at: now.getTime() });
+    if (this.#recent.size > 5_000) this.#prune(now.getTime());
+  }
+
+  #prune(now: number): void {
+    for (const [k, v] of this.#recent) if (now - v.at >= this.#windowMs) this.#recent.delete(k);
+  }
+}
+
+/** Records into memory (unit tests of reconcilers). */
+export class MemoryEventRecorder implements EventRecorder {
+  readonly events: Array<{ object: string; type: EventType; reason: string; message: string }> = [];
+  record(object: KubeObject, type: EventType, reason: string, message: string): void {
+    this.events.push({ object: `${object.metadata?.namespace}/${object.metadata?.name}`, type, reason, message });
+  }
+}
+
+/** An owner reference making `owner` the controller of a child object (for garbage collection). */
+export function controllerRef(owner: KubeObject, type: ResourceType): { apiVersion: string; kind: string; name: string; uid: string; controller: true; blockOwnerDeletion: true } {
+  return {
+    apiVersion: apiVersionOf(type),
+    kind: type.kind,
+    name: owner.metadata?.name ?? '',
+    uid: owner.metadata?.uid ?? '',
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
