@@ -1,0 +1,92 @@
+/**
+ * The Environments API emulator: in-memory, same wire schemas as the client, loopback by default.
+ * For development, tests, CI and the `npm run dev` demo; never imported by product code.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Metadata } from '../api/wire.ts';
+import { silentLogger, type Logger } from '../telemetry/logger.ts';
+import { realClock, type Clock } from './clock.ts';
+import { FaultInjector, FaultRule } from './faults.ts';
+import { routes } from './routes.ts';
+import { createEmulatorServer } from './server.ts';
+import { EmulatorState } from './state.ts';
+import { DEFAULT_LEASE_TTL, type LeaseTtl } from './work.ts';
+
+export { ManualClock, realClock, type Clock } from './clock.ts';
+export { DEFAULT_LEASE_TTL, type LeaseTtl } from './work.ts';
+export type { FaultRule } from './faults.ts';
+
+export interface EmulatorOptions {
+  /** Default 0 (a free port). */
+  readonly port?: number;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Organization API keys accepted as `x-api-key` or `Authorization: Bearer`. */
+  readonly apiKeys: readonly string[];
+  readonly clock?: Clock;
+  readonly leaseTtl?: Partial<LeaseTtl>;
+  /** Add a per-item `secret` with a sessions token to poll replies. Default false. */
+  readonly workSecrets?: boolean;
+  readonly logger?: Logger;
+}
+
+export interface RunningEmulator {
+  readonly url: string;
+  readonly state: EmulatorState;
+  readonly admin: {
+    createSession(environmentId: string, metadata?: Metadata): { session_id: string; work_id: string };
+    wake(environmentId: string, sessionId: string): { work_id: string };
+    mintKey(environmentId: string): string;
+    setFaults(rules: FaultRule[]): void;
+    clearFaults(): void;
+    snapshot(): Record<string, unknown>;
+  };
+  close(): Promise<void>;
+}
+
+export async function startEmulator(options: EmulatorOptions): Promise<RunningEmulator> {
+  const clock = options.clock ?? realClock;
+  const state = new EmulatorState({ clock, apiKeys: options.apiKeys, leaseTtl: { ...DEFAULT_LEASE_TTL, ...options.leaseTtl } });
+  const faults = new FaultInjector();
+  let url = '';
+  const server = createEmulatorServer({
+    state,
+    faults,
+    logger: options.logger ?? silentLogger,
+    routes: routes(state, faults, { workSecrets: options.workSecrets ?? false, baseUrl: () => url }),
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  // Leases lapse even when nobody calls: a real-clock sweep wakes polls waiting for requeued work.
+  const sweeper = options.clock ? undefined : setInterval(() => state.sweepAll(), 250);
+  sweeper?.unref();
+  return {
+    url,
+    state,
+    admin: {
+      createSession: (environmentId, metadata = {}) => {
+        const e = state.environments.get(environmentId);
+        if (e.config.type !== 'self_hosted' || e.archived_at) throw new Error(`environment ${environmentId} cannot take new sessions`);
+        return state.work.createSession(environmentId, metadata);
+      },
+      wake: (environmentId, sessionId) => state.work.wake(environmentId, sessionId),
+      mintKey: (environmentId) => state.mintEnvironmentKey(environmentId),
+      setFaults: (rules) => {
+        faults.clear();
+        faults.add(rules.map((r) => FaultRule.parse(r)));
+      },
+      clearFaults: () => faults.clear(),
+      snapshot: () => state.snapshot(),
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (sweeper) clearInterval(sweeper);
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

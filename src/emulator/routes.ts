@@ -1,0 +1,136 @@
+/**
+ * The emulator's route table: the fourteen public endpoints of the Environments API and the admin
+ * API under /emulator/v1.
+ */
+import { z } from 'zod';
+import { EnvironmentCreateParams, EnvironmentUpdateParams, Metadata, MetadataPatch, WORKER_ID_HEADER, WorkStopParams, type Work } from '../api/wire.ts';
+import { EmulatorError } from './errors.ts';
+import { FaultRules, type FaultInjector } from './faults.ts';
+import { route, type Request } from './server.ts';
+import type { EmulatorState } from './state.ts';
+import { DEFAULT_RECLAIM_MS } from './work.ts';
+
+const ENV = '/v1/environments/{environment_id}';
+const WORK = `${ENV}/work/{work_id}`;
+
+function intParam(q: URLSearchParams, name: string, min: number, max: number): number | undefined {
+  const raw = q.get(name);
+  if (raw === null || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new EmulatorError(400, `${name} must be an integer between ${min} and ${max} (got ${raw})`);
+  return n;
+}
+
+function boolParam(q: URLSearchParams, name: string): boolean | undefined {
+  const raw = q.get(name);
+  if (raw === null) return undefined;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new EmulatorError(400, `${name} must be true or false`);
+}
+
+export interface RouteOptions {
+  /** Include a per-item `secret` (sessions token) in poll replies. */
+  readonly workSecrets: boolean;
+  readonly baseUrl: () => string;
+}
+
+export function routes(state: EmulatorState, faults: FaultInjector, options: RouteOptions) {
+  const env = (r: Request) => state.environments.get(r.params['environment_id']!);
+  // Work endpoints exist for every environment; the queue of a cloud one simply stays empty.
+  const workEnv = (r: Request): string => env(r).id;
+
+  /** Long poll: deliver at once, or wait up to block_ms for work to arrive. */
+  async function poll(r: Request): Promise<Work | null> {
+    const environmentId = workEnv(r);
+    const blockMs = intParam(r.query, 'block_ms', 1, 999);
+    const reclaimMs = intParam(r.query, 'reclaim_older_than_ms', 0, 86_400_000) ?? DEFAULT_RECLAIM_MS;
+    const workerId = r.headers[WORKER_ID_HEADER] as string | undefined;
+    state.work.notePoller(environmentId, workerId);
+    const secret = options.workSecrets ? { apiBaseUrl: options.baseUrl() } : undefined;
+    const deliver = () => state.work.deliver(environmentId, reclaimMs, secret);
+    const now = deliver();
+    if (now || !blockMs) return now;
+    return new Promise<Work | null>((resolve) => {
+      let settled = false;
+      const finish = (w: Work | null): void => {
+        if (settled) return;
+        settled = true;
+        withdraw();
+        clearTimeout(timer);
+        r.closed.removeEventListener('abort', onClose);
+        resolve(w);
+      };
+      const withdraw = state.wait(environmentId, { deliver, respond: (w) => finish(w) });
+      // block_ms is wall-clock waiting (the injected clock only drives leases and reclaim). At the
+      // end of the block, look once more: a pending item may have become reclaimable.
+      const timer = setTimeout(() => finish(deliver()), blockMs);
+      const onClose = (): void => finish(null);
+      r.closed.addEventListener('abort', onClose, { once: true });
+    });
+  }
+
+  return [
+    // --- environments (organization API key) ---
+    route('POST', '/v1/environments', 'api-key', (r) => state.environments.create(r.body(EnvironmentCreateParams))),
+    route('GET', '/v1/environments', 'api-key', (r) =>
+      state.environments.list({
+        ...optional('limit', intParam(r.query, 'limit', 1, 100)),
+        ...optional('includeArchived', boolParam(r.query, 'include_archived')),
+        ...optional('page', r.query.get('page') || undefined),
+      }),
+    ),
+    route('GET', ENV, 'api-key', (r) => env(r)),
+    route('POST', ENV, 'api-key', (r) => state.environments.update(r.params['environment_id']!, r.body(EnvironmentUpdateParams))),
+    route('DELETE', ENV, 'api-key', (r) => {
+      const id = env(r).id;
+      state.deleteEnvironment(id);
+      return { id, type: 'environment_deleted' };
+    }),
+    route('POST', `${ENV}/archive`, 'api-key', (r) => state.environments.archive(env(r).id)),
+
+    // --- work (API key or the environment's key; item routes also the item's token) ---
+    route('GET', `${ENV}/work/poll`, 'environment', poll),
+    route('GET', `${ENV}/work/stats`, 'environment', (r) => state.work.stats(workEnv(r))),
+    route('GET', `${ENV}/work`, 'environment', (r) =>
+      state.work.list(workEnv(r), { ...optional('limit', intParam(r.query, 'limit', 1, 100)), ...optional('page', r.query.get('page') || undefined) }),
+    ),
+    route('GET', WORK, 'work-item', (r) => state.work.get(workEnv(r), r.params['work_id']!).work),
+    route('POST', WORK, 'work-item', (r) => state.work.update(workEnv(r), r.params['work_id']!, r.body(z.object({ metadata: MetadataPatch.optional() })).metadata ?? {})),
+    route('POST', `${WORK}/ack`, 'work-item', (r) => state.work.ack(workEnv(r), r.params['work_id']!)),
+    route('POST', `${WORK}/heartbeat`, 'work-item', (r) => {
+      const expected = r.query.get('expected_last_heartbeat');
+      if (!expected) throw new EmulatorError(400, 'expected_last_heartbeat is required (NO_HEARTBEAT to claim the lease)');
+      const desired = intParam(r.query, 'desired_ttl_seconds', 1, 86_400);
+      return { type: 'work_heartbeat', ...state.work.heartbeat(workEnv(r), r.params['work_id']!, expected, desired) };
+    }),
+    route('POST', `${WORK}/stop`, 'work-item', (r) => state.work.stop(workEnv(r), r.params['work_id']!, r.body(WorkStopParams).force === true)),
+
+    // --- admin API (no auth) ---
+    route('POST', '/emulator/v1/environments/{environment_id}/sessions', 'admin', (r) => {
+      const e = env(r);
+      if (e.config.type !== 'self_hosted') throw new EmulatorError(400, `environment ${e.id} is not self-hosted`);
+      if (e.archived_at) throw new EmulatorError(409, `environment ${e.id} is archived and accepts no new sessions`);
+      const body = r.body(z.object({ metadata: Metadata.optional() }));
+      return state.work.createSession(e.id, body.metadata ?? {});
+    }),
+    route('POST', '/emulator/v1/environments/{environment_id}/sessions/{session_id}/wake', 'admin', (r) => {
+      const e = env(r);
+      if (e.archived_at) throw new EmulatorError(409, `environment ${e.id} is archived and accepts no new work`);
+      return state.work.wake(e.id, r.params['session_id']!);
+    }),
+    route('POST', '/emulator/v1/environments/{environment_id}/keys', 'admin', (r) => ({ key: state.mintEnvironmentKey(env(r).id) })),
+    route('POST', '/emulator/v1/faults', 'admin', (r) => {
+      faults.add(r.body(FaultRules));
+      return { rules: faults.list() };
+    }),
+    route('DELETE', '/emulator/v1/faults', 'admin', () => {
+      faults.clear();
+      return { rules: [] };
+    }),
+    route('GET', '/emulator/v1/state', 'admin', () => ({ ...state.snapshot(), faults: faults.list() })),
+  ];
+}
+
+const optional = <K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> =>
+  (value === undefined ? {} : { [key]: value }) as Partial<Record<K, V>>;
