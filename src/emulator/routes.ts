@@ -101,7 +101,7 @@ export function routes(state: EmulatorState, faults: FaultInjector, options: Rou
     route('POST', `${WORK}/heartbeat`, 'work-item', (r) => {
       const expected = r.query.get('expected_last_heartbeat');
       if (!expected) throw new EmulatorError(400, 'expected_last_heartbeat is required (NO_HEARTBEAT to claim the lease)');
-      const desired = intParam(r.query, 'desired_ttl_seconds', 1, 86_400);
+      const desired = intParam(r.query, 'desired_ttl_seconds', 1, Number.MAX_SAFE_INTEGER);
       return { type: 'work_heartbeat', ...state.work.heartbeat(workEnv(r), r.params['work_id']!, expected, desired) };
     }),
     route('POST', `${WORK}/stop`, 'work-item', (r) => state.work.stop(workEnv(r), r.params['work_id']!, r.body(WorkStopParams).force === true)),

@@ -75,6 +75,7 @@ export class WorkQueueModel {
   }
 
   get(environmentId: string, workId: string): WorkRecord {
+    this.sweep(environmentId);
     const r = this.#items.get(workId);
     if (!r || r.work.environment_id !== environmentId) throw new EmulatorError(404, `work item ${workId} not found`);
     return r;
@@ -173,7 +174,6 @@ export class WorkQueueModel {
 
   ack(environmentId: string, workId: string): Work {
     const r = this.get(environmentId, workId);
-    this.sweep(environmentId);
     if (r.work.state !== 'queued') throw new EmulatorError(409, `work item ${workId} cannot be acknowledged: it is ${r.work.state}`);
     const now = this.#now();
     r.work = { ...r.work, state: 'starting', acknowledged_at: rfc3339(now) };
@@ -187,7 +187,6 @@ export class WorkQueueModel {
 
   heartbeat(environmentId: string, workId: string, expected: string, desiredTtl: number | undefined): { last_heartbeat: string; lease_extended: boolean; state: WorkState; ttl_seconds: number } {
     const r = this.get(environmentId, workId);
-    this.sweep(environmentId);
     const state = r.work.state;
     if (state === 'queued') throw new EmulatorError(409, `work item ${workId} has not been acknowledged`);
     if (state === 'stopped') throw new EmulatorError(409, `work item ${workId} is stopped`);
@@ -214,7 +213,6 @@ export class WorkQueueModel {
   /** Graceful: active/starting → stopping, and a stop of a stopping item confirms it. Force: → stopped. */
   stop(environmentId: string, workId: string, force: boolean): Work {
     const r = this.get(environmentId, workId);
-    this.sweep(environmentId);
     const now = this.#now();
     switch (r.work.state) {
       case 'stopped':
