@@ -74,9 +74,21 @@ export class Informer<T extends KubeObject> {
     return this.#synced;
   }
 
-  /** Resolves once the first list has filled the cache. */
-  synced(): Promise<void> {
-    return this.#synced ? Promise.resolve() : new Promise((resolve) => this.#syncWaiters.push(resolve));
+  /**
+   * Resolves `true` once the first list has filled the cache, or `false` as soon as `signal` aborts
+   * first (a caller stopped before the sync must not wait forever).
+   */
+  synced(signal?: AbortSignal): Promise<boolean> {
+    if (this.#synced) return Promise.resolve(true);
+    if (signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onAbort = (): void => resolve(false);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#syncWaiters.push(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(true);
+      });
+    });
   }
 
   /** Run until `signal` aborts. Never throws for API failures; it retries them. */

@@ -6,8 +6,9 @@
  * one error mapping (`errors.ts`), explicit patch types, and one hook that observes every request
  * (metrics, and the "zero writes at steady state" tests).
  */
+import type { RequestOptions as HttpsRequestOptions } from 'node:https';
 import { RequestContext, type HttpMethod, type KubeConfig } from '@kubernetes/client-node';
-import { request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { KubeError, kubeErrorFromStatus } from './errors.ts';
 
 /** A resource type the client can address. `group` is '' for the core API. */
@@ -116,6 +117,8 @@ export class KubeRest {
   readonly #server: string;
   readonly #observe: RequestObserver | undefined;
   readonly #fieldManager: string;
+  /** One keep-alive connection pool for every request (see #dispatcherFor). */
+  #agent: Agent | undefined;
 
   constructor(kubeConfig: KubeConfig, options: { observe?: RequestObserver; fieldManager?: string } = {}) {
     const cluster = kubeConfig.getCurrentCluster();
@@ -251,12 +254,10 @@ export class KubeRest {
   ): Promise<RawResponse> {
     const url = new URL(this.#server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-    const ctx = new RequestContext(url.toString(), method as HttpMethod);
-    await this.kubeConfig.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+    const { headers: authHeaders, dispatcher } = await this.#authenticate(url, method);
+    const headers: Record<string, string> = { ...authHeaders, accept: 'application/json' };
     if (opts.body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
-    const dispatcher = ctx.getDispatcher();
-    const res = await request(ctx.getUrl(), {
+    const res = await request(url, {
       method,
       headers,
       body: opts.body === undefined ? null : JSON.stringify(opts.body),
@@ -264,6 +265,51 @@ export class KubeRest {
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     return { status: res.statusCode, body: res.body, headers: res.headers };
+  }
+
+  /**
+   * Credentials for one request, re-read every time (tokens from files and exec plugins rotate),
+   * and the connection pool to send it on.
+   *
+   * Why not client-node's own per-request dispatcher: @kubernetes/client-node 2.0 builds a new
+   * undici Agent for every request, so each call paid a TLS handshake and left a connection behind,
+   * and undici 8 negotiates HTTP/2, where aborting a watch stream could stall the next request on the
+   * shared session for a minute (seen on shutdown). One HTTP/1.1 keep-alive pool per client, built
+   * from the kubeconfig's TLS material on first use, avoids both. Proxied clusters keep client-node's path.
+   */
+  async #authenticate(url: URL, method: string): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
+    if (this.kubeConfig.getCurrentCluster()?.proxyUrl) {
+      const ctx = new RequestContext(url.toString(), method as HttpMethod);
+      await this.kubeConfig.applySecurityAuthentication(ctx);
+      return { headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher() };
+    }
+    const options: HttpsRequestOptions = {};
+    await this.kubeConfig.applyToHTTPSOptions(options);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(options.headers ?? {})) if (v !== undefined) headers[k] = String(v);
+    if (options.auth) headers['authorization'] = `Basic ${Buffer.from(options.auth).toString('base64')}`;
+    this.#agent ??= new Agent({
+      allowH2: false,
+      connect: {
+        ...(options.ca ? { ca: options.ca } : {}),
+        ...(options.cert ? { cert: options.cert } : {}),
+        ...(options.key ? { key: options.key } : {}),
+        ...(options.pfx ? { pfx: options.pfx } : {}),
+        ...(options.passphrase ? { passphrase: options.passphrase } : {}),
+        ...(options.rejectUnauthorized !== undefined ? { rejectUnauthorized: options.rejectUnauthorized } : {}),
+        ...(options.servername ? { servername: options.servername } : {}),
+        keepAlive: true,
+        keepAliveInitialDelay: 30_000,
+      },
+    });
+    return { headers, dispatcher: this.#agent };
+  }
+
+  /** Close the connection pool (after every watch and request of this client has ended). */
+  async close(): Promise<void> {
+    const agent = this.#agent;
+    this.#agent = undefined;
+    await agent?.close();
   }
 
   #record(verb: Verb, resource: string, code: number | string, started: number): void {

@@ -98,4 +98,13 @@ describe('Controller', () => {
     expect(c.queue.size).toBe(2); // both scheduled again
     await stop();
   });
+
+  it('returns at once when started with an already-aborted signal (stopped before it began)', async () => {
+    const c = new Controller({ name: 'test', reconcile: async () => FORGET, logger: silentLogger });
+    const ctrl = new AbortController();
+    ctrl.abort();
+    c.enqueue('k');
+    const outcome = await Promise.race([c.run(ctrl.signal).then(() => 'returned'), new Promise((r) => setTimeout(() => r('hung'), 500))]);
+    expect(outcome).toBe('returned');
+  });
 });

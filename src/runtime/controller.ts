@@ -77,7 +77,9 @@ export class Controller {
   /** Process keys until `signal` aborts; in-flight reconciles finish (they see the aborted signal). */
   async run(signal: AbortSignal): Promise<void> {
     const onAbort = (): void => this.queue.shutDown();
-    signal.addEventListener('abort', onAbort, { once: true });
+    // An already-aborted signal fires no event: shut down now, or the workers would wait forever.
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
     const workers = Array.from({ length: this.#opts.concurrency ?? 4 }, () => this.#worker(signal));
     await Promise.all(workers);
     signal.removeEventListener('abort', onAbort);
@@ -97,7 +99,8 @@ export class Controller {
   }
 
   async #process(key: string, signal: AbortSignal): Promise<void> {
-    const logger = this.#opts.logger.child({ controller: this.name, key });
+    // Bound as `object`: the logger redacts any field named `key` (it may hold a credential).
+    const logger = this.#opts.logger.child({ controller: this.name, object: key });
     const started = performance.now();
     const failures = this.queue.failures(key);
     let outcome: Outcome;

@@ -66,7 +66,14 @@ export class LeaderElector {
    */
   async run(signal: AbortSignal, lead: (leading: AbortSignal) => Promise<void>): Promise<void> {
     const log = this.#o.logger;
-    while (!signal.aborted && !(await this.#tryAcquireOrRenew())) {
+    // A failed write while campaigning (the apiserver went away between read and write) is one
+    // more lost round, not a reason to give up.
+    const attempt = (): Promise<boolean> =>
+      this.#tryAcquireOrRenew().catch((err: unknown) => {
+        log.warn({ err, lease: this.#o.name }, 'leader election: could not write the lease');
+        return false;
+      });
+    while (!signal.aborted && !(await attempt())) {
       await sleepUnlessAborted(this.#o.retryPeriodMs, signal);
     }
     if (signal.aborted) return;
