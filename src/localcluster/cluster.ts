@@ -1,0 +1,176 @@
+/**
+ * A real Kubernetes control plane on loopback for tests and development: etcd, kube-apiserver (TLS,
+ * Node+RBAC authorization, the default admission chain with ValidatingAdmissionPolicy, service-account
+ * tokens), kube-controller-manager (garbage collection, namespace deletion, service accounts), the CRDs,
+ * the operator's least-privilege identity, and optionally the process kubelet as a Node.
+ *
+ * Start-up flow:
+ *  1. binaries from the cache (built from test/controlplane on first use);
+ *  2. PKI and free ports; etcd; kube-apiserver until /readyz;
+ *  3. kubeconfigs; kube-controller-manager; namespace, ServiceAccount, RBAC, CRDs; operator token;
+ *  4. (kubelet) the process kubelet until its Node is Ready.
+ * Every process is started through `reaper`, so none outlives the process that called this.
+ */
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeRest } from '../k8s/rest.ts';
+import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './controlplane-build.ts';
+import { applyCrds, applyIdentities, mintOperatorToken, waitForControllers, waitForNodeReady } from './controlplane-bootstrap.ts';
+import { startApiServer, startControllerManager, startEtcd } from './controlplane-components.ts';
+import { createPki, writeKubeconfig } from './controlplane-pki.ts';
+import { freePort, isAlive, startProcess, type ManagedProcess } from './controlplane-process.ts';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const TEMP_PREFIX = 'agentenv-cluster-';
+/** Operator token lifetime: one year, longer than any test run or dev session. */
+const OPERATOR_TOKEN_SECONDS = 365 * 24 * 3600;
+
+export interface LocalClusterOptions {
+  /** State directory (PKI, etcd data, logs, kubeconfigs). Default: a new temporary directory. `stop()` removes it. */
+  readonly dir?: string;
+  /** Run the process kubelet (`agentenv kubelet`) and wait for its Node to be Ready. Default false. */
+  readonly kubelet?: boolean;
+  /** The process kubelet's Node name. Default `agentenv-local`. */
+  readonly nodeName?: string;
+  /** CRDs applied at start. Default `<repo>/crds`. */
+  readonly crdsDir?: string;
+  /** The operator ClusterRole's rules. Default `<repo>/deploy/helm/agentenv/files/operator-rbac-rules.yaml`. */
+  readonly operatorRulesFile?: string;
+  /** Binary cache root. Default `~/.cache/agentenv`. */
+  readonly cacheDir?: string;
+  /** Progress lines. Default: silent. */
+  readonly log?: (line: string) => void;
+}
+
+export interface LocalCluster {
+  readonly dir: string;
+  /** `https://127.0.0.1:<port>` */
+  readonly server: string;
+  /** cluster-admin kubeconfig file. */
+  readonly adminKubeconfig: string;
+  /** kubeconfig file of ServiceAccount agentenv-system/agentenv-operator (the Helm chart's RBAC). */
+  readonly operatorKubeconfig: string;
+  /** The process kubelet's kubeconfig file (always written; used when `kubelet` is on). */
+  readonly kubeletKubeconfig: string;
+  /** The process kubelet's `--root-dir` (container logs under `pods/<namespace>_<name>_<uid>/logs/`). */
+  readonly kubeletRootDir: string;
+  readonly nodeName: string;
+  readonly binaries: ControlPlaneBinaries;
+  /** Pids of the running components by name, e.g. for a state file. */
+  pids(): Record<string, number>;
+  /** Stops kube-apiserver and starts it again on the same port and etcd (watches must survive this). */
+  restartApiServer(): Promise<void>;
+  /** Stops every process (kubelet first, so it can stop its Pods) and removes the state directory. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_NODE_NAME = 'agentenv-local';
+
+export async function startLocalCluster(options: LocalClusterOptions = {}): Promise<LocalCluster> {
+  const log = options.log ?? (() => {});
+  const binaries = await ensureControlPlaneBinaries({ log, ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) });
+  const dir = options.dir ?? (await temporaryStateDir());
+  await mkdir(dir, { recursive: true });
+  const nodeName = options.nodeName ?? DEFAULT_NODE_NAME;
+  const kubeletRootDir = join(dir, 'kubelet');
+  const processes = new Map<string, ManagedProcess>();
+
+  const stopAll = async (): Promise<void> => {
+    // Reverse start order: the kubelet stops its Pods while the API is still there to record it.
+    const graces: Record<string, number> = { kubelet: 60_000 };
+    for (const name of ['kubelet', 'kube-controller-manager', 'kube-apiserver', 'etcd']) {
+      await processes.get(name)?.stop(graces[name] ?? 10_000);
+      processes.delete(name);
+    }
+  };
+
+  try {
+    const pki = await createPki(binaries.certs, join(dir, 'pki'));
+    const [etcdClientPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    log('starting etcd and kube-apiserver …');
+    processes.set('etcd', await startEtcd(binaries, dir, { clientPort: etcdClientPort, peerPort: etcdPeerPort }));
+    processes.set('kube-apiserver', await startApiServer(binaries, pki, dir, etcdClientPort, apiPort));
+    const server = `https://127.0.0.1:${apiPort}`;
+
+    const adminKubeconfig = join(dir, 'admin.kubeconfig');
+    const controllerManagerKubeconfig = join(dir, 'controller-manager.kubeconfig');
+    const kubeletKubeconfig = join(dir, 'kubelet.kubeconfig');
+    const operatorKubeconfig = join(dir, 'operator.kubeconfig');
+    await writeKubeconfig(adminKubeconfig, server, pki.ca, 'agentenv-admin', pki.admin);
+    await writeKubeconfig(controllerManagerKubeconfig, server, pki.ca, 'kube-controller-manager', pki.controllerManager);
+    await writeKubeconfig(kubeletKubeconfig, server, pki.ca, 'agentenv-process-kubelet', pki.processKubelet);
+    processes.set('kube-controller-manager', startControllerManager(binaries, pki, dir, controllerManagerKubeconfig));
+
+    log('applying RBAC and CRDs …');
+    const admin = new KubeConfig();
+    admin.loadFromFile(adminKubeconfig);
+    const rest = new KubeRest(admin, { fieldManager: 'agentenv-localcluster' });
+    await applyIdentities(rest, options.operatorRulesFile ?? join(REPO, 'deploy/helm/agentenv/files/operator-rbac-rules.yaml'));
+    await applyCrds(rest, options.crdsDir ?? join(REPO, 'crds'));
+    const token = await mintOperatorToken(server, pki, OPERATOR_TOKEN_SECONDS);
+    await writeKubeconfig(operatorKubeconfig, server, pki.ca, 'agentenv-operator', { token });
+    await waitForControllers(rest);
+
+    if (options.kubelet) {
+      log(`starting the process kubelet as node ${nodeName} …`);
+      const kubelet = startProcess(
+        'kubelet',
+        process.execPath,
+        // --reaper: the kubelet starts containers under reaper anchored to this process, so they die
+        // with the test run even if the kubelet itself is killed or restarted.
+        [join(REPO, 'src/cli/main.ts'), 'kubelet', '--kubeconfig', kubeletKubeconfig, '--node-name', nodeName, '--root-dir', kubeletRootDir, '--reaper', binaries.reaper],
+        { reaper: binaries.reaper, logFile: join(dir, 'kubelet.log'), cwd: REPO },
+      );
+      processes.set('kubelet', kubelet);
+      await waitForNodeReady(rest, nodeName, kubelet);
+    }
+    log(`cluster ready at ${server}`);
+
+    let stopped = false;
+    return {
+      dir,
+      server,
+      adminKubeconfig,
+      operatorKubeconfig,
+      kubeletKubeconfig,
+      kubeletRootDir,
+      nodeName,
+      binaries,
+      pids: () => Object.fromEntries([...processes].map(([name, p]) => [name, p.pid])),
+      async restartApiServer() {
+        // kube-apiserver lingers after a graceful shutdown (it waits for long-running requests): 5 s is plenty.
+        await processes.get('kube-apiserver')?.stop(5_000);
+        processes.set('kube-apiserver', await startApiServer(binaries, pki, dir, etcdClientPort, apiPort));
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await stopAll();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw new Error(`the local cluster did not start (state and logs kept in ${dir}): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+/**
+ * A fresh directory under the OS temp dir, marked with our pid. Directories left by a process that
+ * was SIGKILLed (its children died with it through reaper, but nobody removed the files) are removed.
+ */
+async function temporaryStateDir(): Promise<string> {
+  for (const entry of await readdir(tmpdir()).catch(() => [])) {
+    if (!entry.startsWith(TEMP_PREFIX)) continue;
+    const stale = join(tmpdir(), entry);
+    const owner = Number(await readFile(join(stale, 'owner.pid'), 'utf8').catch(() => ''));
+    if (owner && !isAlive(owner)) await rm(stale, { recursive: true, force: true });
+  }
+  const dir = await mkdtemp(join(tmpdir(), TEMP_PREFIX));
+  await writeFile(join(dir, 'owner.pid'), String(process.pid));
+  return dir;
+}
+

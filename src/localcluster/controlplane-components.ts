@@ -1,0 +1,124 @@
+/**
+ * The control plane's components and their flags: etcd, kube-apiserver, kube-controller-manager.
+ * Everything listens on 127.0.0.1 only.
+ */
+import { join } from 'node:path';
+import type { ControlPlaneBinaries } from './controlplane-build.ts';
+import { apiRequest, type Pki } from './controlplane-pki.ts';
+import { startProcess, waitUntilReady, type ManagedProcess } from './controlplane-process.ts';
+
+export interface EtcdEndpoint {
+  readonly clientPort: number;
+  readonly peerPort: number;
+}
+
+export async function startEtcd(bin: ControlPlaneBinaries, dir: string, ports: EtcdEndpoint): Promise<ManagedProcess> {
+  const client = `http://127.0.0.1:${ports.clientPort}`;
+  const peer = `http://127.0.0.1:${ports.peerPort}`;
+  const etcd = startProcess(
+    'etcd',
+    bin.etcd,
+    [
+      '--name=agentenv-local',
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=${client}`,
+      `--advertise-client-urls=${client}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=agentenv-local=${peer}`,
+      // A throw-away test store: skipping fsync makes every write several times faster on shared disks.
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ],
+    { reaper: bin.reaper, logFile: join(dir, 'etcd.log') },
+  );
+  await waitUntilReady('etcd /health', async () => {
+    const res = await fetch(`${client}/health`);
+    return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+  }, { process: etcd });
+  return etcd;
+}
+
+/** The kube-apiserver's flags: a normal cluster's security posture, on loopback. */
+export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, securePort: number): string[] {
+  return [
+    `--etcd-servers=http://127.0.0.1:${etcdClientPort}`,
+    '--bind-address=127.0.0.1',
+    `--secure-port=${securePort}`,
+    `--cert-dir=${join(dir, 'apiserver')}`,
+    `--tls-cert-file=${pki.servingCertFile}`,
+    `--tls-private-key-file=${pki.servingKeyFile}`,
+    `--client-ca-file=${pki.caFile}`,
+    // Service-account tokens (TokenRequest, projected volumes) are signed and verified with our key pair.
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${pki.serviceAccountPublicKeyFile}`,
+    `--service-account-signing-key-file=${pki.serviceAccountKeyFile}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    // What real clusters run: the Node authorizer for kubelets, RBAC for everyone else.
+    '--authorization-mode=Node,RBAC',
+    // The default admission chain (ServiceAccount, ValidatingAdmissionPolicy, webhooks, …) plus the
+    // NodeRestriction plugin every production cluster enables.
+    '--enable-admission-plugins=NodeRestriction',
+    '--allow-privileged=true',
+    // The "kubernetes" Service's endpoint would be 127.0.0.1, which Endpoints validation rejects.
+    '--endpoint-reconciler-type=none',
+    '--profiling=false',
+  ];
+}
+
+export async function startApiServer(bin: ControlPlaneBinaries, pki: Pki, dir: string, etcdClientPort: number, securePort: number): Promise<ManagedProcess> {
+  const apiserver = startProcess('kube-apiserver', bin.kubeApiserver, apiServerArgs(pki, dir, etcdClientPort, securePort), {
+    reaper: bin.reaper,
+    logFile: join(dir, 'kube-apiserver.log'),
+  });
+  await waitForApiServer(`https://127.0.0.1:${securePort}`, pki, apiserver);
+  return apiserver;
+}
+
+/** /readyz includes the RBAC bootstrap-roles and CRD post-start hooks, so it means "usable". */
+export async function waitForApiServer(server: string, pki: Pki, process?: ManagedProcess): Promise<void> {
+  await waitUntilReady('kube-apiserver /readyz', async () => (await apiRequest(server, pki.ca, pki.admin, 'GET', '/readyz')).status === 200, {
+    ...(process ? { process } : {}),
+    timeoutMs: 120_000,
+    intervalMs: 250,
+  });
+}
+
+/**
+ * Controllers the operator's behaviour depends on:
+ * - garbage collector: deletes Pods and Secrets whose owner (an AgentSession) is gone;
+ * - namespace: finishes namespace deletion (tests delete their namespaces);
+ * - serviceaccount + root CA publisher: every namespace gets its "default" ServiceAccount and the
+ *   kube-root-ca.crt ConfigMap, without which the ServiceAccount admission plugin rejects Pods;
+ * - serviceaccount-token: legacy token Secrets, cheap;
+ * - clusterrole aggregation: the built-in admin/edit/view roles;
+ * - ValidatingAdmissionPolicy status: type-checks policies.
+ * Deliberately absent: node lifecycle (it would taint and evict from the process kubelet's node),
+ * the scheduler (the process kubelet binds its Pods), workload controllers.
+ */
+const CONTROLLERS = [
+  'garbage-collector-controller',
+  'namespace-controller',
+  'serviceaccount-controller',
+  'serviceaccount-token-controller',
+  'root-ca-certificate-publisher-controller',
+  'clusterrole-aggregation-controller',
+  'validatingadmissionpolicy-status-controller',
+];
+
+export function startControllerManager(bin: ControlPlaneBinaries, pki: Pki, dir: string, kubeconfig: string): ManagedProcess {
+  return startProcess(
+    'kube-controller-manager',
+    bin.kubeControllerManager,
+    [
+      `--kubeconfig=${kubeconfig}`,
+      `--controllers=${CONTROLLERS.join(',')}`,
+      '--leader-elect=false',
+      '--secure-port=0', // no health endpoint needed: readiness is observed through the API
+      `--service-account-private-key-file=${pki.serviceAccountKeyFile}`,
+      `--root-ca-file=${pki.caFile}`,
+      '--use-service-account-credentials=false',
+    ],
+    { reaper: bin.reaper, logFile: join(dir, 'kube-controller-manager.log') },
+  );
+}
