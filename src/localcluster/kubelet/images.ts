@@ -1,0 +1,57 @@
+/**
+ * The images the process kubelet can "run" and what each runs (pure).
+ *
+ * - The project image (any tag or digest): its ENTRYPOINT is the `agentenv` CLI, so it runs
+ *   `<node> <repo>/src/cli/main.ts <args>`; a `command` replaces the entrypoint as in a container,
+ *   and a command starting with `agentenv` maps to the CLI.
+ * - `local/shell`: an image with no entrypoint and CMD `/bin/sh`, so `command`+`args` run directly
+ *   (`/bin/sh -c …` when the command says so) and `args` alone are the whole command line.
+ * - Anything else cannot be pulled: the container waits with ErrImagePull, then ImagePullBackOff.
+ */
+import { fileURLToPath } from 'node:url';
+import type { Container } from './pod-types.ts';
+
+export const DEFAULT_PROJECT_IMAGE = 'ghcr.io/agentenv-io/agentenv';
+export const SHELL_IMAGE = 'local/shell';
+/** The repository root (this file is src/localcluster/kubelet/images.ts). */
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+export class ImagePullError extends Error {
+  constructor(image: string) {
+    super(`Failed to pull image "${image}": the process kubelet runs only its project image and ${SHELL_IMAGE}`);
+    this.name = 'ImagePullError';
+  }
+}
+
+/** `registry:5000/repo/name:tag@sha256:…` → `registry:5000/repo/name`. */
+export function imageName(image: string): string {
+  const withoutDigest = image.split('@')[0]!;
+  const lastSlash = withoutDigest.lastIndexOf('/');
+  const colon = withoutDigest.indexOf(':', lastSlash + 1);
+  return colon < 0 ? withoutDigest : withoutDigest.slice(0, colon);
+}
+
+export interface ImageRuntime {
+  readonly projectImage: string;
+  /** The Node binary that runs the project's CLI. Default: this process's. */
+  readonly nodeBinary: string;
+  readonly repoRoot: string;
+}
+
+/** The argv (before `$(VAR)` expansion) a container runs; throws {@link ImagePullError} for an unknown image. */
+export function containerArgv(container: Container, runtime: ImageRuntime): string[] {
+  const image = container.image ?? '';
+  const name = imageName(image);
+  const command = container.command ?? [];
+  const args = container.args ?? [];
+  if (name === imageName(runtime.projectImage)) {
+    const cli = [runtime.nodeBinary, `${runtime.repoRoot}src/cli/main.ts`];
+    if (command.length === 0) return [...cli, ...(container.args ?? ['--help'])];
+    return command[0] === 'agentenv' ? [...cli, ...command.slice(1), ...args] : [...command, ...args];
+  }
+  if (name === SHELL_IMAGE) {
+    if (command.length > 0) return [...command, ...args];
+    return args.length > 0 ? [...args] : ['/bin/sh'];
+  }
+  throw new ImagePullError(image);
+}
