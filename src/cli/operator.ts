@@ -6,19 +6,22 @@ import { readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
 import { KubeConfig } from '@kubernetes/client-node';
-import { EnvironmentsClient } from '../api/client.ts';
+import { EnvironmentsClient, type ApiCallRecord } from '../api/client.ts';
+import type { RetryPolicy } from '../api/retry.ts';
 import type { Credential } from '../api/transport.ts';
 import { describeIssues, OperatorConfig } from '../config/operator.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
 import { environmentReconciler, type SessionsHook } from '../environments/reconcile.ts';
 import { KubeEventRecorder } from '../k8s/events.ts';
 import { Informer, keyOf, type InformerEvent } from '../k8s/informer.ts';
-import { KubeRest, type KubeObject } from '../k8s/rest.ts';
+import { KubeRest, type KubeObject, type RequestObserver } from '../k8s/rest.ts';
 import { Controller } from '../runtime/controller.ts';
 import { LeaderElector } from '../runtime/leader-election.ts';
 import { serveHealth } from '../telemetry/health.ts';
 import { createLogger, type Logger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
+import { startSessions } from '../sessions/index.ts';
+import type { BackoffPolicy } from '../util/backoff.ts';
 
 interface Flags {
   kubeconfig?: string;
@@ -76,6 +79,7 @@ export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfi
     leaderElectionNamespace: flags.leaderElectionNamespace ?? env['POD_NAMESPACE'],
     identity: `${env['POD_NAME'] ?? env['HOSTNAME'] ?? 'agentenv'}_${randomBytes(4).toString('hex')}`,
     sidecarImage: flags.sidecarImage ?? env['AGENTENV_SIDECAR_IMAGE'],
+    sidecarImagePullPolicy: env['AGENTENV_SIDECAR_IMAGE_PULL_POLICY'] || undefined,
   };
   const parsed = OperatorConfig.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
   if (!parsed.success) {
@@ -128,42 +132,95 @@ export function needsReconcile(e: InformerEvent<KubeObject>): boolean {
   );
 }
 
+/** What embedders (tests, `agentenv dev`) may add to the configuration: observers and timings. */
+export interface OperatorOptions {
+  readonly logger?: Logger;
+  readonly sessions?: SessionsHook;
+  /** Sees every Kubernetes request after the metrics do (counting writes in tests). */
+  readonly observeKube?: RequestObserver;
+  /** Sees every Environments API attempt after the metrics do. */
+  readonly onApiCall?: (record: ApiCallRecord) => void;
+  /** Shorter timings for tests; production uses the defaults. */
+  readonly timings?: {
+    readonly backoff?: BackoffPolicy;
+    readonly credentialRetryMs?: number;
+    readonly queueRefreshMs?: number;
+    readonly apiRetry?: RetryPolicy;
+    readonly apiTimeoutMs?: number;
+  };
+}
+
 export interface OperatorHandle {
   readonly done: Promise<void>;
   stop(): Promise<void>;
 }
 
 /** Start the operator; resolves once it is serving. Used by the CLI and by tests. */
-export async function startOperator(config: OperatorConfig, options: { logger?: Logger; sessions?: SessionsHook } = {}): Promise<OperatorHandle> {
+export async function startOperator(config: OperatorConfig, options: OperatorOptions = {}): Promise<OperatorHandle> {
   const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, base: { process: 'operator' } });
   const metrics = new OperatorMetrics();
   const kubeConfig = loadKubeConfig(config);
   const rest = new KubeRest(kubeConfig, {
     fieldManager: 'agentenv-operator',
-    observe: (r) => metrics.kubeRequest(r.verb, r.resource, r.code),
+    observe: (r) => {
+      metrics.kubeRequest(r.verb, r.resource, r.code);
+      options.observeKube?.(r);
+    },
   });
   const events = new KubeEventRecorder(rest, { component: 'agentenv-operator', logger: logger.child({ component: 'events' }) });
   const credential = defaultCredential(config);
-  const apiClient = (c: Credential): EnvironmentsClient =>
-    new EnvironmentsClient({ baseUrl: config.baseUrl, credential: c, onCall: (r) => metrics.apiCall(r.endpoint, r.outcome, r.durationMs) });
+  const timings = options.timings ?? {};
+  const apiClient = (c: Credential | (() => Credential)): EnvironmentsClient =>
+    new EnvironmentsClient({
+      baseUrl: config.baseUrl,
+      credential: c,
+      ...(timings.apiRetry ? { retry: timings.apiRetry } : {}),
+      ...(timings.apiTimeoutMs ? { timeoutMs: timings.apiTimeoutMs } : {}),
+      onCall: (r) => {
+        metrics.apiCall(r.endpoint, r.outcome, r.durationMs);
+        options.onApiCall?.(r);
+      },
+    });
 
   const stopping = new AbortController();
   const namespaces = config.namespaces.length ? config.namespaces : [undefined];
   const environments = namespaces.map((namespace) =>
     new Informer<AgentEnvironment>(rest, AGENT_ENVIRONMENTS, { ...(namespace ? { namespace } : {}), logger: logger.child({ component: 'informer', resource: 'agentenvironments', namespace }) }),
   );
+  // The self-hosted sessions feature (dispatchers + AgentSession controller), unless an embedder brings its own hook.
+  const sessions = options.sessions
+    ? undefined
+    : startSessions({
+        rest,
+        events,
+        logger,
+        metrics,
+        namespaces: config.namespaces,
+        environments,
+        apiClient,
+        defaultCredential: credential,
+        identity: config.identity,
+        baseUrl: config.baseUrl,
+        sidecar: { image: config.sidecarImage, imagePullPolicy: config.sidecarImagePullPolicy },
+        concurrency: config.concurrency,
+        resyncMs: config.resyncMs,
+      });
+  const sessionsHook = options.sessions ?? sessions?.hook;
   const envController = new Controller({
     name: 'agentenvironment',
     logger,
     concurrency: config.concurrency,
     resyncMs: config.resyncMs,
     observer: metrics,
+    ...(timings.backoff ? { backoff: timings.backoff } : {}),
     reconcile: environmentReconciler({
       rest,
       events,
       apiClient,
       defaultCredential: credential,
-      ...(options.sessions ? { sessions: options.sessions } : {}),
+      ...(timings.credentialRetryMs !== undefined ? { credentialRetryMs: timings.credentialRetryMs } : {}),
+      ...(timings.queueRefreshMs !== undefined ? { queueRefreshMs: timings.queueRefreshMs } : {}),
+      ...(sessionsHook ? { sessions: sessionsHook } : {}),
     }),
   });
   for (const informer of environments) {
@@ -172,8 +229,8 @@ export async function startOperator(config: OperatorConfig, options: { logger?: 
     });
   }
 
-  const informersRunning = environments.map((i) => i.run(stopping.signal));
-  const synced = (): boolean => environments.every((i) => i.hasSynced);
+  const informersRunning = [...environments, ...(sessions?.informers ?? [])].map((i) => i.run(stopping.signal));
+  const synced = (): boolean => environments.every((i) => i.hasSynced) && (sessions?.informers ?? []).every((i) => i.hasSynced);
   const health = await serveHealth({
     host: config.bindAddress,
     port: config.healthPort,
@@ -188,10 +245,14 @@ export async function startOperator(config: OperatorConfig, options: { logger?: 
   logger.info({ healthPort: health.port, metricsPort: metricsServer.port, namespaces: config.namespaces, baseUrl: config.baseUrl }, 'operator starting');
 
   const lead = async (leading: AbortSignal): Promise<void> => {
-    await Promise.all(environments.map((i) => i.synced()));
+    await Promise.all(environments.map((i) => i.synced(leading)));
+    if (leading.aborted) return;
     // Every known object gets a first pass (the informer's add events may predate leadership).
     for (const i of environments) for (const o of i.list()) envController.enqueue(keyOf(o));
-    await envController.run(leading);
+    await Promise.all([
+      envController.run(leading).then(() => logger.debug('environment controller stopped')),
+      sessions?.run(leading).then(() => logger.debug('sessions stopped')),
+    ]);
   };
   const done = (async () => {
     if (config.leaderElect) {
@@ -208,8 +269,10 @@ export async function startOperator(config: OperatorConfig, options: { logger?: 
     }
     stopping.abort();
     await Promise.allSettled(informersRunning);
+    logger.debug('informers stopped');
     await health.close();
     await metricsServer.close();
+    await rest.close();
     logger.info('operator stopped');
   })();
   return {

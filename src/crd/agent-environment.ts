@@ -9,6 +9,7 @@ import {
   DEFAULT_DELETION_POLICY,
   DELETION_POLICIES,
   MANAGEMENT_POLICIES,
+  REMOTE_METADATA,
   RESERVED_METADATA_KEYS,
   RESERVED_METADATA_PREFIX,
 } from './meta.ts';
@@ -35,6 +36,7 @@ export const Networking = cel(
       allowedHosts: cel(z.array(z.string().max(253)).max(256), {
         rule: `self.all(h, h.matches(r'${HOST_NAME}'))`,
         message: 'allowedHosts entries must be lower-case DNS host names such as "api.example.com" or "*.example.com" (no scheme, port or path)',
+        messageExpression: `'allowedHosts entry "' + self.filter(h, !h.matches(r'${HOST_NAME}'))[0] + '" is not a lower-case DNS host name: write it like "api.example.com" or "*.example.com" (no scheme, port or path)'`,
       }).optional()
         .describe('Host names the sandbox may reach when type is "limited", e.g. "api.example.com" or "*.example.com".'),
       allowPackageManagers: z
@@ -167,7 +169,12 @@ export const AgentEnvironmentSpec = cel(
         .describe('Human-readable name of the remote environment. Defaults to metadata.name.'),
       description: z.string().max(2048).optional().describe('Description of the remote environment.'),
       metadata: cel(
-        z.record(z.string(), z.string()).meta({ maxProperties: USER_METADATA_KEYS }),
+        // maxProperties bounds the CEL cost; the rule below gives the limit that applies, in words.
+        z.record(z.string(), z.string()).meta({ maxProperties: METADATA_LIMITS.maxKeys }),
+        {
+          rule: `size(self) <= ${USER_METADATA_KEYS}`,
+          message: `metadata may have at most ${USER_METADATA_KEYS} keys: the API allows ${METADATA_LIMITS.maxKeys} and the operator reserves ${RESERVED_METADATA_KEYS} (${Object.values(REMOTE_METADATA).join(', ')})`,
+        },
         {
           rule: `self.all(k, size(k) >= 1 && size(k) <= ${METADATA_LIMITS.maxKeyLength} && size(self[k]) >= 1 && size(self[k]) <= ${METADATA_LIMITS.maxValueLength})`,
           message: `metadata keys must be 1-${METADATA_LIMITS.maxKeyLength} characters and values 1-${METADATA_LIMITS.maxValueLength} characters (the API's limits)`,

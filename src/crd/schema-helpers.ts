@@ -8,6 +8,11 @@ import { z } from 'zod';
 export interface CelRule {
   readonly rule: string;
   readonly message: string;
+  /**
+   * CEL string expression for the message, so it can name the offending value; `message` is the
+   * fallback the apiserver uses if the expression fails.
+   */
+  readonly messageExpression?: string;
   /** JSONPath-ish field the error is reported on, e.g. `.allowedHosts`. */
   readonly fieldPath?: string;
   readonly reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';

@@ -1,7 +1,7 @@
 /**
  * Pure translation between an AgentEnvironment spec and the remote environment (no I/O).
  *
- * Rules (documented in docs/agentenvironment.md):
+ * Rules (documented in deploy/samples/README.md):
  * - The spec fully describes the cloud config: an omitted `networking` means the API default
  *   (unrestricted), an omitted package list means none. So removing a field from the spec reverts
  *   it remotely, and anything changed in the Console is drift.

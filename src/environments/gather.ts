@@ -33,6 +33,7 @@ export async function resolveApiKey(rest: KubeRest, env: AgentEnvironment, fallb
 /** Where the remote environment was found, if anywhere. */
 export type RemoteLookup =
   | { readonly found: true; readonly environment: Environment; readonly via: 'id' | 'fence' }
+  /** `id`: the environment that was expected under an id (adopted or recorded) but is gone. */
   | { readonly found: false; readonly id: string | undefined };
 
 /**
@@ -46,13 +47,20 @@ export async function findRemote(api: EnvironmentsClient, env: AgentEnvironment,
     try {
       return { found: true, environment: await api.getEnvironment(id, { signal }), via: 'id' };
     } catch (err) {
-      if (err instanceof NotFoundError) return { found: false, id };
-      throw err;
+      if (!(err instanceof NotFoundError)) throw err;
+      // An adopted id names exactly one environment. A recorded id that is gone may have been
+      // replaced already by a pass whose status write was lost: the fence must find that one too.
+      if (env.spec.environmentId) return { found: false, id };
     }
   }
-  const uid = env.metadata?.uid;
+  const fenced = await findByUid(api, env.metadata?.uid, signal);
+  return fenced ? { found: true, environment: fenced, via: 'fence' } : { found: false, id };
+}
+
+async function findByUid(api: EnvironmentsClient, uid: string | undefined, signal: AbortSignal): Promise<Environment | undefined> {
+  if (!uid) return undefined;
   for await (const candidate of api.listEnvironments({ include_archived: true, limit: 100 }, { signal })) {
-    if (uid && candidate.metadata[REMOTE_METADATA.uid] === uid) return { found: true, environment: candidate, via: 'fence' };
+    if (candidate.metadata[REMOTE_METADATA.uid] === uid) return candidate;
   }
-  return { found: false, id: undefined };
+  return undefined;
 }

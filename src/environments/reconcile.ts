@@ -14,9 +14,10 @@ import { ApiError, AuthenticationError, isFatal, MalformedResponseError, NotFoun
 import type { Credential } from '../api/transport.ts';
 import type { Environment, QueueStats } from '../api/wire.ts';
 import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
-import { ENVIRONMENT_FINALIZER, RESERVED_METADATA_PREFIX } from '../crd/meta.ts';
+import { CONDITIONS, ENVIRONMENT_FINALIZER, RESERVED_METADATA_PREFIX } from '../crd/meta.ts';
+import { findCondition } from '../k8s/conditions.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
-import { isNotFound } from '../k8s/errors.ts';
+import { isConflict, isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import { addFinalizer, hasFinalizer, removeFinalizer } from '../k8s/finalizers.ts';
 import type { KubeRest } from '../k8s/rest.ts';
@@ -54,6 +55,12 @@ const notOk = (reason: string, message: string): Verdict => ({ ok: false, reason
 export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
   const credentialRetryMs = deps.credentialRetryMs ?? 30_000;
+  /**
+   * The credential that last worked for each resource (by uid), for its deletion only: deleting a
+   * namespace deletes the API key Secret together with the resource, and the deletion policy must
+   * still be applied rather than block the namespace forever.
+   */
+  const lastWorking = new Map<string, Credential>();
 
   return async function reconcile(key: string, ctx: ReconcileContext): Promise<Outcome> {
     const [namespace, name] = splitKey(key);
@@ -79,6 +86,7 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
 
     const cred = await resolveApiKey(deps.rest, env, deps.defaultCredential());
     if (!cred.ok) {
+      ctx.logger.warn({ reason: cred.reason }, cred.message);
       deps.events.record(env, 'Warning', cred.reason, cred.message);
       await writeStatus(env, failed(cred.reason, cred.message));
       return requeueAfter(credentialRetryMs);
@@ -93,10 +101,14 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
       const verdict = apiFailure(err);
       deps.events.record(env, 'Warning', verdict.reason, verdict.message);
       await writeStatus(env, failed(verdict.reason, verdict.message));
-      if (err instanceof AuthenticationError || err instanceof PermissionDeniedError) return requeueAfter(credentialRetryMs);
+      if (err instanceof AuthenticationError || err instanceof PermissionDeniedError) {
+        ctx.logger.warn({ err, reason: verdict.reason }, 'the API refused the credential; re-reading it shortly');
+        return requeueAfter(credentialRetryMs);
+      }
       if (isFatal(err)) throw new TerminalError(verdict.message, { cause: err });
       throw err; // transient: the controller backs off (honouring Retry-After)
     }
+    if (env.metadata?.uid) lastWorking.set(env.metadata.uid, cred.credential);
     await writeStatus(env, observation);
     return env.spec.selfHosted ? requeueAfter(deps.queueRefreshMs ?? 60_000) : RESYNC;
   };
@@ -112,14 +124,21 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     if (!lookup.found) {
       if (!full) return absent('NotFound', lookup.id ? `environment ${lookup.id} not found (ObserveOnly: nothing is created)` : 'no environment to observe: set spec.environmentId', lookup.id);
       if (spec.environmentId) return absent('RemoteNotFound', `adopted environment ${spec.environmentId} does not exist`, spec.environmentId);
+      // Rule: under Full, a managed (not adopted) environment deleted behind our back is recreated,
+      // and the replacement is reported (event + Synced reason Recreated).
       if (lookup.id) deps.events.record(env, 'Warning', 'RemoteDeleted', `environment ${lookup.id} was deleted outside the operator; creating a new one`);
       const created = await api.createEnvironment(createParams(desired), { signal: ctx.signal });
       deps.events.record(env, 'Normal', 'Created', `created ${created.config.type} environment ${created.id}`);
       ctx.logger.info({ environmentId: created.id }, 'created remote environment');
       // The id reaches status in this pass's status write; the uid fence covers a crash before it.
+      // Queue figures are best effort here so that nothing stands between the create and that write.
+      const queue = spec.selfHosted ? await queueStats(api, created.id, ctx, { bestEffort: true }) : undefined;
       return {
         remote: created,
-        synced: ok('Created', `created environment ${created.id}`),
+        ...(queue ? { queue } : {}),
+        synced: lookup.id
+          ? ok('Recreated', `environment ${lookup.id} was deleted outside the operator; created ${created.id} in its place`)
+          : ok('Created', `created environment ${created.id}`),
         ready: ok('Available', `environment ${created.id} is available`),
         ...(deps.sessions && spec.selfHosted ? { activeSessions: 0 } : {}),
         clean: true,
@@ -134,6 +153,10 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     let synced: Verdict = ok('Synced', full ? 'remote environment matches the spec' : 'remote environment matches the spec (observed)');
     if (drift.some((d) => d.field === 'config.type')) {
       synced = notOk('TypeMismatch', `environment ${remote.id} is ${remote.config.type}, but the spec asks for ${desired.config.type}; the type cannot change`);
+    } else if (update && remote.archived_at) {
+      // Rule: archiving cannot be undone and an archived environment is read-only (the API answers
+      // 409), so differences are reported, never sent. Delete the resource to release it.
+      synced = notOk('Archived', `environment ${remote.id} is archived (read-only); not applied: ${drift.map((d) => d.field).join(', ')}`);
     } else if (update && full) {
       const specChanged = env.metadata?.generation !== env.status?.observedGeneration;
       remote = await api.updateEnvironment(remote.id, update, { signal: ctx.signal });
@@ -141,7 +164,8 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
       deps.events.record(env, 'Normal', specChanged ? 'Updated' : 'DriftCorrected', `${specChanged ? 'updated' : 'corrected drift in'} ${fields}`);
     } else if (update) {
       synced = notOk('Drifted', `remote environment differs from the spec in: ${drift.map((d) => d.field).join(', ')} (ObserveOnly: not corrected)`);
-      deps.events.record(env, 'Warning', 'Drifted', synced.message);
+      // Once per new finding: a resync that sees the same drift writes nothing.
+      if (findCondition(env.status?.conditions, CONDITIONS.synced)?.message !== synced.message) deps.events.record(env, 'Warning', 'Drifted', synced.message);
     }
     const ready = remote.archived_at
       ? notOk('Archived', `environment ${remote.id} was archived at ${remote.archived_at} and accepts no new sessions`)
@@ -159,11 +183,11 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     };
   }
 
-  async function queueStats(api: EnvironmentsClient, id: string, ctx: ReconcileContext): Promise<QueueStats | undefined> {
+  async function queueStats(api: EnvironmentsClient, id: string, ctx: ReconcileContext, opts: { bestEffort?: boolean } = {}): Promise<QueueStats | undefined> {
     try {
       return await api.getQueueStats(id, { signal: ctx.signal });
     } catch (err) {
-      if (err instanceof ApiError && !isFatal(err)) throw err;
+      if (err instanceof ApiError && !isFatal(err) && !opts.bestEffort) throw err;
       ctx.logger.warn({ err }, 'queue stats unavailable');
       return undefined;
     }
@@ -179,7 +203,12 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     // ObserveOnly never writes to the API, whatever the deletion policy says.
     const policy = env.spec.managementPolicy === 'ObserveOnly' ? 'Orphan' : env.spec.deletionPolicy;
     if (policy !== 'Orphan') {
-      const cred = await resolveApiKey(deps.rest, env, deps.defaultCredential());
+      let cred = await resolveApiKey(deps.rest, env, deps.defaultCredential());
+      const remembered = env.metadata?.uid ? lastWorking.get(env.metadata.uid) : undefined;
+      if (!cred.ok && remembered) {
+        ctx.logger.info({ reason: cred.reason }, `${cred.message}; applying deletionPolicy ${policy} with the credential that last worked`);
+        cred = { ok: true, credential: remembered };
+      }
       if (!cred.ok) {
         const message = `cannot apply deletionPolicy ${policy}: ${cred.message}`;
         deps.events.record(env, 'Warning', 'DeletionBlocked', message);
@@ -201,9 +230,9 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     try {
       await removeFinalizer(deps.rest, AGENT_ENVIRONMENTS, env, ENVIRONMENT_FINALIZER);
     } catch (err) {
-      if (isNotFound(err)) return FORGET;
-      throw err;
+      if (!isNotFound(err)) throw err;
     }
+    if (env.metadata?.uid) lastWorking.delete(env.metadata.uid);
     return FORGET;
   }
 
@@ -226,14 +255,24 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
 
   /** Phase 6: write status only when it changed. */
   async function writeStatus(env: AgentEnvironment, o: Observation): Promise<void> {
-    const status = nextStatus(env, o, now());
-    if (!statusChanged(env, status)) return;
-    try {
-      // Guarded by the resourceVersion we read: a concurrent change makes this a Conflict, and the
-      // controller re-reads and tries again.
-      await deps.rest.replace(AGENT_ENVIRONMENTS, env.metadata?.namespace, { ...env, status }, 'status');
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    let current = env;
+    for (let attempt = 0; ; attempt++) {
+      const status = nextStatus(current, o, now());
+      if (!statusChanged(current, status)) return;
+      try {
+        // Guarded by the resourceVersion we read, so nobody else's status change is overwritten.
+        await deps.rest.replace(AGENT_ENVIRONMENTS, current.metadata?.namespace, { ...current, status }, 'status');
+        return;
+      } catch (err) {
+        if (isNotFound(err)) return;
+        if (!isConflict(err) || attempt >= 3) throw err;
+        // Another writer of this status (the dispatcher's Dispatching condition) got there first.
+        // This pass's observation still holds for the same generation: merge it into the fresh
+        // status. A new generation gets its own pass, so this one gives way.
+        const fresh = await deps.rest.get<AgentEnvironment>(AGENT_ENVIRONMENTS, env.metadata?.namespace, env.metadata?.name ?? '');
+        if (fresh.metadata?.generation !== env.metadata?.generation) throw err;
+        current = { ...fresh, spec: env.spec };
+      }
     }
   }
 }

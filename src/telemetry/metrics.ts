@@ -18,7 +18,11 @@ export class OperatorMetrics {
   readonly #sessions: Gauge<'phase'>;
   readonly #dispatchLatency: Histogram<string>;
   readonly #claimLatency: Histogram<string>;
-  readonly #polls: Counter<'outcome'>;
+  readonly #polls: Counter<'outcome' | 'code'>;
+  readonly #recordLatency: Histogram<string>;
+  readonly #acknowledged: Counter<string>;
+  readonly #settled: Counter<'action'>;
+  readonly #podCreatedLatency: Histogram<string>;
   readonly #stops: Counter<'reason'>;
   readonly #heartbeats: Counter<'outcome'>;
 
@@ -36,7 +40,11 @@ export class OperatorMetrics {
     this.#sessions = new Gauge({ name: 'agentenv_sessions', help: 'AgentSessions by phase.', labelNames: ['phase'], registers });
     this.#dispatchLatency = new Histogram({ name: 'agentenv_dispatch_latency_seconds', help: 'Work item seen by a poller → session Pod created.', buckets: LATENCY_BUCKETS, registers });
     this.#claimLatency = new Histogram({ name: 'agentenv_claim_latency_seconds', help: 'Work item seen by a poller → lease claimed by the sidecar (as observed).', buckets: LATENCY_BUCKETS, registers });
-    this.#polls = new Counter({ name: 'agentenv_polls_total', help: 'Work queue polls by outcome (work, empty, error, fatal).', labelNames: ['outcome'], registers });
+    this.#polls = new Counter({ name: 'agentenv_polls_total', help: 'Work queue polls by outcome (work, empty, error, fatal) and error code (empty unless an error).', labelNames: ['outcome', 'code'], registers });
+    this.#recordLatency = new Histogram({ name: 'agentenv_dispatch_record_latency_seconds', help: 'Work item seen by a poller → its AgentSession recorded.', buckets: LATENCY_BUCKETS, registers });
+    this.#acknowledged = new Counter({ name: 'agentenv_sessions_acknowledged_total', help: 'Work items acknowledged by the dispatcher after recording them.', registers });
+    this.#podCreatedLatency = new Histogram({ name: 'agentenv_session_pod_created_latency_seconds', help: 'Work item claimed (AgentSession spec.claimedAt) → session Pod created by the session reconciler.', buckets: LATENCY_BUCKETS, registers });
+    this.#settled = new Counter({ name: 'agentenv_dispatch_settled_total', help: 'Records written but not acknowledged, settled against the API, by action (acknowledged, adopted, dropped, finished).', labelNames: ['action'], registers });
     this.#stops = new Counter({ name: 'agentenv_work_stops_total', help: 'Work items stopped by the operator, by reason.', labelNames: ['reason'], registers });
     this.#heartbeats = new Counter({ name: 'agentenv_heartbeats_total', help: 'Lease heartbeats by outcome, as reported by session sidecars when their sessions end.', labelNames: ['outcome'], registers });
   }
@@ -65,8 +73,21 @@ export class OperatorMetrics {
   claimed(latencyMs: number): void {
     this.#claimLatency.observe(latencyMs / 1000);
   }
-  polled(outcome: 'work' | 'empty' | 'error' | 'fatal'): void {
-    this.#polls.inc({ outcome });
+  polled(outcome: 'work' | 'empty' | 'error' | 'fatal', code = ''): void {
+    this.#polls.inc({ outcome, code });
+  }
+  /** Dispatch: work seen by a poll → AgentSession recorded. */
+  recorded(latencyMs: number): void {
+    this.#recordLatency.observe(latencyMs / 1000);
+  }
+  acknowledged(): void {
+    this.#acknowledged.inc();
+  }
+  podCreated(latencyMs: number): void {
+    this.#podCreatedLatency.observe(latencyMs / 1000);
+  }
+  settled(action: string): void {
+    this.#settled.inc({ action });
   }
   stopped(reason: string): void {
     this.#stops.inc({ reason });
