@@ -1,0 +1,69 @@
+/**
+ * `agentenv sidecar`: the lease keeper of one session Pod (see `src/sidecar/sidecar.ts`).
+ *
+ * Wiring only: parse the environment once, read the credential file once, start, and exit 0 after
+ * SIGTERM. Loaded by `main.ts` without commander and on V8's interpreter alone: the sidecar runs in
+ * every sandbox Pod and loads nothing but Node built-ins and its own modules (commander alone costs
+ * ~10 MB of RSS).
+ */
+import { ConfigError, parseSidecarConfig, type SidecarConfig } from '../sidecar/config.ts';
+import { createSidecarLogger } from '../sidecar/log.ts';
+import { startSidecar } from '../sidecar/sidecar.ts';
+
+const USAGE = `Usage: agentenv sidecar
+
+Keep the lease of one work item beside a session Pod's main container; stop one when the other ends.
+
+Environment:
+  ANTHROPIC_BASE_URL            API base URL (required)
+  AGENTENV_ENVIRONMENT_ID       the work item's environment (required)
+  AGENTENV_SESSION_ID           the work item's session (required)
+  AGENTENV_WORK_ID              the work item (required)
+  AGENTENV_CREDENTIAL_FILE      bearer token file (default /var/run/agentenv/credential/token)
+  AGENTENV_STATE_DIR            Pod-local directory for lease.json (default /var/run/agentenv/state)
+  AGENTENV_STOP_GRACE_SECONDS   SIGTERM → SIGKILL grace for the main container (default 30)
+  AGENTENV_LEASE_TTL_SECONDS    desired lease TTL (default: the server's)
+  AGENTENV_PROBE_ADDRESS        probe address (default 0.0.0.0)
+  AGENTENV_PROBE_PORT           probe port: /started, /healthz (default 8095)
+  AGENTENV_LOG_LEVEL            fatal|error|warn|info|debug|trace|silent (default info)
+`;
+
+export async function run(args: readonly string[]): Promise<void> {
+  // Not an ESM import of node:fs: that evaluates every export, lazy getters included (see src/sidecar/work-api.ts).
+  const { readFileSync } = process.getBuiltinModule('node:fs');
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (args.length > 0) fail(`agentenv sidecar takes no arguments (got ${args.join(' ')}); it is configured by environment variables`);
+  let config: SidecarConfig;
+  try {
+    config = parseSidecarConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  let token: string;
+  try {
+    token = readFileSync(config.credentialFile, 'utf8').trim();
+  } catch (err) {
+    fail(`cannot read the credential file ${config.credentialFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (token === '') fail(`the credential file ${config.credentialFile} is empty`);
+
+  const log = createSidecarLogger(config.logLevel, { process: 'sidecar', environment_id: config.environmentId, session_id: config.sessionId, work_id: config.workId });
+  const sidecar = await startSidecar(config, token, log);
+  const onSignal = (signal: NodeJS.Signals): void => {
+    log.info('signal received', { signal });
+    sidecar.terminate();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  await sidecar.done;
+  process.exit(0);
+}
+
+function fail(message: string): never {
+  console.error(`agentenv sidecar: ${message}`);
+  process.exit(2);
+}

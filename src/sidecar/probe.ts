@@ -1,0 +1,64 @@
+/**
+ * The sidecar's probe endpoints:
+ * - `GET /started` → 200 once the lease is claimed, 503 before. It is the native sidecar's
+ *   startup probe, so the kubelet starts the main container only after the claim.
+ * - `GET /healthz` → 200 while the sidecar runs.
+ *
+ * Served over `node:net` with a one-line HTTP/1.1 responder rather than `node:http`: probes are
+ * tiny GETs answered with `Connection: close`, and node:http's server costs megabytes of RSS in
+ * every sandbox Pod (see `bench/sidecar.ts`).
+ */
+import type { AddressInfo, Socket } from 'node:net';
+
+const { createServer } = process.getBuiltinModule('node:net');
+
+/** Requests whose head has not ended after this many bytes are refused. */
+const MAX_HEAD_BYTES = 8 * 1024;
+const REASONS: Readonly<Record<number, string>> = { 200: 'OK', 400: 'Bad Request', 404: 'Not Found', 503: 'Service Unavailable' };
+
+export interface ProbeServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** The status a probe request line gets (e.g. `GET /started HTTP/1.1`). */
+export function probeStatus(requestLine: string, started: boolean): number {
+  const m = /^(GET|HEAD) (\S+) HTTP\/1\.[01]$/.exec(requestLine);
+  if (!m) return 400;
+  const path = m[2]!.split('?')[0];
+  if (path === '/healthz') return 200;
+  if (path === '/started') return started ? 200 : 503;
+  return 404;
+}
+
+export async function startProbeServer(address: string, port: number, started: () => boolean): Promise<ProbeServer> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.setTimeout(10_000, () => socket.destroy());
+    let head = '';
+    socket.on('data', (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n') && head.length < MAX_HEAD_BYTES) return;
+      socket.removeAllListeners('data');
+      const status = head.length >= MAX_HEAD_BYTES && !head.includes('\r\n\r\n') ? 400 : probeStatus(head.slice(0, head.indexOf('\r\n')), started());
+      const body = status === 200 ? 'ok\n' : status === 503 ? 'lease not claimed yet\n' : `${REASONS[status]!.toLowerCase()}\n`;
+      const isHead = head.startsWith('HEAD ');
+      socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${isHead ? '' : body}`);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,184 @@
+/**
+ * The two work-item calls the sidecar makes — heartbeat and stop — over one kept-alive connection
+ * (`http1.ts`), and the error taxonomy of that boundary.
+ *
+ * Not `src/api/client.ts`: that client brings undici and zod (several MB of resident memory), and
+ * the sidecar runs in every sandbox Pod. The classification mirrors `src/api/errors.ts`:
+ * connection errors, timeouts, 408, 429 and 5xx are transient; 409 and 412 are interpreted by the
+ * caller; every other 4xx and a malformed reply are fatal.
+ */
+import { Http1Client, Http1TimeoutError } from './http1.ts';
+import type { Beat, WorkState } from './lease.ts';
+
+export const ANTHROPIC_VERSION = '2023-06-01';
+export const ANTHROPIC_BETA = 'managed-agents-2026-04-01';
+
+export type WorkApiErrorCode =
+  | 'connection_error'
+  | 'timeout'
+  | 'request_timeout'
+  | 'rate_limited'
+  | 'server_error'
+  | 'conflict'
+  | 'precondition_failed'
+  | 'rejected'
+  | 'malformed_response';
+
+/** The server's view of the lease, carried by a 412 under `error.details.current_state`. */
+export interface ServerLeaseState {
+  readonly state?: unknown;
+  readonly ttl_seconds?: unknown;
+  readonly last_heartbeat?: unknown;
+}
+
+export class WorkApiError extends Error {
+  readonly code: WorkApiErrorCode;
+  readonly status: number | undefined;
+  /** Milliseconds the server asked us to wait (`retry-after-ms` / `retry-after`). */
+  readonly retryAfterMs: number | undefined;
+  /** `error.details.current_state` of a 412, when present. */
+  readonly currentState: ServerLeaseState | undefined;
+
+  constructor(code: WorkApiErrorCode, message: string, extra: { status?: number; retryAfterMs?: number; currentState?: ServerLeaseState } = {}) {
+    super(message);
+    this.name = 'WorkApiError';
+    this.code = code;
+    this.status = extra.status;
+    this.retryAfterMs = extra.retryAfterMs;
+    this.currentState = extra.currentState;
+  }
+}
+
+/** The one place deciding whether a failed call is worth retrying. */
+export function isTransient(err: unknown): boolean {
+  return err instanceof WorkApiError && (err.code === 'connection_error' || err.code === 'timeout' || err.code === 'request_timeout' || err.code === 'rate_limited' || err.code === 'server_error');
+}
+
+export function codeForStatus(status: number): WorkApiErrorCode {
+  if (status === 408) return 'request_timeout';
+  if (status === 409) return 'conflict';
+  if (status === 412) return 'precondition_failed';
+  if (status === 429) return 'rate_limited';
+  if (status >= 500) return 'server_error';
+  return 'rejected';
+}
+
+/** `retry-after-ms` (ms), else `retry-after` (seconds or an HTTP date), as a delay in ms; never negative. */
+export function retryAfterMs(headers: ReadonlyMap<string, string>, now: number = Date.now()): number | undefined {
+  const rawMs = headers.get('retry-after-ms');
+  if (rawMs !== undefined && rawMs.trim() !== '') {
+    const ms = Number(rawMs);
+    if (Number.isFinite(ms) && ms >= 0) return Math.round(ms);
+  }
+  const raw = headers.get('retry-after');
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const seconds = Number(raw);
+  if (Number.isFinite(seconds)) return seconds >= 0 ? Math.round(seconds * 1000) : undefined;
+  const date = Date.parse(raw);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+export interface WorkItem {
+  readonly baseUrl: URL;
+  readonly environmentId: string;
+  readonly workId: string;
+}
+
+const WORK_STATES: ReadonlySet<string> = new Set(['queued', 'starting', 'active', 'stopping', 'stopped']);
+
+export class WorkApi {
+  readonly #http: Http1Client;
+  /** Path of the work item (after the base URL's own path, if any). */
+  readonly #workPath: string;
+  readonly #headers: Record<string, string>;
+
+  constructor(item: WorkItem, token: string) {
+    // One beat at a time: a single kept-alive connection serves the whole lease.
+    this.#http = new Http1Client(item.baseUrl);
+    const prefix = item.baseUrl.pathname.replace(/\/+$/, '');
+    this.#workPath = `${prefix}/v1/environments/${encodeURIComponent(item.environmentId)}/work/${encodeURIComponent(item.workId)}`;
+    this.#headers = {
+      authorization: `Bearer ${token}`,
+      'anthropic-version': ANTHROPIC_VERSION,
+      'anthropic-beta': ANTHROPIC_BETA,
+      accept: 'application/json',
+      'user-agent': 'agentenv-sidecar/0.1',
+    };
+  }
+
+  /** One heartbeat: `expected` is `NO_HEARTBEAT` or the server's previous `last_heartbeat`, verbatim. */
+  async heartbeat(expected: string, desiredTtlSeconds: number | undefined, timeoutMs: number): Promise<Beat> {
+    const query = new URLSearchParams({ expected_last_heartbeat: expected });
+    if (desiredTtlSeconds !== undefined) query.set('desired_ttl_seconds', String(desiredTtlSeconds));
+    const body = await this.#call(`${this.#workPath}/heartbeat?${query.toString()}`, undefined, timeoutMs);
+    const b = body as Partial<Record<keyof Beat, unknown>> | null;
+    if (
+      !b ||
+      typeof b.last_heartbeat !== 'string' ||
+      b.last_heartbeat === '' ||
+      typeof b.lease_extended !== 'boolean' ||
+      typeof b.state !== 'string' ||
+      !WORK_STATES.has(b.state) ||
+      typeof b.ttl_seconds !== 'number'
+    ) {
+      throw new WorkApiError('malformed_response', 'heartbeat reply lacks last_heartbeat, lease_extended, state or ttl_seconds');
+    }
+    return { last_heartbeat: b.last_heartbeat, lease_extended: b.lease_extended, state: b.state as WorkState, ttl_seconds: b.ttl_seconds };
+  }
+
+  /**
+   * Force-stop the item (→ stopped); also confirms a graceful stop (`stopping` → stopped). Force is
+   * safe to retry: a repeat after a lost success answers 409, which means "already stopped".
+   */
+  async forceStop(timeoutMs: number): Promise<'stopped' | 'already-stopped'> {
+    try {
+      await this.#call(`${this.#workPath}/stop`, { force: true }, timeoutMs);
+      return 'stopped';
+    } catch (err) {
+      if (err instanceof WorkApiError && err.code === 'conflict') return 'already-stopped';
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.#http.close();
+  }
+
+  async #call(target: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    const what = `POST ${target.split('?')[0]}`;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers = payload === undefined ? this.#headers : { ...this.#headers, 'content-type': 'application/json' };
+    let res;
+    try {
+      res = await this.#http.request('POST', target, headers, payload, timeoutMs);
+    } catch (err) {
+      if (err instanceof Http1TimeoutError) throw new WorkApiError('timeout', `${what} timed out after ${timeoutMs} ms`);
+      throw new WorkApiError('connection_error', `${what}: ${(err as Error).message}`);
+    }
+    let json: unknown = null;
+    try {
+      json = res.body === '' ? null : JSON.parse(res.body);
+    } catch {
+      if (res.status < 400) throw new WorkApiError('malformed_response', `${what}: reply is not JSON`, { status: res.status });
+    }
+    if (res.status >= 400) throw errorFromReply(what, res.status, json, res.headers);
+    return json;
+  }
+}
+
+function errorFromReply(what: string, status: number, json: unknown, headers: ReadonlyMap<string, string>): WorkApiError {
+  const error = isObject(json) && isObject(json['error']) ? json['error'] : undefined;
+  const message = typeof error?.['message'] === 'string' ? error['message'] : `HTTP ${status}`;
+  const details = isObject(error?.['details']) ? error['details'] : undefined;
+  const currentState = isObject(details?.['current_state']) ? (details['current_state'] as ServerLeaseState) : undefined;
+  const wait = retryAfterMs(headers);
+  return new WorkApiError(codeForStatus(status), `${what}: ${status} ${message}`, {
+    status,
+    ...(wait !== undefined ? { retryAfterMs: wait } : {}),
+    ...(currentState ? { currentState } : {}),
+  });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
