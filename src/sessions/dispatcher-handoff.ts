@@ -1,0 +1,155 @@
+/**
+ * What happens to a claimed work item behind the poll loop: record → ack → hand over.
+ *
+ * 1. **Vet.** A work item that is not a session is force-stopped unserved (no runner exists for it).
+ *    An item with no per-item token while the environment has no environment key is not
+ *    acknowledged: the only other credential is the organization API key, which never goes to a
+ *    sandbox (the queue reclaims the item; the dispatcher reports `EnvironmentKeyRequired`).
+ * 2. **Record.** Create (or find, by deterministic name) the AgentSession; a session returning with
+ *    a new item moves `spec.workId` forward. Dispatch latency is measured to here.
+ * 3. **Secret.** Create the per-item Secret owned by the record; AlreadyExists is success.
+ * 4. **Ack** — only now. 409 = the item is no longer acknowledgeable: settle the record against
+ *    the item (`settle.ts`). Any other failure leaves the record claimed for the settle pass (the
+ *    item stays `queued` and is acknowledged there, or re-delivered and converges here).
+ *    An item that could not be recorded (1–3) is never acknowledged: the queue reclaims it after
+ *    `reclaim_older_than_ms`.
+ * 5. **Hand over.** Write the acknowledgement into the record's status (phase Starting); the session
+ *    reconciler creates the Pod from there. Then tell it directly, so it need not wait for its watch.
+ *
+ * A hand-off never throws; its result tells the dispatcher whether a record now holds the slot.
+ * The credential is never logged (only Secret names are).
+ */
+import { ConflictError } from '../api/errors.ts';
+import type { Work } from '../api/wire.ts';
+import { decodeWorkSecret } from '../api/work-secret.ts';
+import type { AgentEnvironment } from '../crd/resources.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { DispatchCredentials } from './credentials.ts';
+import { acknowledgedStatus, ensureWorkSecret, isAcknowledged, NotRecordableError, recordClaim, writeSessionStatus, type RecordStore } from './record.ts';
+import { settleSession, type SettleAction, type SettleDeps } from './settle.ts';
+
+export type HandOffOutcome =
+  | 'acknowledged'
+  | 'alreadyAcknowledged'
+  | 'unsupported'
+  | 'noSandboxCredential'
+  | 'notRecorded'
+  | 'ackFailed'
+  | `settled:${SettleAction}`;
+
+export interface HandOffResult {
+  readonly outcome: HandOffOutcome;
+  /** A record of this item exists and is not finished (it holds a session slot). */
+  readonly holdsSlot: boolean;
+}
+
+/** The narrow recorder the hand-off reports to (prom-client stays in telemetry). */
+export interface HandOffRecorder {
+  dispatched(latencyMs: number): void;
+  acknowledged(): void;
+  settled(action: string): void;
+}
+
+export interface HandOffDeps extends SettleDeps {
+  readonly api: SettleDeps['api'] & {
+    stopWork(environmentId: string, workId: string, stop: { force?: boolean }): Promise<Work>;
+  };
+  readonly store: RecordStore;
+  readonly metrics: HandOffRecorder;
+  readonly logger: Logger;
+  /** Milliseconds on a monotonic clock (for latency). Default `performance.now`. */
+  readonly monotonic?: () => number;
+  /** Tells the session reconciler an acknowledged record is ready for its Pod. */
+  readonly onAcknowledged?: (namespace: string, name: string) => void;
+}
+
+export interface ClaimedWork {
+  readonly work: Work;
+  readonly env: AgentEnvironment;
+  readonly credentials: DispatchCredentials | undefined;
+  readonly workerId: string;
+  /** When the poll returned the item, on the `monotonic` clock. */
+  readonly seenAt: number;
+}
+
+export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<HandOffResult> {
+  const { work, env } = claimed;
+  const log = deps.logger.child({ workId: work.id, sessionId: work.data.id });
+  const monotonic = deps.monotonic ?? (() => performance.now());
+
+  // 1. Vet.
+  if (work.data.type !== 'session') {
+    log.warn({ workType: work.data.type }, 'work item is not a session; force-stopping it unserved');
+    await deps.api.stopWork(work.environment_id, work.id, { force: true }).catch((err: unknown) => {
+      if (!(err instanceof ConflictError)) log.warn({ err }, 'force-stop of an unsupported work item failed');
+    });
+    return { outcome: 'unsupported', holdsSlot: false };
+  }
+  const workSecret = decodeWorkSecret(work.secret);
+  const token = workSecret?.sessions_token ?? claimed.credentials?.sandbox;
+  if (!token) return { outcome: 'noSandboxCredential', holdsSlot: false };
+
+  // 2. Record.
+  let recorded;
+  try {
+    recorded = await recordClaim(deps.store, env, {
+      sessionId: work.data.id,
+      workId: work.id,
+      environmentId: work.environment_id,
+      workerId: claimed.workerId,
+      claimedAt: deps.now(),
+    });
+  } catch (err) {
+    log.warn({ err, reason: err instanceof NotRecordableError ? err.reason : undefined }, 'could not record the claimed work item; not acknowledging it (the queue reclaims it)');
+    return { outcome: 'notRecorded', holdsSlot: false };
+  }
+  const recordedAt = monotonic();
+  deps.metrics.dispatched(recordedAt - claimed.seenAt);
+  const session = recorded.session;
+  const name = session.metadata?.name ?? '';
+  const namespace = session.metadata?.namespace ?? '';
+  if (isAcknowledged(session)) return { outcome: 'alreadyAcknowledged', holdsSlot: true };
+
+  // 3. Secret.
+  try {
+    await ensureWorkSecret(deps.store, session, { token, workSecret: workSecret ? (work.secret ?? undefined) : undefined });
+  } catch (err) {
+    log.warn({ err, session: name }, 'could not write the per-item Secret; not acknowledging (the settle pass or a re-delivery finishes the record)');
+    return { outcome: 'notRecorded', holdsSlot: true };
+  }
+
+  // 4. Ack.
+  const securedAt = monotonic();
+  try {
+    await deps.api.ackWork(work.environment_id, work.id);
+  } catch (err) {
+    if (err instanceof ConflictError) {
+      try {
+        const action = await settleSession(deps, session, { secretExists: true });
+        deps.metrics.settled(action);
+        log.info({ session: name, action }, 'work item was no longer acknowledgeable; settled the record');
+        return { outcome: `settled:${action}`, holdsSlot: action === 'adopted' || action === 'acknowledged' || action === 'none' };
+      } catch (settleErr) {
+        log.warn({ err: settleErr, session: name }, 'could not settle the record after a 409 on ack; the settle pass retries');
+        return { outcome: 'ackFailed', holdsSlot: true };
+      }
+    }
+    log.warn({ err, session: name }, 'ack failed; the settle pass retries it');
+    return { outcome: 'ackFailed', holdsSlot: true };
+  }
+  deps.metrics.acknowledged();
+  const ackedAt = monotonic();
+
+  // 5. Hand over.
+  try {
+    await writeSessionStatus(deps.store, session, acknowledgedStatus(session, deps.now()));
+  } catch (err) {
+    // The item is acknowledged but the record does not say so yet: the settle pass adopts it.
+    log.warn({ err, session: name }, 'acknowledged, but the status write failed; the settle pass records it');
+    return { outcome: 'acknowledged', holdsSlot: true };
+  }
+  deps.onAcknowledged?.(namespace, name);
+  const ms = (a: number, b: number): number => Math.round((b - a) * 10) / 10;
+  log.debug({ session: name, record: recorded.outcome, recordMs: ms(claimed.seenAt, recordedAt), secretMs: ms(recordedAt, securedAt), ackMs: ms(securedAt, ackedAt), statusMs: ms(ackedAt, monotonic()) }, 'work item recorded and acknowledged');
+  return { outcome: 'acknowledged', holdsSlot: true };
+}

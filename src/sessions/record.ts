@@ -1,0 +1,277 @@
+/**
+ * The AgentSession record and the per-item Secret: what the dispatcher writes *before* it
+ * acknowledges a claimed work item, and the status writes that follow.
+ *
+ * Rules shared with the session reconciler (`reconcile.ts`):
+ * - A record **acknowledges** its current work item only when `status.workId === spec.workId` and
+ *   `status.acknowledgedAt` is set ({@link isAcknowledged}). Until then the item is merely *claimed*
+ *   (phase Claimed, or no phase yet): no Pod is created for it, and deleting the record must not stop
+ *   the item — it was never started here, and the queue hands it out again.
+ * - The dispatcher alone moves `spec.workId` forward (a session returning with a new work item) and
+ *   writes the acknowledgement; every status write is guarded by the resourceVersion it read, so a
+ *   late write about an earlier work item can never overwrite the acknowledgement of a newer one.
+ */
+import { LABELS, SESSION_FINALIZER } from '../crd/meta.ts';
+import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
+import { FINISHED_PHASES, type AgentSessionStatus } from '../crd/agent-session.ts';
+import { isAlreadyExists, isConflict, isNotFound } from '../k8s/errors.ts';
+import { controllerRef } from '../k8s/events.ts';
+import { CORE, type KubeObject, type KubeRest } from '../k8s/rest.ts';
+import { labelValue, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, sessionLabels, sessionName, workLabels } from './names.ts';
+
+/** The Kubernetes operations the dispatcher needs; {@link kubeRecordStore} is the real one. */
+export interface RecordStore {
+  getSession(namespace: string, name: string): Promise<AgentSession | undefined>;
+  /** Throws a KubeError AlreadyExists when the name is taken. */
+  createSession(namespace: string, session: AgentSession): Promise<AgentSession>;
+  /** Guarded by `metadata.resourceVersion`: throws Conflict when stale. */
+  replaceSession(namespace: string, session: AgentSession): Promise<AgentSession>;
+  /** Merge-patch `status`, guarded by `resourceVersion`. `null` values delete fields. */
+  patchSessionStatus(namespace: string, name: string, resourceVersion: string | undefined, status: StatusPatch): Promise<AgentSession>;
+  /** Remove the session finalizer (guarded by resourceVersion) and delete the record (guarded by uid). NotFound is success. */
+  dropSession(namespace: string, session: AgentSession): Promise<void>;
+  /** Create a Secret; AlreadyExists is success. */
+  createSecret(namespace: string, secret: SessionSecret): Promise<void>;
+  secretExists(namespace: string, name: string): Promise<boolean>;
+  podExists(namespace: string, name: string): Promise<boolean>;
+}
+
+export type StatusPatch = { [K in keyof AgentSessionStatus]?: AgentSessionStatus[K] | null };
+
+export interface SessionSecret extends KubeObject {
+  type: 'Opaque';
+  immutable: boolean;
+  data: Record<string, string>;
+}
+
+/** The real store over the Kubernetes API. */
+export function kubeRecordStore(rest: KubeRest): RecordStore {
+  const exists = async (t: typeof CORE.pods, namespace: string, name: string): Promise<boolean> => {
+    try {
+      await rest.get(t, namespace, name);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  };
+  return {
+    async getSession(namespace, name) {
+      try {
+        return await rest.get<AgentSession>(AGENT_SESSIONS, namespace, name);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    createSession: (namespace, session) => rest.create(AGENT_SESSIONS, namespace, session),
+    replaceSession: (namespace, session) => rest.replace(AGENT_SESSIONS, namespace, session),
+    patchSessionStatus: (namespace, name, resourceVersion, status) =>
+      rest.patch<AgentSession>(AGENT_SESSIONS, namespace, name, { metadata: resourceVersion ? { resourceVersion } : {}, status }, 'merge', { subresource: 'status' }),
+    async dropSession(namespace, session) {
+      const name = session.metadata?.name ?? '';
+      try {
+        const finalizers = (session.metadata?.finalizers ?? []).filter((f) => f !== SESSION_FINALIZER);
+        if (finalizers.length !== (session.metadata?.finalizers ?? []).length) {
+          await rest.patch(AGENT_SESSIONS, namespace, name, { metadata: { finalizers, resourceVersion: session.metadata?.resourceVersion } }, 'merge');
+        }
+        await rest.delete(AGENT_SESSIONS, namespace, name, { propagationPolicy: 'Background', ...(session.metadata?.uid ? { preconditions: { uid: session.metadata.uid } } : {}) });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    },
+    async createSecret(namespace, secret) {
+      try {
+        await rest.create(CORE.secrets, namespace, secret);
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+    },
+    secretExists: (namespace, name) => exists(CORE.secrets, namespace, name),
+    podExists: (namespace, name) => exists(CORE.pods, namespace, name),
+  };
+}
+
+/** True when the record's status acknowledges its current work item (see the rules above). */
+export function isAcknowledged(s: AgentSession): boolean {
+  return s.status?.workId === s.spec.workId && Boolean(s.status?.acknowledgedAt);
+}
+
+/**
+ * Whether the record holds one of the environment's session slots: its current work item is not
+ * finished. A record moved forward to a new work item (`status.workId !== spec.workId`) holds one
+ * even while its status still shows the previous item's final phase.
+ */
+export function holdsCapacity(s: AgentSession): boolean {
+  if (s.status?.workId !== undefined && s.status.workId !== s.spec.workId) return true;
+  return !FINISHED_PHASES.includes(s.status?.phase ?? 'Pending');
+}
+
+/** What was claimed: the work item and who claimed it when. */
+export interface Claim {
+  readonly sessionId: string;
+  readonly workId: string;
+  readonly environmentId: string;
+  readonly workerId: string;
+  readonly claimedAt: Date;
+}
+
+/** Why a claim could not be recorded; the item is then not acknowledged and the queue reclaims it. */
+export class NotRecordableError extends Error {
+  readonly reason: 'Terminating' | 'NameCollision' | 'ConflictRetriesExhausted';
+  constructor(reason: NotRecordableError['reason'], message: string) {
+    super(message);
+    this.name = 'NotRecordableError';
+    this.reason = reason;
+  }
+}
+
+export type RecordOutcome = 'created' | 'existing' | 'movedForward';
+
+/** The record a claim creates: spec, finalizer, owner reference and labels. */
+export function newRecord(env: AgentEnvironment, claim: Claim): AgentSession {
+  const name = sessionName(env.metadata?.name ?? '', claim.sessionId);
+  return {
+    metadata: {
+      name,
+      namespace: env.metadata?.namespace ?? '',
+      labels: { ...sessionLabels(env.metadata?.name ?? '', name), [LABELS.sessionId]: labelValue(claim.sessionId) },
+      finalizers: [SESSION_FINALIZER],
+      ownerReferences: [controllerRef(env, AGENT_ENVIRONMENTS)],
+    },
+    spec: {
+      environmentRef: { name: env.metadata?.name ?? '' },
+      environmentId: claim.environmentId,
+      sessionId: claim.sessionId,
+      workId: claim.workId,
+      workerId: claim.workerId.slice(0, 256),
+      claimedAt: claim.claimedAt.toISOString(),
+    },
+  };
+}
+
+/**
+ * Step 1 of a hand-off: create the AgentSession, or find it by its deterministic name.
+ *
+ * 1. Create it with the whole spec (the claim is recorded atomically). Created → done.
+ * 2. AlreadyExists → read it. Being deleted → not recordable (the item is reclaimed and comes back
+ *    once the old record is gone). Another session under the same name → not recordable.
+ * 3. Same work id → a duplicate delivery (or a restart): converge on it.
+ * 4. An earlier work item of the same session → move `spec.workId` forward (guarded by the
+ *    resourceVersion read in 2; a Conflict re-reads and tries again). The API keeps at most one live
+ *    item per session, so a new item means the previous one is over.
+ */
+export async function recordClaim(store: RecordStore, env: AgentEnvironment, claim: Claim): Promise<{ session: AgentSession; outcome: RecordOutcome }> {
+  const desired = newRecord(env, claim);
+  const namespace = desired.metadata?.namespace ?? '';
+  const name = desired.metadata?.name ?? '';
+  for (let attempt = 0; attempt < 4; attempt++) {
+    try {
+      return { session: await store.createSession(namespace, desired), outcome: 'created' };
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+    const existing = await store.getSession(namespace, name);
+    if (!existing) continue; // deleted in between: create again
+    if (existing.metadata?.deletionTimestamp) throw new NotRecordableError('Terminating', `AgentSession ${name} is being deleted`);
+    if (existing.spec.sessionId !== claim.sessionId || existing.spec.environmentRef.name !== desired.spec.environmentRef.name) {
+      throw new NotRecordableError('NameCollision', `AgentSession ${name} belongs to session ${existing.spec.sessionId}`);
+    }
+    if (existing.spec.workId === claim.workId) return { session: existing, outcome: 'existing' };
+    try {
+      const moved = await store.replaceSession(namespace, { ...existing, spec: { ...existing.spec, workId: claim.workId, workerId: desired.spec.workerId, claimedAt: desired.spec.claimedAt } });
+      return { session: moved, outcome: 'movedForward' };
+    } catch (err) {
+      if (!isConflict(err) && !isNotFound(err)) throw err;
+    }
+  }
+  throw new NotRecordableError('ConflictRetriesExhausted', `AgentSession ${name} kept changing while recording work ${claim.workId}`);
+}
+
+/**
+ * Step 2: the per-item Secret, owned by the AgentSession. `token` is the sidecar's credential (the
+ * per-item sessions token when the poll carried one, else the environment key); `work-secret` is the
+ * raw per-item secret for the main container's `ANTHROPIC_WORK_SECRET`, only when there is one.
+ * Immutable: a work item's credential never changes. AlreadyExists is success (deterministic name).
+ */
+export async function ensureWorkSecret(store: RecordStore, session: AgentSession, material: { token: string; workSecret?: string | undefined }): Promise<string> {
+  const namespace = session.metadata?.namespace ?? '';
+  const sessionNameValue = session.metadata?.name ?? '';
+  const name = secretName(sessionNameValue, session.spec.workId);
+  const data: Record<string, string> = { [SECRET_TOKEN_KEY]: b64(material.token) };
+  if (material.workSecret) data[SECRET_WORK_SECRET_KEY] = b64(material.workSecret);
+  await store.createSecret(namespace, {
+    metadata: {
+      name,
+      namespace,
+      labels: workLabels(session.spec.environmentRef.name, sessionNameValue, session.spec.workId),
+      ownerReferences: [controllerRef(session, AGENT_SESSIONS)],
+    },
+    type: 'Opaque',
+    immutable: true,
+    data,
+  });
+  return name;
+}
+
+/** Status of a freshly acknowledged work item; fields about an earlier item are cleared. */
+export function acknowledgedStatus(session: AgentSession, at: Date): StatusPatch {
+  return {
+    phase: 'Starting',
+    workId: session.spec.workId,
+    workState: 'starting',
+    acknowledgedAt: at.toISOString(),
+    workItems: (session.status?.workItems ?? 0) + 1,
+    podName: null,
+    lease: null,
+    stopRequestedAt: null,
+    reason: null,
+    message: null,
+    startedAt: null,
+    finishedAt: null,
+  };
+}
+
+/** Status of a work item this cluster did not (or can no longer) acknowledge. No acknowledgedAt: nothing here may stop it. */
+export function notAcknowledgedStatus(session: AgentSession, workState: AgentSessionStatus['workState'] | undefined, reason: string, message: string, at: Date): StatusPatch {
+  return {
+    phase: 'Failed',
+    workId: session.spec.workId,
+    workState: workState ?? null,
+    acknowledgedAt: null,
+    podName: null,
+    lease: null,
+    reason,
+    message,
+    finishedAt: at.toISOString(),
+  };
+}
+
+/**
+ * Write a status patch guarded by the resourceVersion of `session`; on Conflict re-read and retry
+ * while `stillApplies` holds for the fresh object (so a record that moved on is left alone).
+ */
+export async function writeSessionStatus(
+  store: RecordStore,
+  session: AgentSession,
+  patch: StatusPatch,
+  stillApplies: (fresh: AgentSession) => boolean = (fresh) => fresh.spec.workId === session.spec.workId,
+): Promise<AgentSession | undefined> {
+  const namespace = session.metadata?.namespace ?? '';
+  const name = session.metadata?.name ?? '';
+  let current: AgentSession | undefined = session;
+  for (let attempt = 0; attempt < 4 && current; attempt++) {
+    try {
+      return await store.patchSessionStatus(namespace, name, current.metadata?.resourceVersion, patch);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      if (!isConflict(err)) throw err;
+    }
+    current = await store.getSession(namespace, name);
+    if (current && !stillApplies(current)) return undefined;
+  }
+  if (current) throw new NotRecordableError('ConflictRetriesExhausted', `AgentSession ${name}: status kept changing`);
+  return undefined;
+}
+
+const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');

@@ -1,0 +1,171 @@
+/**
+ * The session controller as the operator wires it: the AgentSession reconciler on the generic
+ * runtime, the informers it needs (AgentSessions; Pods labelled `agentenv.io/component=session`),
+ * the environment hooks (`stopEnvironmentSessions`, `activeSessions`) and the per-environment
+ * NetworkPolicy apply.
+ */
+import { FINISHED_PHASES, SESSION_PHASES } from '../crd/agent-session.ts';
+import { LABELS } from '../crd/meta.ts';
+import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
+import { jsonEqual } from '../k8s/conditions.ts';
+import { isNotFound } from '../k8s/errors.ts';
+import { Informer, keyOf, type InformerEvent } from '../k8s/informer.ts';
+import { CORE } from '../k8s/rest.ts';
+import { Controller, type ControllerObserver } from '../runtime/controller.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { labelValue, SESSION_COMPONENT } from './names.ts';
+import { desiredNetworkPolicy, networkPolicyName, type NetworkPolicy } from './network-policy.ts';
+import type { Pod } from './pod-types.ts';
+import { isAcknowledged } from './record.ts';
+import { sessionReconciler, type SessionReconcilerDeps, type SessionRecorder } from './reconcile.ts';
+
+export interface SessionControllerDeps extends Omit<SessionReconcilerDeps, 'podsOf' | 'metrics'> {
+  readonly logger: Logger;
+  /** Namespaces to watch; all when empty. */
+  readonly namespaces: readonly string[];
+  readonly concurrency?: number;
+  readonly resyncMs?: number;
+  readonly observer?: ControllerObserver;
+  readonly metrics?: SessionRecorder & { sessionsByPhase(counts: Readonly<Record<string, number>>): void };
+}
+
+export interface SessionController {
+  readonly controller: Controller;
+  /** Run these with the operator's signal; wait for `synced()` before `controller.run`. */
+  readonly informers: ReadonlyArray<Informer<AgentSession> | Informer<Pod>>;
+  /** Reconcile one session now (the dispatcher calls it after an acknowledgement). */
+  enqueue(namespace: string, name: string): void;
+  /** Sessions of `env` this cluster runs (recorded, not finished). */
+  activeSessions(env: AgentEnvironment): number;
+  /**
+   * For the AgentEnvironment's deletion (SessionsHook.drainBeforeDeletion): gracefully stop every
+   * running session of `env` by deleting its AgentSession (whose finalizer stops the work item,
+   * waits for the Pod and cleans up). Resolves true once none is left. ObserveOnly environments
+   * stop nothing (no API writes): true at once.
+   */
+  stopEnvironmentSessions(env: AgentEnvironment, signal?: AbortSignal): Promise<boolean>;
+  /** Create, update or delete the environment's NetworkPolicy to match its spec (no write when it matches). */
+  applyNetworkPolicy(env: AgentEnvironment): Promise<void>;
+}
+
+/** Status changes that mean the reconciler has something new to do (its own writes are not among them). */
+function needsReconcile(e: InformerEvent<AgentSession>): boolean {
+  if (e.type !== 'update') return true;
+  const a = e.old;
+  const b = e.object;
+  return (
+    a.metadata?.generation !== b.metadata?.generation ||
+    a.metadata?.deletionTimestamp !== b.metadata?.deletionTimestamp ||
+    !jsonEqual(a.metadata?.finalizers ?? [], b.metadata?.finalizers ?? []) ||
+    a.status?.acknowledgedAt !== b.status?.acknowledgedAt ||
+    a.status?.workId !== b.status?.workId
+  );
+}
+
+export function sessionController(deps: SessionControllerDeps): SessionController {
+  const namespaces = deps.namespaces.length ? deps.namespaces : [undefined];
+  const sessions = namespaces.map(
+    (namespace) =>
+      new Informer<AgentSession>(deps.rest, AGENT_SESSIONS, {
+        ...(namespace ? { namespace } : {}),
+        logger: deps.logger.child({ component: 'informer', resource: 'agentsessions', namespace }),
+      }),
+  );
+  const pods = namespaces.map(
+    (namespace) =>
+      new Informer<Pod>(deps.rest, CORE.pods, {
+        ...(namespace ? { namespace } : {}),
+        labelSelector: `${LABELS.component}=${SESSION_COMPONENT}`,
+        logger: deps.logger.child({ component: 'informer', resource: 'pods', namespace }),
+      }),
+  );
+  const podsOf = (namespace: string, session: string): Pod[] =>
+    pods.flatMap((i) => i.list((p) => p.metadata?.namespace === namespace && p.metadata?.labels?.[LABELS.session] === session));
+
+  let phasesDirty = false;
+  const reconcile = sessionReconciler({ ...deps, podsOf, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  const controller = new Controller({
+    name: 'agentsession',
+    logger: deps.logger,
+    ...(deps.concurrency !== undefined ? { concurrency: deps.concurrency } : {}),
+    ...(deps.resyncMs !== undefined ? { resyncMs: deps.resyncMs } : {}),
+    ...(deps.observer ? { observer: deps.observer } : {}),
+    reconcile: async (key, ctx) => {
+      try {
+        return await reconcile(key, ctx);
+      } finally {
+        phasesDirty = true;
+      }
+    },
+  });
+
+  // Sessions by phase, recounted from the cache at most once a second (not per reconcile).
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    const timer = setInterval(() => {
+      if (!phasesDirty) return;
+      phasesDirty = false;
+      const counts: Record<string, number> = Object.fromEntries(SESSION_PHASES.map((p) => [p, 0]));
+      for (const i of sessions) for (const s of i.list()) counts[s.status?.phase ?? 'Pending'] = (counts[s.status?.phase ?? 'Pending'] ?? 0) + 1;
+      metrics.sessionsByPhase(counts);
+    }, 1_000);
+    timer.unref();
+  }
+
+  for (const i of sessions) i.on((e) => needsReconcile(e) && controller.enqueue(keyOf(e.object)));
+  for (const i of pods) {
+    i.on((e) => {
+      const session = e.object.metadata?.labels?.[LABELS.session];
+      if (session) controller.enqueue(`${e.object.metadata?.namespace ?? ''}/${session}`);
+    });
+  }
+
+  const sessionsOf = (env: AgentEnvironment): AgentSession[] =>
+    sessions.flatMap((i) =>
+      i.list((s) => s.metadata?.namespace === env.metadata?.namespace && s.spec?.environmentRef?.name === env.metadata?.name),
+    );
+  const running = (s: AgentSession): boolean => !FINISHED_PHASES.includes(s.status?.phase ?? 'Pending') || s.status?.workId !== s.spec.workId;
+
+  return {
+    controller,
+    informers: [...sessions, ...pods],
+    enqueue: (namespace, name) => controller.enqueue(`${namespace}/${name}`),
+    activeSessions: (env) => sessionsOf(env).filter(running).length,
+    async stopEnvironmentSessions(env) {
+      if (env.spec.managementPolicy === 'ObserveOnly') return true;
+      const live = sessionsOf(env).filter((s) => running(s) && isAcknowledged(s));
+      for (const s of live) {
+        if (s.metadata?.deletionTimestamp) continue;
+        try {
+          await deps.rest.delete(AGENT_SESSIONS, s.metadata?.namespace, s.metadata?.name ?? '');
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      }
+      return live.length === 0;
+    },
+    async applyNetworkPolicy(env) {
+      const namespace = env.metadata?.namespace ?? '';
+      const name = networkPolicyName(env.metadata?.name ?? '');
+      const desired = desiredNetworkPolicy(env);
+      let current: NetworkPolicy | undefined;
+      try {
+        current = await deps.rest.get<NetworkPolicy>(CORE.networkPolicies, namespace, name);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      if (!desired) {
+        const ours = current?.metadata?.labels?.[LABELS.environment] === labelValue(env.metadata?.name ?? '');
+        if (current && ours) await deps.rest.delete(CORE.networkPolicies, namespace, name).catch((err: unknown) => { if (!isNotFound(err)) throw err; });
+        return;
+      }
+      if (!current) {
+        await deps.rest.create(CORE.networkPolicies, namespace, desired);
+        return;
+      }
+      // The apiserver drops an empty `ingress` list: compare with it restored.
+      if (jsonEqual({ ...current.spec, ingress: current.spec.ingress ?? [] }, desired.spec) && jsonEqual(current.metadata?.labels ?? {}, desired.metadata?.labels ?? {})) return;
+      await deps.rest.replace(CORE.networkPolicies, namespace, { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion ?? '' } });
+    },
+  };
+}

@@ -1,0 +1,342 @@
+/**
+ * The dispatcher against the in-process emulator (real HTTP, real long polls), with an in-memory
+ * record store standing in for Kubernetes. What Kubernetes adds (owner references, finalizers, the
+ * informer) is covered by test/integration/dispatch.test.ts.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EnvironmentsClient } from '../../src/api/client.ts';
+import type { Credential } from '../../src/api/transport.ts';
+import type { Work } from '../../src/api/wire.ts';
+import { decodeWorkSecret } from '../../src/api/work-secret.ts';
+import type { RunningEmulator } from '../../src/emulator/index.ts';
+import { SESSION_FINALIZER } from '../../src/crd/meta.ts';
+import type { AgentEnvironment, AgentSession } from '../../src/crd/resources.ts';
+import { KubeError } from '../../src/k8s/errors.ts';
+import type { CredentialResolution, DispatchCredentials } from '../../src/sessions/credentials.ts';
+import { envKey, RecordedSessions } from '../../src/sessions/dispatcher-capacity.ts';
+import { handOff, type HandOffDeps } from '../../src/sessions/dispatcher-handoff.ts';
+import { EnvironmentDispatch } from '../../src/sessions/dispatcher-set.ts';
+import type { DispatchState } from '../../src/sessions/dispatcher.ts';
+import { secretName, sessionName } from '../../src/sessions/names.ts';
+import { ensureWorkSecret, recordClaim, type RecordStore, type SessionSecret, type StatusPatch } from '../../src/sessions/record.ts';
+import { settleSession } from '../../src/sessions/settle.ts';
+import { silentLogger } from '../../src/telemetry/logger.ts';
+import { API_KEY, clientFor, emulator, selfHosted } from '../support/emulator.ts';
+
+/** Kubernetes semantics the dispatcher relies on: AlreadyExists, resourceVersion conflicts, NotFound. */
+class MemoryStore implements RecordStore {
+  readonly sessions = new Map<string, AgentSession>();
+  readonly secrets = new Map<string, SessionSecret>();
+  readonly recorded = new RecordedSessions();
+  failCreates = false;
+  #rv = 0;
+  #uid = 0;
+
+  async getSession(ns: string, name: string) {
+    return clone(this.sessions.get(`${ns}/${name}`));
+  }
+  async createSession(ns: string, s: AgentSession) {
+    if (this.failCreates) throw new KubeError('Unavailable', 'apiserver down');
+    const key = `${ns}/${s.metadata?.name}`;
+    if (this.sessions.has(key)) throw new KubeError('AlreadyExists', `${key} exists`, { status: 409 });
+    return this.#put(key, { ...s, metadata: { ...s.metadata, uid: `uid-${++this.#uid}` } }, 'add');
+  }
+  async replaceSession(ns: string, s: AgentSession) {
+    const key = `${ns}/${s.metadata?.name}`;
+    const cur = this.sessions.get(key);
+    if (!cur) throw new KubeError('NotFound', key, { status: 404 });
+    if (cur.metadata?.resourceVersion !== s.metadata?.resourceVersion) throw new KubeError('Conflict', key, { status: 409 });
+    return this.#put(key, { ...s, status: cur.status }, 'update');
+  }
+  async patchSessionStatus(ns: string, name: string, rv: string | undefined, patch: StatusPatch) {
+    const key = `${ns}/${name}`;
+    const cur = this.sessions.get(key);
+    if (!cur) throw new KubeError('NotFound', key, { status: 404 });
+    if (rv && cur.metadata?.resourceVersion !== rv) throw new KubeError('Conflict', key, { status: 409 });
+    const status: Record<string, unknown> = { ...cur.status };
+    for (const [k, v] of Object.entries(patch)) if (v === null) delete status[k];
+    else status[k] = v;
+    return this.#put(key, { ...cur, status }, 'update');
+  }
+  async dropSession(ns: string, s: AgentSession) {
+    const key = `${ns}/${s.metadata?.name}`;
+    const cur = this.sessions.get(key);
+    if (!cur) return;
+    this.sessions.delete(key);
+    for (const [k, secret] of this.secrets) if (secret.metadata?.ownerReferences?.[0]?.uid === cur.metadata?.uid) this.secrets.delete(k);
+    this.recorded.apply({ type: 'delete', object: cur });
+  }
+  async createSecret(ns: string, secret: SessionSecret) {
+    const key = `${ns}/${secret.metadata?.name}`;
+    if (!this.secrets.has(key)) this.secrets.set(key, clone(secret)!);
+  }
+  async secretExists(ns: string, name: string) {
+    return this.secrets.has(`${ns}/${name}`);
+  }
+  async podExists() {
+    return false;
+  }
+  list(): AgentSession[] {
+    return [...this.sessions.values()].map((s) => clone(s)!);
+  }
+  #put(key: string, s: AgentSession, type: 'add' | 'update'): AgentSession {
+    const old = this.sessions.get(key);
+    const next = clone({ ...s, metadata: { ...s.metadata, resourceVersion: String(++this.#rv) } })!;
+    this.sessions.set(key, next);
+    this.recorded.apply(type === 'add' || !old ? { type: 'add', object: next } : { type: 'update', object: next, old });
+    return clone(next)!;
+  }
+}
+const clone = <T>(x: T): T => (x === undefined ? x : structuredClone(x));
+
+let emu: RunningEmulator;
+let admin: EnvironmentsClient;
+let environmentId: string;
+let envKeyValue: string;
+let store: MemoryStore;
+
+const env = (): AgentEnvironment => ({
+  apiVersion: 'agentenv.io/v1alpha1',
+  kind: 'AgentEnvironment',
+  metadata: { name: 'prod', namespace: 'ns', uid: 'env-uid' },
+  spec: { selfHosted: { sessionTemplate: {}, maxSessions: 10, maxPollers: 4, sessionTTLSecondsAfterFinished: 300, stopGracePeriodSeconds: 30, startDeadlineSeconds: 300, podSecurity: 'Restricted' }, managementPolicy: 'Full', deletionPolicy: 'Archive' },
+  status: { environmentId, conditions: [{ type: 'Ready', status: 'True', reason: 'Available', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }] },
+}) as AgentEnvironment;
+
+const bearer = (value: string): Credential => ({ kind: 'bearer', value });
+const creds = (value = envKeyValue): CredentialResolution => ({ ok: true, credentials: { poll: bearer(value), sandbox: value, source: 'environment-key', fingerprint: value.slice(-8) } });
+const envKeyCredentials = (): DispatchCredentials => ({ poll: bearer(envKeyValue), sandbox: envKeyValue, source: 'environment-key', fingerprint: envKeyValue.slice(-8) });
+const workOf = (workId: string): Work | undefined => (emu.state.snapshot()['work'] as Work[]).find((w) => w.id === workId);
+const until = async (cond: () => boolean, what: string, ms = 10_000): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+function dispatch(opts: { maxSessions: number; maxPollers?: number; credentials?: () => CredentialResolution; reports?: DispatchState[]; credentialRefreshMs?: number }) {
+  const abort = new AbortController();
+  const e = env();
+  const d = new EnvironmentDispatch(
+    {
+      store,
+      logger: silentLogger,
+      metrics: { polled: () => undefined, recorded: () => undefined, acknowledged: () => undefined, settled: () => undefined },
+      apiClient: (credential) => new EnvironmentsClient({ baseUrl: emu.url, credential, retry: { maxRetries: 2, backoff: { baseMs: 10, capMs: 50 }, maxRetryAfterMs: 1_000 } }),
+      resolveCredentials: async () => (opts.credentials ?? creds)(),
+      identity: 'test-operator',
+      recorded: store.recorded,
+      sessionsOf: () => store.list(),
+      reportCondition: (_env, s) => opts.reports?.push(s),
+      settleGraceMs: 0,
+      ...(opts.credentialRefreshMs ? { credentialRefreshMs: opts.credentialRefreshMs } : {}),
+    },
+    e,
+    environmentId,
+    { maxSessions: opts.maxSessions, maxPollers: opts.maxPollers ?? 4 },
+  );
+  store.recorded.onChange((k) => k === envKey('ns', 'prod') && d.nudge());
+  const done = d.run(abort.signal);
+  return { stop: async () => (abort.abort(), await done) };
+}
+
+function handOffDeps(api: EnvironmentsClient): HandOffDeps {
+  return { store, api, now: () => new Date(), logger: silentLogger, metrics: { dispatched: () => undefined, acknowledged: () => undefined, settled: () => undefined } };
+}
+
+beforeEach(async () => {
+  emu = await emulator();
+  admin = clientFor(emu);
+  environmentId = (await selfHosted(admin)).id;
+  envKeyValue = emu.admin.mintKey(environmentId);
+  store = new MemoryStore();
+});
+afterEach(async () => {
+  await emu.close();
+});
+
+describe('dispatch against the emulator', () => {
+  it('claims exactly maxSessions items, records each before acknowledging it, and leaves the rest queued', async () => {
+    const N = 4;
+    const items = Array.from({ length: N + 3 }, () => emu.admin.createSession(environmentId));
+    const d = dispatch({ maxSessions: N });
+    await until(() => [...store.sessions.values()].filter((s) => s.status?.acknowledgedAt).length === N, `${N} acknowledged records`);
+    await new Promise((r) => setTimeout(r, 1_500)); // more than a long poll: nothing else is claimed
+    await d.stop();
+    const states = items.map((i) => workOf(i.work_id)?.state);
+    expect(states.filter((s) => s === 'starting')).toHaveLength(N);
+    expect(states.filter((s) => s === 'queued')).toHaveLength(3);
+    expect(store.sessions.size).toBe(N);
+    for (const s of store.sessions.values()) {
+      expect(s.metadata?.finalizers).toEqual([SESSION_FINALIZER]);
+      expect(s.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'AgentEnvironment', name: 'prod', uid: 'env-uid', controller: true, blockOwnerDeletion: true });
+      expect(s.status).toMatchObject({ phase: 'Starting', workState: 'starting', workId: s.spec.workId, workItems: 1 });
+      expect(s.spec.workerId).toMatch(/^test-operator\/env-uid\/\d+$/);
+      const secret = store.secrets.get(`ns/${secretName(s.metadata!.name!, s.spec.workId)}`);
+      expect(Buffer.from(secret!.data['token']!, 'base64').toString()).toBe(envKeyValue);
+      expect(secret!.data['work-secret']).toBeUndefined();
+    }
+  });
+
+  it('an item that cannot be recorded is not acknowledged: the queue hands it out again', async () => {
+    const item = emu.admin.createSession(environmentId);
+    store.failCreates = true;
+    const d = dispatch({ maxSessions: 2 });
+    await until(() => ((emu.state.requestCounts()['GET /v1/environments/{environment_id}/work/poll'] ?? {})['200'] ?? 0) >= 1, 'a poll');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(workOf(item.work_id)?.state).toBe('queued');
+    expect(emu.state.requestCounts()['POST /v1/environments/{environment_id}/work/{work_id}/ack']).toBeUndefined();
+    store.failCreates = false; // the apiserver is back: the re-delivery (after 5 s) is recorded and acknowledged
+    await until(() => workOf(item.work_id)?.state === 'starting', 'the re-delivered item acknowledged', 15_000);
+    await d.stop();
+    expect(store.sessions.size).toBe(1);
+  }, 20_000);
+
+  it('a duplicate delivery converges on the same AgentSession and Secret', async () => {
+    const { session_id, work_id } = emu.admin.createSession(environmentId);
+    const api = clientFor(emu, bearer(envKeyValue));
+    const first = (await api.pollWork(environmentId, { workerId: 'w1' }))!;
+    // The operator died after recording (record + Secret) and before its ack.
+    const { session } = await recordClaim(store, env(), { sessionId: session_id, workId: work_id, environmentId, workerId: 'w1', claimedAt: new Date() });
+    await ensureWorkSecret(store, session, { token: envKeyValue });
+    const again = (await api.pollWork(environmentId, { workerId: 'w2', reclaimOlderThanMs: 0 }))!;
+    expect(again.id).toBe(first.id);
+    const result = await handOff(handOffDeps(api), { work: again, env: env(), credentials: envKeyCredentials(), workerId: 'w2', seenAt: performance.now() });
+    expect(result).toEqual({ outcome: 'acknowledged', holdsSlot: true });
+    expect(store.sessions.size).toBe(1);
+    expect(store.secrets.size).toBe(1);
+    expect(workOf(work_id)?.state).toBe('starting');
+    // A further duplicate of an acknowledged record changes nothing.
+    const third = await handOff(handOffDeps(api), { work: again, env: env(), credentials: undefined, workerId: 'w3', seenAt: performance.now() });
+    expect(third.outcome).toBe('noSandboxCredential');
+    const fourth = await handOff(handOffDeps(api), { work: again, env: env(), credentials: envKeyCredentials(), workerId: 'w3', seenAt: performance.now() });
+    expect(fourth.outcome).toBe('alreadyAcknowledged');
+  });
+
+  it('a session returning with a new work item moves its record forward', async () => {
+    const { session_id, work_id } = emu.admin.createSession(environmentId);
+    const d = dispatch({ maxSessions: 2 });
+    await until(() => workOf(work_id)?.state === 'starting', 'first item acknowledged');
+    await admin.stopWork(environmentId, work_id, { force: true });
+    const name = sessionName('prod', session_id);
+    await store.patchSessionStatus('ns', name, undefined, { phase: 'Succeeded', workState: 'stopped' });
+    const { work_id: next } = emu.admin.wake(environmentId, session_id);
+    await until(() => workOf(next)?.state === 'starting', 'the returning item acknowledged');
+    await d.stop();
+    const s = store.sessions.get(`ns/${name}`)!;
+    expect(store.sessions.size).toBe(1);
+    expect(s.spec.workId).toBe(next);
+    expect(s.status).toMatchObject({ phase: 'Starting', workId: next, workItems: 2 });
+    expect(s.status?.finishedAt).toBeUndefined();
+    expect(store.secrets.has(`ns/${secretName(name, next)}`)).toBe(true);
+  });
+
+  it('puts the per-item token, never the environment key, in the Secret when the poll carries one', async () => {
+    await emu.close();
+    emu = await emulator({ workSecrets: true });
+    admin = clientFor(emu);
+    environmentId = (await selfHosted(admin)).id;
+    envKeyValue = emu.admin.mintKey(environmentId);
+    const { work_id } = emu.admin.createSession(environmentId);
+    const d = dispatch({ maxSessions: 1 });
+    await until(() => workOf(work_id)?.state === 'starting', 'acknowledged');
+    await d.stop();
+    const [secret] = [...store.secrets.values()];
+    const token = Buffer.from(secret!.data['token']!, 'base64').toString();
+    const raw = Buffer.from(secret!.data['work-secret']!, 'base64').toString();
+    expect(token).not.toBe(envKeyValue);
+    expect(decodeWorkSecret(raw)?.sessions_token).toBe(token);
+  });
+
+  it('under the API-key fallback, an item without a per-item token is not acknowledged and dispatch pauses', async () => {
+    const { work_id } = emu.admin.createSession(environmentId);
+    const reports: DispatchState[] = [];
+    const apiKey: CredentialResolution = { ok: true, credentials: { poll: { kind: 'api-key', value: API_KEY }, sandbox: undefined, source: 'api-key', fingerprint: 'k' } };
+    const d = dispatch({ maxSessions: 3, credentials: () => apiKey, reports });
+    await until(() => reports.some((r) => !r.dispatching), 'a Dispatching=False report');
+    await d.stop();
+    expect(reports.at(-1)).toMatchObject({ dispatching: false, reason: 'EnvironmentKeyRequired' });
+    expect(workOf(work_id)?.state).toBe('queued');
+    expect(store.sessions.size).toBe(0);
+  });
+
+  it('a refused environment key stops polling with a reason instead of hot-looping', async () => {
+    const reports: DispatchState[] = [];
+    const d = dispatch({ maxSessions: 3, credentials: () => creds('sk-ant-oat01-wrong'), reports });
+    await until(() => reports.length > 0, 'a report');
+    await new Promise((r) => setTimeout(r, 500));
+    await d.stop();
+    expect(reports).toEqual([{ dispatching: false, reason: 'CredentialsInvalid', message: expect.any(String) }]);
+    expect(JSON.stringify(reports)).not.toContain('sk-ant-oat01-wrong');
+    expect(emu.state.requestCounts()['GET /v1/environments/{environment_id}/work/poll']).toEqual({ '401': 1 });
+  });
+
+  it('a rotated environment key resumes dispatch without a restart', async () => {
+    const reports: DispatchState[] = [];
+    let key = 'sk-ant-oat01-revoked';
+    const d = dispatch({ maxSessions: 3, credentials: () => creds(key), reports, credentialRefreshMs: 200 });
+    await until(() => reports.length > 0, 'a report');
+    expect(reports[0]).toMatchObject({ dispatching: false, reason: 'CredentialsInvalid' });
+    key = envKeyValue; // the Secret is updated with a valid key
+    const { work_id } = emu.admin.createSession(environmentId);
+    await until(() => workOf(work_id)?.state === 'starting', 'the item acknowledged with the new key');
+    await d.stop();
+    expect(reports.at(-1)).toEqual({ dispatching: true });
+  });
+});
+
+describe('settling records after a restart', () => {
+  async function claimWithoutAck(withSecret: boolean) {
+    const { session_id, work_id } = emu.admin.createSession(environmentId);
+    const api = clientFor(emu, bearer(envKeyValue));
+    await api.pollWork(environmentId, { workerId: 'old-operator' });
+    const { session } = await recordClaim(store, env(), { sessionId: session_id, workId: work_id, environmentId, workerId: 'old-operator', claimedAt: new Date() });
+    if (withSecret) await ensureWorkSecret(store, session, { token: envKeyValue });
+    return { api, session: (await store.getSession('ns', session.metadata!.name!))!, work_id };
+  }
+  const deps = (api: EnvironmentsClient) => ({ store, api, now: () => new Date() });
+
+  it('acknowledges a recorded item that is still queued', async () => {
+    const { api, session, work_id } = await claimWithoutAck(true);
+    expect(await settleSession(deps(api), session)).toBe('acknowledged');
+    expect(workOf(work_id)?.state).toBe('starting');
+    expect(store.sessions.get(`ns/${session.metadata!.name}`)?.status).toMatchObject({ phase: 'Starting', workId: work_id });
+  });
+
+  it('the restarted dispatcher settles such a record on start', async () => {
+    const { session, work_id } = await claimWithoutAck(true);
+    const d = dispatch({ maxSessions: 3 });
+    await until(() => Boolean(store.sessions.get(`ns/${session.metadata!.name}`)?.status?.acknowledgedAt), 'the record acknowledged');
+    await d.stop();
+    expect(workOf(work_id)?.state).toBe('starting');
+    expect(store.sessions.size).toBe(1);
+  });
+
+  it('drops a record whose item another worker acknowledged, without stopping the item', async () => {
+    const { api, session, work_id } = await claimWithoutAck(false);
+    const other = (await api.pollWork(environmentId, { workerId: 'other', reclaimOlderThanMs: 0 }))!;
+    await api.ackWork(environmentId, other.id);
+    expect(await settleSession(deps(api), session)).toBe('dropped');
+    expect(store.sessions.size).toBe(0);
+    expect(workOf(work_id)?.state).toBe('starting');
+  });
+
+  it('marks a record whose item was stopped as Failed NotAcknowledged', async () => {
+    const { api, session, work_id } = await claimWithoutAck(true);
+    await admin.stopWork(environmentId, work_id, { force: true });
+    expect(await settleSession(deps(api), session)).toBe('finished');
+    expect(store.sessions.get(`ns/${session.metadata!.name}`)?.status).toMatchObject({ phase: 'Failed', reason: 'NotAcknowledged', workState: 'stopped' });
+    expect(store.sessions.get(`ns/${session.metadata!.name}`)?.status?.acknowledgedAt).toBeUndefined();
+  });
+
+  it('a 409 on our own ack of a stopped item settles the record instead of failing', async () => {
+    const { session_id, work_id } = emu.admin.createSession(environmentId);
+    const api = clientFor(emu, bearer(envKeyValue));
+    const work = (await api.pollWork(environmentId, { workerId: 'w' }))!;
+    await admin.stopWork(environmentId, work_id, { force: true });
+    const result = await handOff(handOffDeps(api), { work, env: env(), credentials: envKeyCredentials(), workerId: 'w', seenAt: performance.now() });
+    expect(result).toEqual({ outcome: 'settled:finished', holdsSlot: false });
+    expect(store.sessions.get(`ns/${sessionName('prod', session_id)}`)?.status).toMatchObject({ phase: 'Failed', reason: 'NotAcknowledged' });
+  });
+});

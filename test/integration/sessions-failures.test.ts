@@ -1,0 +1,98 @@
+/**
+ * The environment-key fallback (no per-item token) and
+ * acknowledged work is never stranded: a session Pod that cannot start ends in a force-stop of
+ * the work item with the reason on the AgentSession and in a Warning event.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CORE, type KubeObject } from '../../src/k8s/rest.ts';
+import { podName, secretName } from '../../src/sessions/names.ts';
+import { createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
+import { createEnvironment, dispatch, eventsOf, getPod, processesOfWork, sessionTemplate, startSessionsWorld, waitForSession, waitForWork, type SessionsWorld } from './sessions.fixtures.ts';
+
+let ns: TestNamespace;
+let w: SessionsWorld;
+
+beforeAll(async () => {
+  ns = await createNamespace('sessions-failures');
+  // No per-item tokens here: the sidecar's credential is the environment key.
+  w = await startSessionsWorld(ns.name, { workSecrets: false });
+});
+
+afterAll(async () => {
+  await w?.stop();
+  await ns?.cleanup();
+});
+
+const failed = (name: string) => waitForSession(w, name, (s) => s.status?.phase === 'Failed', 'Failed', 90_000);
+
+describe.concurrent('a session Pod that cannot start', () => {
+  it('an image that cannot be pulled force-stops the item: ImagePullFailed', async () => {
+    const env = await createEnvironment(w, 'badimage', sessionTemplate({ image: 'registry.invalid/no-such-image:1' }));
+    const d = await dispatch(w, env);
+    const done = await failed(d.name);
+    expect(done.status?.reason).toBe('ImagePullFailed');
+    await waitForWork(w, env, d.work.id, 'stopped');
+    expect(w.metrics.stopped).toContain('ImagePullFailed');
+    await waitFor(async () => (await eventsOf(w, d.name)).some((e) => e.type === 'Warning' && e.reason === 'ImagePullFailed'), { what: 'a Warning event ImagePullFailed' });
+    await waitFor(async () => {
+      const pod = await getPod(w, podName(d.name, d.work.id));
+      return !pod || Boolean(pod.metadata?.deletionTimestamp);
+    }, { what: 'the Pod to be deleted' });
+  });
+
+  it('a Pod no node fits force-stops the item after startDeadlineSeconds: Unschedulable', async () => {
+    const env = await createEnvironment(w, 'nowhere', sessionTemplate({ nodeSelector: { 'agentenv.io/test-no-such-node': 'true' } }), { startDeadlineSeconds: 10 });
+    const d = await dispatch(w, env);
+    const done = await failed(d.name);
+    expect(done.status?.reason).toBe('Unschedulable');
+    await waitForWork(w, env, d.work.id, 'stopped');
+    await waitFor(async () => (await eventsOf(w, d.name)).some((e) => e.type === 'Warning' && e.reason === 'Unschedulable'), { what: 'a Warning event Unschedulable' });
+  });
+
+  it('a template that breaks the Restricted standard is refused: TemplateRefused, no Pod', async () => {
+    const template = sessionTemplate();
+    const spec = template['spec'] as { containers: Array<Record<string, unknown>> };
+    spec.containers[0]!['securityContext'] = { privileged: true };
+    const env = await createEnvironment(w, 'privileged', template);
+    const d = await dispatch(w, env);
+    const done = await failed(d.name);
+    expect(done.status?.reason).toBe('TemplateRefused');
+    expect(done.status?.message).toMatch(/privileged/);
+    await waitForWork(w, env, d.work.id, 'stopped');
+    expect(await getPod(w, podName(d.name, d.work.id))).toBeUndefined();
+  });
+
+  it('a Pod create refused by admission force-stops the item: PodCreateRefused', async () => {
+    // The Priority admission plugin refuses a Pod naming a PriorityClass that does not exist.
+    const template = sessionTemplate();
+    (template['spec'] as Record<string, unknown>)['priorityClassName'] = 'agentenv-test-no-such-priority-class';
+    const env = await createEnvironment(w, 'refused', template);
+    const d = await dispatch(w, env);
+    const done = await failed(d.name);
+    expect(done.status?.reason).toBe('PodCreateRefused');
+    await waitForWork(w, env, d.work.id, 'stopped');
+  });
+});
+
+describe('without a per-item token', () => {
+  it('the sidecar holds the environment key; the main container neither it nor ANTHROPIC_WORK_SECRET', async () => {
+    const env = await createEnvironment(w, 'envkey', sessionTemplate(), { leaseTTLSeconds: 10 });
+    const d = await dispatch(w, env);
+    await waitForSession(w, d.name, (s) => s.status?.phase === 'Running', 'Running');
+    const secret = await w.admin.get<KubeObject & { data?: Record<string, string> }>(CORE.secrets, w.namespace, secretName(d.name, d.work.id));
+    expect(Buffer.from(secret.data?.['token'] ?? '', 'base64').toString()).toBe(env.envKey);
+    expect(secret.data?.['work-secret']).toBeUndefined();
+    const pod = (await getPod(w, podName(d.name, d.work.id)))!;
+    expect((pod.spec.containers[0]!.env ?? []).map((e) => e.name)).not.toContain('ANTHROPIC_WORK_SECRET');
+    const procs = await waitFor(() => {
+      const p = processesOfWork(d.work.id);
+      return p.length ? p : undefined;
+    }, { what: 'the main container process' });
+    for (const p of procs) {
+      expect(p.environ.join('\n')).not.toContain(env.envKey);
+      expect(p.environ.some((e) => e.startsWith('ANTHROPIC_WORK_SECRET='))).toBe(false);
+    }
+    await w.api.stopWork(env.environmentId, d.work.id, { force: true });
+    await waitForWork(w, env, d.work.id, 'stopped');
+  });
+});
