@@ -21,9 +21,30 @@ export default defineConfig({
       },
       {
         test: {
+          // The Helm chart through the real helm and kubeconform (tools built by scripts/tools.ts).
+          name: 'chart',
+          include: ['test/chart/**/*.test.ts'],
+          // Builds the tools once (Go module proxy; cached in ~/.cache/agentenv/tools).
+          globalSetup: ['test/chart/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 600_000,
+        },
+      },
+      {
+        test: {
           name: 'api',
           include: ['test/api/**/*.test.ts'],
           testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          // One cluster for the run; files run in parallel, each in its own namespace.
+          globalSetup: ['test/integration/global-setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
         },
       },
     ],

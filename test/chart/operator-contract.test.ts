@@ -1,0 +1,79 @@
+/**
+ * The chart ↔ operator contract: the args and environment the chart renders are parsed by the
+ * operator's own CLI and configuration schema (src/cli/operator.ts), so a renamed flag or variable
+ * fails here instead of in a cluster.
+ */
+import { describe, expect, it } from 'vitest';
+import { command, parseConfig } from '../../src/cli/operator.ts';
+import type { OperatorConfig } from '../../src/config/operator.ts';
+import { find, NAMESPACED_VALUES, RELEASE_NAMESPACE, render, type RenderOptions } from './helm.ts';
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { fieldPath: string } };
+}
+
+/** Render, then parse the operator container's args and env as the operator process would. */
+async function operatorConfig(options: RenderOptions): Promise<OperatorConfig> {
+  const deployment = find(await render(options), 'Deployment');
+  const container = (deployment['spec'] as { template: { spec: { containers: { args: string[]; env: EnvVar[] }[] } } }).template.spec.containers[0]!;
+  // The downward API, as the kubelet would resolve it.
+  const fieldRefs: Record<string, string> = { 'metadata.name': 'agentenv-7d9f-abcde', 'metadata.namespace': RELEASE_NAMESPACE };
+  const env: NodeJS.ProcessEnv = {};
+  for (const e of container.env) {
+    const path = e.valueFrom?.fieldRef?.fieldPath;
+    env[e.name] = e.value ?? (path ? fieldRefs[path] : undefined);
+    expect(env[e.name], `env ${e.name}`).toBeDefined();
+  }
+  const [sub, ...args] = container.args;
+  expect(sub).toBe('operator');
+  let flags: Parameters<typeof parseConfig>[0] | undefined;
+  const cli = command()
+    .exitOverride()
+    .action((f: Parameters<typeof parseConfig>[0]) => {
+      flags = f;
+    });
+  await cli.parseAsync(args, { from: 'user' });
+  return parseConfig(flags!, env);
+}
+
+describe('the operator accepts what the chart renders', () => {
+  it('default values: leader election in the release namespace, ports, logging, the chart image as sidecar', async () => {
+    const config = await operatorConfig({});
+    expect(config).toMatchObject({
+      leaderElect: true,
+      leaderElectionNamespace: RELEASE_NAMESPACE,
+      metricsPort: 8080,
+      healthPort: 8081,
+      logLevel: 'info',
+      logFormat: 'json',
+      namespaces: [],
+      concurrency: 4,
+      resyncMs: 600_000,
+      sidecarImage: 'ghcr.io/agentenv-io/agentenv:0.1.0',
+      sidecarImagePullPolicy: 'IfNotPresent',
+      baseUrl: 'https://api.anthropic.com',
+    });
+    expect(config.apiKey).toBeUndefined();
+    expect(config.apiKeyFile).toBeUndefined();
+  });
+
+  it('namespaced profile: watched namespaces, the key file, base URL and sidecar settings', async () => {
+    const config = await operatorConfig({ valuesFiles: [NAMESPACED_VALUES] });
+    expect(config).toMatchObject({
+      namespaces: ['team-a', 'team-b'],
+      apiKeyFile: '/var/run/agentenv/api-key/key',
+      baseUrl: 'https://api.anthropic.com',
+      logLevel: 'debug',
+      sidecarImagePullPolicy: 'Always',
+    });
+    expect(config.sidecarImage).toMatch(/@sha256:0+2$/);
+    expect(config.apiKey).toBeUndefined();
+  });
+
+  it('a single replica without leader election, text logs and a custom resync', async () => {
+    const config = await operatorConfig({ set: ['replicaCount=1', 'leaderElection.enabled=false', 'logFormat=text', 'resyncPeriod=1h30m', 'concurrency=8'] });
+    expect(config).toMatchObject({ leaderElect: false, logFormat: 'text', resyncMs: 5_400_000, concurrency: 8 });
+  });
+});

@@ -1,0 +1,37 @@
+/**
+ * values.schema.json refuses bad values before anything renders, with a message that names the key.
+ * One row per rule: the value, and what helm must say.
+ */
+import { describe, expect, it } from 'vitest';
+import { refusal, render } from './helm.ts';
+
+const REFUSALS: readonly { readonly set: readonly string[]; readonly says: RegExp; readonly why: string }[] = [
+  { set: ['replicaCount=2', 'leaderElection.enabled=false'], says: /leaderElection\/enabled': value must be true/, why: 'two replicas without leader election would both dispatch work' },
+  { set: ['apiKey.existingSecret=mine', 'apiKey.value=sk-ant-x'], says: /apiKey\/value/, why: 'one source for the API key' },
+  { set: ['logLevel=verbose'], says: /\/logLevel': value must be one of/, why: 'the operator knows only its log levels' },
+  { set: ['logFormat=xml'], says: /\/logFormat'/, why: 'json or text' },
+  { set: ['image.digest=latest'], says: /\/image\/digest'/, why: 'a digest is sha256:<64 hex>' },
+  { set: ['image.repository='], says: /\/image\/repository'/, why: 'an image needs a repository' },
+  { set: ['watchNamespaces[0]=Team_A'], says: /\/watchNamespaces\/0'/, why: 'namespaces are DNS labels' },
+  { set: ['resyncPeriod=ten minutes'], says: /\/resyncPeriod'/, why: 'durations such as 10m' },
+  { set: ['anthropicBaseUrl=api.anthropic.com'], says: /\/anthropicBaseUrl'/, why: 'the base URL needs its scheme' },
+  { set: ['metrics.port=70000'], says: /\/metrics\/port'/, why: 'ports are 1–65535' },
+  { set: ['metrics.prot=9090'], says: /additional properties 'prot' not allowed/, why: 'a misspelt key is an error, not a silent default' },
+  { set: ['replicas=3'], says: /additional properties 'replicas' not allowed/, why: 'a misspelt top-level key is an error too' },
+  { set: ['extraEnv[0].name=ANTHROPIC_API_KEY', 'extraEnv[0].value=sk-ant-x'], says: /\/extraEnv\/0\/name'/, why: 'the API key is never a plain environment value' },
+  { set: ['sidecar.pullPolicy=Sometimes'], says: /\/sidecar\/pullPolicy'/, why: 'Kubernetes pull policies only' },
+  { set: ['podDisruptionBudget.minAvailable=half'], says: /\/podDisruptionBudget\/minAvailable'/, why: 'a count or a percentage' },
+  { set: ['health.port=8080'], says: /metrics.port and health.port must differ/, why: 'the two servers need two ports (checked by the template)' },
+  { set: ['metrics.serviceMonitor.enabled=true', 'metrics.service.enabled=false'], says: /ServiceMonitor selects the metrics Service/, why: 'a ServiceMonitor needs the Service' },
+];
+
+describe('values.schema.json', () => {
+  it.each(REFUSALS)('refuses $set: $why', async ({ set, says }) => {
+    expect(await refusal({ set })).toMatch(says);
+  });
+
+  it('accepts the documented alternatives', async () => {
+    await render({ set: ['podDisruptionBudget.minAvailable=50%', 'replicaCount=1', 'leaderElection.enabled=false', 'logFormat=text', 'resyncPeriod=1h30m'] });
+    await render({ set: ['apiKey.existingSecret=mine', 'anthropicBaseUrl=http://emulator.agentenv-system:8090'] });
+  });
+});
