@@ -1,0 +1,260 @@
+/**
+ * Dispatch on the local cluster (etcd + kube-apiserver, no kubelet: Pods are created, not run) with
+ * the in-process emulator and the in-process operator (the operator's least-privilege identity):
+ *
+ * - dispatch latency on an idle system, sequential sessions: work queued → AgentSession created
+ *   (the dispatcher's part) and → Pod created (the issue's figure), as seen by a watch; p50 / p99;
+ * - a burst of queued sessions (default 1,000): rate at which they reach Pods, against a tight loop
+ *   creating the same Pods (copied from the burst, in another namespace) on the same apiserver;
+ * - 100 idle self-hosted environments: polls per second per environment and Kubernetes writes per
+ *   second at steady state (over a window after every environment reports Dispatching=True).
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import { startOperator, type OperatorHandle } from '../src/cli/operator.ts';
+import { OperatorConfig } from '../src/config/operator.ts';
+import { LABELS } from '../src/crd/meta.ts';
+import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../src/crd/resources.ts';
+import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
+import { EnvironmentsClient } from '../src/api/client.ts';
+import { Informer } from '../src/k8s/informer.ts';
+import { CORE, KubeRest, type KubeObject, type Verb } from '../src/k8s/rest.ts';
+import { startLocalCluster } from '../src/localcluster/index.ts';
+import { createLogger, silentLogger } from '../src/telemetry/logger.ts';
+
+const API_KEY = 'sk-ant-api03-bench';
+const TEMPLATE = { spec: { containers: [{ name: 'session', image: 'local/shell', command: ['/bin/sh', '-c', 'sleep 3600'] }] } };
+const WRITES: ReadonlySet<Verb> = new Set(['create', 'update', 'patch', 'delete']);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
+
+interface World {
+  readonly admin: KubeRest;
+  readonly emu: RunningEmulator;
+  readonly console: EnvironmentsClient;
+  readonly operatorKubeconfig: string;
+}
+
+async function namespace(admin: KubeRest, prefix: string): Promise<string> {
+  const ns = await admin.create<KubeObject>(CORE.namespaces, undefined, { metadata: { generateName: `${prefix}-` } });
+  return ns.metadata!.name!;
+}
+
+async function operator(w: World, ns: string, writes: { count: number; byResource?: Map<string, number> }): Promise<OperatorHandle> {
+  const config = OperatorConfig.parse({
+    kubeconfig: w.operatorKubeconfig,
+    baseUrl: w.emu.url,
+    apiKey: API_KEY,
+    namespaces: [ns],
+    concurrency: 8,
+    logLevel: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn',
+    metricsPort: 0,
+    healthPort: 0,
+    bindAddress: '127.0.0.1',
+    leaderElect: false,
+    identity: `bench_${randomBytes(4).toString('hex')}`,
+  });
+  return startOperator(config, {
+    logger: createLogger({ level: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn', destination: { write: (l: string) => void process.stderr.write(l) } }),
+    observeKube: (r) => {
+      if (!WRITES.has(r.verb) || r.resource === 'leases') return;
+      writes.byResource?.set(`${r.verb} ${r.resource}`, (writes.byResource.get(`${r.verb} ${r.resource}`) ?? 0) + 1);
+      if (r.resource !== 'events') writes.count++;
+    },
+  });
+}
+
+/** A remote self-hosted environment, its key in a Secret, and an AgentEnvironment adopting it. */
+async function environment(w: World, ns: string, name: string, maxSessions: number): Promise<string> {
+  const remote = await w.console.createEnvironment({ name, config: { type: 'self_hosted' } });
+  const key = w.emu.admin.mintKey(remote.id);
+  await w.admin.create(CORE.secrets, ns, { metadata: { name: `${name}-key` }, stringData: { key } } as KubeObject);
+  await w.admin.create(AGENT_ENVIRONMENTS, ns, {
+    metadata: { name },
+    spec: { environmentId: remote.id, selfHosted: { environmentKeySecretRef: { name: `${name}-key`, key: 'key' }, sessionTemplate: TEMPLATE, maxSessions } },
+  } as unknown as AgentEnvironment);
+  return remote.id;
+}
+
+async function dispatching(admin: KubeRest, ns: string, count: number): Promise<void> {
+  for (;;) {
+    const envs = (await admin.list<AgentEnvironment>(AGENT_ENVIRONMENTS, ns)).items;
+    const ok = envs.filter((e) => e.status?.conditions?.some((c) => c.type === 'Dispatching' && c.status === 'True')).length;
+    if (ok >= count) return;
+    await sleep(250);
+  }
+}
+
+/** Sequential sessions on an idle environment: queued → AgentSession created, → Pod created. */
+async function latency(w: World, samples: number): Promise<Record<string, number>> {
+  const ns = await namespace(w.admin, 'bench-latency');
+  const writes = { count: 0 };
+  const op = await operator(w, ns, writes);
+  const id = await environment(w, ns, 'latency', samples + 10);
+  await dispatching(w.admin, ns, 1);
+  const seen = new Map<string, { session?: number; pod?: number }>();
+  const stop = new AbortController();
+  const sessions = new Informer<AgentSession>(w.admin, AGENT_SESSIONS, { namespace: ns, logger: silentLogger });
+  const pods = new Informer<KubeObject>(w.admin, CORE.pods, { namespace: ns, logger: silentLogger });
+  sessions.on((e) => {
+    if (e.type === 'add') (seen.get(e.object.spec.sessionId) ?? seen.set(e.object.spec.sessionId, {}).get(e.object.spec.sessionId)!).session ??= performance.now();
+  });
+  const bySessionName = new Map<string, string>();
+  sessions.on((e) => void bySessionName.set(e.object.metadata!.name!, e.object.spec.sessionId));
+  pods.on((e) => {
+    const sessionId = bySessionName.get(e.object.metadata?.labels?.[LABELS.session] ?? '');
+    if (e.type === 'add' && sessionId) (seen.get(sessionId) ?? seen.set(sessionId, {}).get(sessionId)!).pod ??= performance.now();
+  });
+  const running = [sessions.run(stop.signal), pods.run(stop.signal)];
+  await Promise.all([sessions.synced(), pods.synced()]);
+  await sleep(1_500); // idle: the poller is parked in a long poll
+  const toSession: number[] = [];
+  const toPod: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const t0 = performance.now();
+    const { session_id } = w.emu.admin.createSession(id);
+    const deadline = t0 + 10_000;
+    while (seen.get(session_id)?.pod === undefined && performance.now() < deadline) await sleep(1);
+    const s = seen.get(session_id);
+    if (s?.session !== undefined) toSession.push(s.session - t0);
+    if (s?.pod !== undefined) toPod.push(s.pod - t0);
+    await sleep(300); // back to idle
+  }
+  stop.abort();
+  await Promise.allSettled(running);
+  await op.stop();
+  toSession.sort((a, b) => a - b);
+  toPod.sort((a, b) => a - b);
+  return {
+    'dispatch.latency.samples': samples,
+    'dispatch.latency.queued_to_agentsession_p50_ms': round(percentile(toSession, 50)),
+    'dispatch.latency.queued_to_agentsession_p99_ms': round(percentile(toSession, 99)),
+    'dispatch.latency.queued_to_pod_p50_ms': round(percentile(toPod, 50)),
+    'dispatch.latency.queued_to_pod_p99_ms': round(percentile(toPod, 99)),
+    'dispatch.latency.pods_seen': toPod.length,
+  };
+}
+
+/** A burst of queued sessions → Pods, against a tight loop creating the same Pods. */
+async function burst(w: World, count: number): Promise<Record<string, number>> {
+  const ns = await namespace(w.admin, 'bench-burst');
+  const writes = { count: 0, byResource: new Map<string, number>() };
+  const op = await operator(w, ns, writes);
+  const id = await environment(w, ns, 'burst', count);
+  await dispatching(w.admin, ns, 1);
+  const stop = new AbortController();
+  const pods = new Informer<KubeObject>(w.admin, CORE.pods, { namespace: ns, logger: silentLogger });
+  let last = 0;
+  pods.on((e) => {
+    if (e.type === 'add') last = performance.now();
+  });
+  const running = pods.run(stop.signal);
+  await pods.synced();
+  writes.count = 0;
+  writes.byResource.clear();
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) w.emu.admin.createSession(id);
+  const deadline = t0 + 600_000;
+  while (pods.list().length < count && performance.now() < deadline) await sleep(50);
+  const burstSeconds = (last - t0) / 1000;
+  const reached = pods.list().length;
+  const writesPerSession = [...writes.byResource.values()].reduce((a, b) => a + b, 0) / Math.max(1, reached);
+  process.stderr.write(`burst: Kubernetes writes by verb and resource: ${JSON.stringify(Object.fromEntries(writes.byResource))}\n`);
+  stop.abort();
+  await running;
+  await op.stop();
+
+  // The same Pods, created one after another by a tight loop in a fresh namespace.
+  const loopNs = await namespace(w.admin, 'bench-loop');
+  const operatorKc = new KubeConfig();
+  operatorKc.loadFromFile(w.operatorKubeconfig);
+  const rest = new KubeRest(operatorKc, { fieldManager: 'agentenv-bench' });
+  const copies = pods.list().map((p) => {
+    const { metadata, spec } = p as KubeObject & { spec: unknown };
+    return { metadata: { name: metadata?.name, labels: metadata?.labels }, spec: { ...(spec as Record<string, unknown>), nodeName: undefined } } as KubeObject;
+  });
+  const l0 = performance.now();
+  for (const pod of copies) await rest.create(CORE.pods, loopNs, pod);
+  const loopSeconds = (performance.now() - l0) / 1000;
+  // For reading the figures: the same creates from 8 parallel loops (does the apiserver scale with concurrency here?).
+  const parallelNs = await namespace(w.admin, 'bench-loop8');
+  const p0 = performance.now();
+  let next = 0;
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    while (next < copies.length) await rest.create(CORE.pods, parallelNs, copies[next++]!);
+  }));
+  const parallelRate = copies.length / ((performance.now() - p0) / 1000);
+  const burstRate = reached / burstSeconds;
+  const loopRate = copies.length / loopSeconds;
+  return {
+    'dispatch.burst.sessions': count,
+    'dispatch.burst.pods_created': reached,
+    'dispatch.burst.pods_per_s': round(burstRate),
+    'dispatch.burst.tight_loop_pods_per_s': round(loopRate),
+    'dispatch.burst.ratio_to_tight_loop': round(burstRate / loopRate, 2),
+    'dispatch.burst.parallel8_loop_pods_per_s': round(parallelRate),
+    'dispatch.burst.kube_writes_per_session_incl_events': round(writesPerSession, 2),
+  };
+}
+
+/** 100 idle environments: poll rate per environment and Kubernetes writes at steady state. */
+async function idle(w: World, count: number, windowSeconds: number): Promise<Record<string, number>> {
+  const ns = await namespace(w.admin, 'bench-idle');
+  const writes = { count: 0 };
+  const op = await operator(w, ns, writes);
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) ids.push(await environment(w, ns, `idle-${i}`, 5));
+  const readyStart = performance.now();
+  await dispatching(w.admin, ns, count);
+  const readySeconds = (performance.now() - readyStart) / 1000;
+  await sleep(3_000); // trailing writes of the first passes
+  const polls = (): number => Object.values(w.emu.state.requestCounts()['GET /v1/environments/{environment_id}/work/poll'] ?? {}).reduce((a, b) => a + b, 0);
+  const polls0 = polls();
+  writes.count = 0;
+  const t0 = performance.now();
+  await sleep(windowSeconds * 1000);
+  const seconds = (performance.now() - t0) / 1000;
+  const pollRate = (polls() - polls0) / seconds / count;
+  const kubeWrites = writes.count;
+  await op.stop();
+  return {
+    'dispatch.idle.environments': count,
+    'dispatch.idle.all_dispatching_after_s': round(readySeconds),
+    'dispatch.idle.window_s': round(seconds),
+    'dispatch.idle.polls_per_s_per_environment': round(pollRate, 3),
+    'dispatch.idle.kube_writes_in_window': kubeWrites,
+  };
+}
+
+export async function benchDispatch(): Promise<Record<string, number>> {
+  const cluster = await startLocalCluster({ log: (l) => process.stderr.write(`[local cluster] ${l}\n`) });
+  // No kubelet runs the Pods, so no sidecar claims a lease: a long default TTL keeps acknowledged
+  // items from lapsing back to the queue (and being dispatched again) during the burst.
+  const emu = await startEmulator({ apiKeys: [API_KEY], leaseTtl: { defaultSeconds: 600 } });
+  try {
+    const kc = new KubeConfig();
+    kc.loadFromFile(cluster.adminKubeconfig);
+    const w: World = {
+      admin: new KubeRest(kc, { fieldManager: 'agentenv-bench' }),
+      emu,
+      console: new EnvironmentsClient({ baseUrl: emu.url, credential: { kind: 'api-key', value: API_KEY } }),
+      operatorKubeconfig: cluster.operatorKubeconfig,
+    };
+    const samples = Number(process.env['BENCH_DISPATCH_SAMPLES'] ?? 100);
+    const environments = Number(process.env['BENCH_DISPATCH_ENVIRONMENTS'] ?? 100);
+    const burstSize = Number(process.env['BENCH_DISPATCH_BURST'] ?? 1000);
+    return {
+      ...(samples > 0 ? await latency(w, samples) : {}),
+      ...(burstSize > 0 ? await burst(w, burstSize) : {}),
+      ...(environments > 0 ? await idle(w, environments, 20) : {}),
+    };
+  } finally {
+    await emu.close();
+    await cluster.stop();
+  }
+}
