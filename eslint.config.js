@@ -7,13 +7,13 @@ import tseslint from 'typescript-eslint';
  *
  *   cli → feature folders (environments, sessions, sidecar) → runtime/k8s/api/crd → telemetry/config → util
  *
- * plus two dev-only products that product code never imports: `emulator` (the Environments API
- * emulator) and `localcluster` (control plane + process kubelet for tests and `npm run dev`).
+ * plus dev-only code that product code never imports: `emulator` (the Environments API emulator),
+ * `localcluster` (control plane + process kubelet for tests and `npm run dev`) and `dev` (the demo).
  * The sidecar runs in every sandbox Pod and needs no Kubernetes access, so it imports neither
  * `k8s`, `runtime` nor `crd` (which would also pull @kubernetes/client-node into its memory).
  */
 const FEATURES = ['environments', 'sessions', 'sidecar'];
-const DEV_ONLY = ['emulator', 'localcluster'];
+const DEV_ONLY = ['emulator', 'localcluster', 'dev'];
 const LOWER = ['runtime', 'k8s', 'api', 'crd'];
 
 /** What each top-level folder of src/ must not import, with the reason shown to the developer. */
@@ -29,7 +29,8 @@ const forbidden = {
   sessions: [['environments', 'sidecar', ...DEV_ONLY, 'cli'], 'features do not import other features, dev-only code or the CLI'],
   sidecar: [['environments', 'sessions', 'k8s', 'runtime', 'crd', ...DEV_ONLY, 'cli'], 'the sidecar has no Kubernetes access and must stay small'],
   emulator: [[...FEATURES, 'k8s', 'runtime', 'crd', 'localcluster', 'cli'], 'the emulator depends only on the API wire schemas'],
-  localcluster: [[...FEATURES, 'emulator', 'runtime', 'crd', 'api', 'cli'], 'the local cluster is a generic Kubernetes runtime'],
+  localcluster: [[...FEATURES, 'emulator', 'runtime', 'crd', 'api', 'cli', 'dev'], 'the local cluster is a generic Kubernetes runtime'],
+  dev: [[...FEATURES, 'cli'], 'the dev demo drives the product from outside, like a user'],
 };
 
 // Imports inside src/ are relative, so "reaching folder X" means a path that climbs with ../ into X.

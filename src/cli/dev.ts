@@ -1,0 +1,169 @@
+/**
+ * `agentenv dev` (`npm run dev`): the whole product on one machine, with a live view.
+ *
+ * 1. a local control plane (kube-apiserver + etcd + controller-manager built from Go modules) and the
+ *    process kubelet — or, with `--kubeconfig`/`--current-context`, the cluster you point it at;
+ * 2. the Environments API emulator, in process;
+ * 3. the operator, in process, as the chart's least-privilege ServiceAccount on the local cluster;
+ * 4. the samples applied, demo sessions enqueued, a stop handled — see `src/dev/demo.ts`;
+ * 5. Ctrl-C stops the operator (which releases its lease), the emulator and the cluster, and
+ *    removes the cluster's state: nothing is left running.
+ */
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Command } from 'commander';
+import { KubeConfig } from '@kubernetes/client-node';
+import { EnvironmentsClient } from '../api/client.ts';
+import { OperatorConfig } from '../config/operator.ts';
+import { runDemo } from '../dev/demo.ts';
+import { line, watchCluster, watchWork } from '../dev/view.ts';
+import { startEmulator } from '../emulator/index.ts';
+import { KubeRest, CORE } from '../k8s/rest.ts';
+import { isAlreadyExists } from '../k8s/errors.ts';
+import { isAlive, startLocalCluster } from '../localcluster/index.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import { startOperator } from './operator.ts';
+
+interface Flags {
+  kubeconfig?: string;
+  currentContext?: boolean;
+  namespace: string;
+  sessions: string;
+  emulatorPort: string;
+}
+
+const REPO = resolve(import.meta.dirname, '..', '..');
+
+export function command(): Command {
+  return new Command('dev')
+    .option('--kubeconfig <path>', 'use this cluster instead of starting a local control plane (it must be able to run the session image)')
+    .option('--current-context', 'use the current kubeconfig context instead of starting a local control plane')
+    .option('--namespace <ns>', 'namespace for the demo resources', 'agentenv-demo')
+    .option('--sessions <n>', 'demo sessions to enqueue', '3')
+    .option('--emulator-port <port>', 'port of the API emulator (0 = any free port)', '18080')
+    .action(async (flags: Flags) => run(flags));
+}
+
+async function run(flags: Flags): Promise<void> {
+  const stopping = new AbortController();
+  const print = (s: string): void => void process.stdout.write(`${s}\n`);
+  const say = (what: string): void => print(line('demo', '', what));
+  const cleanups: Array<{ what: string; run: () => Promise<void> }> = [];
+  let interrupted = false;
+  const shutdown = (): void => {
+    if (interrupted) return;
+    interrupted = true;
+    say('shutting down…');
+    stopping.abort();
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+
+  const stateDir = join(REPO, '.k8s', 'dev');
+  mkdirSync(stateDir, { recursive: true });
+  const pidFile = join(stateDir, 'dev.pid');
+  const other = Number(readFileIfExists(pidFile));
+  if (other && other !== process.pid && isAlive(other)) throw new Error(`npm run dev is already running (pid ${other}) and owns ${stateDir}; stop it first (Ctrl-C there, or kill ${other})`);
+  writeFileSync(pidFile, String(process.pid));
+  cleanups.push({ what: 'the dev state marker', run: async () => rmSync(pidFile, { force: true }) });
+  const logFile = join(stateDir, 'operator.log');
+  const logger = createLogger({ level: 'info', format: 'json', base: { process: 'operator' }, destination: createWriteStream(logFile) });
+  try {
+    // 1. the cluster
+    let adminKubeconfig: string;
+    let operatorKubeconfig: string;
+    if (flags.kubeconfig || flags.currentContext) {
+      const kc = new KubeConfig();
+      if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
+      else kc.loadFromDefault();
+      adminKubeconfig = operatorKubeconfig = flags.kubeconfig ?? process.env['KUBECONFIG'] ?? join(process.env['HOME'] ?? '', '.kube', 'config');
+      say(`using cluster ${kc.getCurrentCluster()?.server}; apply the CRDs first: kubectl apply -f crds/`);
+    } else {
+      say('starting the local control plane and the process kubelet (the first run builds kube-apiserver from Go modules)…');
+      const cluster = await startLocalCluster({ dir: join(stateDir, 'cluster'), kubelet: true, log: (l) => say(l) });
+      cleanups.unshift({ what: 'the local cluster (the kubelet stops its Pods first)', run: () => cluster.stop() });
+      adminKubeconfig = cluster.adminKubeconfig;
+      operatorKubeconfig = cluster.operatorKubeconfig;
+      say(`cluster ready at ${cluster.server}; kubectl --kubeconfig ${adminKubeconfig} get pods -A`);
+    }
+    if (stopping.signal.aborted) return;
+
+    // 2. the emulator
+    const apiKey = `sk-ant-api03-dev-${randomBytes(12).toString('base64url')}`;
+    const emulator = await startEmulator({ apiKeys: [apiKey], port: Number(flags.emulatorPort), workSecrets: true });
+    cleanups.unshift({ what: 'the emulator', run: () => emulator.close() });
+    say(`Environments API emulator at ${emulator.url} (state: curl ${emulator.url}/emulator/v1/state)`);
+
+    // 3. the operator
+    const config = OperatorConfig.parse({
+      kubeconfig: operatorKubeconfig,
+      baseUrl: emulator.url,
+      apiKey,
+      namespaces: [flags.namespace],
+      resyncMs: 60_000,
+      metricsPort: 0,
+      healthPort: 0,
+      bindAddress: '127.0.0.1',
+      leaderElectionNamespace: flags.namespace,
+      identity: `dev_${randomBytes(4).toString('hex')}`,
+      sidecarImage: 'ghcr.io/agentenv-io/agentenv:dev',
+    });
+    const adminRest = new KubeRest(kubeConfigFrom(adminKubeconfig));
+    await ensureNamespace(adminRest, flags.namespace);
+    const operator = await startOperator(config, { logger });
+    cleanups.unshift({ what: 'the operator (releases its leader Lease)', run: () => operator.stop() });
+    say(`operator running (logs: ${logFile})`);
+
+    // 4. live view + the demo
+    const views = watchCluster(adminRest, flags.namespace, print, logger.child({ component: 'dev-view' }), stopping.signal);
+    watchWork(() => emulator.state.work.records().map((r) => r.work), print, stopping.signal);
+    const api = new EnvironmentsClient({ baseUrl: emulator.url, credential: { kind: 'api-key', value: apiKey } });
+    await runDemo({
+      rest: adminRest,
+      namespace: flags.namespace,
+      samplesDir: join(REPO, 'deploy', 'samples'),
+      sessions: Number(flags.sessions),
+      print,
+      signal: stopping.signal,
+      emulator: {
+        createSession: (id) => emulator.admin.createSession(id),
+        mintKey: (id) => emulator.admin.mintKey(id),
+        work: () => emulator.state.work.records().map((r) => r.work),
+        stop: async (envId, workId) => void (await api.stopWork(envId, workId, { force: false })),
+      },
+    });
+    if (!stopping.signal.aborted) await new Promise<void>((r) => stopping.signal.addEventListener('abort', () => r(), { once: true }));
+    await views.catch(() => undefined);
+  } finally {
+    for (const cleanup of cleanups) {
+      const started = performance.now();
+      say(`stopping ${cleanup.what}…`);
+      await cleanup.run().catch((err: unknown) => say(`could not stop ${cleanup.what}: ${err instanceof Error ? err.message : String(err)}`));
+      say(`stopped ${cleanup.what} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    }
+    say('stopped; nothing left running');
+  }
+}
+
+function readFileIfExists(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+function kubeConfigFrom(path: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(path);
+  return kc;
+}
+
+async function ensureNamespace(rest: KubeRest, name: string): Promise<void> {
+  try {
+    await rest.create(CORE.namespaces, undefined, { metadata: { name } });
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw err;
+  }
+}
