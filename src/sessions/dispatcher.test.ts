@@ -147,8 +147,9 @@ describe('Dispatcher', () => {
     const queue = Array.from({ length: 40 }, workItem);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    // Hand-offs hold their slot until released, so the poll loop must run alongside them.
-    const h = harness({ maxSessions: 100, maxPollers: 4, queue, handOff: async () => (await gate, { outcome: 'acknowledged', holdsSlot: true }) });
+    // Hand-offs hold their slot until released, so the poll loop must run alongside them (the
+    // backlog bound is raised above the burst: it has a test of its own below).
+    const h = harness({ maxSessions: 100, maxPollers: 4, queue, maxHandOffs: 64, handOff: async () => (await gate, { outcome: 'acknowledged', holdsSlot: true }) });
     await h.clock.advance(100);
     expect(queue).toHaveLength(0);
     expect(h.handOffs).toHaveLength(40);
