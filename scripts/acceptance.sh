@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The issues' "done when" scenarios, by hand, as a user would run them: a local cluster
+# (npm run k8s:up), `agentenv emulator` and `agentenv operator` as separate processes, and kubectl.
+#
+#   scripts/acceptance.sh            # all scenarios; SESSIONS=20 by default
+#   KEEP=1 scripts/acceptance.sh     # leave the cluster, emulator and operator running afterwards
+#
+# 1. cluster:      kubectl get nodes shows the process kubelet's node Ready.
+# 2. environments: kubectl apply -f crds/ and the cloud + self-hosted samples give Ready resources whose
+#                  remote environments match their specs; a spec edit reaches the emulator; deletion
+#                  applies the policy. (The invalid-spec table through kubectl is part of npm test.)
+# 3. sessions:     a self-hosted environment (environment key in a Secret, maxSessions 20, a local/shell
+#                  template) and 20 sessions enqueued through the emulator's admin API give 20
+#                  AgentSessions and 20 Pods whose sidecars hold the leases (20 active items in the
+#                  emulator); stopping them through the API ends every one and leaves no running Pod.
+# Needs the tools npm ci installs (Node 24) and Go for the first control-plane build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$PWD/.k8s/bin:$PATH"
+SESSIONS=${SESSIONS:-20}
+PORT=${EMULATOR_PORT:-18181}
+API="http://127.0.0.1:$PORT"
+KEY=sk-ant-api03-acceptance
+NS=acceptance
+WORK=$(mktemp -d)
+pids=()
+
+say() { printf '\n== %s\n' "$*"; }
+fail() { echo "FAILED: $*" >&2; exit 1; }
+cleanup() {
+  local status=$?
+  if [ "${KEEP:-}" = 1 ]; then echo "kept running: emulator $API, operator (log $WORK/operator.log), cluster (npm run k8s:down)"; exit $status; fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  npm run -s k8s:down >/dev/null 2>&1 || true
+  [ $status = 0 ] || { echo "--- operator log tail"; tail -n 30 "$WORK/operator.log" 2>/dev/null; }
+  exit $status
+}
+trap cleanup EXIT
+
+# Poll `cmd` until it prints `want` (or, with want='', until it succeeds), for up to `secs` seconds.
+until_eq() {
+  local secs=$1 want=$2; shift 2
+  local deadline=$((SECONDS + secs)) got=''
+  while [ $SECONDS -lt $deadline ]; do
+    got=$("$@" 2>/dev/null || true)
+    [ "$got" = "$want" ] && return 0
+    sleep 0.5
+  done
+  fail "waited ${secs}s for [$*] to print '$want'; last: '$got'"
+}
+k() { kubectl --kubeconfig .k8s/kubeconfig "$@"; }
+state() { curl -sf "$API/emulator/v1/state"; }
+api() { curl -sf -H "x-api-key: $KEY" -H 'anthropic-version: 2023-06-01' -H 'anthropic-beta: managed-agents-2026-04-01' "$@"; }
+jqn() { node -e "const s=JSON.parse(require('fs').readFileSync(0,'utf8'));console.log(($1))"; }
+
+say "1. cluster"
+started=$SECONDS
+npm run -s k8s:up
+echo "k8s:up returned after $((SECONDS - started))s"
+until_eq 60 True k get node agentenv-local -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'
+k get nodes
+
+say "2. environments"
+node src/cli/main.ts emulator --port "$PORT" --api-key "$KEY" >"$WORK/emulator.log" 2>&1 &
+pids+=($!)
+until_eq 30 ok bash -c "curl -sf $API/emulator/v1/state >/dev/null && echo ok"
+ANTHROPIC_BASE_URL=$API ANTHROPIC_API_KEY=$KEY node src/cli/main.ts operator --kubeconfig .k8s/operator.kubeconfig \
+  --namespaces "$NS" --leader-election-namespace "$NS" --metrics-port 0 --health-port 0 --log-level debug >"$WORK/operator.log" 2>&1 &
+pids+=($!)
+k apply --server-side -f crds/ >/dev/null
+k create namespace "$NS" >/dev/null
+k -n "$NS" apply -f deploy/samples/cloud.yaml -f deploy/samples/self-hosted.yaml >/dev/null
+for name in data-analysis build-agents; do
+  until_eq 30 True k -n "$NS" get aenv "$name" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'
+done
+k -n "$NS" get aenv
+cloud_id=$(k -n "$NS" get aenv data-analysis -o 'jsonpath={.status.environmentId}')
+remote=$(api "$API/v1/environments/$cloud_id")
+echo "$remote" | jqn "s.name + ' | ' + s.config.networking.type + ' ' + s.config.networking.allowed_hosts.join(',') + ' | pip ' + s.config.packages.pip.join(',')"
+[ "$(echo "$remote" | jqn 's.name')" = "$(k -n "$NS" get aenv data-analysis -o 'jsonpath={.spec.name}')" ] || fail "remote name differs from the spec"
+edited=$SECONDS
+k -n "$NS" patch aenv data-analysis --type merge -p '{"spec":{"description":"edited by acceptance.sh"}}' >/dev/null
+until_eq 15 'edited by acceptance.sh' bash -c "curl -sf -H 'x-api-key: $KEY' -H 'anthropic-version: 2023-06-01' -H 'anthropic-beta: managed-agents-2026-04-01' $API/v1/environments/$cloud_id | node -e \"console.log(JSON.parse(require('fs').readFileSync(0,'utf8')).description)\""
+echo "spec edit reached the emulator within $((SECONDS - edited))s"
+
+# The invalid-spec table through kubectl apply is an integration test (test/integration/invalid-specs.test.ts,
+# "kubectl apply refuses every case too"), run by npm test.
+
+say "3. sessions"
+sh_id=$(k -n "$NS" get aenv build-agents -o 'jsonpath={.status.environmentId}')
+env_key=$(curl -sf -X POST "$API/emulator/v1/environments/$sh_id/keys" | jqn 's.key')
+k -n "$NS" create secret generic build-agents-environment-key --from-literal=environment-key="$env_key" --dry-run=client -o yaml | k apply -f - >/dev/null
+k -n "$NS" patch aenv build-agents --type merge -p "{\"spec\":{\"selfHosted\":{\"maxSessions\":$SESSIONS,\"maxPollers\":4,\"leaseTTLSeconds\":20,\"sessionTemplate\":{\"spec\":{\"containers\":[{\"name\":\"session\",\"image\":\"local/shell\",\"command\":[\"/bin/sh\",\"-c\"],\"args\":[\"trap 'exit 0' TERM; while :; do sleep 1; done\"]}]}}}}}" >/dev/null
+until_eq 90 True k -n "$NS" get aenv build-agents -o 'jsonpath={.status.conditions[?(@.type=="Dispatching")].status}'
+enqueued=$SECONDS
+for _ in $(seq "$SESSIONS"); do curl -sf -X POST "$API/emulator/v1/environments/$sh_id/sessions" -H 'content-type: application/json' -d '{}' >/dev/null; done
+active() { state | jqn "s.work.filter((w) => w.environment_id === '$sh_id' && w.state === 'active').length"; }
+until_eq 180 "$SESSIONS" active
+echo "$SESSIONS items active (leases held by the sidecars) $((SECONDS - enqueued))s after enqueueing"
+until_eq 60 "$SESSIONS" bash -c "kubectl --kubeconfig .k8s/kubeconfig -n $NS get asess -o name | wc -l | tr -d ' '"
+until_eq 60 "$SESSIONS" bash -c "kubectl --kubeconfig .k8s/kubeconfig -n $NS get pods -l agentenv.io/environment=build-agents --field-selector=status.phase=Running -o name | wc -l | tr -d ' '"
+k -n "$NS" get asess | sed -n 1,5p
+
+stopping=$SECONDS
+for w in $(state | jqn "s.work.filter((w) => w.environment_id === '$sh_id' && w.state === 'active').map((w) => w.id).join(' ')"); do
+  api -X POST "$API/v1/environments/$sh_id/work/$w/stop" -H 'content-type: application/json' -d '{}' >/dev/null
+done
+until_eq 120 0 bash -c "kubectl --kubeconfig .k8s/kubeconfig -n $NS get pods -l agentenv.io/environment=build-agents --field-selector=status.phase=Running -o name | wc -l | tr -d ' '"
+until_eq 60 "$SESSIONS" bash -c "kubectl --kubeconfig .k8s/kubeconfig -n $NS get asess -o jsonpath='{range .items[*]}{.status.phase}{\"\n\"}{end}' | grep -c Succeeded"
+until_eq 30 0 active
+echo "all $SESSIONS sessions stopped cleanly (Succeeded, no running Pod) $((SECONDS - stopping))s after the stop requests"
+
+say "deletion policies"
+k -n "$NS" delete aenv data-analysis build-agents --wait=true --timeout=90s >/dev/null
+for id in "$cloud_id" "$sh_id"; do
+  archived=$(api "$API/v1/environments/$id" | jqn 's.archived_at ? "archived" : "live"')
+  [ "$archived" = archived ] || fail "environment $id is $archived after deleting its resource (deletionPolicy Archive)"
+done
+echo "both remote environments archived (deletionPolicy: Archive); finalizers released"
+say "all acceptance scenarios passed"
