@@ -51,7 +51,7 @@ async function operator(w: World, ns: string, writes: { count: number; byResourc
     baseUrl: w.emu.url,
     apiKey: API_KEY,
     namespaces: [ns],
-    concurrency: 8,
+    concurrency: Number(process.env['BENCH_CONCURRENCY'] ?? 8),
     logLevel: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn',
     metricsPort: 0,
     healthPort: 0,

@@ -4,6 +4,11 @@
  * count of the existing Event instead of creating a new one. Recording never throws: an Event that
  * cannot be written is logged and dropped, because events are advisory.
  *
+ * Events are written behind the work, never in its way: at most `maxInFlight` writes at once, and
+ * at most `maxPending` waiting (further ones are dropped and counted), as client-go's recorder does.
+ * A burst of sessions would otherwise put two Event writes per session in front of the writes that
+ * carry the work (records, Pods, status) on the same apiserver.
+ *
  * Messages are built by callers from error codes and API messages; callers must never put a
  * credential in one (tests assert this).
  */
@@ -27,19 +32,43 @@ export class KubeEventRecorder implements EventRecorder {
   readonly #component: string;
   readonly #logger: Logger;
   readonly #windowMs: number;
+  readonly #maxInFlight: number;
+  readonly #maxPending: number;
+  readonly #pending: Array<() => Promise<void>> = [];
+  #inFlight = 0;
+  /** Events dropped because the backlog was full (logged every 100). */
+  dropped = 0;
   readonly #recent = new Map<string, { name: string; namespace: string; count: number; at: number }>();
 
-  constructor(rest: KubeRest, options: { component: string; logger: Logger; aggregateWindowMs?: number }) {
+  constructor(rest: KubeRest, options: { component: string; logger: Logger; aggregateWindowMs?: number; maxInFlight?: number; maxPending?: number }) {
     this.#rest = rest;
     this.#component = options.component;
     this.#logger = options.logger;
     this.#windowMs = options.aggregateWindowMs ?? 10 * 60_000;
+    this.#maxInFlight = options.maxInFlight ?? 2;
+    this.#maxPending = options.maxPending ?? 1_000;
   }
 
   record(object: KubeObject, type: EventType, reason: string, message: string): void {
-    void this.#write(object, type, reason, message.slice(0, 1024)).catch((err: unknown) =>
-      this.#logger.warn({ err, reason }, 'could not record event'),
+    if (this.#pending.length >= this.#maxPending) {
+      if (this.dropped++ % 100 === 0) this.#logger.warn({ reason, dropped: this.dropped }, 'event backlog full; dropping events');
+      return;
+    }
+    this.#pending.push(() =>
+      this.#write(object, type, reason, message.slice(0, 1024)).catch((err: unknown) => this.#logger.warn({ err, reason }, 'could not record event')),
     );
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#inFlight < this.#maxInFlight && this.#pending.length > 0) {
+      const write = this.#pending.shift()!;
+      this.#inFlight++;
+      void write().finally(() => {
+        this.#inFlight--;
+        this.#pump();
+      });
+    }
   }
 
   async #write(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
