@@ -45,7 +45,7 @@ const layerRules = Object.entries(forbidden).map(([folder, [targets, why]]) => (
 }));
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.k8s/**', 'deploy/**', 'crds/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.k8s/**', 'deploy/**', 'crds/**', '.bench/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
