@@ -9,7 +9,8 @@
  *   item is then not acknowledged (see the dispatcher's `EnvironmentKeyRequired`).
  *
  * The operator may only `get` Secrets (it cannot watch them), so {@link CredentialSource} re-reads
- * the Secret every `refreshMs` (default 60 s) and at once when the API refuses the key (401/403,
+ * the Secret every `refreshMs` (default 60 s; the dispatcher asks every 5 s while a refused or
+ * missing key pauses it) and at once when the API refuses the key (401/403,
  * rate-limited to one read per `minRefreshMs`), and reports a rotation to the dispatcher.
  */
 import { createHash } from 'node:crypto';

@@ -25,6 +25,10 @@ import { Dispatcher, realClock, type DispatchClock, type DispatchLimits, type Di
 import { sessionName } from './names.ts';
 import { settleCandidates, settleSession } from './settle.ts';
 
+/** Dispatch pauses a new credential can lift, and how often the Secret is re-read meanwhile. */
+const CREDENTIAL_REASONS: ReadonlySet<string> = new Set(['CredentialsInvalid', 'PermissionDenied', 'CredentialsMissing']);
+const CREDENTIAL_PAUSED_REFRESH_MS = 5_000;
+
 export type Eligibility =
   | { readonly eligible: true; readonly environmentId: string; readonly limits: DispatchLimits }
   | { readonly eligible: false; readonly reason: string; readonly message: string; readonly report: boolean };
@@ -196,17 +200,30 @@ export class EnvironmentDispatch {
     }
   }
 
+  /**
+   * Re-read the dispatch credential every `credentialRefreshMs` (60 s), and every 5 s while dispatch
+   * is paused because the credential was refused or missing: the operator may not watch Secrets,
+   * and a person who just put the right key in the Secret should not wait a minute for it to count.
+   */
   async #credentialLoop(signal: AbortSignal): Promise<void> {
     const clock = this.#deps.clock ?? realClock;
     const period = this.#deps.credentialRefreshMs ?? 60_000;
+    // Tick at the short period; `refresh` reads the Secret only when the last read is older than
+    // the period that applies (60 s, or 5 s while paused), so a tick that has nothing to do is free.
+    const tick = Math.min(period, CREDENTIAL_PAUSED_REFRESH_MS);
     while (!signal.aborted) {
       try {
-        await this.#credentials.refresh();
+        await this.#credentials.refresh(this.#credentialPaused());
       } catch (err) {
         this.#log.warn({ err }, 'credential re-read failed; keeping the last one');
       }
-      await clock.sleep(period, signal).catch(() => undefined);
+      await clock.sleep(tick, signal).catch(() => undefined);
     }
+  }
+
+  #credentialPaused(): boolean {
+    const s = this.lastState;
+    return s !== undefined && !s.dispatching && CREDENTIAL_REASONS.has(s.reason);
   }
 
   /** Settle records written but not acknowledged: at start, then every interval (cache scan; API calls only for such records). */

@@ -72,7 +72,7 @@ afterEach(async () => {
  * A dispatcher whose poll is scripted: `queue` items are returned one per poll; an empty queue
  * holds the poll for 999 ms of fake time (a long poll) and returns null. `fail` makes polls throw.
  */
-function harness(opts: { maxSessions: number; maxPollers: number; queue?: Work[]; recorded?: Set<string>; handOff?: (w: Work) => Promise<HandOffResult>; fail?: () => Error | undefined; maxHandOffs?: number }): Harness {
+function harness(opts: { maxSessions: number; maxPollers: number; queue?: Work[]; recorded?: Set<string>; handOff?: (w: Work) => Promise<HandOffResult>; fail?: () => Error | undefined; failAfterMs?: number; maxHandOffs?: number }): Harness {
   const clock = new FakeClock();
   const polls: string[] = [];
   const reports: DispatchState[] = [];
@@ -89,6 +89,7 @@ function harness(opts: { maxSessions: number; maxPollers: number; queue?: Work[]
       polls.push(workerId);
       max = Math.max(max, ++concurrent);
       try {
+        if (opts.failAfterMs) await clock.sleep(opts.failAfterMs, signal);
         const err = opts.fail?.();
         if (err) throw err;
         const item = queue.shift();
@@ -222,6 +223,19 @@ describe('Dispatcher', () => {
     expect(h.polls).toHaveLength(3);
     await h.clock.advance(1_000); // the long poll answers: the credential works again
     expect(h.reports.at(-1)).toEqual({ dispatching: true });
+  });
+
+  it('a refusal of a credential replaced while its poll was in flight polls again at once instead of pausing', async () => {
+    let refuse = true;
+    // The poll is answered 500 ms after it was sent; the rotation lands in between.
+    const h = harness({ maxSessions: 10, maxPollers: 4, failAfterMs: 500, fail: () => (refuse ? new AuthenticationError('invalid x-api-key', { status: 401 }) : undefined) });
+    await h.clock.advance(100);
+    h.dispatcher.credentialsChanged();
+    await h.clock.advance(500);
+    refuse = false;
+    await h.clock.advance(10);
+    expect(h.polls).toHaveLength(2);
+    expect(h.reports.some((r) => !r.dispatching)).toBe(false);
   });
 
   it('a status-only change of the environment does not lift a fatal pause; a spec change does', async () => {

@@ -93,6 +93,8 @@ export class Dispatcher {
   readonly #slots = new Set<number>();
   #failures = 0;
   #pausedUntil = 0;
+  /** Bumped on every credential change: tells a refusal of the previous credential apart. */
+  #credentialEpoch = 0;
   #fatal: PollFailure | undefined;
   #reported: string | undefined;
   #wake: (() => void) | undefined;
@@ -123,6 +125,7 @@ export class Dispatcher {
 
   /** The credential changed: lift a fatal pause and poll again. */
   credentialsChanged(): void {
+    this.#credentialEpoch++;
     this.#liftFatal();
   }
 
@@ -172,11 +175,18 @@ export class Dispatcher {
 
   async #pollOnce(workerId: string, started: number, signal: AbortSignal): Promise<void> {
     let work: Work | null;
+    const epoch = this.#credentialEpoch;
     try {
       work = await this.#o.poll(workerId, signal);
     } catch (err) {
       if (signal.aborted) return;
       const failure = classifyPollFailure(err);
+      // A poll sent with a credential that has since been replaced says nothing about the new one:
+      // poll again at once instead of pausing for a refusal of the old key (a rotation in flight).
+      if (failure.kind === 'fatal' && epoch !== this.#credentialEpoch) {
+        this.#o.metrics.polled('error', failure.code);
+        return;
+      }
       if (failure.kind === 'fatal') {
         this.#o.metrics.polled('fatal', failure.code);
         this.#enterFatal(failure);

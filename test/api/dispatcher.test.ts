@@ -284,6 +284,21 @@ describe('dispatch against the emulator', () => {
     await d.stop();
     expect(reports.at(-1)).toEqual({ dispatching: true });
   });
+
+  it('while paused for a refused key, the Secret is re-read every 5 s: a fixed key resumes dispatch long before the 60 s refresh', async () => {
+    const reports: DispatchState[] = [];
+    let key = 'sk-ant-oat01-placeholder';
+    const started = Date.now();
+    const d = dispatch({ maxSessions: 3, credentials: () => creds(key), reports });
+    await until(() => reports.length > 0, 'a report');
+    expect(reports[0]).toMatchObject({ dispatching: false, reason: 'CredentialsInvalid' });
+    key = envKeyValue; // someone puts the real key in the Secret
+    const { work_id } = emu.admin.createSession(environmentId);
+    await until(() => workOf(work_id)?.state === 'starting', 'the item acknowledged with the fixed key');
+    await d.stop();
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(reports.at(-1)).toEqual({ dispatching: true });
+  });
 });
 
 describe('settling records after a restart', () => {
