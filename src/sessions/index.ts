@@ -14,7 +14,7 @@ import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS } from '../crd/resources.ts';
 import { CONDITIONS } from '../crd/meta.ts';
 import { jsonEqual, setCondition, type Condition } from '../k8s/conditions.ts';
-import { isConflict, isNotFound } from '../k8s/errors.ts';
+import { isConflict, isNotFound, isTransientKubeError, KubeError } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import { keyOf, type Informer, type InformerEvent } from '../k8s/informer.ts';
 import type { KubeObject, KubeRest } from '../k8s/rest.ts';
@@ -135,7 +135,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
         message: state.dispatching ? 'polling the work queue while below maxSessions' : state.message,
       });
     let current: AgentEnvironment | undefined = envOf(ns, name) ?? stale;
-    for (let attempt = 0; attempt < 4; attempt++) {
+    for (let attempt = 0; attempt < 6; attempt++) {
       try {
         // The cached object first (no read); a Conflict means it was stale: read it and try again.
         const fresh: AgentEnvironment = current ?? (await deps.rest.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns, name));
@@ -146,10 +146,16 @@ export function startSessions(deps: SessionsDeps): Sessions {
         return;
       } catch (err) {
         if (isNotFound(err)) return;
-        if (!isConflict(err)) {
+        if (isConflict(err)) continue;
+        // An apiserver that is busy (429) or briefly unavailable gets the write again, no earlier
+        // than it asked; otherwise the condition would stay stale until the next state change.
+        if (!isTransientKubeError(err) || attempt === 5) {
           log.warn({ err, environment: envKey(ns, name) }, 'could not write the Dispatching condition');
           return;
         }
+        const retryAfterMs = err instanceof KubeError && err.retryAfterSeconds ? err.retryAfterSeconds * 1000 : 250 * 2 ** attempt;
+        await new Promise((r) => setTimeout(r, Math.min(retryAfterMs, 10_000)).unref());
+        current = undefined;
       }
     }
   }
