@@ -26,6 +26,7 @@
 import type { Work } from '../api/wire.ts';
 export { DispatchPausedError } from './dispatcher-plan.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import { sleep } from '../util/sleep.ts';
 import type { Capacity } from './dispatcher-capacity.ts';
 import type { HandOffResult } from './dispatcher-handoff.ts';
 import { classifyPollFailure, DispatchPausedError, FATAL_RETRY_MS, nextTarget, pauseAfterEmpty, pollBackoffMs, pollsToStart, type PollFailure } from './dispatcher-plan.ts';
@@ -39,19 +40,7 @@ export interface DispatchClock {
 
 export const realClock: DispatchClock = {
   now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise((resolve, reject) => {
-      if (signal.aborted) return reject(signal.reason);
-      const t = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      const onAbort = (): void => {
-        clearTimeout(t);
-        reject(signal.reason);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-    }),
+  sleep,
 };
 
 /** What the dispatcher reports for the AgentEnvironment's `Dispatching` condition (on change only). */

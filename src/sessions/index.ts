@@ -28,6 +28,10 @@ import type { SidecarSettings } from './pod.ts';
 import { kubeRecordStore } from './record.ts';
 import type { SessionRecorder } from './reconcile.ts';
 import { sessionController } from './session-controller.ts';
+import { backoffDelay, type BackoffPolicy } from '../util/backoff.ts';
+
+/** Retries of a Dispatching-condition write the apiserver turned away for now (429, 5xx). */
+const CONDITION_RETRY: BackoffPolicy = { baseMs: 250, capMs: 10_000, jitter: 0.5 };
 
 /** What the AgentEnvironment reconciler asks of the sessions feature (same shape as its `SessionsHook`). */
 export interface SessionsHook {
@@ -153,8 +157,9 @@ export function startSessions(deps: SessionsDeps): Sessions {
           log.warn({ err, environment: envKey(ns, name) }, 'could not write the Dispatching condition');
           return;
         }
-        const retryAfterMs = err instanceof KubeError && err.retryAfterSeconds ? err.retryAfterSeconds * 1000 : 250 * 2 ** attempt;
-        await new Promise((r) => setTimeout(r, Math.min(retryAfterMs, 10_000)).unref());
+        const delayMs = err instanceof KubeError && err.retryAfterSeconds ? Math.min(err.retryAfterSeconds * 1000, CONDITION_RETRY.capMs) : backoffDelay(attempt, CONDITION_RETRY);
+        // Unref'd: a pending retry must not keep a stopping operator alive.
+        await new Promise((r) => setTimeout(r, delayMs).unref());
         current = undefined;
       }
     }

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseSidecarConfig } from './config.ts';
 import { decodeChunked, parseHead } from './http1.ts';
 import { probeStatus } from './probe.ts';
-import { codeForStatus, isTransient, retryAfterMs, WorkApiError } from './work-api.ts';
+import { parseRetryAfter } from '../util/retry-after.ts';
+import { codeForStatus, isTransient, WorkApiError } from './work-api.ts';
 
 describe('HTTP/1.1 responses', () => {
   it('waits for the whole head, then parses status and lower-cased headers', () => {
@@ -39,10 +40,10 @@ describe('error taxonomy', () => {
 
   it('reads retry-after-ms, then retry-after in seconds or as a date', () => {
     const now = Date.parse('2026-01-01T00:00:00Z');
-    expect(retryAfterMs(new Map([['retry-after-ms', '250'], ['retry-after', '9']]), now)).toBe(250);
-    expect(retryAfterMs(new Map([['retry-after', '2']]), now)).toBe(2_000);
-    expect(retryAfterMs(new Map([['retry-after', 'Thu, 01 Jan 2026 00:00:05 GMT']]), now)).toBe(5_000);
-    expect(retryAfterMs(new Map(), now)).toBeUndefined();
+    expect(parseRetryAfter(new Map([['retry-after-ms', '250'], ['retry-after', '9']]), now)).toBe(250);
+    expect(parseRetryAfter(new Map([['retry-after', '2']]), now)).toBe(2_000);
+    expect(parseRetryAfter(new Map([['retry-after', 'Thu, 01 Jan 2026 00:00:05 GMT']]), now)).toBe(5_000);
+    expect(parseRetryAfter(new Map(), now)).toBeUndefined();
   });
 });
 

@@ -7,6 +7,7 @@
  * connection errors, timeouts, 408, 429 and 5xx are transient; 409 and 412 are interpreted by the
  * caller; every other 4xx and a malformed reply are fatal.
  */
+import { parseRetryAfter } from '../util/retry-after.ts';
 import { Http1Client, Http1TimeoutError } from './http1.ts';
 import type { Beat, WorkState } from './lease.ts';
 
@@ -63,20 +64,6 @@ export function codeForStatus(status: number): WorkApiErrorCode {
   return 'rejected';
 }
 
-/** `retry-after-ms` (ms), else `retry-after` (seconds or an HTTP date), as a delay in ms; never negative. */
-export function retryAfterMs(headers: ReadonlyMap<string, string>, now: number = Date.now()): number | undefined {
-  const rawMs = headers.get('retry-after-ms');
-  if (rawMs !== undefined && rawMs.trim() !== '') {
-    const ms = Number(rawMs);
-    if (Number.isFinite(ms) && ms >= 0) return Math.round(ms);
-  }
-  const raw = headers.get('retry-after');
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const seconds = Number(raw);
-  if (Number.isFinite(seconds)) return seconds >= 0 ? Math.round(seconds * 1000) : undefined;
-  const date = Date.parse(raw);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
 
 export interface WorkItem {
   readonly baseUrl: URL;
@@ -171,7 +158,7 @@ function errorFromReply(what: string, status: number, json: unknown, headers: Re
   const message = typeof error?.['message'] === 'string' ? error['message'] : `HTTP ${status}`;
   const details = isObject(error?.['details']) ? error['details'] : undefined;
   const currentState = isObject(details?.['current_state']) ? (details['current_state'] as ServerLeaseState) : undefined;
-  const wait = retryAfterMs(headers);
+  const wait = parseRetryAfter(headers);
   return new WorkApiError(codeForStatus(status), `${what}: ${status} ${message}`, {
     status,
     ...(wait !== undefined ? { retryAfterMs: wait } : {}),
