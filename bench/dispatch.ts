@@ -9,6 +9,7 @@
  * - 100 idle self-hosted environments: polls per second per environment and Kubernetes writes per
  *   second at steady state (over a window after every environment reports Dispatching=True).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { startOperator, type OperatorHandle } from '../src/cli/operator.ts';
@@ -25,7 +26,6 @@ import { createLogger, silentLogger } from '../src/telemetry/logger.ts';
 const API_KEY = 'sk-ant-api03-bench';
 const TEMPLATE = { spec: { containers: [{ name: 'session', image: 'local/shell', command: ['/bin/sh', '-c', 'sleep 3600'] }] } };
 const WRITES: ReadonlySet<Verb> = new Set(['create', 'update', 'patch', 'delete']);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function percentile(sorted: readonly number[], p: number): number {
   if (!sorted.length) return NaN;

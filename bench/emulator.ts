@@ -6,27 +6,15 @@
  * - heartbeat requests per second (each connection renews its own lease, echoing last_heartbeat)
  * - CPU used by the emulator while 2,000 long polls are parked (should be ~0)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { Pool } from 'undici';
-import { sysconf } from './support.ts';
+import { startEmulatorProcess, sysconf } from './support.ts';
 
 const KEY = 'sk-bench';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- benchmark reads a few known fields of API replies
 type Json = any;
 const HEADERS = { 'x-api-key': KEY, 'anthropic-version': '2023-06-01', 'anthropic-beta': 'managed-agents-2026-04-01' };
-
-async function startEmulatorProcess(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['src/cli/main.ts', 'emulator', '--port', '0', '--api-key', KEY, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  for await (const line of lines) {
-    const m = /listening on (\S+)/.exec(line);
-    if (m) return { url: m[1]!, child };
-  }
-  throw new Error('emulator did not start');
-}
 
 /** CPU seconds (user+system) a process has used so far. */
 function cpuSeconds(pid: number): number {
@@ -56,7 +44,7 @@ async function rate(seconds: number, workers: number, op: (worker: number) => Pr
 }
 
 export async function benchEmulator(): Promise<Record<string, number>> {
-  const { url, child } = await startEmulatorProcess();
+  const { url, child } = await startEmulatorProcess(KEY);
   const pool = new Pool(url, { connections: 32, pipelining: 1 });
   try {
     const env = await json(pool, 'POST', '/v1/environments', { name: 'bench', config: { type: 'self_hosted' } });

@@ -19,7 +19,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startEmulatorProcess } from './support.ts';
 
 const KEY = 'sk-bench';
 const HEADERS = { 'x-api-key': KEY, 'anthropic-version': '2023-06-01', 'anthropic-beta': 'managed-agents-2026-04-01', 'content-type': 'application/json' };
@@ -36,8 +37,6 @@ const srv = net.createServer((s) => s.on('data', () => s.write('HTTP/1.1 200 OK\
 srv.listen(0, '127.0.0.1', () => { const c = net.connect(srv.address().port, '127.0.0.1'); c.on('data', () => {});
   setInterval(() => c.write('POST / HTTP/1.1\\r\\nhost: x\\r\\ncontent-length: 0\\r\\n\\r\\n'), 1000); });`;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for ${pid}`);
@@ -46,15 +45,6 @@ function rssKiB(pid: number): number {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const mib = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
-
-async function startEmulatorProcess(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['src/cli/main.ts', 'emulator', '--port', '0', '--api-key', KEY, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  for await (const line of createInterface({ input: child.stdout! })) {
-    const m = /listening on (\S+)/.exec(line);
-    if (m) return { url: m[1]!, child };
-  }
-  throw new Error('emulator did not start');
-}
 
 async function call(url: string, method: string, path: string, body?: unknown): Promise<Json> {
   const res = await fetch(url + path, { method, headers: HEADERS, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
@@ -104,7 +94,7 @@ export async function benchSidecar(): Promise<Record<string, number>> {
     if ((statSync(join(COMPILED, f), { throwIfNoEntry: false })?.mtimeMs ?? 0) < compiling - 1_000) throw new Error(`tsc did not emit ${COMPILED}/${f}`);
   }
   if (tsc.status !== 0) console.error('  (tsc reported type errors; the sidecar was emitted and is measured anyway)');
-  const { url, child: emulator } = await startEmulatorProcess();
+  const { url, child: emulator } = await startEmulatorProcess(KEY);
   const dir = mkdtempSync(join(tmpdir(), 'agentenv-bench-sidecar-'));
   const processes: Measured[] = [];
   const others: ChildProcess[] = [];
