@@ -13,7 +13,7 @@ import { describeIssues, OperatorConfig } from '../config/operator.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
 import { environmentReconciler, type SessionsHook } from '../environments/reconcile.ts';
 import { KubeEventRecorder } from '../k8s/events.ts';
-import { Informer, keyOf, type InformerEvent } from '../k8s/informer.ts';
+import { Informer, keyOf, lifecycleChanged, type InformerEvent } from '../k8s/informer.ts';
 import { KubeRest, type KubeObject, type RequestObserver } from '../k8s/rest.ts';
 import { Controller } from '../runtime/controller.ts';
 import { LeaderElector } from '../runtime/leader-election.ts';
@@ -122,14 +122,7 @@ function loadKubeConfig(config: OperatorConfig): KubeConfig {
 /** Enqueue on spec, deletion and finalizer changes; our own status writes do not trigger a pass. */
 export function needsReconcile(e: InformerEvent<KubeObject>): boolean {
   if (e.type !== 'update') return true;
-  const a = e.old.metadata ?? {};
-  const b = e.object.metadata ?? {};
-  return (
-    a.generation !== b.generation ||
-    a.deletionTimestamp !== b.deletionTimestamp ||
-    JSON.stringify(a.finalizers ?? []) !== JSON.stringify(b.finalizers ?? []) ||
-    JSON.stringify(a.labels ?? {}) !== JSON.stringify(b.labels ?? {})
-  );
+  return lifecycleChanged(e.old, e.object) || JSON.stringify(e.old.metadata?.labels ?? {}) !== JSON.stringify(e.object.metadata?.labels ?? {});
 }
 
 /** What embedders (tests, `agentenv dev`) may add to the configuration: observers and timings. */

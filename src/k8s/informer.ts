@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import type { Logger } from '../telemetry/logger.ts';
 import { backoffDelay, type BackoffPolicy } from '../util/backoff.ts';
 import { sleepUnlessAborted } from '../util/sleep.ts';
+import { jsonEqual } from './conditions.ts';
 import { isGone, KubeError } from './errors.ts';
 import { apiVersionOf, type KubeObject, type KubeRest, type ResourceType } from './rest.ts';
 
@@ -37,6 +38,16 @@ export interface InformerOptions {
 }
 
 export const keyOf = (o: KubeObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+/**
+ * Whether an update changed what every controller reacts to: the spec (generation), a deletion, or
+ * the finalizers. A controller's own status writes change none of these, so they cause no pass.
+ */
+export function lifecycleChanged(old: KubeObject, current: KubeObject): boolean {
+  const a = old.metadata ?? {};
+  const b = current.metadata ?? {};
+  return a.generation !== b.generation || a.deletionTimestamp !== b.deletionTimestamp || !jsonEqual(a.finalizers ?? [], b.finalizers ?? []);
+}
 
 export class Informer<T extends KubeObject> {
   readonly type: ResourceType;

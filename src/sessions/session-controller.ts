@@ -9,7 +9,7 @@ import { LABELS } from '../crd/meta.ts';
 import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
 import { jsonEqual } from '../k8s/conditions.ts';
 import { isNotFound } from '../k8s/errors.ts';
-import { Informer, keyOf, type InformerEvent } from '../k8s/informer.ts';
+import { Informer, keyOf, lifecycleChanged, type InformerEvent } from '../k8s/informer.ts';
 import { CORE } from '../k8s/rest.ts';
 import { Controller, type ControllerObserver } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -51,15 +51,7 @@ export interface SessionController {
 /** Status changes that mean the reconciler has something new to do (its own writes are not among them). */
 function needsReconcile(e: InformerEvent<AgentSession>): boolean {
   if (e.type !== 'update') return true;
-  const a = e.old;
-  const b = e.object;
-  return (
-    a.metadata?.generation !== b.metadata?.generation ||
-    a.metadata?.deletionTimestamp !== b.metadata?.deletionTimestamp ||
-    !jsonEqual(a.metadata?.finalizers ?? [], b.metadata?.finalizers ?? []) ||
-    a.status?.acknowledgedAt !== b.status?.acknowledgedAt ||
-    a.status?.workId !== b.status?.workId
-  );
+  return lifecycleChanged(e.old, e.object) || e.old.status?.acknowledgedAt !== e.object.status?.acknowledgedAt || e.old.status?.workId !== e.object.status?.workId;
 }
 
 export function sessionController(deps: SessionControllerDeps): SessionController {
