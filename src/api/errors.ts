@@ -172,4 +172,4 @@ export function hasStatus(err: unknown, status: number): boolean {
   return err instanceof ApiError && err.status === status;
 }
 
-export { parseRetryAfter } from '../util/retry-after.ts';
+export { parseRetryAfter } from '../util/backoff.ts';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseSidecarConfig } from './config.ts';
 import { decodeChunked, parseHead } from './http1.ts';
 import { probeStatus } from './probe.ts';
-import { parseRetryAfter } from '../util/retry-after.ts';
+import { parseRetryAfter } from '../util/backoff.ts';
 import { codeForStatus, isTransient, WorkApiError } from './work-api.ts';
 
 describe('HTTP/1.1 responses', () => {

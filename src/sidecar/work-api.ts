@@ -7,7 +7,7 @@
  * connection errors, timeouts, 408, 429 and 5xx are transient; 409 and 412 are interpreted by the
  * caller; every other 4xx and a malformed reply are fatal.
  */
-import { parseRetryAfter } from '../util/retry-after.ts';
+import { parseRetryAfter } from '../util/backoff.ts';
 import { Http1Client, Http1TimeoutError } from './http1.ts';
 import type { Beat, WorkState } from './lease.ts';
 
