@@ -5,7 +5,8 @@
  * - dispatch latency on an idle system, sequential sessions: work queued → AgentSession created
  *   (the dispatcher's part) and → Pod created (the issue's figure), as seen by a watch; p50 / p99;
  * - a burst of queued sessions (default 1,000): rate at which they reach Pods, against a tight loop
- *   creating the same Pods (copied from the burst, in another namespace) on the same apiserver;
+ *   creating the same Pods (copied from the burst, in another namespace) on the same apiserver, and
+ *   against parallel loops creating each session's record and then its Pod (the guarantees' floor);
  * - 100 idle self-hosted environments: polls per second per environment and Kubernetes writes per
  *   second at steady state (over a window after every environment reports Dispatching=True).
  */
@@ -45,7 +46,18 @@ async function namespace(admin: KubeRest, prefix: string): Promise<string> {
   return ns.metadata!.name!;
 }
 
-async function operator(w: World, ns: string, writes: { count: number; byResource?: Map<string, number> }): Promise<OperatorHandle> {
+interface Requests {
+  /** Writes other than Events and Leases. */
+  count: number;
+  /** Writes by `verb resource` (Events included). */
+  byResource?: Map<string, number>;
+  /** Reads by `verb resource` (what a reconcile pass costs the apiserver besides its writes). */
+  reads?: Map<string, number>;
+}
+
+const bump = (m: Map<string, number> | undefined, k: string): void => void m?.set(k, (m.get(k) ?? 0) + 1);
+
+async function operator(w: World, ns: string, writes: Requests): Promise<OperatorHandle> {
   const config = OperatorConfig.parse({
     kubeconfig: w.operatorKubeconfig,
     baseUrl: w.emu.url,
@@ -62,8 +74,9 @@ async function operator(w: World, ns: string, writes: { count: number; byResourc
   return startOperator(config, {
     logger: createLogger({ level: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn', destination: { write: (l: string) => void process.stderr.write(l) } }),
     observeKube: (r) => {
-      if (!WRITES.has(r.verb) || r.resource === 'leases') return;
-      writes.byResource?.set(`${r.verb} ${r.resource}`, (writes.byResource.get(`${r.verb} ${r.resource}`) ?? 0) + 1);
+      if (r.resource === 'leases') return;
+      if (!WRITES.has(r.verb)) return bump(writes.reads, `${r.verb} ${r.resource}`);
+      bump(writes.byResource, `${r.verb} ${r.resource}`);
       if (r.resource !== 'events') writes.count++;
     },
   });
@@ -143,7 +156,7 @@ async function latency(w: World, samples: number): Promise<Record<string, number
 /** A burst of queued sessions → Pods, against a tight loop creating the same Pods. */
 async function burst(w: World, count: number): Promise<Record<string, number>> {
   const ns = await namespace(w.admin, 'bench-burst');
-  const writes = { count: 0, byResource: new Map<string, number>() };
+  const writes = { count: 0, byResource: new Map<string, number>(), reads: new Map<string, number>() };
   const op = await operator(w, ns, writes);
   const id = await environment(w, ns, 'burst', count);
   await dispatching(w.admin, ns, 1);
@@ -157,6 +170,7 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
   await pods.synced();
   writes.count = 0;
   writes.byResource.clear();
+  writes.reads.clear();
   const t0 = performance.now();
   for (let i = 0; i < count; i++) w.emu.admin.createSession(id);
   const deadline = t0 + 600_000;
@@ -165,6 +179,9 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
   const reached = pods.list().length;
   const writesPerSession = [...writes.byResource.values()].reduce((a, b) => a + b, 0) / Math.max(1, reached);
   process.stderr.write(`burst: Kubernetes writes by verb and resource: ${JSON.stringify(Object.fromEntries(writes.byResource))}\n`);
+  process.stderr.write(`burst: Kubernetes reads by verb and resource: ${JSON.stringify(Object.fromEntries(writes.reads))}\n`);
+  const readsPerSession = [...writes.reads.values()].reduce((a, b) => a + b, 0) / Math.max(1, reached);
+  const sessionCopies = (await w.admin.list<AgentSession>(AGENT_SESSIONS, ns)).items.map((s) => ({ metadata: { name: s.metadata?.name, labels: s.metadata?.labels }, spec: s.spec }) as unknown as KubeObject);
   stop.abort();
   await running;
   await op.stop();
@@ -189,6 +206,20 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
     while (next < copies.length) await rest.create(CORE.pods, parallelNs, copies[next++]!);
   }));
   const parallelRate = copies.length / ((performance.now() - p0) / 1000);
+  // What the guarantees cannot do without: each session's record, then its Pod (8 parallel loops,
+  // nothing else — no acknowledgement, status, Event, read, watch or API call). The ceiling of any
+  // dispatcher that records before it acknowledges, on this apiserver.
+  const floorNs = await namespace(w.admin, 'bench-floor');
+  const f0 = performance.now();
+  let nextFloor = 0;
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    while (nextFloor < copies.length) {
+      const i = nextFloor++;
+      await rest.create(AGENT_SESSIONS, floorNs, sessionCopies[i % sessionCopies.length]!);
+      await rest.create(CORE.pods, floorNs, copies[i]!);
+    }
+  }));
+  const floorRate = copies.length / ((performance.now() - f0) / 1000);
   const burstRate = reached / burstSeconds;
   const loopRate = copies.length / loopSeconds;
   return {
@@ -198,7 +229,10 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
     'dispatch.burst.tight_loop_pods_per_s': round(loopRate),
     'dispatch.burst.ratio_to_tight_loop': round(burstRate / loopRate, 2),
     'dispatch.burst.parallel8_loop_pods_per_s': round(parallelRate),
+    'dispatch.burst.record_then_pod_8_loops_per_s': round(floorRate),
+    'dispatch.burst.record_then_pod_ratio_to_tight_loop': round(floorRate / loopRate, 2),
     'dispatch.burst.kube_writes_per_session_incl_events': round(writesPerSession, 2),
+    'dispatch.burst.kube_reads_per_session': round(readsPerSession, 2),
   };
 }
 

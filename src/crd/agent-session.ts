@@ -29,6 +29,12 @@ export const AgentSessionSpec = cel(
         .describe('The work item this record currently stands for. A session can come back with new work items over time; the operator moves this forward.'),
       workerId: z.string().max(256).optional().describe('Anthropic-Worker-ID of the poller that claimed the current work item.'),
       claimedAt: timestamp('When the current work item was claimed from the queue.'),
+      workSecret: z
+        .boolean()
+        .optional()
+        .describe(
+          "Whether the current work item came with a per-item secret. True (or unset): a per-item Secret owned by this record holds the sidecar's token and ANTHROPIC_WORK_SECRET. False: there is no per-item Secret; the sidecar alone mounts the environment key from the AgentEnvironment's Secret.",
+        ),
     })
     .describe('The record of the claimed work, written by the operator. Do not edit.'),
   {

@@ -7,14 +7,19 @@
  *    sandbox (the queue reclaims the item; the dispatcher reports `EnvironmentKeyRequired`).
  * 2. **Record.** Create (or find, by deterministic name) the AgentSession; a session returning with
  *    a new item moves `spec.workId` forward. Dispatch latency is measured to here.
- * 3. **Secret.** Create the per-item Secret owned by the record; AlreadyExists is success.
+ * 3. **Secret**, only when the poll carried a per-item secret: create the per-item Secret owned by
+ *    the record; AlreadyExists is success. Without one the record is complete as created (the
+ *    sidecar mounts the environment key's own Secret; `spec.workSecret: false` says so).
  * 4. **Ack** — only now. 409 = the item is no longer acknowledgeable: settle the record against
  *    the item (`settle.ts`). Any other failure leaves the record claimed for the settle pass (the
  *    item stays `queued` and is acknowledged there, or re-delivered and converges here).
  *    An item that could not be recorded (1–3) is never acknowledged: the queue reclaims it after
  *    `reclaim_older_than_ms`.
- * 5. **Hand over.** Write the acknowledgement into the record's status (phase Starting); the session
- *    reconciler creates the Pod from there. Then tell it directly, so it need not wait for its watch.
+ * 5. **Hand over** the acknowledged item (the ack reply) to the session reconciler, in memory. It
+ *    creates the Pod and then writes the acknowledgement into the record's status together with
+ *    the Pod's phase: one status write per item instead of two. Should the process die first, the
+ *    record is settled as usual (`settle.ts`): its item is `starting` or later, and the record is
+ *    complete, so it is adopted.
  *
  * A hand-off never throws; its result tells the dispatcher whether a record now holds the slot.
  * The credential is never logged (only Secret names are).
@@ -25,7 +30,7 @@ import { decodeWorkSecret } from '../api/work-secret.ts';
 import type { AgentEnvironment } from '../crd/resources.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { DispatchCredentials } from './credentials.ts';
-import { acknowledgedStatus, ensureWorkSecret, isAcknowledged, NotRecordableError, recordClaim, writeSessionStatus, type RecordStore } from './record.ts';
+import { ensureWorkSecret, isAcknowledged, NotRecordableError, recordClaim, type RecordStore } from './record.ts';
 import { settleSession, type SettleAction, type SettleDeps } from './settle.ts';
 
 export type HandOffOutcome =
@@ -59,8 +64,8 @@ export interface HandOffDeps extends SettleDeps {
   readonly logger: Logger;
   /** Milliseconds on a monotonic clock (for latency). Default `performance.now`. */
   readonly monotonic?: () => number;
-  /** Tells the session reconciler an acknowledged record is ready for its Pod. */
-  readonly onAcknowledged?: (namespace: string, name: string) => void;
+  /** Hands an acknowledged item (the ack reply) to the session reconciler, which creates its Pod and records the acknowledgement. */
+  readonly onAcknowledged: (namespace: string, name: string, acknowledged: Work) => void;
 }
 
 export interface ClaimedWork {
@@ -86,8 +91,8 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
     return { outcome: 'unsupported', holdsSlot: false };
   }
   const workSecret = decodeWorkSecret(work.secret);
-  const token = workSecret?.sessions_token ?? claimed.credentials?.sandbox;
-  if (!token) return { outcome: 'noSandboxCredential', holdsSlot: false };
+  const itemToken = workSecret?.sessions_token;
+  if (!itemToken && !claimed.credentials?.sandbox) return { outcome: 'noSandboxCredential', holdsSlot: false };
 
   // 2. Record.
   let recorded;
@@ -98,6 +103,7 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
       environmentId: work.environment_id,
       workerId: claimed.workerId,
       claimedAt: deps.now(),
+      workSecret: Boolean(itemToken),
     });
   } catch (err) {
     log.warn({ err, reason: err instanceof NotRecordableError ? err.reason : undefined }, 'could not record the claimed work item; not acknowledging it (the queue reclaims it)');
@@ -111,21 +117,24 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
   if (isAcknowledged(session)) return { outcome: 'alreadyAcknowledged', holdsSlot: true };
 
   // 3. Secret.
-  try {
-    await ensureWorkSecret(deps.store, session, { token, workSecret: workSecret ? (work.secret ?? undefined) : undefined });
-  } catch (err) {
-    log.warn({ err, session: name }, 'could not write the per-item Secret; not acknowledging (the settle pass or a re-delivery finishes the record)');
-    return { outcome: 'notRecorded', holdsSlot: true };
+  if (itemToken && work.secret) {
+    try {
+      await ensureWorkSecret(deps.store, session, { token: itemToken, workSecret: work.secret });
+    } catch (err) {
+      log.warn({ err, session: name }, 'could not write the per-item Secret; not acknowledging (the settle pass or a re-delivery finishes the record)');
+      return { outcome: 'notRecorded', holdsSlot: true };
+    }
   }
 
   // 4. Ack.
   const securedAt = monotonic();
+  let acked: Work;
   try {
-    await deps.api.ackWork(work.environment_id, work.id);
+    acked = await deps.api.ackWork(work.environment_id, work.id);
   } catch (err) {
     if (err instanceof ConflictError) {
       try {
-        const action = await settleSession(deps, session, { secretExists: true });
+        const action = await settleSession(deps, session, { complete: true });
         deps.metrics.settled(action);
         log.info({ session: name, action }, 'work item was no longer acknowledgeable; settled the record');
         return { outcome: `settled:${action}`, holdsSlot: action === 'adopted' || action === 'acknowledged' || action === 'none' };
@@ -138,18 +147,10 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
     return { outcome: 'ackFailed', holdsSlot: true };
   }
   deps.metrics.acknowledged();
-  const ackedAt = monotonic();
 
   // 5. Hand over.
-  try {
-    await writeSessionStatus(deps.store, session, acknowledgedStatus(session, deps.now()));
-  } catch (err) {
-    // The item is acknowledged but the record does not say so yet: the settle pass adopts it.
-    log.warn({ err, session: name }, 'acknowledged, but the status write failed; the settle pass records it');
-    return { outcome: 'acknowledged', holdsSlot: true };
-  }
-  deps.onAcknowledged?.(namespace, name);
+  deps.onAcknowledged(namespace, name, acked);
   const ms = (a: number, b: number): number => Math.round((b - a) * 10) / 10;
-  log.debug({ session: name, record: recorded.outcome, recordMs: ms(claimed.seenAt, recordedAt), secretMs: ms(recordedAt, securedAt), ackMs: ms(securedAt, ackedAt), statusMs: ms(ackedAt, monotonic()) }, 'work item recorded and acknowledged');
+  log.debug({ session: name, record: recorded.outcome, recordMs: ms(claimed.seenAt, recordedAt), secretMs: ms(recordedAt, securedAt), ackMs: ms(securedAt, monotonic()) }, 'work item recorded and acknowledged');
   return { outcome: 'acknowledged', holdsSlot: true };
 }

@@ -80,7 +80,9 @@ export interface DispatchersDeps {
   readonly sessionsOf: (namespace: string, envName: string) => AgentSession[];
   /** Write the `Dispatching` condition (called on changes only). */
   readonly reportCondition: (env: AgentEnvironment, state: DispatchState) => void;
-  readonly onAcknowledged?: (namespace: string, name: string) => void;
+  readonly onAcknowledged: HandOffDeps['onAcknowledged'];
+  /** An acknowledgement of the record (`namespace/name`) waits in memory to be written: not for settling. */
+  readonly acknowledgementPending?: (key: string) => boolean;
   readonly clock?: DispatchClock;
   /** Settle pass period. Default 30 s. */
   readonly settleIntervalMs?: number;
@@ -148,7 +150,7 @@ export class EnvironmentDispatch {
       now: () => new Date(),
       logger: this.#log,
       metrics: { dispatched: (ms) => deps.metrics.recorded(ms), acknowledged: () => deps.metrics.acknowledged(), settled: (a) => deps.metrics.settled(a) },
-      ...(deps.onAcknowledged ? { onAcknowledged: deps.onAcknowledged } : {}),
+      onAcknowledged: deps.onAcknowledged,
     };
     const sessionKey = (sessionId: string): string => `${ns}/${sessionName(name, sessionId)}`;
     this.#dispatcher = new Dispatcher({
@@ -235,13 +237,14 @@ export class EnvironmentDispatch {
     const name = this.#env.metadata?.name ?? '';
     while (!signal.aborted) {
       const now = clock.now();
-      const { due, nextDueMs } = settleCandidates(this.#deps.sessionsOf(ns, name), (k) => this.#capacity.inFlight(k), now, grace);
+      const { due, nextDueMs } = settleCandidates(this.#deps.sessionsOf(ns, name), (k) => this.#capacity.inFlight(k) || (this.#deps.acknowledgementPending?.(k) ?? false), now, grace);
       for (const s of due) {
         if (signal.aborted) break;
         const key = `${ns}/${s.metadata?.name ?? ''}`;
         try {
           const action = await this.#locks.run(key, async () => {
-            // Re-read from the cache inside the lock: a hand-off may just have finished this record.
+            // Re-check inside the lock: a hand-off may just have finished this record.
+            if (this.#deps.acknowledgementPending?.(key)) return 'none' as const;
             const fresh = this.#deps.sessionsOf(ns, name).find((x) => x.metadata?.name === s.metadata?.name) ?? s;
             return settleSession({ store: this.#deps.store, api: this.#api, now: () => new Date() }, fresh, {}, signal);
           });

@@ -71,8 +71,16 @@ export interface Sessions {
 
 export function startSessions(deps: SessionsDeps): Sessions {
   const log = deps.logger.child({ component: 'sessions' });
+  const envOf = (namespace: string, name: string): AgentEnvironment | undefined => {
+    for (const i of deps.environments) {
+      const e = i.get(namespace, name);
+      if (e) return e;
+    }
+    return undefined;
+  };
   const controller = sessionController({
     rest: deps.rest,
+    cachedEnvironment: (namespace, name) => envOf(namespace, name),
     events: deps.events,
     logger: deps.logger.child({ component: 'session-controller' }),
     namespaces: deps.namespaces,
@@ -89,13 +97,6 @@ export function startSessions(deps: SessionsDeps): Sessions {
   const recorded = new RecordedSessions();
   for (const i of sessionInformers) i.on((e: InformerEvent<AgentSession>) => recorded.apply(e));
 
-  const envOf = (namespace: string, name: string): AgentEnvironment | undefined => {
-    for (const i of deps.environments) {
-      const e = i.get(namespace, name);
-      if (e) return e;
-    }
-    return undefined;
-  };
   const allEnvironments = (): AgentEnvironment[] => deps.environments.flatMap((i) => i.list());
   const dispatchers = new Dispatchers({
     store: kubeRecordStore(deps.rest),
@@ -108,7 +109,8 @@ export function startSessions(deps: SessionsDeps): Sessions {
     sessionsOf: (namespace, envName) =>
       sessionInformers.flatMap((i) => i.list((s) => s.metadata?.namespace === namespace && s.spec?.environmentRef?.name === envName)),
     reportCondition: (env, state) => void reportDispatching(env, state),
-    onAcknowledged: (namespace, name) => controller.enqueue(namespace, name),
+    onAcknowledged: (namespace, name, work) => controller.acknowledged(namespace, name, work),
+    acknowledgementPending: (key) => controller.acknowledgementPending(key),
     ...(deps.settleIntervalMs !== undefined ? { settleIntervalMs: deps.settleIntervalMs } : {}),
   });
 

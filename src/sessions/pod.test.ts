@@ -6,7 +6,7 @@ import type { Container, Pod } from './pod-types.ts';
 const sidecar = { image: 'ghcr.io/agentenv-io/agentenv:test', imagePullPolicy: 'IfNotPresent' as const };
 
 function inputs(selfHosted: Record<string, unknown> = {}, more: Partial<PodInputs> = {}, extra: Record<string, unknown> = {}): PodInputs {
-  return { session: agentSession(), env: agentEnvironment(selfHosted, extra), sidecar, baseUrl: 'https://api.example.test', hasWorkSecret: false, ...more };
+  return { session: agentSession(), env: agentEnvironment(selfHosted, extra), sidecar, baseUrl: 'https://api.example.test', ...more };
 }
 
 function build(selfHosted: Record<string, unknown> = {}, more: Partial<PodInputs> = {}, extra: Record<string, unknown> = {}): Pod {
@@ -87,24 +87,24 @@ describe('desiredPod: identity and injected parts', () => {
 });
 
 describe('desiredPod: the main container environment', () => {
-  const cases: Array<{ rule: string; selfHosted?: Record<string, unknown>; hasWorkSecret: boolean; expected: string[] }> = [
-    { rule: 'the contract variables without a work secret', hasWorkSecret: false, expected: ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL'] },
-    { rule: 'ANTHROPIC_WORK_SECRET only when the Secret has one', hasWorkSecret: true, expected: ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL', 'ANTHROPIC_WORK_SECRET'] },
+  const cases: Array<{ rule: string; selfHosted?: Record<string, unknown>; workSecret: boolean; expected: string[] }> = [
+    { rule: 'the contract variables without a work secret', workSecret: false, expected: ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL'] },
+    { rule: 'ANTHROPIC_WORK_SECRET only when the item has a per-item secret', workSecret: true, expected: ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL', 'ANTHROPIC_WORK_SECRET'] },
     {
       rule: 'template values for contract and credential names are replaced or dropped, others kept',
       selfHosted: template({ containers: [shell({ env: [{ name: 'ANTHROPIC_WORK_ID', value: 'x' }, { name: 'ANTHROPIC_ENVIRONMENT_KEY', value: 'y' }, { name: 'ANTHROPIC_API_KEY', value: 'z' }, { name: 'MY_VAR', value: '1' }] })] }),
-      hasWorkSecret: false,
+      workSecret: false,
       expected: ['MY_VAR', 'ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL'],
     },
   ];
-  it.each(cases)('$rule', ({ selfHosted, hasWorkSecret, expected }) => {
-    const main = mainOf(build(selfHosted ?? {}, { hasWorkSecret }));
+  it.each(cases)('$rule', ({ selfHosted, workSecret, expected }) => {
+    const main = mainOf(build(selfHosted ?? {}, { session: agentSession({ workSecret }) }));
     expect(envNames(main)).toEqual(expected);
     expect(main.env!.find((e) => e.name === 'ANTHROPIC_WORK_ID')?.value).toBe('work_01');
   });
 
   it('reads ANTHROPIC_WORK_SECRET from the per-item Secret, never inline', () => {
-    const e = mainOf(build({}, { hasWorkSecret: true })).env!.find((x) => x.name === 'ANTHROPIC_WORK_SECRET');
+    const e = mainOf(build({}, { session: agentSession({ workSecret: true }) })).env!.find((x) => x.name === 'ANTHROPIC_WORK_SECRET');
     expect(e).toEqual({ name: 'ANTHROPIC_WORK_SECRET', valueFrom: { secretKeyRef: { name: POD, key: 'work-secret' } } });
   });
 
@@ -118,7 +118,7 @@ describe('desiredPod: the main container environment', () => {
   });
 
   it('never puts the environment key or the API key (or their Secrets) into a sandbox container', () => {
-    const pod = build({}, { hasWorkSecret: true }, { apiKeySecretRef: { name: 'org-key', key: 'key' } });
+    const pod = build({}, { session: agentSession({ workSecret: true }) }, { apiKeySecretRef: { name: 'org-key', key: 'key' } });
     const sandbox = [...pod.spec.containers, ...pod.spec.initContainers!.filter((c) => c.name !== SIDECAR_NAME)];
     for (const c of sandbox) {
       expect(envNames(c)).not.toContain('ANTHROPIC_ENVIRONMENT_KEY');
@@ -128,6 +128,26 @@ describe('desiredPod: the main container environment', () => {
       expect(c.volumeMounts ?? []).toEqual([]);
     }
     expect(JSON.stringify(pod)).not.toMatch(/env-key|org-key/);
+  });
+
+  it('without a per-item secret, mounts the environment key from its own Secret into the sidecar alone, as the file token', () => {
+    const pod = build({}, { session: agentSession({ workSecret: false }) }, { apiKeySecretRef: { name: 'org-key', key: 'key' } });
+    const credential = pod.spec.volumes!.find((v) => v.name === 'agentenv-credential');
+    expect(credential?.secret).toEqual({ secretName: 'env-key', items: [{ key: 'key', path: 'token' }], defaultMode: 0o444 });
+    for (const c of [...pod.spec.containers, ...pod.spec.initContainers!]) {
+      const mounts = (c.volumeMounts ?? []).map((m) => m.name);
+      if (c.name === SIDECAR_NAME) expect(mounts).toContain('agentenv-credential');
+      else expect(mounts).not.toContain('agentenv-credential');
+      for (const e of c.env ?? []) expect(['env-key', 'org-key']).not.toContain(e.valueFrom?.secretKeyRef?.name);
+    }
+    // The key's Secret is named by the credential volume and nowhere else; the API key's not at all.
+    const { volumes, ...rest } = pod.spec;
+    expect(JSON.stringify({ ...pod, spec: { ...rest, volumes: volumes!.filter((v) => v.name !== 'agentenv-credential') } })).not.toMatch(/env-key|org-key/);
+  });
+
+  it('without a per-item secret and without an environment key, builds no Pod', () => {
+    const r = desiredPod(inputs({ environmentKeySecretRef: undefined }, { session: agentSession({ workSecret: false }) }));
+    expect(r).toMatchObject({ ok: false, reason: 'InvalidTemplate', message: expect.stringMatching(/environmentKeySecretRef/) });
   });
 });
 
@@ -190,6 +210,18 @@ describe('desiredPod: templates it cannot use', () => {
     { rule: 'no containers', selfHosted: template({ containers: [] }), reason: 'InvalidTemplate', message: /containers is empty/ },
     { rule: 'a container named like the sidecar', selfHosted: template({ containers: [shell({ name: SIDECAR_NAME })] }), reason: 'InvalidTemplate', message: /reserved/ },
     { rule: 'a volume named like the credential volume', selfHosted: template({ containers: [shell()], volumes: [{ name: 'agentenv-credential', emptyDir: {} }] }), reason: 'InvalidTemplate', message: /reserved/ },
+    {
+      rule: 'a container mounting the sidecar credential volume',
+      selfHosted: template({ containers: [shell({ volumeMounts: [{ name: 'agentenv-credential', mountPath: '/steal' }] })] }),
+      reason: 'TemplateRefused',
+      message: /container session mounts a volume reserved for the operator's sidecar/,
+    },
+    {
+      rule: 'an init container mounting the sidecar state volume',
+      selfHosted: template({ containers: [shell()], initContainers: [shell({ name: 'init', volumeMounts: [{ name: 'agentenv-state', mountPath: '/state' }] })] }),
+      reason: 'TemplateRefused',
+      message: /container init mounts a volume reserved/,
+    },
     {
       rule: 'env from the environment key Secret',
       selfHosted: template({ containers: [shell({ env: [{ name: 'K', valueFrom: { secretKeyRef: { name: 'env-key', key: 'key' } } }] })] }),

@@ -5,8 +5,11 @@
  * Injected:
  * 1. the lease-keeping sidecar as a native sidecar (first init container, `restartPolicy: Always`)
  *    whose startup probe (`GET /started`) passes only once the lease is claimed, so the main
- *    container starts after the claim; its credential (Secret key `token`) and its state emptyDir
- *    are mounted into the sidecar ONLY;
+ *    container starts after the claim; its credential and its state emptyDir are mounted into the
+ *    sidecar ONLY (a template container may not mount them). The credential is the per-item
+ *    Secret's `token` when the poll carried a per-item secret, else the environment key, mounted
+ *    straight from the AgentEnvironment's Secret (one key, as the file `token`: no copy of the key
+ *    is written per session, and a rotated key reaches running sidecars);
  * 2. the main container's environment contract (`ANTHROPIC_*`), with `ANTHROPIC_WORK_SECRET`
  *    through a secretKeyRef when the poll carried a per-item secret — never the environment key or
  *    the API key;
@@ -16,6 +19,7 @@
  */
 import { API_VERSION, AGENT_SESSION } from '../crd/meta.ts';
 import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
+import { hasItemSecret } from './record.ts';
 import { podName, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, workLabels } from './names.ts';
 import { effectiveUid, hardenContainer, hardenPod, restrictedViolations } from './pod-security.ts';
 import type { Container, EnvVar, Pod, PodSpec, PodTemplate, Volume } from './pod-types.ts';
@@ -52,8 +56,6 @@ export interface PodInputs {
   readonly sidecar: SidecarSettings;
   /** API base URL given to the sidecar and the main container. */
   readonly baseUrl: string;
-  /** The per-item Secret carries `work-secret` (the poll reply had a per-item secret). */
-  readonly hasWorkSecret: boolean;
 }
 
 export type PodBuild =
@@ -75,6 +77,12 @@ export function desiredPod(inputs: PodInputs): PodBuild {
   if (reserved) return refused('InvalidTemplate', `the container name ${SIDECAR_NAME} is reserved for the operator's sidecar`);
   const volumeClash = (tspec.volumes ?? []).find((v) => v.name === CREDENTIAL_VOLUME || v.name === STATE_VOLUME);
   if (volumeClash) return refused('InvalidTemplate', `the volume name ${volumeClash.name} is reserved for the operator`);
+  // The injected volumes belong to the sidecar: a template container mounting one by name would
+  // read the sidecar's credential.
+  const mountClash = [...(tspec.initContainers ?? []), ...containers].find((c) => (c.volumeMounts ?? []).some((m) => m.name === CREDENTIAL_VOLUME || m.name === STATE_VOLUME));
+  if (mountClash) return refused('TemplateRefused', `container ${mountClash.name} mounts a volume reserved for the operator's sidecar (${CREDENTIAL_VOLUME}, ${STATE_VOLUME})`);
+  const credential = credentialVolume(session, env);
+  if (!credential) return refused('InvalidTemplate', 'the work item has no per-item secret and the environment has no spec.selfHosted.environmentKeySecretRef for the sidecar');
 
   const exposed = credentialExposure(tspec, protectedSecrets(env));
   if (exposed.length) return refused('TemplateRefused', `the template would expose a credential to the sandbox: ${exposed.join('; ')}`);
@@ -107,8 +115,7 @@ export function desiredPod(inputs: PodInputs): PodBuild {
   spec.initContainers = [sidecarContainer(inputs, sidecarUser), ...(spec.initContainers ?? [])];
   spec.volumes = [
     ...(spec.volumes ?? []),
-    // Files readable by the sidecar's (non-root) user; only the sidecar mounts this volume.
-    { name: CREDENTIAL_VOLUME, secret: { secretName: secretName(sessionObj, workId), items: [{ key: SECRET_TOKEN_KEY, path: SECRET_TOKEN_KEY }], defaultMode: 0o444 } },
+    credential,
     { name: STATE_VOLUME, emptyDir: { sizeLimit: '1Mi' } },
   ];
 
@@ -192,8 +199,21 @@ function contractEnv(inputs: PodInputs, secret: string): EnvVar[] {
     { name: 'ANTHROPIC_SESSION_ID', value: s.sessionId },
     { name: 'ANTHROPIC_WORK_ID', value: s.workId },
     { name: 'ANTHROPIC_BASE_URL', value: inputs.baseUrl },
-    ...(inputs.hasWorkSecret ? [{ name: 'ANTHROPIC_WORK_SECRET', valueFrom: { secretKeyRef: { name: secret, key: SECRET_WORK_SECRET_KEY } } }] : []),
+    ...(hasItemSecret(inputs.session) ? [{ name: 'ANTHROPIC_WORK_SECRET', valueFrom: { secretKeyRef: { name: secret, key: SECRET_WORK_SECRET_KEY } } }] : []),
   ];
+}
+
+/**
+ * The sidecar's credential volume: the file `token` from the per-item Secret, or from the
+ * environment key's Secret when the item has no per-item secret. Files readable by the sidecar's
+ * (non-root) user; only the sidecar mounts this volume. Undefined: no credential to give.
+ */
+function credentialVolume(session: AgentSession, env: AgentEnvironment): Volume | undefined {
+  const source = hasItemSecret(session)
+    ? { secretName: secretName(session.metadata?.name ?? '', session.spec.workId), key: SECRET_TOKEN_KEY }
+    : env.spec.selfHosted?.environmentKeySecretRef && { secretName: env.spec.selfHosted.environmentKeySecretRef.name, key: env.spec.selfHosted.environmentKeySecretRef.key };
+  if (!source) return undefined;
+  return { name: CREDENTIAL_VOLUME, secret: { secretName: source.secretName, items: [{ key: source.key, path: SECRET_TOKEN_KEY }], defaultMode: 0o444 } };
 }
 
 const isOwnedEnv = (name: string): boolean => (CONTRACT_ENV as readonly string[]).includes(name) || (FORBIDDEN_ENV as readonly string[]).includes(name);

@@ -7,7 +7,8 @@
  * 3. finalizer — add it first if missing, then return.
  * 4. expire    — a finished record past `sessionTTLSecondsAfterFinished` is deleted.
  * 5. observe   — the work item from the API (environment key, else the organization API key);
- *                a just-acknowledged item gets its Pod first (5a).
+ *                a just-acknowledged item gets its Pod first (5a), and the ack reply stands in
+ *                for the read (acknowledgements.ts: the acknowledgement is written with the Pod).
  * 6. launch    — build the Pod when the item is `starting` and no Pod exists (decided in status.ts).
  * 7. decide    — pure: status and actions (status.ts); apply the actions, then write the status
  *                only when it changed.
@@ -29,10 +30,11 @@ import { FORGET, RESYNC, requeueAfter, type Outcome, type ReconcileContext } fro
 import type { Logger } from '../telemetry/logger.ts';
 import { decideFinalize, ttlRemainingMs } from './cleanup.ts';
 import { resolveDispatchCredentials } from './credentials.ts';
-import { podName, secretName, SECRET_WORK_SECRET_KEY } from './names.ts';
+import { Acknowledgements, withAcknowledgement } from './acknowledgements.ts';
+import { podName, secretName } from './names.ts';
 import { viewPod } from './observe.ts';
 import { desiredPod, type SidecarSettings } from './pod.ts';
-import type { Pod, Secret } from './pod-types.ts';
+import type { Pod } from './pod-types.ts';
 import { isAcknowledged, kubeRecordStore, notAcknowledgedStatus, writeSessionStatus, type StatusPatch } from './record.ts';
 import { decideSession, type SessionFacts, type SessionSettings } from './status.ts';
 
@@ -60,6 +62,13 @@ export interface SessionReconcilerDeps {
   /** The Pods of one session (any work item), from the Pod informer. */
   readonly podsOf: (namespace: string, session: string) => Pod[];
   readonly metrics?: SessionRecorder;
+  /**
+   * The AgentEnvironment from the operator's informer cache. A miss is read from the apiserver (a
+   * cache that has not seen a new environment yet must not make it look deleted).
+   */
+  readonly cachedEnvironment?: (namespace: string, name: string) => AgentEnvironment | undefined;
+  /** Acknowledgements this process made and has not written yet (the dispatcher adds them). */
+  readonly acknowledgements?: Acknowledgements;
   readonly now?: () => Date;
 }
 
@@ -68,6 +77,7 @@ type WorkFact = SessionFacts['work'];
 export function sessionReconciler(deps: SessionReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
   const store = kubeRecordStore(deps.rest);
+  const acknowledgements = deps.acknowledgements ?? new Acknowledgements();
 
   return async function reconcile(key: string, ctx: ReconcileContext): Promise<Outcome> {
     // 1. gather
@@ -78,9 +88,17 @@ export function sessionReconciler(deps: SessionReconcilerDeps) {
     try {
       session = await deps.rest.get<AgentSession>(AGENT_SESSIONS, namespace, name);
     } catch (err) {
-      if (isNotFound(err)) return FORGET;
+      if (isNotFound(err)) {
+        acknowledgements.delete(key);
+        return FORGET;
+      }
       throw err;
     }
+    // Decide on the record as it reads with this process's acknowledgement written; `recorded` is
+    // what the apiserver holds, the base of the status write.
+    const recorded = session.status ?? {};
+    const ack = acknowledgements.pending(key, session);
+    if (ack) session = withAcknowledgement(session, ack);
     const env = await readEnvironment(namespace, session.spec.environmentRef.name);
     const settings = env ? settingsOf(env) : undefined;
     const pods = deps.podsOf(namespace, name);
@@ -131,16 +149,16 @@ export function sessionReconciler(deps: SessionReconcilerDeps) {
     // seen yet): the acknowledgement is a fresh enough reading of the item, and the Pod should
     // not wait for a credential read and an API round trip. Should the item have stopped in the
     // meantime, the decision below ends the Pod (its sidecar finds nothing to claim).
-    let launched: { refused: SessionFacts['launchRefused'] } | undefined;
+    let launched: Launch | undefined;
     if (env && isAcknowledged(session) && session.status?.phase === 'Starting' && !session.status.podName && !pods.some((p) => p.metadata?.name === currentPod)) {
-      launched = { refused: await launch(env, session, log) };
+      launched = await launch(env, session, log);
     }
 
-    // 5b. observe
-    const work: WorkFact = isAcknowledged(session) ? await readWork(env, session, ctx) : { kind: 'unknown', message: 'not acknowledged' };
+    // 5b. observe (the ack reply of a launch just made is a fresh enough reading)
+    const work: WorkFact = ack && launched ? { kind: 'found', work: ack.work } : isAcknowledged(session) ? await readWork(env, session, ctx) : { kind: 'unknown', message: 'not acknowledged' };
     // The cache may lag behind a Pod just created; a missing Pod is confirmed by a read before
     // anything is decided on its absence (an active item is force-stopped when its Pod is gone).
-    const pod = pods.find((p) => p.metadata?.name === currentPod) ?? (work.kind === 'found' ? await readPod(namespace, currentPod) : undefined);
+    const pod = pods.find((p) => p.metadata?.name === currentPod) ?? launched?.pod ?? (work.kind === 'found' ? await readPod(namespace, currentPod) : undefined);
     const facts: SessionFacts = {
       session,
       settings: settings ?? { startDeadlineSeconds: 300, stopGracePeriodSeconds: 30, leaseTTLSeconds: undefined, observeOnly: true },
@@ -152,8 +170,9 @@ export function sessionReconciler(deps: SessionReconcilerDeps) {
     // 6–7. decide, launching when asked to (a refused launch is decided on again).
     let decision = decideSession(launched?.refused ? { ...facts, launchRefused: launched.refused } : facts);
     if (decision.actions.some((a) => a.kind === 'createPod') && !launched) {
-      const refused = env ? await launch(env, session, log) : { reason: 'InvalidTemplate' as const, message: `AgentEnvironment ${session.spec.environmentRef.name} not found` };
-      if (refused) decision = decideSession({ ...facts, launchRefused: refused });
+      launched = env ? await launch(env, session, log) : { refused: { reason: 'InvalidTemplate', message: `AgentEnvironment ${session.spec.environmentRef.name} not found` } };
+      if (launched.refused) decision = decideSession({ ...facts, launchRefused: launched.refused });
+      else if (launched.pod) decision = decideSession({ ...facts, pod: viewPod(launched.pod) });
     }
     for (const a of decision.actions) {
       if (a.kind === 'stopWork') await stopWork(env, session, a.force, a.reason, log);
@@ -161,16 +180,19 @@ export function sessionReconciler(deps: SessionReconcilerDeps) {
       if (a.kind === 'markNotAcknowledged') {
         const lost = decision.status.reason === 'LeaseLost';
         const state = work.kind === 'found' ? work.work.state : undefined;
-        await writeSessionStatus(store, session, notAcknowledgedStatus(session, state, lost ? 'LeaseLost' : 'AcknowledgementLapsed', a.message, now()), sameItem(session));
+        await writeSessionStatus(store, session, notAcknowledgedStatus(session, state, lost ? 'LeaseLost' : 'AcknowledgementLapsed', a.message, now()), sameItem(session, ack !== undefined));
+        acknowledgements.delete(key);
         deps.events.record(session, 'Warning', lost ? 'LeaseLost' : 'AcknowledgementLapsed', a.message);
         deps.metrics?.heartbeats(lost ? 'lease_lost' : 'lease_lapsed', 1);
         return requeueAfter(0);
       }
     }
     const prev = session.status ?? {};
-    if (!jsonEqual(prev, decision.status)) {
-      await writeSessionStatus(store, session, statusPatch(prev, decision.status), sameItem(session));
-      if (decision.event) deps.events.record(session, decision.event.type, decision.event.reason, decision.event.message);
+    if (!jsonEqual(recorded, decision.status)) {
+      await writeSessionStatus(store, session, statusPatch(recorded, decision.status), sameItem(session, ack !== undefined));
+      acknowledgements.delete(key);
+      // A launch records its own event (PodCreated); the Normal transition it causes adds nothing.
+      if (decision.event && !(launched?.pod && decision.event.type === 'Normal')) deps.events.record(session, decision.event.type, decision.event.reason, decision.event.message);
       if (decision.status.phase === 'Running' && prev.phase !== 'Running' && work.kind === 'found') {
         const claimedAt = Date.parse(session.spec.claimedAt);
         const startedAt = Date.parse(work.work.started_at ?? '');
@@ -191,7 +213,7 @@ export function sessionReconciler(deps: SessionReconcilerDeps) {
 
   async function readEnvironment(namespace: string, name: string): Promise<AgentEnvironment | undefined> {
     try {
-      const env = await deps.rest.get<AgentEnvironment>(AGENT_ENVIRONMENTS, namespace, name);
+      const env = deps.cachedEnvironment?.(namespace, name) ?? (await deps.rest.get<AgentEnvironment>(AGENT_ENVIRONMENTS, namespace, name));
       const spec = AgentEnvironmentSpec.safeParse(env.spec);
       return spec.success ? { ...env, spec: spec.data } : undefined;
     } catch (err) {
@@ -238,33 +260,30 @@ export function sessionReconciler(deps: SessionReconcilerDeps) {
     }
   }
 
-  /** Create the Pod of the current work item; returns why it was refused, if it was. AlreadyExists is success. */
-  async function launch(env: AgentEnvironment, session: AgentSession, log: Logger): Promise<SessionFacts['launchRefused']> {
+  /**
+   * Create the Pod of the current work item: the Pod created, or why it was refused. AlreadyExists
+   * is success (neither: the cache shows the Pod soon). A per-item Secret that is missing is not
+   * looked for here: the hand-off wrote it before the ack, and a Pod whose Secret was deleted since
+   * never starts, which `startDeadlineSeconds` ends with a force-stop.
+   */
+  async function launch(env: AgentEnvironment, session: AgentSession, log: Logger): Promise<Launch> {
     const namespace = session.metadata?.namespace ?? '';
-    const secret = secretName(session.metadata?.name ?? '', session.spec.workId);
-    let hasWorkSecret: boolean;
+    const build = desiredPod({ session, env, sidecar: deps.sidecar, baseUrl: deps.baseUrl });
+    if (!build.ok) return { refused: { reason: build.reason, message: build.message } };
+    let pod: Pod;
     try {
-      const s = await deps.rest.get<Secret>(CORE.secrets, namespace, secret);
-      hasWorkSecret = s.data?.[SECRET_WORK_SECRET_KEY] !== undefined;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      return { reason: 'PodCreateRefused', message: `the per-item Secret ${secret} is missing` };
-    }
-    const build = desiredPod({ session, env, sidecar: deps.sidecar, baseUrl: deps.baseUrl, hasWorkSecret });
-    if (!build.ok) return { reason: build.reason, message: build.message };
-    try {
-      await deps.rest.create(CORE.pods, namespace, build.pod);
+      pod = await deps.rest.create<Pod>(CORE.pods, namespace, build.pod);
       const claimedAt = Date.parse(session.spec.claimedAt);
       if (!Number.isNaN(claimedAt)) deps.metrics?.podCreated(Math.max(0, now().getTime() - claimedAt));
       deps.events.record(session, 'Normal', 'PodCreated', `created session Pod ${build.pod.metadata?.name}`);
       log.info({ pod: build.pod.metadata?.name }, 'created the session Pod');
     } catch (err) {
-      if (isAlreadyExists(err)) return undefined;
+      if (isAlreadyExists(err)) return {};
       // Admission (Pod Security, quota, webhooks) or validation refused it: retrying cannot help.
-      if (isForbidden(err) || isInvalid(err)) return { reason: 'PodCreateRefused', message: err instanceof Error ? err.message : String(err) };
+      if (isForbidden(err) || isInvalid(err)) return { refused: { reason: 'PodCreateRefused', message: err instanceof Error ? err.message : String(err) } };
       throw err;
     }
-    return undefined;
+    return { pod };
   }
 
   async function readPod(namespace: string, name: string): Promise<Pod | undefined> {
@@ -314,8 +333,18 @@ export function settingsOf(env: AgentEnvironment): SessionSettings {
   };
 }
 
-/** A status write applies only while the record still stands for the same acknowledged item. */
-const sameItem = (session: AgentSession) => (fresh: AgentSession): boolean => fresh.spec.workId === session.spec.workId && isAcknowledged(fresh);
+/** What a launch did: created the Pod, found it existing (neither field), or was refused. */
+interface Launch {
+  readonly pod?: Pod;
+  readonly refused?: SessionFacts['launchRefused'];
+}
+
+/**
+ * A status write applies only while the record still stands for the same acknowledged item (or
+ * the same item whose acknowledgement this process holds and the write records).
+ */
+const sameItem = (session: AgentSession, acknowledgedHere: boolean) => (fresh: AgentSession): boolean =>
+  fresh.spec.workId === session.spec.workId && (acknowledgedHere || isAcknowledged(fresh));
 
 /** The merge patch from `prev` to `next` (removed fields become null). */
 export function statusPatch(prev: AgentSessionStatus, next: AgentSessionStatus): StatusPatch {

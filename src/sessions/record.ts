@@ -7,8 +7,11 @@
  *   `status.acknowledgedAt` is set ({@link isAcknowledged}). Until then the item is merely *claimed*
  *   (phase Claimed, or no phase yet): no Pod is created for it, and deleting the record must not stop
  *   the item — it was never started here, and the queue hands it out again.
- * - The dispatcher alone moves `spec.workId` forward (a session returning with a new work item) and
- *   writes the acknowledgement; every status write is guarded by the resourceVersion it read, so a
+ * - Between the ack and that status write, only the process that acknowledged knows: the session
+ *   reconciler creates the Pod and then writes the acknowledgement with it (acknowledgements.ts).
+ *   A process that dies in between leaves a record the settle pass adopts (settle.ts).
+ * - The dispatcher alone moves `spec.workId` forward (a session returning with a new work item);
+ *   every status write is guarded by the resourceVersion it read, so a
  *   late write about an earlier work item can never overwrite the acknowledgement of a newer one.
  */
 import { LABELS, SESSION_FINALIZER } from '../crd/meta.ts';
@@ -92,6 +95,15 @@ export function kubeRecordStore(rest: KubeRest): RecordStore {
   };
 }
 
+/**
+ * Whether the record's current work item has a per-item Secret. Without a per-item secret from the
+ * poll there is none: the sidecar mounts the environment key's own Secret, so a claim costs one
+ * Kubernetes write fewer and the key is not copied into a Secret per session.
+ */
+export function hasItemSecret(s: AgentSession): boolean {
+  return s.spec.workSecret !== false;
+}
+
 /** True when the record's status acknowledges its current work item (see the rules above). */
 export function isAcknowledged(s: AgentSession): boolean {
   return s.status?.workId === s.spec.workId && Boolean(s.status?.acknowledgedAt);
@@ -114,6 +126,8 @@ export interface Claim {
   readonly environmentId: string;
   readonly workerId: string;
   readonly claimedAt: Date;
+  /** The poll reply carried a per-item secret (so the record gets a per-item Secret). */
+  readonly workSecret: boolean;
 }
 
 /** Why a claim could not be recorded; the item is then not acknowledged and the queue reclaims it. */
@@ -146,6 +160,7 @@ export function newRecord(env: AgentEnvironment, claim: Claim): AgentSession {
       workId: claim.workId,
       workerId: claim.workerId.slice(0, 256),
       claimedAt: claim.claimedAt.toISOString(),
+      workSecret: claim.workSecret,
     },
   };
 }
@@ -179,7 +194,7 @@ export async function recordClaim(store: RecordStore, env: AgentEnvironment, cla
     }
     if (existing.spec.workId === claim.workId) return { session: existing, outcome: 'existing' };
     try {
-      const moved = await store.replaceSession(namespace, { ...existing, spec: { ...existing.spec, workId: claim.workId, workerId: desired.spec.workerId, claimedAt: desired.spec.claimedAt } });
+      const moved = await store.replaceSession(namespace, { ...existing, spec: { ...existing.spec, workId: claim.workId, workerId: desired.spec.workerId, claimedAt: desired.spec.claimedAt, workSecret: claim.workSecret } });
       return { session: moved, outcome: 'movedForward' };
     } catch (err) {
       if (!isConflict(err) && !isNotFound(err)) throw err;
@@ -189,17 +204,16 @@ export async function recordClaim(store: RecordStore, env: AgentEnvironment, cla
 }
 
 /**
- * Step 2: the per-item Secret, owned by the AgentSession. `token` is the sidecar's credential (the
- * per-item sessions token when the poll carried one, else the environment key); `work-secret` is the
- * raw per-item secret for the main container's `ANTHROPIC_WORK_SECRET`, only when there is one.
+ * Step 2, only when the poll carried a per-item secret: the per-item Secret, owned by the
+ * AgentSession. `token` is the sidecar's credential (the item's sessions token); `work-secret` is the
+ * raw per-item secret for the main container's `ANTHROPIC_WORK_SECRET`. Written before the ack
+ * because the poll reply is the only copy: an item acknowledged without it could not be run.
  * Immutable: a work item's credential never changes. AlreadyExists is success (deterministic name).
  */
-export async function ensureWorkSecret(store: RecordStore, session: AgentSession, material: { token: string; workSecret?: string | undefined }): Promise<string> {
+export async function ensureWorkSecret(store: RecordStore, session: AgentSession, material: { token: string; workSecret: string }): Promise<string> {
   const namespace = session.metadata?.namespace ?? '';
   const sessionNameValue = session.metadata?.name ?? '';
   const name = secretName(sessionNameValue, session.spec.workId);
-  const data: Record<string, string> = { [SECRET_TOKEN_KEY]: b64(material.token) };
-  if (material.workSecret) data[SECRET_WORK_SECRET_KEY] = b64(material.workSecret);
   await store.createSecret(namespace, {
     metadata: {
       name,
@@ -209,7 +223,7 @@ export async function ensureWorkSecret(store: RecordStore, session: AgentSession
     },
     type: 'Opaque',
     immutable: true,
-    data,
+    data: { [SECRET_TOKEN_KEY]: b64(material.token), [SECRET_WORK_SECRET_KEY]: b64(material.workSecret) },
   });
   return name;
 }

@@ -16,10 +16,12 @@ import type { Logger } from '../telemetry/logger.ts';
 import { labelValue, SESSION_COMPONENT } from './names.ts';
 import { desiredNetworkPolicy, networkPolicyName, type NetworkPolicy } from './network-policy.ts';
 import type { Pod } from './pod-types.ts';
+import type { Work } from '../api/wire.ts';
+import { Acknowledgements } from './acknowledgements.ts';
 import { isAcknowledged } from './record.ts';
 import { sessionReconciler, type SessionReconcilerDeps, type SessionRecorder } from './reconcile.ts';
 
-export interface SessionControllerDeps extends Omit<SessionReconcilerDeps, 'podsOf' | 'metrics'> {
+export interface SessionControllerDeps extends Omit<SessionReconcilerDeps, 'podsOf' | 'metrics' | 'acknowledgements'> {
   readonly logger: Logger;
   /** Namespaces to watch; all when empty. */
   readonly namespaces: readonly string[];
@@ -33,8 +35,15 @@ export interface SessionController {
   readonly controller: Controller;
   /** Run these with the operator's signal; wait for `synced()` before `controller.run`. */
   readonly informers: ReadonlyArray<Informer<AgentSession> | Informer<Pod>>;
-  /** Reconcile one session now (the dispatcher calls it after an acknowledgement). */
+  /** Reconcile one session now. */
   enqueue(namespace: string, name: string): void;
+  /**
+   * The dispatcher acknowledged the record's work item (`work` is the ack reply): create its Pod
+   * now and record the acknowledgement with it (acknowledgements.ts).
+   */
+  acknowledged(namespace: string, name: string, work: Work): void;
+  /** An acknowledgement of this record is held in memory, not yet written (the settle pass skips it). */
+  acknowledgementPending(key: string): boolean;
   /** Sessions of `env` this cluster runs (recorded, not finished). */
   activeSessions(env: AgentEnvironment): number;
   /**
@@ -75,7 +84,8 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
     pods.flatMap((i) => i.list((p) => p.metadata?.namespace === namespace && p.metadata?.labels?.[LABELS.session] === session));
 
   let phasesDirty = false;
-  const reconcile = sessionReconciler({ ...deps, podsOf, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  const acknowledgements = new Acknowledgements();
+  const reconcile = sessionReconciler({ ...deps, podsOf, acknowledgements, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
   const controller = new Controller({
     name: 'agentsession',
     logger: deps.logger,
@@ -122,6 +132,11 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
     controller,
     informers: [...sessions, ...pods],
     enqueue: (namespace, name) => controller.enqueue(`${namespace}/${name}`),
+    acknowledged(namespace, name, work) {
+      acknowledgements.add(`${namespace}/${name}`, work, new Date());
+      controller.enqueue(`${namespace}/${name}`);
+    },
+    acknowledgementPending: (key) => acknowledgements.has(key),
     activeSessions: (env) => sessionsOf(env).filter(running).length,
     async stopEnvironmentSessions(env) {
       if (env.spec.managementPolicy === 'ObserveOnly') return true;

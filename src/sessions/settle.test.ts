@@ -16,26 +16,26 @@ const work = (state: WorkState): Work => ({ id: 'work_2', type: 'work', environm
 
 describe('settleDecision: a record written but not acknowledged', () => {
   it.each([
-    ['queued, our Secret exists → acknowledge it', work('queued'), true, false, 'acknowledge'],
-    ['queued, no Secret → release it to the queue', work('queued'), false, false, 'release'],
-    ['starting, our Secret exists → adopt (our ack landed, or the lease claim arbitrates)', work('starting'), true, false, 'adopt'],
-    ['starting, no Secret → another worker acknowledged it', work('starting'), false, false, 'release'],
+    ['queued, record complete (per-item Secret written, or none needed) → acknowledge it', work('queued'), true, false, 'acknowledge'],
+    ['queued, per-item Secret never written → release it to the queue', work('queued'), false, false, 'release'],
+    ['starting, record complete → adopt (our ack landed, or the lease claim arbitrates)', work('starting'), true, false, 'adopt'],
+    ['starting, per-item Secret never written → another worker acknowledged it', work('starting'), false, false, 'release'],
     ['active with our Pod → adopt', work('active'), true, true, 'adopt'],
     ['active without our Pod → another worker holds the lease', work('active'), true, false, 'release'],
     ['stopping without our Pod → release', work('stopping'), true, false, 'release'],
     ['stopped → finish', work('stopped'), true, false, 'finish'],
     ['gone → finish', undefined, true, false, 'finish'],
-  ])('%s', (_name, w, secretExists, podExists, action) => {
-    expect(settleDecision({ session: record(), work: w, secretExists, podExists }).action).toBe(action);
+  ])('%s', (_name, w, complete, podExists, action) => {
+    expect(settleDecision({ session: record(), work: w, complete, podExists }).action).toBe(action);
   });
 
   it('leaves an acknowledged record alone', () => {
     const s = record({ status: { workId: 'work_2', acknowledgedAt: '2026-01-01T00:00:01Z', phase: 'Starting' } });
-    expect(settleDecision({ session: s, work: work('stopped'), secretExists: false, podExists: false }).action).toBe('none');
+    expect(settleDecision({ session: s, work: work('stopped'), complete: false, podExists: false }).action).toBe('none');
   });
 
   it('a stopped item is finished as NotAcknowledged, never acknowledged', () => {
-    expect(settleDecision({ session: record(), work: work('stopped'), secretExists: true, podExists: false })).toMatchObject({ reason: 'NotAcknowledged' });
+    expect(settleDecision({ session: record(), work: work('stopped'), complete: true, podExists: false })).toMatchObject({ reason: 'NotAcknowledged' });
   });
 });
 

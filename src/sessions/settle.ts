@@ -4,18 +4,20 @@
  * pass over the informer cache (no API call unless such a record exists).
  *
  * Facts the rules rest on:
- * - The hand-off writes the per-item Secret *before* it acks, and a session Pod is created only for
- *   an acknowledged record. So an item beyond `queued` whose Secret we never wrote was acknowledged
- *   by another worker; an item beyond `starting` (its lease claimed) with no Pod of ours is held by
- *   another worker's lease.
- * - A `starting` item whose Secret we wrote is ambiguous: our ack may have succeeded before we died
+ * - A record is *complete* when everything needed to run its item is stored: a record without a
+ *   per-item secret (`spec.workSecret: false`) is complete as created; one with a per-item secret
+ *   once its per-item Secret exists. The hand-off completes the record *before* it acks, and a
+ *   session Pod is created only after the ack. So an item beyond `queued` whose record we never
+ *   completed was acknowledged by another worker; an item beyond `starting` (its lease claimed)
+ *   with no Pod of ours is held by another worker's lease.
+ * - A `starting` item whose record is complete is ambiguous: our ack may have succeeded before we died
  *   (or before a lost reply, whose retry answers 409), or the queue re-delivered it to another
  *   worker that acked it. We **adopt** it: its lease is still unclaimed, and the first heartbeat
  *   (`NO_HEARTBEAT`) is a compare-and-set, so exactly one sidecar wins it; a loser sees 412 and stops
  *   serving without stopping the item. Dropping it instead would strand our own acknowledged work
  *   until its unclaimed lease lapses back to the queue.
  *
- * | item state            | our Secret | our Pod | action                                                    |
+ * | item state            | complete   | our Pod | action                                                    |
  * |-----------------------|------------|---------|-----------------------------------------------------------|
  * | (record acknowledged) |            |         | none                                                      |
  * | gone (404)            |            |         | finish: Failed `WorkGone`                                 |
@@ -36,7 +38,7 @@ import type { Work, WorkState } from '../api/wire.ts';
 import { ConflictError, NotFoundError } from '../api/errors.ts';
 import type { AgentSession } from '../crd/resources.ts';
 import { podName, secretName } from './names.ts';
-import { acknowledgedStatus, holdsCapacity, isAcknowledged, notAcknowledgedStatus, writeSessionStatus, type RecordStore } from './record.ts';
+import { acknowledgedStatus, hasItemSecret, holdsCapacity, isAcknowledged, notAcknowledgedStatus, writeSessionStatus, type RecordStore } from './record.ts';
 
 export type SettleDecision =
   | { readonly action: 'none' }
@@ -49,7 +51,8 @@ export interface SettleFacts {
   readonly session: AgentSession;
   /** The work item as the API reports it; undefined when it is gone (404). */
   readonly work: Work | undefined;
-  readonly secretExists: boolean;
+  /** Everything needed to run the item is stored (see above). */
+  readonly complete: boolean;
   readonly podExists: boolean;
 }
 
@@ -60,9 +63,9 @@ export function settleDecision(f: SettleFacts): SettleDecision {
   const state = f.work.state;
   switch (state) {
     case 'queued':
-      return f.secretExists ? { action: 'acknowledge' } : { action: 'release', workState: state, message: 'the work item was claimed but not recorded completely; the queue hands it out again' };
+      return f.complete ? { action: 'acknowledge' } : { action: 'release', workState: state, message: 'the work item was claimed but not recorded completely; the queue hands it out again' };
     case 'starting':
-      return f.secretExists ? { action: 'adopt', workState: state } : { action: 'release', workState: state, message: 'another worker acknowledged the work item' };
+      return f.complete ? { action: 'adopt', workState: state } : { action: 'release', workState: state, message: 'another worker acknowledged the work item' };
     case 'active':
     case 'stopping':
       return f.podExists ? { action: 'adopt', workState: state } : { action: 'release', workState: state, message: 'another worker holds the lease of the work item' };
@@ -84,23 +87,23 @@ export interface SettleDeps {
 
 /**
  * Settle one record that does not acknowledge its work item: gather the facts, decide, apply.
- * `known` skips lookups the caller already made (the hand-off knows its Secret exists).
+ * `known` skips lookups the caller already made (the hand-off knows its record is complete).
  * Throws on API/Kubernetes failures other than the ones the table interprets; the caller retries
  * on its next pass.
  */
-export async function settleSession(deps: SettleDeps, session: AgentSession, known: { secretExists?: boolean; work?: Work } = {}, signal?: AbortSignal): Promise<SettleAction> {
+export async function settleSession(deps: SettleDeps, session: AgentSession, known: { complete?: boolean; work?: Work } = {}, signal?: AbortSignal): Promise<SettleAction> {
   if (isAcknowledged(session)) return 'none';
   const ns = session.metadata?.namespace ?? '';
   const name = session.metadata?.name ?? '';
   const opts = signal ? { signal } : {};
   let work = known.work ?? (await getWork(deps, session, opts));
-  let secretExists = known.secretExists;
+  let complete = known.complete ?? (hasItemSecret(session) ? undefined : true);
   for (let round = 0; round < 3; round++) {
     const needsSecret = work?.state === 'queued' || work?.state === 'starting';
     const needsPod = work?.state === 'active' || work?.state === 'stopping';
-    if (needsSecret && secretExists === undefined) secretExists = await deps.store.secretExists(ns, secretName(name, session.spec.workId));
+    if (needsSecret && complete === undefined) complete = await deps.store.secretExists(ns, secretName(name, session.spec.workId));
     const podExists = needsPod ? await deps.store.podExists(ns, podName(name, session.spec.workId)) : false;
-    const decision = settleDecision({ session, work, secretExists: secretExists ?? false, podExists });
+    const decision = settleDecision({ session, work, complete: complete ?? false, podExists });
     switch (decision.action) {
       case 'none':
         return 'none';

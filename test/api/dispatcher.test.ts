@@ -18,7 +18,7 @@ import { handOff, type HandOffDeps } from '../../src/sessions/dispatcher-handoff
 import { EnvironmentDispatch } from '../../src/sessions/dispatcher-set.ts';
 import type { DispatchState } from '../../src/sessions/dispatcher.ts';
 import { secretName, sessionName } from '../../src/sessions/names.ts';
-import { ensureWorkSecret, recordClaim, type RecordStore, type SessionSecret, type StatusPatch } from '../../src/sessions/record.ts';
+import { acknowledgedStatus, ensureWorkSecret, recordClaim, writeSessionStatus, type RecordStore, type SessionSecret, type StatusPatch } from '../../src/sessions/record.ts';
 import { settleSession } from '../../src/sessions/settle.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { API_KEY, clientFor, emulator, selfHosted } from '../support/emulator.ts';
@@ -130,6 +130,7 @@ function dispatch(opts: { maxSessions: number; maxPollers?: number; credentials?
       sessionsOf: () => store.list(),
       reportCondition: (_env, s) => opts.reports?.push(s),
       settleGraceMs: 0,
+      onAcknowledged: recordAcknowledgement,
       ...(opts.credentialRefreshMs ? { credentialRefreshMs: opts.credentialRefreshMs } : {}),
     },
     e,
@@ -141,8 +142,13 @@ function dispatch(opts: { maxSessions: number; maxPollers?: number; credentials?
   return { stop: async () => (abort.abort(), await done) };
 }
 
+/** What the session reconciler does with an acknowledged item, as far as the record goes: records the acknowledgement. */
+function recordAcknowledgement(namespace: string, name: string): void {
+  void store.getSession(namespace, name).then((s) => s && writeSessionStatus(store, s, acknowledgedStatus(s, new Date())));
+}
+
 function handOffDeps(api: EnvironmentsClient): HandOffDeps {
-  return { store, api, now: () => new Date(), logger: silentLogger, metrics: { dispatched: () => undefined, acknowledged: () => undefined, settled: () => undefined } };
+  return { store, api, now: () => new Date(), logger: silentLogger, metrics: { dispatched: () => undefined, acknowledged: () => undefined, settled: () => undefined }, onAcknowledged: recordAcknowledgement };
 }
 
 beforeEach(async () => {
@@ -173,10 +179,10 @@ describe('dispatch against the emulator', () => {
       expect(s.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'AgentEnvironment', name: 'prod', uid: 'env-uid', controller: true, blockOwnerDeletion: true });
       expect(s.status).toMatchObject({ phase: 'Starting', workState: 'starting', workId: s.spec.workId, workItems: 1 });
       expect(s.spec.workerId).toMatch(/^test-operator\/env-uid\/\d+$/);
-      const secret = store.secrets.get(`ns/${secretName(s.metadata!.name!, s.spec.workId)}`);
-      expect(Buffer.from(secret!.data['token']!, 'base64').toString()).toBe(envKeyValue);
-      expect(secret!.data['work-secret']).toBeUndefined();
+      // No per-item secret from the poll: the record is complete as created, no Secret is written.
+      expect(s.spec.workSecret).toBe(false);
     }
+    expect(store.secrets.size).toBe(0);
   });
 
   it('an item that cannot be recorded is not acknowledged: the queue hands it out again', async () => {
@@ -193,19 +199,18 @@ describe('dispatch against the emulator', () => {
     expect(store.sessions.size).toBe(1);
   }, 20_000);
 
-  it('a duplicate delivery converges on the same AgentSession and Secret', async () => {
+  it('a duplicate delivery converges on the same AgentSession', async () => {
     const { session_id, work_id } = emu.admin.createSession(environmentId);
     const api = clientFor(emu, bearer(envKeyValue));
     const first = (await api.pollWork(environmentId, { workerId: 'w1' }))!;
-    // The operator died after recording (record + Secret) and before its ack.
-    const { session } = await recordClaim(store, env(), { sessionId: session_id, workId: work_id, environmentId, workerId: 'w1', claimedAt: new Date() });
-    await ensureWorkSecret(store, session, { token: envKeyValue });
+    // The operator died after recording and before its ack.
+    await recordClaim(store, env(), { sessionId: session_id, workId: work_id, environmentId, workerId: 'w1', claimedAt: new Date(), workSecret: false });
     const again = (await api.pollWork(environmentId, { workerId: 'w2', reclaimOlderThanMs: 0 }))!;
     expect(again.id).toBe(first.id);
     const result = await handOff(handOffDeps(api), { work: again, env: env(), credentials: envKeyCredentials(), workerId: 'w2', seenAt: performance.now() });
     expect(result).toEqual({ outcome: 'acknowledged', holdsSlot: true });
     expect(store.sessions.size).toBe(1);
-    expect(store.secrets.size).toBe(1);
+    expect(store.secrets.size).toBe(0);
     expect(workOf(work_id)?.state).toBe('starting');
     // A further duplicate of an acknowledged record changes nothing.
     const third = await handOff(handOffDeps(api), { work: again, env: env(), credentials: undefined, workerId: 'w3', seenAt: performance.now() });
@@ -229,7 +234,7 @@ describe('dispatch against the emulator', () => {
     expect(s.spec.workId).toBe(next);
     expect(s.status).toMatchObject({ phase: 'Starting', workId: next, workItems: 2 });
     expect(s.status?.finishedAt).toBeUndefined();
-    expect(store.secrets.has(`ns/${secretName(name, next)}`)).toBe(true);
+    expect(s.spec.workSecret).toBe(false);
   });
 
   it('puts the per-item token, never the environment key, in the Secret when the poll carries one', async () => {
@@ -243,6 +248,9 @@ describe('dispatch against the emulator', () => {
     await until(() => workOf(work_id)?.state === 'starting', 'acknowledged');
     await d.stop();
     const [secret] = [...store.secrets.values()];
+    const [record] = [...store.sessions.values()];
+    expect(record?.spec.workSecret).toBe(true);
+    expect(secret?.metadata?.name).toBe(secretName(record!.metadata!.name!, work_id));
     const token = Buffer.from(secret!.data['token']!, 'base64').toString();
     const raw = Buffer.from(secret!.data['work-secret']!, 'base64').toString();
     expect(token).not.toBe(envKeyValue);
@@ -302,25 +310,43 @@ describe('dispatch against the emulator', () => {
 });
 
 describe('settling records after a restart', () => {
-  async function claimWithoutAck(withSecret: boolean) {
+  /**
+   * What an operator that died before its ack left behind: `complete` — a record without a per-item
+   * secret (complete as created); `secret-written` — a record with a per-item secret and its Secret;
+   * `secret-missing` — a record with a per-item secret whose Secret was never written.
+   */
+  async function claimWithoutAck(left: 'complete' | 'secret-written' | 'secret-missing') {
     const { session_id, work_id } = emu.admin.createSession(environmentId);
     const api = clientFor(emu, bearer(envKeyValue));
     await api.pollWork(environmentId, { workerId: 'old-operator' });
-    const { session } = await recordClaim(store, env(), { sessionId: session_id, workId: work_id, environmentId, workerId: 'old-operator', claimedAt: new Date() });
-    if (withSecret) await ensureWorkSecret(store, session, { token: envKeyValue });
+    const { session } = await recordClaim(store, env(), { sessionId: session_id, workId: work_id, environmentId, workerId: 'old-operator', claimedAt: new Date(), workSecret: left !== 'complete' });
+    if (left === 'secret-written') await ensureWorkSecret(store, session, { token: 'per-item-token', workSecret: 'raw-work-secret' });
     return { api, session: (await store.getSession('ns', session.metadata!.name!))!, work_id };
   }
   const deps = (api: EnvironmentsClient) => ({ store, api, now: () => new Date() });
 
-  it('acknowledges a recorded item that is still queued', async () => {
-    const { api, session, work_id } = await claimWithoutAck(true);
+  it.each(['complete', 'secret-written'] as const)('acknowledges a recorded item that is still queued (record %s)', async (left) => {
+    const { api, session, work_id } = await claimWithoutAck(left);
     expect(await settleSession(deps(api), session)).toBe('acknowledged');
     expect(workOf(work_id)?.state).toBe('starting');
     expect(store.sessions.get(`ns/${session.metadata!.name}`)?.status).toMatchObject({ phase: 'Starting', workId: work_id });
   });
 
+  it('releases a queued item whose per-item Secret was never written (the queue hands it out again)', async () => {
+    const { api, session, work_id } = await claimWithoutAck('secret-missing');
+    expect(await settleSession(deps(api), session)).toBe('dropped');
+    expect(workOf(work_id)?.state).toBe('queued');
+  });
+
+  it('adopts a complete record whose item is starting, whoever acknowledged it: the first heartbeat arbitrates', async () => {
+    const { api, session, work_id } = await claimWithoutAck('complete');
+    await api.ackWork(environmentId, work_id); // our ack landed, or another worker's: the API cannot tell us which
+    expect(await settleSession(deps(api), session)).toBe('adopted');
+    expect(store.sessions.get(`ns/${session.metadata!.name}`)?.status).toMatchObject({ phase: 'Starting', workId: work_id, acknowledgedAt: expect.any(String) });
+  });
+
   it('the restarted dispatcher settles such a record on start', async () => {
-    const { session, work_id } = await claimWithoutAck(true);
+    const { session, work_id } = await claimWithoutAck('complete');
     const d = dispatch({ maxSessions: 3 });
     await until(() => Boolean(store.sessions.get(`ns/${session.metadata!.name}`)?.status?.acknowledgedAt), 'the record acknowledged');
     await d.stop();
@@ -328,8 +354,8 @@ describe('settling records after a restart', () => {
     expect(store.sessions.size).toBe(1);
   });
 
-  it('drops a record whose item another worker acknowledged, without stopping the item', async () => {
-    const { api, session, work_id } = await claimWithoutAck(false);
+  it('drops a record whose per-item Secret was never written and whose item another worker acknowledged, without stopping the item', async () => {
+    const { api, session, work_id } = await claimWithoutAck('secret-missing');
     const other = (await api.pollWork(environmentId, { workerId: 'other', reclaimOlderThanMs: 0 }))!;
     await api.ackWork(environmentId, other.id);
     expect(await settleSession(deps(api), session)).toBe('dropped');
@@ -338,7 +364,7 @@ describe('settling records after a restart', () => {
   });
 
   it('marks a record whose item was stopped as Failed NotAcknowledged', async () => {
-    const { api, session, work_id } = await claimWithoutAck(true);
+    const { api, session, work_id } = await claimWithoutAck('complete');
     await admin.stopWork(environmentId, work_id, { force: true });
     expect(await settleSession(deps(api), session)).toBe('finished');
     expect(store.sessions.get(`ns/${session.metadata!.name}`)?.status).toMatchObject({ phase: 'Failed', reason: 'NotAcknowledged', workState: 'stopped' });

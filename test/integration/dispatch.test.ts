@@ -9,8 +9,10 @@ import type { Work } from '../../src/api/wire.ts';
 import { LABELS } from '../../src/crd/meta.ts';
 import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../src/crd/resources.ts';
 import { CORE, type KubeObject } from '../../src/k8s/rest.ts';
-import { podName, secretName, sessionName } from '../../src/sessions/names.ts';
-import { ensureWorkSecret, kubeRecordStore, recordClaim } from '../../src/sessions/record.ts';
+import { podName, sessionName } from '../../src/sessions/names.ts';
+import { DEFAULT_IMAGE } from '../../src/config/operator.ts';
+import { desiredPod } from '../../src/sessions/pod.ts';
+import { kubeRecordStore, recordClaim } from '../../src/sessions/record.ts';
 import { operatorRest, waitFor } from '../support/cluster.ts';
 import { clientFor } from '../support/emulator.ts';
 import { createEnvironment, deleteAndWait, environmentFixture, waitForReady, type EnvironmentFixture } from '../support/environments.ts';
@@ -94,10 +96,15 @@ describe('dispatch', () => {
       expect(s.metadata?.finalizers).toContain('agentenv.io/session');
       expect(s.spec).toMatchObject({ environmentRef: { name: 'capacity' }, environmentId: e.environmentId });
       expect(items.map((i) => i.work_id)).toContain(s.spec.workId);
-      const secret = await f.admin.get<KubeObject & { data?: Record<string, string> }>(CORE.secrets, f.ns.name, secretName(s.metadata!.name!, s.spec.workId));
-      expect(Buffer.from(secret.data?.['token'] ?? '', 'base64').toString()).toBe(e.envKey);
-      expect(secret.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'AgentSession', name: s.metadata?.name });
+      // No per-item secret: no per-item Secret either; the sidecar alone mounts the environment key's.
+      expect(s.spec.workSecret).toBe(false);
     }
+    expect((await f.admin.list(CORE.secrets, f.ns.name, { labelSelector: `${LABELS.environment}=capacity` })).items).toEqual([]);
+    const pods = await waitFor(async () => {
+      const all = (await f.admin.list<KubeObject & { spec: { volumes?: Array<{ name: string; secret?: unknown }> } }>(CORE.pods, f.ns.name, { labelSelector: `${LABELS.environment}=capacity` })).items;
+      return all.length === N ? all : undefined;
+    }, { what: `${N} session Pods` });
+    for (const p of pods) expect(p.spec.volumes?.find((v) => v.name === 'agentenv-credential')?.secret).toEqual({ secretName: 'capacity-key', items: [{ key: 'key', path: 'token' }], defaultMode: 0o444 });
     const env = await waitForReady(f.admin, f.ns.name, 'capacity');
     expect(env.status?.conditions).toContainEqual(expect.objectContaining({ type: 'Dispatching', status: 'True' }));
   });
@@ -115,24 +122,31 @@ describe('dispatch', () => {
     expect(idlePolls.length).toBeLessThanOrEqual(6);
   });
 
+  // The environment has no per-item secrets (the emulator's default), so a record is complete as
+  // created: no per-item Secret is written, and the sidecar mounts the environment key's Secret.
+  // The per-item Secret's own crash points are covered in test/api/dispatcher.test.ts.
   describe.each([
-    ['after recording the AgentSession, before acknowledging', 'restart-record', false, false],
-    ['after recording the AgentSession and its Secret, before acknowledging', 'restart-secret', true, false],
-    ['after acknowledging, before recording the acknowledgement', 'restart-acked', true, true],
-  ])('the operator died %s', (_when, name, withSecret, acked) => {
-    it('the restarted operator converges on one acknowledged AgentSession, one Secret and exactly one Pod that claims the lease', async () => {
+    ['after recording the AgentSession, before acknowledging', 'restart-record', 'recorded'],
+    ['after acknowledging, before the Pod and the recorded acknowledgement', 'restart-acked', 'acknowledged'],
+    ['after acknowledging and creating the Pod, before recording the acknowledgement', 'restart-pod', 'podCreated'],
+  ] as const)('the operator died %s', (_when, name, reached) => {
+    it('the restarted operator converges on one acknowledged AgentSession and exactly one Pod that claims the lease, with no per-item Secret', async () => {
       const e = await selfHostedEnvironment(name, 5);
       await f.op.stop();
       const { session_id, work_id } = f.emu.admin.createSession(e.environmentId);
-      // What the dead operator did: claim the item, record it (and its Secret), and die before the ack.
+      // What the dead operator did: claim the item, record it, maybe ack it and create its Pod, and die.
       const worker = clientFor(f.emu, { kind: 'bearer', value: e.envKey });
       const claimed = await worker.pollWork(e.environmentId, { workerId: 'dead-operator/0', blockMs: 999 });
       expect(claimed?.id).toBe(work_id);
       const store = kubeRecordStore(operatorRest());
-      const { session } = await recordClaim(store, e.env, { sessionId: session_id, workId: work_id, environmentId: e.environmentId, workerId: 'dead-operator/0', claimedAt: new Date() });
-      if (withSecret) await ensureWorkSecret(store, session, { token: e.envKey });
-      if (acked) await worker.ackWork(e.environmentId, work_id);
-      expect(workState(work_id)).toBe(acked ? 'starting' : 'queued');
+      const { session } = await recordClaim(store, e.env, { sessionId: session_id, workId: work_id, environmentId: e.environmentId, workerId: 'dead-operator/0', claimedAt: new Date(), workSecret: false });
+      if (reached !== 'recorded') await worker.ackWork(e.environmentId, work_id);
+      if (reached === 'podCreated') {
+        const build = desiredPod({ session, env: e.env, sidecar: { image: `${DEFAULT_IMAGE}:latest`, imagePullPolicy: 'IfNotPresent' }, baseUrl: f.emu.url });
+        if (!build.ok) throw new Error(build.message);
+        await operatorRest().create(CORE.pods, f.ns.name, build.pod);
+      }
+      expect(workState(work_id)).toBe(reached === 'recorded' ? 'queued' : 'starting');
 
       await f.restartOperator();
       const record = sessionName(name, session_id);
@@ -140,9 +154,8 @@ describe('dispatch', () => {
       expect(workState(work_id)).not.toBe('queued');
       const records = await sessionsOf(name);
       expect(records.map((s) => s.metadata?.name)).toEqual([record]);
-      expect(records[0]?.spec.workId).toBe(work_id);
-      const secrets = (await f.admin.list(CORE.secrets, f.ns.name, { labelSelector: `${LABELS.session}=${record}` })).items;
-      expect(secrets.map((s) => s.metadata?.name)).toEqual([secretName(record, work_id)]);
+      expect(records[0]?.spec).toMatchObject({ workId: work_id, workSecret: false });
+      expect((await f.admin.list(CORE.secrets, f.ns.name, { labelSelector: `${LABELS.session}=${record}` })).items).toEqual([]);
       // Exactly one Pod runs it: its sidecar claims the lease.
       await waitFor(() => workState(work_id) === 'active', { what: 'the lease claimed by the session Pod', timeoutMs: 60_000 });
       const pods = (await f.admin.list(CORE.pods, f.ns.name, { labelSelector: `${LABELS.session}=${record}` })).items;

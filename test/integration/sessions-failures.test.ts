@@ -4,7 +4,7 @@
  * the work item with the reason on the AgentSession and in a Warning event.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE, type KubeObject } from '../../src/k8s/rest.ts';
+import { CORE } from '../../src/k8s/rest.ts';
 import { podName, secretName } from '../../src/sessions/names.ts';
 import { createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
 import { createEnvironment, dispatch, eventsOf, getPod, processesOfWork, sessionTemplate, startSessionsWorld, waitForSession, waitForWork, type SessionsWorld } from './sessions.fixtures.ts';
@@ -79,10 +79,11 @@ describe('without a per-item token', () => {
     const env = await createEnvironment(w, 'envkey', sessionTemplate(), { leaseTTLSeconds: 10 });
     const d = await dispatch(w, env);
     await waitForSession(w, d.name, (s) => s.status?.phase === 'Running', 'Running');
-    const secret = await w.admin.get<KubeObject & { data?: Record<string, string> }>(CORE.secrets, w.namespace, secretName(d.name, d.work.id));
-    expect(Buffer.from(secret.data?.['token'] ?? '', 'base64').toString()).toBe(env.envKey);
-    expect(secret.data?.['work-secret']).toBeUndefined();
+    // No per-item Secret: the sidecar alone mounts the environment key's own Secret.
+    await expect(w.admin.get(CORE.secrets, w.namespace, secretName(d.name, d.work.id))).rejects.toThrow(/not found/);
     const pod = (await getPod(w, podName(d.name, d.work.id)))!;
+    expect(pod.spec.volumes?.find((v) => v.name === 'agentenv-credential')?.secret).toMatchObject({ secretName: 'envkey-key', items: [{ key: 'key', path: 'token' }] });
+    for (const c of pod.spec.containers) expect((c.volumeMounts ?? []).map((m) => m.name)).not.toContain('agentenv-credential');
     expect((pod.spec.containers[0]!.env ?? []).map((e) => e.name)).not.toContain('ANTHROPIC_WORK_SECRET');
     const procs = await waitFor(() => {
       const p = processesOfWork(d.work.id);

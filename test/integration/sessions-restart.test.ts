@@ -1,12 +1,15 @@
 /**
  * The operator going away in the middle of a session's life: level-triggered reconciles pick up
- * where the last life stopped, from what Kubernetes and the API say (nothing is kept in memory).
+ * where the last life stopped, from what Kubernetes and the API say (what was kept in memory — an
+ * acknowledgement not yet written — is recovered by the settle pass).
  * Each test restarts the controller, so they run one after the other in their own namespace.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_SESSIONS } from '../../src/crd/resources.ts';
+import { AGENT_SESSIONS, type AgentSession } from '../../src/crd/resources.ts';
 import { CORE } from '../../src/k8s/rest.ts';
 import { podName, secretName } from '../../src/sessions/names.ts';
+import { kubeRecordStore } from '../../src/sessions/record.ts';
+import { settleSession } from '../../src/sessions/settle.ts';
 import { createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
 import { createEnvironment, dispatch, getPod, sessionTemplate, startSessionsWorld, waitForSession, waitForWork, type SessionsWorld, type TestEnvironment } from './sessions.fixtures.ts';
 
@@ -35,11 +38,15 @@ const gone = async (t: typeof AGENT_SESSIONS | typeof CORE.secrets, name: string
 };
 
 describe('the operator restarted', () => {
-  it('between acknowledgement and Pod creation: the next life launches exactly one Pod', async () => {
+  it('between acknowledgement and Pod creation: the settle pass adopts the record and the next life launches exactly one Pod', async () => {
     let d: Awaited<ReturnType<typeof dispatch>> | undefined;
     await w.restartController(async () => {
-      d = await dispatch(w, env); // recorded and acknowledged while no controller runs
+      d = await dispatch(w, env); // recorded and acknowledged while no controller runs: the acknowledgement was never written
     });
+    expect((await w.admin.get<AgentSession>(AGENT_SESSIONS, w.namespace, d!.name)).status?.acknowledgedAt).toBeUndefined();
+    // What the next life's dispatcher does on start (dispatcher-set.ts): settle records not acknowledged.
+    const settled = await settleSession({ store: kubeRecordStore(w.operator), api: env.worker, now: () => new Date() }, await w.admin.get<AgentSession>(AGENT_SESSIONS, w.namespace, d!.name));
+    expect(settled).toBe('adopted');
     const s = await waitForSession(w, d!.name, (x) => x.status?.phase === 'Running', 'Running');
     expect(s.status?.podName).toBe(podName(d!.name, d!.work.id));
     const pods = await w.admin.list(CORE.pods, w.namespace, { labelSelector: `agentenv.io/session=${d!.name}` });

@@ -16,7 +16,7 @@ import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSe
 import { KubeEventRecorder } from '../../src/k8s/events.ts';
 import { CORE, type KubeObject, type KubeRest } from '../../src/k8s/rest.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
-import { acknowledgedStatus, ensureWorkSecret, kubeRecordStore, recordClaim, writeSessionStatus } from '../../src/sessions/record.ts';
+import { ensureWorkSecret, kubeRecordStore, recordClaim } from '../../src/sessions/record.ts';
 import { sessionController, type SessionController } from '../../src/sessions/session-controller.ts';
 import type { Pod } from '../../src/sessions/pod-types.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
@@ -185,7 +185,11 @@ export interface Dispatched {
   readonly name: string;
 }
 
-/** Enqueue a session in the emulator and do what the dispatcher does with it: record → Secret → ack → status. */
+/**
+ * Enqueue a session in the emulator and do what the dispatcher's hand-off does with it: record →
+ * per-item Secret (when the poll carried a per-item secret) → ack → hand the acknowledged item to
+ * the session controller, which creates the Pod and records the acknowledgement.
+ */
 export async function dispatch(w: SessionsWorld, e: TestEnvironment): Promise<Dispatched> {
   const { work_id } = w.emu.admin.createSession(e.environmentId);
   const work = await waitFor(async () => {
@@ -193,14 +197,13 @@ export async function dispatch(w: SessionsWorld, e: TestEnvironment): Promise<Di
     return polled?.id === work_id ? polled : undefined;
   }, { what: `work item ${work_id} to be delivered` });
   const store = kubeRecordStore(w.operator);
-  const { session } = await recordClaim(store, e.env, { sessionId: work.data.id, workId: work.id, environmentId: e.environmentId, workerId: 'test-dispatcher', claimedAt: new Date() });
   const secret = decodeWorkSecret(work.secret);
-  await ensureWorkSecret(store, session, { token: secret?.sessions_token ?? e.envKey, workSecret: secret ? (work.secret ?? undefined) : undefined });
-  await e.worker.ackWork(e.environmentId, work.id);
-  const acked = await writeSessionStatus(store, session, acknowledgedStatus(session, new Date()));
+  const { session } = await recordClaim(store, e.env, { sessionId: work.data.id, workId: work.id, environmentId: e.environmentId, workerId: 'test-dispatcher', claimedAt: new Date(), workSecret: Boolean(secret) });
+  if (secret && work.secret) await ensureWorkSecret(store, session, { token: secret.sessions_token, workSecret: work.secret });
+  const acked = await e.worker.ackWork(e.environmentId, work.id);
   const name = session.metadata?.name ?? '';
-  w.controller.enqueue(w.namespace, name);
-  return { session: acked ?? session, work, name };
+  w.controller.acknowledged(w.namespace, name, acked);
+  return { session, work, name };
 }
 
 export const getSession = (w: SessionsWorld, name: string): Promise<AgentSession> => w.admin.get<AgentSession>(AGENT_SESSIONS, w.namespace, name);

@@ -57,7 +57,9 @@ describe.concurrent('session lifecycle', () => {
     expect(runningSession.status).toMatchObject({ podName: pod, workState: 'active', reason: 'LeaseClaimed' });
     expect(runningSession.status?.lease?.claimedAt).toBeTruthy();
     expect((await w.api.getWork(env.environmentId, d.work.id)).state).toBe('active');
-    expect((await getPod(w, pod))?.status?.phase).toBe('Running');
+    // The lease is claimed before the main container starts (the sidecar's startup probe gates it),
+    // so the Pod reaches Running a probe period after the AgentSession does.
+    await waitFor(async () => (await getPod(w, pod))?.status?.phase === 'Running', { what: `Pod ${pod} Running` });
 
     const done = await finished(d.name);
     expect(done.status).toMatchObject({ phase: 'Succeeded', reason: 'Completed', workState: 'stopped' });
