@@ -3,10 +3,11 @@
  * another process) next to a bare `node -e "setInterval(()=>{},1e3)"`, measured side by side in
  * the same run. Target: sidecar ≤ 1.15 × bare.
  *
- * The sidecar runs as the image runs it: the compiled CLI (`tsc -p tsconfig.build.json`, here into
- * .bench/dist), `node dist/cli/main.js sidecar`. The same sidecar started from the TypeScript
- * sources (as the process kubelet does in development) is reported too: Node's type stripping
- * loads a WebAssembly compiler that costs its own memory, unrelated to the sidecar.
+ * The sidecar runs as a session Pod runs it: `SIDECAR_COMMAND` (src/sessions/pod.ts), Node with
+ * interpreter-only flags on the bundled CommonJS sidecar that `npm run build` writes to
+ * dist/sidecar.cjs (rebuilt here first). For reading the figures, the same `run()` is also measured
+ * as `agentenv sidecar` through the compiled ES-module CLI (`tsc -p tsconfig.build.json`, here into
+ * .bench/dist): the difference is what the bundle saves.
  *
  * Each sidecar runs beside a fake main container (an idle process whose environment carries its
  * `ANTHROPIC_WORK_ID`), as in a session Pod; unlike a Pod, this machine's whole process table is
@@ -20,6 +21,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SIDECAR_COMMAND } from '../src/sessions/pod.ts';
 import { startEmulatorProcess } from './support.ts';
 
 const KEY = 'sk-bench';
@@ -94,6 +96,11 @@ export async function benchSidecar(): Promise<Record<string, number>> {
     if ((statSync(join(COMPILED, f), { throwIfNoEntry: false })?.mtimeMs ?? 0) < compiling - 1_000) throw new Error(`tsc did not emit ${COMPILED}/${f}`);
   }
   if (tsc.status !== 0) console.error('  (tsc reported type errors; the sidecar was emitted and is measured anyway)');
+  console.error('  bundling the sidecar into dist/sidecar.cjs (npm run build:sidecar)…');
+  if (spawnSync('npm', ['run', '-s', 'build:sidecar'], { stdio: 'inherit' }).status !== 0) throw new Error('npm run build:sidecar failed');
+  // The Pod's command, with the image's paths replaced by this checkout's.
+  const [, ...podNodeArgs] = SIDECAR_COMMAND.map((a) => a.replace(/^\/app\//, ''));
+  const podEntry = podNodeArgs.pop()!;
   const { url, child: emulator } = await startEmulatorProcess(KEY);
   const dir = mkdtempSync(join(tmpdir(), 'agentenv-bench-sidecar-'));
   const processes: Measured[] = [];
@@ -103,10 +110,10 @@ export async function benchSidecar(): Promise<Record<string, number>> {
     const { key } = await call(url, 'POST', `/emulator/v1/environments/${env.id}/keys`);
     writeFileSync(join(dir, 'token'), key);
 
-    const sidecar = async (name: string, entry: string, port: number): Promise<Measured> => {
+    const sidecar = async (name: string, argv: string[], port: number): Promise<Measured> => {
       const item = await acknowledgedItem(url, env.id);
       mkdirSync(join(dir, name));
-      const m = spawnMeasured([entry, 'sidecar'], {
+      const m = spawnMeasured(argv, {
         ANTHROPIC_BASE_URL: url,
         AGENTENV_ENVIRONMENT_ID: env.id,
         AGENTENV_SESSION_ID: item.sessionId,
@@ -127,8 +134,9 @@ export async function benchSidecar(): Promise<Record<string, number>> {
     const basePort = 20_000 + Math.floor(Math.random() * 20_000);
     const bare = spawnMeasured(['-e', 'setInterval(()=>{},1e3)'], {});
     processes.push(bare);
-    const compiled = await sidecar('compiled', `${COMPILED}/cli/main.js`, basePort);
-    const source = await sidecar('source', 'src/cli/main.ts', basePort + 1);
+    const pod = await sidecar('pod', [...podNodeArgs, podEntry], basePort);
+    const compiled = await sidecar('compiled', [`${COMPILED}/cli/main.js`, 'sidecar'], basePort + 1);
+    const source = await sidecar('source', ['src/cli/main.ts', 'sidecar'], basePort + 2);
     // What TLS would add (production talks https): a bare process that has loaded node:https.
     const bareHttps = spawnMeasured(['-e', "require('node:https');setInterval(()=>{},1e3)"], {});
     processes.push(bareHttps);
@@ -144,15 +152,18 @@ export async function benchSidecar(): Promise<Record<string, number>> {
     }
     const lease = await call(url, 'GET', `/v1/environments/${env.id}/work?limit=10`);
     const active = lease.data.filter((w: Json) => w.state === 'active').length;
-    if (active !== 2) throw new Error(`expected every sidecar to hold its lease, found ${active} active items`);
+    if (active !== 3) throw new Error(`expected every sidecar to hold its lease, found ${active} active items`);
 
     const bareMiB = mib(median(bare.samples));
+    const podMiB = mib(median(pod.samples));
     const compiledMiB = mib(median(compiled.samples));
     const sourceMiB = mib(median(source.samples));
     return {
-      sidecar_rss_mib: compiledMiB,
+      sidecar_rss_mib: podMiB,
       sidecar_bare_node_rss_mib: bareMiB,
-      sidecar_rss_ratio: Math.round((compiledMiB / bareMiB) * 1000) / 1000,
+      sidecar_rss_ratio: Math.round((podMiB / bareMiB) * 1000) / 1000,
+      sidecar_esm_cli_rss_mib: compiledMiB,
+      sidecar_esm_cli_rss_ratio: Math.round((compiledMiB / bareMiB) * 1000) / 1000,
       sidecar_from_source_rss_mib: sourceMiB,
       sidecar_from_source_rss_ratio: Math.round((sourceMiB / bareMiB) * 1000) / 1000,
       sidecar_floor_net_rss_mib: mib(median(floor.samples)),

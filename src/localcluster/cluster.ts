@@ -11,6 +11,7 @@
  *  4. (kubelet) the process kubelet until its Node is Ready.
  * Every process is started through `reaper`, so none outlives the process that called this.
  */
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +116,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     await waitForControllers(rest);
 
     if (options.kubelet) {
+      await bundleSidecar(log);
       log(`starting the process kubelet as node ${nodeName} …`);
       const kubelet = startProcess(
         'kubelet',
@@ -174,3 +176,17 @@ async function temporaryStateDir(): Promise<string> {
   return dir;
 }
 
+/**
+ * Session Pods run the bundled sidecar (`/app/dist/sidecar.cjs` in the image, the repository's
+ * dist/sidecar.cjs here; see kubelet/images.ts): bundle it from the current sources (esbuild,
+ * well under a second), so a Pod never runs what an earlier build left behind.
+ */
+async function bundleSidecar(log: (line: string) => void): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    execFile('npm', ['run', '-s', 'build:sidecar'], { cwd: REPO }, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`npm run build:sidecar failed: ${stderr || err.message}`));
+      else resolve();
+    });
+  });
+  log('bundled the sidecar into dist/sidecar.cjs');
+}

@@ -47,7 +47,8 @@ describe('desiredPod: identity and injected parts', () => {
     const pod = build(template({ containers: [shell()], initContainers: [{ name: 'setup', image: 'local/shell' }] }));
     expect(pod.spec.initContainers!.map((c) => c.name)).toEqual([SIDECAR_NAME, 'setup']);
     const sc = sidecarOf(pod);
-    expect(sc).toMatchObject({ image: sidecar.image, args: ['sidecar'], restartPolicy: 'Always' });
+    expect(sc).toMatchObject({ image: sidecar.image, command: ['/nodejs/bin/node', '--no-sparkplug', '--no-maglev', '--no-turbofan', '/app/dist/sidecar.cjs'], restartPolicy: 'Always' });
+    expect(sc.args).toBeUndefined();
     expect(sc.startupProbe).toMatchObject({ httpGet: { path: '/started', port: PROBE_PORT } });
   });
 

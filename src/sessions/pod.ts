@@ -28,6 +28,12 @@ import type { Container, EnvVar, Pod, PodSpec, PodTemplate, Volume } from './pod
 export const SIDECAR_NAME = 'agentenv-sidecar';
 /** Name a template may give its main container (else the first container is the main one). */
 export const MAIN_CONTAINER_NAME = 'session';
+/**
+ * How the project image runs the sidecar: its Node binary, interpreter only, on the bundled
+ * CommonJS sidecar (src/cli/sidecar-entry.ts explains the memory this saves in every Pod). The
+ * paths are the image's (Dockerfile: Node at /nodejs/bin/node, the build in /app/dist).
+ */
+export const SIDECAR_COMMAND = ['/nodejs/bin/node', '--no-sparkplug', '--no-maglev', '--no-turbofan', '/app/dist/sidecar.cjs'] as const;
 /** The sidecar's probe port (the sidecar contract's default, `AGENTENV_PROBE_PORT`). */
 export const PROBE_PORT = 8095;
 export const CREDENTIAL_VOLUME = 'agentenv-credential';
@@ -160,7 +166,7 @@ function sidecarContainer(inputs: PodInputs, user: { uid?: number; gid?: number 
     name: SIDECAR_NAME,
     image: sidecar.image,
     imagePullPolicy: sidecar.imagePullPolicy,
-    args: ['sidecar'],
+    command: [...SIDECAR_COMMAND],
     // A native sidecar: started before the main container, kept running beside it, stopped after it.
     restartPolicy: 'Always',
     env: envVars,

@@ -4,7 +4,8 @@
  * - the runtime stage is assembled here the way the Dockerfile assembles it — `npm run build`'s
  *   compiler output as dist/, the lockfile's production dependencies only as node_modules/, and
  *   package.json — and the ENTRYPOINT's script runs in it: `--help` lists every subcommand the image
- *   serves, and each subcommand loads with production dependencies alone;
+ *   serves, and each subcommand loads with production dependencies alone; the bundled sidecar
+ *   (dist/sidecar.cjs) runs as session Pods start it (`SIDECAR_COMMAND`);
  * - the runtime is Node 24, a numeric non-root USER, OCI labels, exec-form ENTRYPOINT.
  */
 import { execFile } from 'node:child_process';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ignoredByDocker, parseDockerfile, type Instruction } from './dockerfile-parse.ts';
+import { SIDECAR_COMMAND } from '../../src/sessions/pod.ts';
 
 const run = promisify(execFile);
 const REPO = join(import.meta.dirname, '..', '..');
@@ -102,8 +104,12 @@ describe('Dockerfile, the runtime stage assembled from what the build produces',
     await mkdir(app, { recursive: true });
     const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
     // `npm run build` in the build stage: the same compiler invocation, into a scratch outDir.
-    expect(pkg.scripts['build']).toBe('tsc -p tsconfig.build.json');
+    expect(pkg.scripts['build']).toBe('tsc -p tsconfig.build.json && npm run -s build:sidecar');
     await run(join(REPO, 'node_modules', '.bin', 'tsc'), ['-p', join(REPO, 'tsconfig.build.json'), '--outDir', join(root, 'build-dist')], { cwd: REPO });
+    // …and the sidecar bundle, with the script's own arguments, into the same scratch dist/.
+    const [bundler, ...bundleArgs] = pkg.scripts['build:sidecar']!.split(' ');
+    expect(bundler).toBe('esbuild');
+    await run(join(REPO, 'node_modules', '.bin', 'esbuild'), bundleArgs.map((a) => a.replace(/^--outfile=dist\//, `--outfile=${join(root, 'build-dist')}/`)), { cwd: REPO });
     for (const copy of finalStage.instructions.filter((i) => i.keyword === 'COPY')) {
       const [source, destination] = copy.args as [string, string];
       const target = join(app, destination === './' ? source : destination);
@@ -122,6 +128,16 @@ describe('Dockerfile, the runtime stage assembled from what the build produces',
   it('has the ENTRYPOINT script at the path the image names', async () => {
     expect((await stat(join(app, 'dist', 'cli', 'main.js'))).isFile()).toBe(true);
   });
+
+  it('runs the sidecar as session Pods do: the image\'s Node on the bundled dist/sidecar.cjs', async () => {
+    const entrypoint = JSON.parse(finalStage.instructions.find((i) => i.keyword === 'ENTRYPOINT')!.rest) as string[];
+    const [node, ...nodeArgs] = SIDECAR_COMMAND;
+    expect(node).toBe(entrypoint[0]);
+    const script = nodeArgs.at(-1)!;
+    expect(script).toBe('/app/dist/sidecar.cjs');
+    const { stdout } = await run(process.execPath, [...nodeArgs.slice(0, -1), join(app, script.slice('/app/'.length)), '--help'], { cwd: app, env: { PATH: process.env['PATH'] ?? '', NODE_ENV: 'production' } });
+    expect(stdout).toContain('Usage: agentenv sidecar');
+  }, 30_000);
 
   it('lists every subcommand the image serves', async () => {
     const { stdout } = await cli(['--help']);

@@ -3,7 +3,10 @@
  *
  * - The project image (any tag or digest): its ENTRYPOINT is the `agentenv` CLI, so it runs
  *   `<node> <repo>/src/cli/main.ts <args>`; a `command` replaces the entrypoint as in a container,
- *   and a command starting with `agentenv` maps to the CLI.
+ *   and a command starting with `agentenv` maps to the CLI. A command naming the image's Node
+ *   (`/nodejs/bin/node`, as the session Pod's sidecar does) runs this machine's Node, with the
+ *   image's `/app/` (the built project) mapped to the repository: `/app/dist/sidecar.cjs` is the
+ *   repository's `dist/sidecar.cjs`, which `npm run build` (and the integration tests' setup) builds.
  * - `local/shell`: an image with no entrypoint and CMD `/bin/sh`, so `command`+`args` run directly
  *   (`/bin/sh -c …` when the command says so) and `args` alone are the whole command line.
  * - Anything else cannot be pulled: the container waits with ErrImagePull, then ImagePullBackOff.
@@ -13,6 +16,9 @@ import type { Container } from './pod-types.ts';
 
 export const DEFAULT_PROJECT_IMAGE = 'ghcr.io/agentenv-io/agentenv';
 export const SHELL_IMAGE = 'local/shell';
+/** Where the project image keeps Node and the built project (see the Dockerfile). */
+const IMAGE_NODE = '/nodejs/bin/node';
+const IMAGE_APP = '/app/';
 /** The repository root (this file is src/localcluster/kubelet/images.ts). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -47,7 +53,11 @@ export function containerArgv(container: Container, runtime: ImageRuntime): stri
   if (name === imageName(runtime.projectImage)) {
     const cli = [runtime.nodeBinary, `${runtime.repoRoot}src/cli/main.ts`];
     if (command.length === 0) return [...cli, ...(container.args ?? ['--help'])];
-    return command[0] === 'agentenv' ? [...cli, ...command.slice(1), ...args] : [...command, ...args];
+    if (command[0] === 'agentenv') return [...cli, ...command.slice(1), ...args];
+    if (command[0] === IMAGE_NODE) {
+      return [runtime.nodeBinary, ...[...command.slice(1), ...args].map((a) => (a.startsWith(IMAGE_APP) ? runtime.repoRoot + a.slice(IMAGE_APP.length) : a))];
+    }
+    return [...command, ...args];
   }
   if (name === SHELL_IMAGE) {
     if (command.length > 0) return [...command, ...args];

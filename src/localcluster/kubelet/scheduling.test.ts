@@ -57,6 +57,8 @@ describe('images', () => {
 
   it('the project image runs the CLI with the container args (any tag)', () => {
     expect(containerArgv({ name: 'c', image: 'ghcr.io/agentenv-io/agentenv:dev', args: ['sidecar'] }, runtime)).toEqual(['/usr/bin/node', '/repo/src/cli/main.ts', 'sidecar']);
+    // The session Pod's sidecar names the image's Node and its build: this machine's Node, the repository's build.
+    expect(containerArgv({ name: 'c', image: 'ghcr.io/agentenv-io/agentenv:dev', command: ['/nodejs/bin/node', '--no-maglev', '/app/dist/sidecar.cjs'] }, runtime)).toEqual(['/usr/bin/node', '--no-maglev', '/repo/dist/sidecar.cjs']);
     expect(containerArgv({ name: 'c', image: 'ghcr.io/agentenv-io/agentenv', command: ['agentenv', 'operator'], args: ['--x'] }, runtime)).toEqual(['/usr/bin/node', '/repo/src/cli/main.ts', 'operator', '--x']);
   });
 
