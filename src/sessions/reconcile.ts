@@ -18,7 +18,7 @@ import type { EnvironmentsClient } from '../api/client.ts';
 import { ApiError, AuthenticationError, ConflictError, isFatal, NotFoundError, PermissionDeniedError } from '../api/errors.ts';
 import type { Credential } from '../api/transport.ts';
 import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
-import type { AgentSessionStatus } from '../crd/agent-session.ts';
+import { FINISHED_PHASES, type AgentSessionStatus } from '../crd/agent-session.ts';
 import { SESSION_FINALIZER } from '../crd/meta.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
 import { jsonEqual } from '../k8s/conditions.ts';
@@ -61,6 +61,8 @@ export interface SessionReconcilerDeps {
   readonly baseUrl: string;
   /** The Pods of one session (any work item), from the Pod informer. */
   readonly podsOf: (namespace: string, session: string) => Pod[];
+  /** The last state of a session Pod deleted in the last minute (the Pod informer's delete events). */
+  readonly deletedPod?: (namespace: string, name: string) => Pod | undefined;
   readonly metrics?: SessionRecorder;
   /**
    * The AgentEnvironment from the operator's informer cache. A miss is read from the apiserver (a
@@ -159,11 +161,16 @@ export function sessionReconciler(deps: SessionReconcilerDeps) {
     // The cache may lag behind a Pod just created; a missing Pod is confirmed by a read before
     // anything is decided on its absence (an active item is force-stopped when its Pod is gone).
     const pod = pods.find((p) => p.metadata?.name === currentPod) ?? launched?.pod ?? (work.kind === 'found' ? await readPod(namespace, currentPod) : undefined);
+    // A Pod deleted between two passes is gone from the cache, but its last state still tells how a
+    // stopped item ended (deleted while running: PodDeleted, not a plain stop). A deleted Pod has ended.
+    // Only for a session not recorded as finished: an ending once written is not decided again.
+    const unfinished = !FINISHED_PHASES.includes(session.status?.phase ?? 'Pending');
+    const deleted = !pod && unfinished && work.kind === 'found' && work.work.state === 'stopped' ? deps.deletedPod?.(namespace, currentPod) : undefined;
     const facts: SessionFacts = {
       session,
       settings: settings ?? { startDeadlineSeconds: 300, stopGracePeriodSeconds: 30, leaseTTLSeconds: undefined, observeOnly: true },
       work,
-      pod: pod ? viewPod(pod) : undefined,
+      pod: pod ? viewPod(pod) : deleted ? { ...viewPod(deleted), finished: true } : undefined,
       now: now(),
     };
 

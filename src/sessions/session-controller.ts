@@ -57,6 +57,8 @@ export interface SessionController {
   applyNetworkPolicy(env: AgentEnvironment): Promise<void>;
 }
 
+const DELETED_POD_MEMORY_MS = 60_000;
+
 /** Status changes that mean the reconciler has something new to do (its own writes are not among them). */
 function needsReconcile(e: InformerEvent<AgentSession>): boolean {
   if (e.type !== 'update') return true;
@@ -82,10 +84,22 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
   );
   const podsOf = (namespace: string, session: string): Pod[] =>
     pods.flatMap((i) => i.list((p) => p.metadata?.namespace === namespace && p.metadata?.labels?.[LABELS.session] === session));
+  // Last states of deleted session Pods, for a minute: a pass that runs after a Pod is gone still
+  // sees how it ended (reconcile.ts). Pruned on each delete, so it holds at most a minute of deletions.
+  const deleted = new Map<string, { pod: Pod; at: number }>();
+  const rememberDeleted = (pod: Pod): void => {
+    const now = Date.now();
+    for (const [k, v] of deleted) if (now - v.at > DELETED_POD_MEMORY_MS) deleted.delete(k);
+    deleted.set(`${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`, { pod, at: now });
+  };
+  const deletedPod = (namespace: string, name: string): Pod | undefined => {
+    const e = deleted.get(`${namespace}/${name}`);
+    return e && Date.now() - e.at <= DELETED_POD_MEMORY_MS ? e.pod : undefined;
+  };
 
   let phasesDirty = false;
   const acknowledgements = new Acknowledgements();
-  const reconcile = sessionReconciler({ ...deps, podsOf, acknowledgements, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  const reconcile = sessionReconciler({ ...deps, podsOf, deletedPod, acknowledgements, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
   const controller = new Controller({
     name: 'agentsession',
     logger: deps.logger,
@@ -117,6 +131,7 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
   for (const i of sessions) i.on((e) => needsReconcile(e) && controller.enqueue(keyOf(e.object)));
   for (const i of pods) {
     i.on((e) => {
+      if (e.type === 'delete') rememberDeleted(e.object);
       const session = e.object.metadata?.labels?.[LABELS.session];
       if (session) controller.enqueue(`${e.object.metadata?.namespace ?? ''}/${session}`);
     });
