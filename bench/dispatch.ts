@@ -153,6 +153,16 @@ async function latency(w: World, samples: number): Promise<Record<string, number
   };
 }
 
+/** Steps 0…count−1 taken by `loops` loops in parallel, each taking the next step in turn: steps per second. */
+async function stepsPerSecond(loops: number, count: number, step: (i: number) => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(Array.from({ length: loops }, async () => {
+    while (next < count) await step(next++);
+  }));
+  return count / ((performance.now() - t0) / 1000);
+}
+
 /** A burst of queued sessions → Pods, against a tight loop creating the same Pods. */
 async function burst(w: World, count: number): Promise<Record<string, number>> {
   const ns = await namespace(w.admin, 'bench-burst');
@@ -195,48 +205,29 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
     const { metadata, spec } = p as KubeObject & { spec: unknown };
     return { metadata: { name: metadata?.name, labels: metadata?.labels }, spec: { ...(spec as Record<string, unknown>), nodeName: undefined } } as KubeObject;
   });
-  const l0 = performance.now();
-  for (const pod of copies) await rest.create(CORE.pods, loopNs, pod);
-  const loopSeconds = (performance.now() - l0) / 1000;
+  const loopRate = await stepsPerSecond(1, copies.length, (i) => rest.create(CORE.pods, loopNs, copies[i]!));
   // For reading the figures: the same creates from 8 parallel loops (does the apiserver scale with concurrency here?).
   const parallelNs = await namespace(w.admin, 'bench-loop8');
-  const p0 = performance.now();
-  let next = 0;
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (next < copies.length) await rest.create(CORE.pods, parallelNs, copies[next++]!);
-  }));
-  const parallelRate = copies.length / ((performance.now() - p0) / 1000);
+  const parallelRate = await stepsPerSecond(8, copies.length, (i) => rest.create(CORE.pods, parallelNs, copies[i]!));
   // What the guarantees cannot do without: each session's record, then its Pod (8 parallel loops,
   // nothing else — no acknowledgement, status, Event, read, watch or API call). The ceiling of any
   // dispatcher that records before it acknowledges, on this apiserver.
   const floorNs = await namespace(w.admin, 'bench-floor');
-  const f0 = performance.now();
-  let nextFloor = 0;
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (nextFloor < copies.length) {
-      const i = nextFloor++;
-      await rest.create(AGENT_SESSIONS, floorNs, sessionCopies[i % sessionCopies.length]!);
-      await rest.create(CORE.pods, floorNs, copies[i]!);
-    }
-  }));
-  const floorRate = copies.length / ((performance.now() - f0) / 1000);
+  const floorRate = await stepsPerSecond(8, copies.length, async (i) => {
+    await rest.create(AGENT_SESSIONS, floorNs, sessionCopies[i % sessionCopies.length]!);
+    await rest.create(CORE.pods, floorNs, copies[i]!);
+  });
   // The same plus the one status write that records the acknowledgement and the phase (Starting):
   // what the issue's status rules add to the floor.
   const statusNs = await namespace(w.admin, 'bench-floor-status');
-  const s0 = performance.now();
-  let nextStatus = 0;
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (nextStatus < copies.length) {
-      const i = nextStatus++;
-      const record = sessionCopies[i % sessionCopies.length]!;
-      await rest.create(AGENT_SESSIONS, statusNs, record);
-      await rest.create(CORE.pods, statusNs, copies[i]!);
-      await rest.patch(AGENT_SESSIONS, statusNs, record.metadata!.name!, { status: { phase: 'Starting', workId: (record as unknown as AgentSession).spec.workId, workState: 'starting', acknowledgedAt: new Date().toISOString(), podName: copies[i]!.metadata!.name } }, 'merge', { subresource: 'status' });
-    }
-  }));
-  const statusFloorRate = copies.length / ((performance.now() - s0) / 1000);
+  const statusFloorRate = await stepsPerSecond(8, copies.length, async (i) => {
+    const record = sessionCopies[i % sessionCopies.length]! as unknown as AgentSession;
+    await rest.create(AGENT_SESSIONS, statusNs, record);
+    await rest.create(CORE.pods, statusNs, copies[i]!);
+    const status = { phase: 'Starting', workId: record.spec.workId, workState: 'starting', acknowledgedAt: new Date().toISOString(), podName: copies[i]!.metadata!.name };
+    await rest.patch(AGENT_SESSIONS, statusNs, record.metadata!.name!, { status }, 'merge', { subresource: 'status' });
+  });
   const burstRate = reached / burstSeconds;
-  const loopRate = copies.length / loopSeconds;
   return {
     'dispatch.burst.sessions': count,
     'dispatch.burst.pods_created': reached,
