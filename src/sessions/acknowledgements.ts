@@ -54,10 +54,6 @@ export class Acknowledgements {
   delete(key: string): void {
     this.#held.delete(key);
   }
-
-  get size(): number {
-    return this.#held.size;
-  }
 }
 
 /** `session` as it reads once the acknowledgement is written (for deciding; the write comes later). */

@@ -30,7 +30,7 @@ import { FORGET, RESYNC, requeueAfter, type Outcome, type ReconcileContext } fro
 import type { Logger } from '../telemetry/logger.ts';
 import { decideFinalize, ttlRemainingMs } from './cleanup.ts';
 import { resolveDispatchCredentials } from './credentials.ts';
-import { Acknowledgements, withAcknowledgement } from './acknowledgements.ts';
+import { withAcknowledgement, type Acknowledgements } from './acknowledgements.ts';
 import { podName, secretName } from './names.ts';
 import { viewPod } from './observe.ts';
 import { desiredPod, type SidecarSettings } from './pod.ts';
@@ -70,7 +70,7 @@ export interface SessionReconcilerDeps {
    */
   readonly cachedEnvironment?: (namespace: string, name: string) => AgentEnvironment | undefined;
   /** Acknowledgements this process made and has not written yet (the dispatcher adds them). */
-  readonly acknowledgements?: Acknowledgements;
+  readonly acknowledgements: Acknowledgements;
   readonly now?: () => Date;
 }
 
@@ -79,7 +79,7 @@ type WorkFact = SessionFacts['work'];
 export function sessionReconciler(deps: SessionReconcilerDeps) {
   const now = deps.now ?? (() => new Date());
   const store = kubeRecordStore(deps.rest);
-  const acknowledgements = deps.acknowledgements ?? new Acknowledgements();
+  const acknowledgements = deps.acknowledgements;
 
   return async function reconcile(key: string, ctx: ReconcileContext): Promise<Outcome> {
     // 1. gather

@@ -4,6 +4,7 @@
  * the environment hooks (`stopEnvironmentSessions`, `activeSessions`) and the per-environment
  * NetworkPolicy apply.
  */
+import type { Work } from '../api/wire.ts';
 import { FINISHED_PHASES, SESSION_PHASES } from '../crd/agent-session.ts';
 import { LABELS } from '../crd/meta.ts';
 import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
@@ -16,7 +17,6 @@ import type { Logger } from '../telemetry/logger.ts';
 import { labelValue, SESSION_COMPONENT } from './names.ts';
 import { desiredNetworkPolicy, networkPolicyName, type NetworkPolicy } from './network-policy.ts';
 import type { Pod } from './pod-types.ts';
-import type { Work } from '../api/wire.ts';
 import { Acknowledgements } from './acknowledgements.ts';
 import { isAcknowledged } from './record.ts';
 import { sessionReconciler, type SessionReconcilerDeps, type SessionRecorder } from './reconcile.ts';
