@@ -11,6 +11,8 @@ import tseslint from 'typescript-eslint';
  * `localcluster` (control plane + process kubelet for tests and `npm run dev`) and `dev` (the demo).
  * The sidecar runs in every sandbox Pod and needs no Kubernetes access, so it imports neither
  * `k8s`, `runtime` nor `crd` (which would also pull @kubernetes/client-node into its memory).
+ * `contract` holds the names both sides of the session Pod agree on (the sidecar's env); it is a
+ * leaf that imports nothing of the project, so the sidecar bundle stays small.
  */
 const FEATURES = ['environments', 'sessions', 'sidecar'];
 const DEV_ONLY = ['emulator', 'localcluster', 'dev'];
@@ -18,6 +20,7 @@ const LOWER = ['runtime', 'k8s', 'api', 'crd'];
 
 /** What each top-level folder of src/ must not import, with the reason shown to the developer. */
 const forbidden = {
+  contract: [['util', 'config', 'telemetry', ...LOWER, ...FEATURES, ...DEV_ONLY, 'cli'], 'the Pod contract is a leaf shared by the operator and the sidecar'],
   util: [['config', 'telemetry', ...LOWER, ...FEATURES, ...DEV_ONLY, 'cli'], 'util is the bottom layer'],
   config: [[...LOWER, ...FEATURES, ...DEV_ONLY, 'cli', 'telemetry'], 'config sits below everything but util'],
   telemetry: [[...LOWER, ...FEATURES, ...DEV_ONLY, 'cli'], 'telemetry sits below api/k8s/runtime/crd'],

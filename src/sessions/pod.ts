@@ -21,6 +21,7 @@ import { API_VERSION, AGENT_SESSION } from '../crd/meta.ts';
 import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
 import { hasItemSecret } from './record.ts';
 import { podName, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, workLabels } from './names.ts';
+import { CREDENTIAL_DIR, DEFAULT_PROBE_PORT, DEFAULT_STATE_DIR, SIDECAR_ENV as E, STARTED_PATH } from '../contract/sidecar.ts';
 import { effectiveUid, hardenContainer, hardenPod, restrictedViolations } from './pod-security.ts';
 import type { Container, EnvVar, Pod, PodSpec, PodTemplate, Volume } from './pod-types.ts';
 
@@ -35,11 +36,11 @@ export const MAIN_CONTAINER_NAME = 'session';
  */
 export const SIDECAR_COMMAND = ['/nodejs/bin/node', '--no-sparkplug', '--no-maglev', '--no-turbofan', '/app/dist/sidecar.cjs'] as const;
 /** The sidecar's probe port (the sidecar contract's default, `AGENTENV_PROBE_PORT`). */
-export const PROBE_PORT = 8095;
+export const PROBE_PORT = DEFAULT_PROBE_PORT;
 export const CREDENTIAL_VOLUME = 'agentenv-credential';
-export const CREDENTIAL_DIR = '/var/run/agentenv/credential';
+export { CREDENTIAL_DIR };
 export const STATE_VOLUME = 'agentenv-state';
-export const STATE_DIR = '/var/run/agentenv/state';
+export const STATE_DIR = DEFAULT_STATE_DIR;
 /** UID given to a Restricted session Pod whose template names none (the distroless "nonroot" user). */
 export const DEFAULT_SESSION_UID = 65532;
 /** Seconds the Pod's termination grace adds to `stopGracePeriodSeconds`: the sidecar's own stop call after the main container ended. */
@@ -150,17 +151,17 @@ function sidecarContainer(inputs: PodInputs, user: { uid?: number; gid?: number 
   const { session, env, sidecar } = inputs;
   const sh = env.spec.selfHosted!;
   const envVars: EnvVar[] = [
-    { name: 'ANTHROPIC_BASE_URL', value: inputs.baseUrl },
-    { name: 'AGENTENV_ENVIRONMENT_ID', value: session.spec.environmentId },
-    { name: 'AGENTENV_SESSION_ID', value: session.spec.sessionId },
-    { name: 'AGENTENV_WORK_ID', value: session.spec.workId },
-    { name: 'AGENTENV_CREDENTIAL_FILE', value: `${CREDENTIAL_DIR}/${SECRET_TOKEN_KEY}` },
-    { name: 'AGENTENV_STATE_DIR', value: STATE_DIR },
-    { name: 'AGENTENV_STOP_GRACE_SECONDS', value: String(sh.stopGracePeriodSeconds) },
-    ...(sh.leaseTTLSeconds !== undefined ? [{ name: 'AGENTENV_LEASE_TTL_SECONDS', value: String(sh.leaseTTLSeconds) }] : []),
+    { name: E.baseUrl, value: inputs.baseUrl },
+    { name: E.environmentId, value: session.spec.environmentId },
+    { name: E.sessionId, value: session.spec.sessionId },
+    { name: E.workId, value: session.spec.workId },
+    { name: E.credentialFile, value: `${CREDENTIAL_DIR}/${SECRET_TOKEN_KEY}` },
+    { name: E.stateDir, value: STATE_DIR },
+    { name: E.stopGraceSeconds, value: String(sh.stopGracePeriodSeconds) },
+    ...(sh.leaseTTLSeconds !== undefined ? [{ name: E.leaseTtlSeconds, value: String(sh.leaseTTLSeconds) }] : []),
     // Each Pod listens on its own IP, so probes of many Pods on one node never collide.
-    { name: 'AGENTENV_PROBE_ADDRESS', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-    { name: 'AGENTENV_PROBE_PORT', value: String(PROBE_PORT) },
+    { name: E.probeAddress, valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    { name: E.probePort, value: String(PROBE_PORT) },
   ];
   return hardenContainer({
     name: SIDECAR_NAME,
@@ -174,7 +175,7 @@ function sidecarContainer(inputs: PodInputs, user: { uid?: number; gid?: number 
     // The main container starts only once this passes, i.e. once the lease is claimed. The
     // reconciler enforces startDeadlineSeconds itself; the probe only needs to outlast it.
     startupProbe: {
-      httpGet: { path: '/started', port: PROBE_PORT },
+      httpGet: { path: STARTED_PATH, port: PROBE_PORT },
       periodSeconds: 1,
       timeoutSeconds: 1,
       failureThreshold: sh.startDeadlineSeconds + TERMINATION_MARGIN_SECONDS,

@@ -1,17 +1,21 @@
 /**
  * The sidecar's configuration, parsed once at its entrypoint from the environment the operator
- * gives its container (see the sidecar contract in the brief / `src/sessions/pod.ts`).
+ * gives its container (the names are the sidecar contract's, `src/contract/sidecar.ts`).
  *
  * Hand-written rather than a zod schema: the sidecar runs in every sandbox Pod and must stay close
  * to a bare Node process in memory, so it loads no third-party module at all.
  */
 import { LOG_LEVELS, type LogLevel } from '../config/logging.ts';
+import {
+  DEFAULT_CREDENTIAL_FILE,
+  DEFAULT_PROBE_ADDRESS,
+  DEFAULT_PROBE_PORT,
+  DEFAULT_STATE_DIR,
+  DEFAULT_STOP_GRACE_SECONDS,
+  SIDECAR_ENV as E,
+} from '../contract/sidecar.ts';
 
-export const DEFAULT_CREDENTIAL_FILE = '/var/run/agentenv/credential/token';
-export const DEFAULT_STATE_DIR = '/var/run/agentenv/state';
-export const DEFAULT_STOP_GRACE_SECONDS = 30;
-export const DEFAULT_PROBE_ADDRESS = '0.0.0.0';
-export const DEFAULT_PROBE_PORT = 8095;
+export { DEFAULT_CREDENTIAL_FILE, DEFAULT_PROBE_ADDRESS, DEFAULT_PROBE_PORT, DEFAULT_STATE_DIR, DEFAULT_STOP_GRACE_SECONDS };
 
 export interface SidecarConfig {
   /** API base URL, without a trailing slash (`ANTHROPIC_BASE_URL`). */
@@ -69,25 +73,25 @@ export function parseSidecarConfig(env: Env): SidecarConfig {
   };
 
   let baseUrl: URL | undefined;
-  const rawUrl = required('ANTHROPIC_BASE_URL');
+  const rawUrl = required(E.baseUrl);
   if (rawUrl) {
     try {
       baseUrl = new URL(rawUrl.replace(/\/+$/, ''));
       if (baseUrl.protocol !== 'http:' && baseUrl.protocol !== 'https:') {
-        issues.push(`ANTHROPIC_BASE_URL must be an http(s) URL (got ${JSON.stringify(rawUrl)})`);
+        issues.push(`${E.baseUrl} must be an http(s) URL (got ${JSON.stringify(rawUrl)})`);
       }
     } catch {
-      issues.push(`ANTHROPIC_BASE_URL is not a URL (got ${JSON.stringify(rawUrl)})`);
+      issues.push(`${E.baseUrl} is not a URL (got ${JSON.stringify(rawUrl)})`);
     }
   }
-  const environmentId = required('AGENTENV_ENVIRONMENT_ID');
-  const sessionId = required('AGENTENV_SESSION_ID');
-  const workId = required('AGENTENV_WORK_ID');
-  const stopGraceSeconds = integer('AGENTENV_STOP_GRACE_SECONDS', DEFAULT_STOP_GRACE_SECONDS, 0, 86_400)!;
-  const leaseTtlSeconds = integer('AGENTENV_LEASE_TTL_SECONDS', undefined, 1, 86_400);
-  const probePort = integer('AGENTENV_PROBE_PORT', DEFAULT_PROBE_PORT, 0, 65_535)!;
-  const level = value('AGENTENV_LOG_LEVEL') ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) issues.push(`AGENTENV_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(level)})`);
+  const environmentId = required(E.environmentId);
+  const sessionId = required(E.sessionId);
+  const workId = required(E.workId);
+  const stopGraceSeconds = integer(E.stopGraceSeconds, DEFAULT_STOP_GRACE_SECONDS, 0, 86_400)!;
+  const leaseTtlSeconds = integer(E.leaseTtlSeconds, undefined, 1, 86_400);
+  const probePort = integer(E.probePort, DEFAULT_PROBE_PORT, 0, 65_535)!;
+  const level = value(E.logLevel) ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) issues.push(`${E.logLevel} must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(level)})`);
 
   if (issues.length > 0 || !baseUrl) throw new ConfigError(issues);
   return {
@@ -95,11 +99,11 @@ export function parseSidecarConfig(env: Env): SidecarConfig {
     environmentId,
     sessionId,
     workId,
-    credentialFile: value('AGENTENV_CREDENTIAL_FILE') ?? DEFAULT_CREDENTIAL_FILE,
-    stateDir: value('AGENTENV_STATE_DIR') ?? DEFAULT_STATE_DIR,
+    credentialFile: value(E.credentialFile) ?? DEFAULT_CREDENTIAL_FILE,
+    stateDir: value(E.stateDir) ?? DEFAULT_STATE_DIR,
     stopGraceSeconds,
     leaseTtlSeconds,
-    probeAddress: value('AGENTENV_PROBE_ADDRESS') ?? DEFAULT_PROBE_ADDRESS,
+    probeAddress: value(E.probeAddress) ?? DEFAULT_PROBE_ADDRESS,
     probePort,
     logLevel: level as LogLevel,
   };
