@@ -3,7 +3,7 @@
  * schemas of the local control plane's version (see scripts/kubeconform-schemas.ts), for the
  * default values and for the hardened, namespaced profile (values-namespaced.yaml).
  */
-import { readFile, readdir, mkdtemp, rm } from 'node:fs/promises';
+import { readFile, readdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -117,7 +117,12 @@ describe('default values', () => {
 
   it('keeps one voluntary disruption at a time with a PodDisruptionBudget', () => {
     const pdb = find(manifests, 'PodDisruptionBudget');
-    expect(pdb['spec']).toMatchObject({ minAvailable: 1, selector: { matchLabels: { 'app.kubernetes.io/component': 'operator' } } });
+    expect(pdb['spec']).toEqual({ maxUnavailable: 1, selector: { matchLabels: expect.objectContaining({ 'app.kubernetes.io/component': 'operator' }) } });
+  });
+
+  it('renders no PodDisruptionBudget for one replica, which would block every node drain', async () => {
+    const one = parseManifests(await renderText({ set: ['replicaCount=1', 'leaderElection.enabled=false'] }));
+    expect(one.some((m) => m.kind === 'PodDisruptionBudget')).toBe(false);
   });
 
   it('labels every templated object with the app.kubernetes.io/* set', () => {
@@ -191,6 +196,44 @@ describe('hardened, namespaced profile (values-namespaced.yaml)', () => {
     const spec = podSpec(find(manifests, 'Deployment'));
     expect(spec).toMatchObject({ priorityClassName: 'system-cluster-critical', nodeSelector: { 'kubernetes.io/os': 'linux' }, imagePullSecrets: [{ name: 'registry-credentials' }] });
     expect(spec.topologySpreadConstraints).toEqual([expect.objectContaining({ whenUnsatisfiable: 'DoNotSchedule' })]);
+  });
+});
+
+describe('clusters that differ from kind', () => {
+  it('takes the DNS peers and ports, extra egress and extra volumes (a corporate CA) from values', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'agentenv-values-'));
+    try {
+      const file = join(dir, 'values.yaml');
+      await writeFile(
+        file,
+        [
+          'networkPolicy:',
+          '  enabled: true',
+          '  dns:',
+          '    to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: openshift-dns}}}]',
+          '    ports: [5353]',
+          '  extraEgress: [{to: [{ipBlock: {cidr: 10.9.0.5/32}}], ports: [{port: 3128, protocol: TCP}]}]',
+          'extraVolumes: [{name: corp-ca, configMap: {name: corp-ca}}]',
+          'extraVolumeMounts: [{name: corp-ca, mountPath: /etc/corp-ca, readOnly: true}]',
+          'extraEnv: [{name: NODE_EXTRA_CA_CERTS, value: /etc/corp-ca/ca.crt}]',
+        ].join('\n'),
+      );
+      const manifests = await render({ valuesFiles: [file] });
+      const egress = (find(manifests, 'NetworkPolicy')['spec'] as { egress: { to?: unknown[]; ports?: { port: number; protocol: string }[] }[] }).egress;
+      expect(egress[0]).toEqual({
+        to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'openshift-dns' } } }],
+        ports: [{ port: 5353, protocol: 'UDP' }, { port: 5353, protocol: 'TCP' }],
+      });
+      expect(egress.at(-1)).toEqual({ to: [{ ipBlock: { cidr: '10.9.0.5/32' } }], ports: [{ port: 3128, protocol: 'TCP' }] });
+      const deployment = find(manifests, 'Deployment');
+      expect(podSpec(deployment).volumes).toContainEqual({ name: 'corp-ca', configMap: { name: 'corp-ca' } });
+      expect(operatorContainer(deployment).volumeMounts).toContainEqual({ name: 'corp-ca', mountPath: '/etc/corp-ca', readOnly: true });
+      expect(envValue(operatorContainer(deployment), 'NODE_EXTRA_CA_CERTS')).toBe('/etc/corp-ca/ca.crt');
+      const report = await kubeconform(await renderText({ valuesFiles: [file] }));
+      expect(report.ok, report.output).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

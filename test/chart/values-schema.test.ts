@@ -20,7 +20,11 @@ const REFUSALS: readonly { readonly set: readonly string[]; readonly says: RegEx
   { set: ['replicas=3'], says: /additional properties 'replicas' not allowed/, why: 'a misspelt top-level key is an error too' },
   { set: ['extraEnv[0].name=ANTHROPIC_API_KEY', 'extraEnv[0].value=sk-ant-x'], says: /\/extraEnv\/0\/name'/, why: 'the API key is never a plain environment value' },
   { set: ['sidecar.pullPolicy=Sometimes'], says: /\/sidecar\/pullPolicy'/, why: 'Kubernetes pull policies only' },
-  { set: ['podDisruptionBudget.minAvailable=half'], says: /\/podDisruptionBudget\/minAvailable'/, why: 'a count or a percentage' },
+  { set: ['podDisruptionBudget.maxUnavailable=half'], says: /\/podDisruptionBudget\/maxUnavailable'/, why: 'a count or a percentage' },
+  { set: ['podDisruptionBudget.maxUnavailable=0'], says: /\/podDisruptionBudget\/maxUnavailable'/, why: 'a budget that allows no eviction blocks every node drain' },
+  { set: ['resyncPeriod=0s'], says: /\/resyncPeriod'/, why: 'a zero resync would spin' },
+  { set: ['resyncPeriod=0m0s'], says: /\/resyncPeriod'/, why: 'zero in any spelling' },
+  { set: ['networkPolicy.dns.ports[0]=0'], says: /\/networkPolicy\/dns\/ports\/0'/, why: 'DNS ports are 1–65535' },
   { set: ['health.port=8080'], says: /metrics.port and health.port must differ/, why: 'the two servers need two ports (checked by the template)' },
   { set: ['metrics.serviceMonitor.enabled=true', 'metrics.service.enabled=false'], says: /ServiceMonitor selects the metrics Service/, why: 'a ServiceMonitor needs the Service' },
 ];
@@ -31,7 +35,8 @@ describe('values.schema.json', () => {
   });
 
   it('accepts the documented alternatives', async () => {
-    await render({ set: ['podDisruptionBudget.minAvailable=50%', 'replicaCount=1', 'leaderElection.enabled=false', 'logFormat=text', 'resyncPeriod=1h30m'] });
+    await render({ set: ['podDisruptionBudget.maxUnavailable=50%', 'replicaCount=1', 'leaderElection.enabled=false', 'logFormat=text', 'resyncPeriod=1h30m'] });
+    await render({ set: ['resyncPeriod=90s', 'networkPolicy.enabled=true', 'networkPolicy.dns.ports[0]=5353'] });
     await render({ set: ['apiKey.existingSecret=mine', 'anthropicBaseUrl=http://emulator.agentenv-system:8090'] });
   });
 });
