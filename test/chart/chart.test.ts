@@ -106,7 +106,7 @@ describe('default values', () => {
 
   it('grants the rules of files/operator-rbac-rules.yaml cluster-wide, except Leases, which only the release namespace gets', async () => {
     const rules = await rulesFile();
-    const clusterRole = find(manifests, 'ClusterRole');
+    const clusterRole = find(manifests, 'ClusterRole', 'agentenv');
     expect(clusterRole['rules']).toEqual(rules.filter((r) => !isLeaseRule(r)));
     const leaseRole = find(manifests, 'Role', 'agentenv-leader-election');
     expect(leaseRole.metadata.namespace).toBe(RELEASE_NAMESPACE);

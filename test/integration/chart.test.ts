@@ -122,3 +122,38 @@ describe('the namespaced profile grants permissions in the watched namespaces on
     expect(await can('list', 'agentenvironments.agentenv.io', '--all-namespaces')).toBe(false);
   });
 });
+
+describe('the aggregated ClusterRoles', () => {
+  it("give the built-in view and edit roles' holders read, and manage-environments, rights on the custom resources", async () => {
+    const yaml = await renderText({ release: 'aggregate', namespace: release.name });
+    const roles = parseManifests(yaml).filter((m) => m.kind === 'ClusterRole' && /-(view|edit)$/.test(m.metadata.name));
+    expect(roles.map((m) => m.metadata.name).sort()).toEqual(['aggregate-agentenv-edit', 'aggregate-agentenv-view']);
+    const bindings = ['view', 'edit'].map((role) => ({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: `aggregate-${role}`, namespace: outside.name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `${role}-user` }],
+    }));
+    const applied = await kubectl(['apply', '-f', '-'], [...roles, ...bindings].map((m) => JSON.stringify(m)).join('\n---\n'));
+    expect(applied.ok, applied.out).toBe(true);
+    try {
+      const can = async (user: string, ...args: string[]): Promise<boolean> => (await kubectl(['auth', 'can-i', '--as', user, '-n', outside.name, ...args])).out.trim().startsWith('yes');
+      // kube-controller-manager's aggregation controller folds the labelled roles into view/edit/admin.
+      const deadline = Date.now() + 30_000;
+      while (!(await can('view-user', 'list', 'agentenvironments.agentenv.io')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      expect(await can('view-user', 'list', 'agentenvironments.agentenv.io')).toBe(true);
+      expect(await can('view-user', 'get', 'agentsessions.agentenv.io')).toBe(true);
+      expect(await can('view-user', 'create', 'agentenvironments.agentenv.io')).toBe(false);
+      expect(await can('view-user', 'delete', 'agentsessions.agentenv.io')).toBe(false);
+      while (!(await can('edit-user', 'create', 'agentenvironments.agentenv.io')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      expect(await can('edit-user', 'create', 'agentenvironments.agentenv.io')).toBe(true);
+      expect(await can('edit-user', 'delete', 'agentsessions.agentenv.io')).toBe(true);
+      // AgentSessions are the operator's records: nobody but the operator writes them.
+      expect(await can('edit-user', 'create', 'agentsessions.agentenv.io')).toBe(false);
+      expect(await can('edit-user', 'update', 'agentsessions.agentenv.io')).toBe(false);
+    } finally {
+      await kubectl(['delete', '--ignore-not-found', ...roles.map((m) => `clusterrole/${m.metadata.name}`)]);
+    }
+  });
+});
