@@ -62,15 +62,24 @@ describe('default values', () => {
     expect(report.ok).toBe(true);
   });
 
-  it('ships the CRDs byte for byte from crds/ (no second copy to drift)', async () => {
+  it('renders the CRDs from crds/ (one copy): the same objects plus the release labels and the keep policy', async () => {
+    const crds = manifests.filter((m) => m.kind === 'CustomResourceDefinition');
+    expect(crds.map((m) => m.metadata.name).sort()).toEqual(['agentenvironments.agentenv.io', 'agentsessions.agentenv.io']);
     for (const file of (await readdir(join(REPO, 'crds'))).filter((f) => f.endsWith('.yaml'))) {
-      const source = await readFile(join(REPO, 'crds', file), 'utf8');
-      expect(text).toContain(`# Source: agentenv/crds/${file}\n${source}`);
+      const source = parse(await readFile(join(REPO, 'crds', file), 'utf8')) as Manifest;
+      const rendered = crds.find((m) => m.metadata.name === source.metadata.name)!;
+      expect(rendered['spec']).toEqual(source['spec']);
+      expect(rendered.metadata.labels).toEqual({ ...source.metadata.labels, 'helm.sh/chart': expect.stringMatching(/^agentenv-/), 'app.kubernetes.io/instance': 'agentenv', 'app.kubernetes.io/managed-by': 'Helm' });
+      // helm uninstall leaves the CRDs, and with them every AgentEnvironment and AgentSession.
+      expect(rendered.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
     }
-    expect(manifests.filter((m) => m.kind === 'CustomResourceDefinition').map((m) => m.metadata.name).sort()).toEqual([
-      'agentenvironments.agentenv.io',
-      'agentsessions.agentenv.io',
-    ]);
+  });
+
+  it('leaves the CRDs out with crds.enabled=false, and lets uninstall remove them with crds.keep=false', async () => {
+    expect((await render({ set: ['crds.enabled=false'] })).some((m) => m.kind === 'CustomResourceDefinition')).toBe(false);
+    const unkept = (await render({ set: ['crds.keep=false'] })).filter((m) => m.kind === 'CustomResourceDefinition');
+    expect(unkept).toHaveLength(2);
+    for (const crd of unkept) expect(crd.metadata.annotations?.['helm.sh/resource-policy']).toBeUndefined();
   });
 
   it('runs two replicas with leader election, the health port for probes and the metrics port', () => {
@@ -251,13 +260,13 @@ describe('API key given as a value', () => {
 });
 
 describe('helm package', () => {
-  it('follows the crds/ symlink: the packaged chart carries the CRD files themselves', async () => {
+  it('follows the files/crds symlink: the packaged chart carries the CRD files themselves', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'agentenv-chart-'));
     try {
       const r = await helm(['package', CHART, '--destination', dir]);
       expect(r.ok).toBe(true);
       const [tgz] = (await readdir(dir)).map((f) => join(dir, f));
-      const { stdout } = await promisify(execFile)('tar', ['-xzOf', tgz!, 'agentenv/crds/agentenv.io_agentsessions.yaml']);
+      const { stdout } = await promisify(execFile)('tar', ['-xzOf', tgz!, 'agentenv/files/crds/agentenv.io_agentsessions.yaml']);
       expect(stdout).toBe(await readFile(join(REPO, 'crds', 'agentenv.io_agentsessions.yaml'), 'utf8'));
     } finally {
       await rm(dir, { recursive: true, force: true });
