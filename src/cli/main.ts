@@ -28,6 +28,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     description: 'run the process kubelet: one Node whose Pods run as local processes (development and tests only)',
     load: () => import('./kubelet.ts'),
   },
+  uninstall: {
+    description: 'before helm uninstall: refuse while AgentEnvironments exist, or delete or orphan them (the chart\'s pre-delete hook)',
+    load: () => import('./uninstall.ts'),
+  },
   dev: {
     description: 'run everything locally (control plane, process kubelet, emulator, operator) with a live demo view',
     load: () => import('./dev.ts'),

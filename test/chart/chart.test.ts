@@ -246,6 +246,34 @@ describe('clusters that differ from kind', () => {
   });
 });
 
+describe('the uninstall hook', () => {
+  const hookOf = (manifests: Manifest[]) => manifests.filter((m) => m.metadata.annotations?.['helm.sh/hook'] === 'pre-delete');
+
+  it('runs `agentenv uninstall --policy=refuse` before helm removes anything, with its own ServiceAccount and only the rights it uses', async () => {
+    const manifests = await render();
+    const hook = hookOf(manifests);
+    expect(hook.map((m) => m.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Job', 'ServiceAccount']);
+    const job = find(hook, 'Job');
+    const pod = (job['spec'] as { template: { metadata: { labels: Record<string, string> }; spec: PodSpec & { serviceAccountName: string } } }).template;
+    expect(pod.spec.serviceAccountName).toBe('agentenv-uninstall');
+    expect(pod.spec.containers[0]!.args).toEqual(['uninstall', '--policy=refuse', '--timeout=5m']);
+    // The operator's Service, PDB and NetworkPolicy select component=operator: never the hook's Pod.
+    expect(pod.metadata.labels['app.kubernetes.io/component']).toBe('uninstall');
+    expect(find(hook, 'ClusterRole')['rules']).toEqual([{ apiGroups: ['agentenv.io'], resources: ['agentenvironments', 'agentsessions'], verbs: ['get', 'list', 'delete', 'patch'] }]);
+    // RBAC first, then the Job; a failed Job stays for its log until the next try.
+    expect(find(hook, 'ServiceAccount').metadata.annotations?.['helm.sh/hook-weight']).toBe('-10');
+    expect(job.metadata.annotations?.['helm.sh/hook-delete-policy']).toBe('before-hook-creation,hook-succeeded');
+  });
+
+  it('grants a Role per watched namespace in the namespaced profile, and is left out with uninstall.hook=false', async () => {
+    const hook = hookOf(await render({ valuesFiles: [NAMESPACED_VALUES], set: ['uninstall.policy=orphan'] }));
+    expect(hook.filter((m) => m.kind === 'Role').map((m) => m.metadata.namespace).sort()).toEqual(['team-a', 'team-b']);
+    expect(hook.some((m) => m.kind === 'ClusterRole')).toBe(false);
+    expect(JSON.stringify(find(hook, 'Job'))).toContain('--policy=orphan');
+    expect(hookOf(await render({ set: ['uninstall.hook=false'] }))).toEqual([]);
+  });
+});
+
 describe('API key given as a value', () => {
   it('goes into a chart-created Secret mounted as a file; the value appears nowhere else', async () => {
     const key = 'sk-ant-test-0123456789';

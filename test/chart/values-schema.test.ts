@@ -25,6 +25,7 @@ const REFUSALS: readonly { readonly set: readonly string[]; readonly says: RegEx
   { set: ['resyncPeriod=0s'], says: /\/resyncPeriod'/, why: 'a zero resync would spin' },
   { set: ['resyncPeriod=0m0s'], says: /\/resyncPeriod'/, why: 'zero in any spelling' },
   { set: ['networkPolicy.dns.ports[0]=0'], says: /\/networkPolicy\/dns\/ports\/0'/, why: 'DNS ports are 1–65535' },
+  { set: ['uninstall.policy=keep'], says: /\/uninstall\/policy'/, why: 'refuse, delete or orphan' },
   { set: ['health.port=8080'], says: /metrics.port and health.port must differ/, why: 'the two servers need two ports (checked by the template)' },
   { set: ['metrics.serviceMonitor.enabled=true', 'metrics.service.enabled=false'], says: /ServiceMonitor selects the metrics Service/, why: 'a ServiceMonitor needs the Service' },
 ];

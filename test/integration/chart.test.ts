@@ -157,3 +157,23 @@ describe('the aggregated ClusterRoles', () => {
     }
   });
 });
+
+describe("the uninstall hook's ServiceAccount", () => {
+  it('may list, delete and un-finalize AgentEnvironments and AgentSessions where the operator watches, and nothing else', async () => {
+    const yaml = await renderText({ release: 'hook', namespace: release.name, valuesFiles: [NAMESPACED_VALUES], set: watched.map((ns, i) => `watchNamespaces[${i}]=${ns.name}`) });
+    const hook = parseManifests(yaml).filter((m) => m.metadata.annotations?.['helm.sh/hook'] === 'pre-delete' && m.kind !== 'Job');
+    const applied = await kubectl(['apply', '-f', '-'], hook.map((m) => JSON.stringify(m)).join('\n---\n'));
+    expect(applied.ok, applied.out).toBe(true);
+    const as = `system:serviceaccount:${release.name}:hook-agentenv-uninstall`;
+    const can = async (...args: string[]): Promise<boolean> => (await kubectl(['auth', 'can-i', '--as', as, ...args])).out.trim().startsWith('yes');
+    for (const ns of watched) {
+      expect(await can('delete', 'agentenvironments.agentenv.io', '-n', ns.name)).toBe(true);
+      expect(await can('patch', 'agentsessions.agentenv.io', '-n', ns.name)).toBe(true);
+      expect(await can('list', 'agentenvironments.agentenv.io', '-n', ns.name)).toBe(true);
+      expect(await can('create', 'agentenvironments.agentenv.io', '-n', ns.name)).toBe(false);
+      expect(await can('get', 'secrets', '-n', ns.name)).toBe(false);
+      expect(await can('delete', 'pods', '-n', ns.name)).toBe(false);
+    }
+    expect(await can('delete', 'agentenvironments.agentenv.io', '-n', outside.name)).toBe(false);
+  });
+});
