@@ -6,7 +6,7 @@
  * process (`sharedDispatcher()`), so many AgentEnvironments with different credentials still share
  * one pool per origin.
  */
-import { Agent, request, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, request, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import {
   ConnectionError,
@@ -29,12 +29,38 @@ export function describeCredential(c: Credential): string {
   return c.kind === 'api-key' ? 'api key' : 'bearer token';
 }
 
-let shared: Agent | undefined;
+/** An egress proxy, as the entrypoint read it (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`). */
+export interface ProxySettings {
+  readonly httpProxy?: string;
+  readonly httpsProxy?: string;
+  /** Comma-separated hosts, domains (`.example.com`), `host:port` or `*`, as curl reads NO_PROXY. */
+  readonly noProxy?: string;
+}
 
-/** The process-wide keep-alive connection pool. */
-export function sharedDispatcher(): Agent {
-  shared ??= new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 256, pipelining: 1 });
+const POOL = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 256, pipelining: 1 } as const;
+let shared: Dispatcher | undefined;
+let proxy: ProxySettings = {};
+
+/**
+ * Route the process-wide pool through an egress proxy (clusters whose egress goes through one).
+ * Call once at the entrypoint, before the first request; no proxy by default.
+ */
+export function useProxy(settings: ProxySettings): void {
+  if (shared) throw new Error('useProxy must be called before the first API request');
+  proxy = settings;
+}
+
+/** The process-wide keep-alive connection pool (through the proxy given to {@link useProxy}). */
+export function sharedDispatcher(): Dispatcher {
+  shared ??= proxiedDispatcher(proxy);
   return shared;
+}
+
+/** A keep-alive pool that sends requests through `p` (honouring its no-proxy list), or directly when `p` names no proxy. */
+export function proxiedDispatcher(p: ProxySettings): Dispatcher {
+  if (!p.httpProxy && !p.httpsProxy) return new Agent(POOL);
+  // Explicit values (never undefined): the agent would otherwise read process.env on its own.
+  return new EnvHttpProxyAgent({ ...POOL, httpProxy: p.httpProxy ?? '', httpsProxy: p.httpsProxy ?? '', noProxy: p.noProxy ?? '' });
 }
 
 export type QueryValue = string | number | boolean | null | undefined;

@@ -28,6 +28,10 @@ export const OperatorConfig = z.object({
   identity: z.string().min(1),
   sidecarImage: z.string().min(1).default(`${DEFAULT_IMAGE}:latest`),
   sidecarImagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+  /** Egress proxy of the operator's API client (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`); none when unset. */
+  httpsProxy: z.url({ message: 'HTTPS_PROXY must be a URL such as http://proxy.example.com:3128' }).optional(),
+  httpProxy: z.url({ message: 'HTTP_PROXY must be a URL such as http://proxy.example.com:3128' }).optional(),
+  noProxy: z.string().optional(),
 });
 export type OperatorConfig = z.infer<typeof OperatorConfig>;
 
