@@ -21,7 +21,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SIDECAR_COMMAND } from '../src/sessions/pod.ts';
+import { SIDECAR_COMMAND } from '../src/sessions/objects/pod.ts';
 import { startEmulatorProcess } from './support.ts';
 
 const KEY = 'sk-bench';

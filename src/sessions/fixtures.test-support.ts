@@ -1,8 +1,8 @@
 /** Small builders for the session feature's unit tests (not a test file itself). */
 import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
 import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
-import { podName, sessionName, workLabels } from './names.ts';
-import type { Pod, PodStatus } from './pod-types.ts';
+import { podName, sessionName, workLabels } from './record/names.ts';
+import type { Pod, PodStatus } from './objects/pod-types.ts';
 
 export const ENV_NAME = 'data';
 export const NAMESPACE = 'team-a';

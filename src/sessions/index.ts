@@ -20,14 +20,14 @@ import { keyOf, type Informer, type InformerEvent } from '../k8s/informer.ts';
 import type { KubeObject, KubeRest } from '../k8s/rest.ts';
 import type { ControllerObserver } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { resolveDispatchCredentials } from './credentials.ts';
-import { envKey, RecordedSessions } from './dispatcher-capacity.ts';
-import { Dispatchers, type DispatchRecorder } from './dispatcher-set.ts';
-import type { DispatchState } from './dispatcher.ts';
-import type { SidecarSettings } from './pod.ts';
-import { kubeRecordStore } from './record.ts';
-import type { SessionRecorder } from './reconcile.ts';
-import { sessionController } from './session-controller.ts';
+import { resolveDispatchCredentials } from './dispatch/credentials.ts';
+import { envKey, RecordedSessions } from './dispatch/capacity.ts';
+import { Dispatchers, type DispatchRecorder } from './dispatch/dispatchers.ts';
+import type { DispatchState } from './dispatch/poller.ts';
+import type { SidecarSettings } from './objects/pod.ts';
+import { kubeRecordStore } from './record/record.ts';
+import type { SessionRecorder } from './controller/reconcile.ts';
+import { sessionController } from './controller/controller.ts';
 import { backoffDelay, type BackoffPolicy } from '../util/backoff.ts';
 
 /** Retries of a Dispatching-condition write the apiserver turned away for now (429, 5xx). */

@@ -8,8 +8,8 @@ import { AgentEnvironmentSpec } from '../../src/crd/agent-environment.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../../src/crd/resources.ts';
 import { MemoryEventRecorder } from '../../src/k8s/events.ts';
 import { CORE, KubeRest, type Verb } from '../../src/k8s/rest.ts';
-import { networkPolicyName, type NetworkPolicy } from '../../src/sessions/network-policy.ts';
-import { sessionController } from '../../src/sessions/session-controller.ts';
+import { networkPolicyName, type NetworkPolicy } from '../../src/sessions/objects/network-policy.ts';
+import { sessionController } from '../../src/sessions/controller/controller.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { adminRest, createNamespace, operatorKubeConfig, type TestNamespace } from '../support/cluster.ts';
 

@@ -16,9 +16,9 @@ import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSe
 import { KubeEventRecorder } from '../../src/k8s/events.ts';
 import { CORE, type KubeObject, type KubeRest } from '../../src/k8s/rest.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
-import { ensureWorkSecret, kubeRecordStore, recordClaim } from '../../src/sessions/record.ts';
-import { sessionController, type SessionController } from '../../src/sessions/session-controller.ts';
-import type { Pod } from '../../src/sessions/pod-types.ts';
+import { ensureWorkSecret, kubeRecordStore, recordClaim } from '../../src/sessions/record/record.ts';
+import { sessionController, type SessionController } from '../../src/sessions/controller/controller.ts';
+import type { Pod } from '../../src/sessions/objects/pod-types.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { API_KEY, clientFor, emulator } from '../support/emulator.ts';
 import { adminRest, operatorRest, waitFor } from '../support/cluster.ts';

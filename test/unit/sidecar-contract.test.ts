@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { agentEnvironment, agentSession } from '../../src/sessions/fixtures.test-support.ts';
-import { desiredPod, SIDECAR_NAME } from '../../src/sessions/pod.ts';
+import { desiredPod, SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
 import { parseSidecarConfig } from '../../src/sidecar/config.ts';
 import { DEFAULT_CREDENTIAL_FILE, DEFAULT_PROBE_PORT, DEFAULT_STATE_DIR } from '../../src/contract/sidecar.ts';
 

@@ -3,8 +3,8 @@
  * are tested with tables: how many polls may run, how the poller count scales, how long to back
  * off, and when a poll failure stops polling.
  */
-import { ApiError, AuthenticationError, isFatal, isTransient, NotFoundError, PermissionDeniedError } from '../api/errors.ts';
-import { backoffDelay, type BackoffPolicy } from '../util/backoff.ts';
+import { ApiError, AuthenticationError, isFatal, isTransient, NotFoundError, PermissionDeniedError } from '../../api/errors.ts';
+import { backoffDelay, type BackoffPolicy } from '../../util/backoff.ts';
 
 /** The API's cap for `block_ms`: a long poll waits at most this long for work. */
 export const POLL_BLOCK_MS = 999;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { Work } from '../api/wire.ts';
+import type { Work } from '../../api/wire.ts';
 import { Acknowledgements, applyStatusPatch, withAcknowledgement } from './acknowledgements.ts';
-import { agentSession, NAMESPACE, SESSION, WORK_ID } from './fixtures.test-support.ts';
-import { isAcknowledged } from './record.ts';
+import { agentSession, NAMESPACE, SESSION, WORK_ID } from '../fixtures.test-support.ts';
+import { isAcknowledged } from '../record/record.ts';
 
 const key = `${NAMESPACE}/${SESSION}`;
 const acked = (id = WORK_ID): Work => ({ id, type: 'work', environment_id: 'env_1', data: { id: 'sesn_01', type: 'session' }, state: 'starting', metadata: {}, created_at: '2026-01-01T00:00:00.000Z' });

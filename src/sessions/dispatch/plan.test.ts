@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AuthenticationError, ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError, RateLimitError, ServerError, TimeoutError } from '../api/errors.ts';
-import { classifyPollFailure, DispatchPausedError, nextTarget, pauseAfterEmpty, pollBackoffMs, pollsToStart } from './dispatcher-plan.ts';
+import { AuthenticationError, ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError, RateLimitError, ServerError, TimeoutError } from '../../api/errors.ts';
+import { classifyPollFailure, DispatchPausedError, nextTarget, pauseAfterEmpty, pollBackoffMs, pollsToStart } from './plan.ts';
 
 describe('pollsToStart', () => {
   const base = { maxSessions: 10, maxPollers: 4, active: 0, polling: 0, target: 1 };

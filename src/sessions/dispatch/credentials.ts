@@ -14,10 +14,10 @@
  * rate-limited to one read per `minRefreshMs`), and reports a rotation to the dispatcher.
  */
 import { createHash } from 'node:crypto';
-import type { Credential } from '../api/transport.ts';
-import type { AgentEnvironment } from '../crd/resources.ts';
-import type { KubeRest } from '../k8s/rest.ts';
-import { readSecretKey, SecretRefError } from '../k8s/secrets.ts';
+import type { Credential } from '../../api/transport.ts';
+import type { AgentEnvironment } from '../../crd/resources.ts';
+import type { KubeRest } from '../../k8s/rest.ts';
+import { readSecretKey, SecretRefError } from '../../k8s/secrets.ts';
 
 export interface DispatchCredentials {
   readonly poll: Credential;

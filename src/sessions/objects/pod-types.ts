@@ -3,7 +3,7 @@
  * wire format, not @kubernetes/client-node's classes with Date fields). Fields the operator does
  * not look at pass through untouched from the user's template, hence the index signatures.
  */
-import type { KubeObject } from '../k8s/rest.ts';
+import type { KubeObject } from '../../k8s/rest.ts';
 
 export interface SecurityContext {
   runAsUser?: number;

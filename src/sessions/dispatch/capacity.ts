@@ -7,9 +7,9 @@
  * cache shows their record (a reservation per session name), so a burst can never overshoot
  * `maxSessions` while the cache lags behind our own writes.
  */
-import type { AgentSession } from '../crd/resources.ts';
-import type { InformerEvent } from '../k8s/informer.ts';
-import { holdsCapacity } from './record.ts';
+import type { AgentSession } from '../../crd/resources.ts';
+import type { InformerEvent } from '../../k8s/informer.ts';
+import { holdsCapacity } from '../record/record.ts';
 
 export const envKey = (namespace: string, name: string): string => `${namespace}/${name}`;
 

@@ -15,7 +15,7 @@
  * joins the session hash, so two long environment names sharing a prefix never share a session name.
  */
 import { createHash } from 'node:crypto';
-import { LABELS, MANAGED_BY } from '../crd/meta.ts';
+import { LABELS, MANAGED_BY } from '../../crd/meta.ts';
 
 /** Hex characters of each hash suffix (40 bits: collisions need ~10⁶ sessions of one environment). */
 export const HASH_LENGTH = 10;

@@ -23,13 +23,13 @@
  * and hand-offs in flight are allowed to finish (an item claimed is recorded and acknowledged or
  * left for the settle pass, never half-done by choice).
  */
-import type { Work } from '../api/wire.ts';
-export { DispatchPausedError } from './dispatcher-plan.ts';
-import type { Logger } from '../telemetry/logger.ts';
-import { sleep } from '../util/sleep.ts';
-import type { Capacity } from './dispatcher-capacity.ts';
-import type { HandOffResult } from './dispatcher-handoff.ts';
-import { classifyPollFailure, DispatchPausedError, FATAL_RETRY_MS, nextTarget, pauseAfterEmpty, pollBackoffMs, pollsToStart, type PollFailure } from './dispatcher-plan.ts';
+import type { Work } from '../../api/wire.ts';
+export { DispatchPausedError } from './plan.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import { sleep } from '../../util/sleep.ts';
+import type { Capacity } from './capacity.ts';
+import type { HandOffResult } from './hand-off.ts';
+import { classifyPollFailure, DispatchPausedError, FATAL_RETRY_MS, nextTarget, pauseAfterEmpty, pollBackoffMs, pollsToStart, type PollFailure } from './plan.ts';
 
 /** Time for the loop; injectable so tests drive it with a fake clock. */
 export interface DispatchClock {

@@ -17,11 +17,11 @@
  *    account token, no service links, `restartPolicy: Never` (one Pod runs one work item once),
  *    and the Restricted Pod Security defaults unless `podSecurity: Custom`.
  */
-import { API_VERSION, AGENT_SESSION } from '../crd/meta.ts';
-import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
-import { hasItemSecret } from './record.ts';
-import { podName, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, workLabels } from './names.ts';
-import { CREDENTIAL_DIR, DEFAULT_PROBE_PORT, DEFAULT_STATE_DIR, SIDECAR_ENV as E, STARTED_PATH } from '../contract/sidecar.ts';
+import { API_VERSION, AGENT_SESSION } from '../../crd/meta.ts';
+import type { AgentEnvironment, AgentSession } from '../../crd/resources.ts';
+import { hasItemSecret } from '../record/record.ts';
+import { podName, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, workLabels } from '../record/names.ts';
+import { CREDENTIAL_DIR, DEFAULT_PROBE_PORT, DEFAULT_STATE_DIR, SIDECAR_ENV as E, STARTED_PATH } from '../../contract/sidecar.ts';
 import { effectiveUid, hardenContainer, hardenPod, restrictedViolations } from './pod-security.ts';
 import type { Container, EnvVar, Pod, PodSpec, PodTemplate, Volume } from './pod-types.ts';
 

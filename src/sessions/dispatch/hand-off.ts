@@ -24,13 +24,13 @@
  * A hand-off never throws; its result tells the dispatcher whether a record now holds the slot.
  * The credential is never logged (only Secret names are).
  */
-import { ConflictError } from '../api/errors.ts';
-import type { Work } from '../api/wire.ts';
-import { decodeWorkSecret } from '../api/work-secret.ts';
-import type { AgentEnvironment } from '../crd/resources.ts';
-import type { Logger } from '../telemetry/logger.ts';
+import { ConflictError } from '../../api/errors.ts';
+import type { Work } from '../../api/wire.ts';
+import { decodeWorkSecret } from '../../api/work-secret.ts';
+import type { AgentEnvironment } from '../../crd/resources.ts';
+import type { Logger } from '../../telemetry/logger.ts';
 import type { DispatchCredentials } from './credentials.ts';
-import { ensureWorkSecret, isAcknowledged, NotRecordableError, recordClaim, type RecordStore } from './record.ts';
+import { ensureWorkSecret, isAcknowledged, NotRecordableError, recordClaim, type RecordStore } from '../record/record.ts';
 import { settleSession, type SettleAction, type SettleDeps } from './settle.ts';
 
 export type HandOffOutcome =

@@ -4,21 +4,21 @@
  * the environment hooks (`stopEnvironmentSessions`, `activeSessions`) and the per-environment
  * NetworkPolicy apply.
  */
-import type { Work } from '../api/wire.ts';
-import { FINISHED_PHASES, SESSION_PHASES } from '../crd/agent-session.ts';
-import { LABELS } from '../crd/meta.ts';
-import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
-import { jsonEqual } from '../k8s/conditions.ts';
-import { isNotFound } from '../k8s/errors.ts';
-import { Informer, keyOf, lifecycleChanged, type InformerEvent } from '../k8s/informer.ts';
-import { CORE } from '../k8s/rest.ts';
-import { Controller, type ControllerObserver } from '../runtime/controller.ts';
-import type { Logger } from '../telemetry/logger.ts';
-import { labelValue, SESSION_COMPONENT } from './names.ts';
-import { desiredNetworkPolicy, networkPolicyName, type NetworkPolicy } from './network-policy.ts';
-import type { Pod } from './pod-types.ts';
+import type { Work } from '../../api/wire.ts';
+import { FINISHED_PHASES, SESSION_PHASES } from '../../crd/agent-session.ts';
+import { LABELS } from '../../crd/meta.ts';
+import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../crd/resources.ts';
+import { jsonEqual } from '../../k8s/conditions.ts';
+import { isNotFound } from '../../k8s/errors.ts';
+import { Informer, keyOf, lifecycleChanged, type InformerEvent } from '../../k8s/informer.ts';
+import { CORE } from '../../k8s/rest.ts';
+import { Controller, type ControllerObserver } from '../../runtime/controller.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import { labelValue, SESSION_COMPONENT } from '../record/names.ts';
+import { desiredNetworkPolicy, networkPolicyName, type NetworkPolicy } from '../objects/network-policy.ts';
+import type { Pod } from '../objects/pod-types.ts';
 import { Acknowledgements } from './acknowledgements.ts';
-import { isAcknowledged } from './record.ts';
+import { isAcknowledged } from '../record/record.ts';
 import { sessionReconciler, type SessionReconcilerDeps, type SessionRecorder } from './reconcile.ts';
 
 export interface SessionControllerDeps extends Omit<SessionReconcilerDeps, 'podsOf' | 'metrics' | 'acknowledgements'> {

@@ -9,20 +9,20 @@
  * the credential refresh (the environment key Secret, re-read on a timer and when the API refuses
  * it). The `Dispatching` condition is written only when its state changes.
  */
-import { AuthenticationError, PermissionDeniedError } from '../api/errors.ts';
-import type { EnvironmentsClient } from '../api/client.ts';
-import type { Credential } from '../api/transport.ts';
-import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
-import { CONDITIONS } from '../crd/meta.ts';
-import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
-import { isTrue, type Condition } from '../k8s/conditions.ts';
-import type { Logger } from '../telemetry/logger.ts';
+import { AuthenticationError, PermissionDeniedError } from '../../api/errors.ts';
+import type { EnvironmentsClient } from '../../api/client.ts';
+import type { Credential } from '../../api/transport.ts';
+import { AgentEnvironmentSpec } from '../../crd/agent-environment.ts';
+import { CONDITIONS } from '../../crd/meta.ts';
+import type { AgentEnvironment, AgentSession } from '../../crd/resources.ts';
+import { isTrue, type Condition } from '../../k8s/conditions.ts';
+import type { Logger } from '../../telemetry/logger.ts';
 import { CredentialSource, type CredentialResolution } from './credentials.ts';
-import { Capacity, envKey, type RecordedSessions } from './dispatcher-capacity.ts';
-import { handOff, type HandOffDeps } from './dispatcher-handoff.ts';
-import { DispatchPausedError, POLL_BLOCK_MS } from './dispatcher-plan.ts';
-import { Dispatcher, realClock, type DispatchClock, type DispatchLimits, type DispatchState } from './dispatcher.ts';
-import { sessionName } from './names.ts';
+import { Capacity, envKey, type RecordedSessions } from './capacity.ts';
+import { handOff, type HandOffDeps } from './hand-off.ts';
+import { DispatchPausedError, POLL_BLOCK_MS } from './plan.ts';
+import { Dispatcher, realClock, type DispatchClock, type DispatchLimits, type DispatchState } from './poller.ts';
+import { sessionName } from '../record/names.ts';
 import { settleCandidates, settleSession } from './settle.ts';
 
 /** Dispatch pauses a new credential can lift, and how often the Secret is re-read meanwhile. */

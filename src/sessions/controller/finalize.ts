@@ -18,12 +18,12 @@
  * TTL: a finished session (Succeeded/Failed, `finishedAt` set) is deleted
  * `sessionTTLSecondsAfterFinished` after it finished.
  */
-import type { Work } from '../api/wire.ts';
-import { FINISHED_PHASES } from '../crd/agent-session.ts';
-import type { AgentSession } from '../crd/resources.ts';
-import type { PodView } from './observe.ts';
-import { isAcknowledged } from './record.ts';
-import { STOP_MARGIN_MS, type SessionSettings } from './status.ts';
+import type { Work } from '../../api/wire.ts';
+import { FINISHED_PHASES } from '../../crd/agent-session.ts';
+import type { AgentSession } from '../../crd/resources.ts';
+import type { PodView } from '../objects/pod-view.ts';
+import { isAcknowledged } from '../record/record.ts';
+import { STOP_MARGIN_MS, type SessionSettings } from './decide.ts';
 
 export type FinalizeAction =
   | { readonly kind: 'stopWork'; readonly force: boolean; readonly reason: 'SessionDeleted' }

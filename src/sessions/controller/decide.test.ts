@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { Work } from '../api/wire.ts';
-import type { AgentSessionStatus } from '../crd/agent-session.ts';
-import { agentSession, POD, sessionPod, WORK_ID } from './fixtures.test-support.ts';
-import { viewPod } from './observe.ts';
-import type { PodStatus } from './pod-types.ts';
-import { decideSession, type SessionFacts } from './status.ts';
+import type { Work } from '../../api/wire.ts';
+import type { AgentSessionStatus } from '../../crd/agent-session.ts';
+import { agentSession, POD, sessionPod, WORK_ID } from '../fixtures.test-support.ts';
+import { viewPod } from '../objects/pod-view.ts';
+import type { PodStatus } from '../objects/pod-types.ts';
+import { decideSession, type SessionFacts } from './decide.ts';
 
 const CLAIMED = Date.parse('2026-01-01T00:00:00.000Z');
 const at = (seconds: number) => new Date(CLAIMED + seconds * 1000);

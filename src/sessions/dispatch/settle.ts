@@ -34,11 +34,11 @@
  * history (a returning session) is kept and marked Failed `NotAcknowledged`, without
  * `acknowledgedAt`, so nothing ever stops an item that is not ours.
  */
-import type { Work, WorkState } from '../api/wire.ts';
-import { ConflictError, NotFoundError } from '../api/errors.ts';
-import type { AgentSession } from '../crd/resources.ts';
-import { podName, secretName } from './names.ts';
-import { acknowledgedStatus, hasItemSecret, holdsCapacity, isAcknowledged, notAcknowledgedStatus, writeSessionStatus, type RecordStore } from './record.ts';
+import type { Work, WorkState } from '../../api/wire.ts';
+import { ConflictError, NotFoundError } from '../../api/errors.ts';
+import type { AgentSession } from '../../crd/resources.ts';
+import { podName, secretName } from '../record/names.ts';
+import { acknowledgedStatus, hasItemSecret, holdsCapacity, isAcknowledged, notAcknowledgedStatus, writeSessionStatus, type RecordStore } from '../record/record.ts';
 
 export type SettleDecision =
   | { readonly action: 'none' }

@@ -11,10 +11,10 @@
  *   cover the cluster's own network — and to
  *   the user's `allowedEgress` entries as written (which may name private ranges on purpose).
  */
-import type { AgentEnvironment } from '../crd/resources.ts';
-import type { KubeObject } from '../k8s/rest.ts';
-import { LABELS, MANAGED_BY } from '../crd/meta.ts';
-import { labelValue, SESSION_COMPONENT } from './names.ts';
+import type { AgentEnvironment } from '../../crd/resources.ts';
+import type { KubeObject } from '../../k8s/rest.ts';
+import { LABELS, MANAGED_BY } from '../../crd/meta.ts';
+import { labelValue, SESSION_COMPONENT } from '../record/names.ts';
 
 /** Ranges the API egress rule never reaches (RFC 1918, link-local incl. 169.254.169.254, RFC 6598). */
 export const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '100.64.0.0/10'] as const;

@@ -24,11 +24,11 @@
  * ends it). Pods are still created for items acknowledged before the switch: creating a Pod is not
  * an API write, and not launching would strand the item.
  */
-import type { Work } from '../api/wire.ts';
-import type { AgentSessionStatus, SessionPhase } from '../crd/agent-session.ts';
-import type { AgentSession } from '../crd/resources.ts';
-import { isAcknowledged } from './record.ts';
-import type { PodView } from './observe.ts';
+import type { Work } from '../../api/wire.ts';
+import type { AgentSessionStatus, SessionPhase } from '../../crd/agent-session.ts';
+import type { AgentSession } from '../../crd/resources.ts';
+import { isAcknowledged } from '../record/record.ts';
+import type { PodView } from '../objects/pod-view.ts';
 
 /** Reasons the operator gives a work item it force-stopped; a session ending with one is Failed. */
 export const FAILURE_REASONS = [

@@ -14,29 +14,29 @@
  *                only when it changed.
  * 8. tidy      — Pods of earlier work items of the session are deleted.
  */
-import type { EnvironmentsClient } from '../api/client.ts';
-import { ApiError, AuthenticationError, ConflictError, isFatal, NotFoundError, PermissionDeniedError } from '../api/errors.ts';
-import type { Credential } from '../api/transport.ts';
-import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
-import { FINISHED_PHASES, type AgentSessionStatus } from '../crd/agent-session.ts';
-import { SESSION_FINALIZER } from '../crd/meta.ts';
-import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
-import { jsonEqual } from '../k8s/conditions.ts';
-import { isAlreadyExists, isConflict, isForbidden, isInvalid, isNotFound } from '../k8s/errors.ts';
-import type { EventRecorder } from '../k8s/events.ts';
-import { addFinalizer, hasFinalizer, removeFinalizer } from '../k8s/finalizers.ts';
-import { CORE, type KubeRest } from '../k8s/rest.ts';
-import { FORGET, RESYNC, requeueAfter, type Outcome, type ReconcileContext } from '../runtime/controller.ts';
-import type { Logger } from '../telemetry/logger.ts';
-import { decideFinalize, ttlRemainingMs } from './cleanup.ts';
-import { resolveDispatchCredentials } from './credentials.ts';
+import type { EnvironmentsClient } from '../../api/client.ts';
+import { ApiError, AuthenticationError, ConflictError, isFatal, NotFoundError, PermissionDeniedError } from '../../api/errors.ts';
+import type { Credential } from '../../api/transport.ts';
+import { AgentEnvironmentSpec } from '../../crd/agent-environment.ts';
+import { FINISHED_PHASES, type AgentSessionStatus } from '../../crd/agent-session.ts';
+import { SESSION_FINALIZER } from '../../crd/meta.ts';
+import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../crd/resources.ts';
+import { jsonEqual } from '../../k8s/conditions.ts';
+import { isAlreadyExists, isConflict, isForbidden, isInvalid, isNotFound } from '../../k8s/errors.ts';
+import type { EventRecorder } from '../../k8s/events.ts';
+import { addFinalizer, hasFinalizer, removeFinalizer } from '../../k8s/finalizers.ts';
+import { CORE, type KubeRest } from '../../k8s/rest.ts';
+import { FORGET, RESYNC, requeueAfter, type Outcome, type ReconcileContext } from '../../runtime/controller.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import { decideFinalize, ttlRemainingMs } from './finalize.ts';
+import { resolveDispatchCredentials } from '../dispatch/credentials.ts';
 import { withAcknowledgement, type Acknowledgements } from './acknowledgements.ts';
-import { podName, secretName } from './names.ts';
-import { viewPod } from './observe.ts';
-import { desiredPod, type SidecarSettings } from './pod.ts';
-import type { Pod } from './pod-types.ts';
-import { isAcknowledged, kubeRecordStore, notAcknowledgedStatus, writeSessionStatus, type StatusPatch } from './record.ts';
-import { decideSession, type SessionFacts, type SessionSettings } from './status.ts';
+import { podName, secretName } from '../record/names.ts';
+import { viewPod } from '../objects/pod-view.ts';
+import { desiredPod, type SidecarSettings } from '../objects/pod.ts';
+import type { Pod } from '../objects/pod-types.ts';
+import { isAcknowledged, kubeRecordStore, notAcknowledgedStatus, writeSessionStatus, type StatusPatch } from '../record/record.ts';
+import { decideSession, type SessionFacts, type SessionSettings } from './decide.ts';
 
 /** The narrow metrics the session reconciler reports (prom-client stays in telemetry). */
 export interface SessionRecorder {

@@ -13,10 +13,10 @@
  *   is settled against the API (`settle.ts`): its item is `starting` or later and the record is
  *   complete, so it is adopted, Pod or no Pod yet.
  */
-import type { Work } from '../api/wire.ts';
-import type { AgentSessionStatus } from '../crd/agent-session.ts';
-import type { AgentSession } from '../crd/resources.ts';
-import { acknowledgedStatus, isAcknowledged, type StatusPatch } from './record.ts';
+import type { Work } from '../../api/wire.ts';
+import type { AgentSessionStatus } from '../../crd/agent-session.ts';
+import type { AgentSession } from '../../crd/resources.ts';
+import { acknowledgedStatus, isAcknowledged, type StatusPatch } from '../record/record.ts';
 
 export interface Acknowledgement {
   /** The ack reply: a fresh reading of the item (state `starting`). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentEnvironment } from '../crd/resources.ts';
+import type { AgentEnvironment } from '../../crd/resources.ts';
 import { CredentialSource, type CredentialResolution } from './credentials.ts';
-import { dispatchEligibility, reportsNotDispatching } from './dispatcher-set.ts';
+import { dispatchEligibility, reportsNotDispatching } from './dispatchers.ts';
 
 const ready = { type: 'Ready', status: 'True', reason: 'Available', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' };
 

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuthenticationError, RateLimitError, ServerError } from '../api/errors.ts';
-import type { Work } from '../api/wire.ts';
-import { silentLogger } from '../telemetry/logger.ts';
-import { Capacity } from './dispatcher-capacity.ts';
-import type { HandOffResult } from './dispatcher-handoff.ts';
-import { Dispatcher, type DispatchClock, type DispatchState } from './dispatcher.ts';
+import { AuthenticationError, RateLimitError, ServerError } from '../../api/errors.ts';
+import type { Work } from '../../api/wire.ts';
+import { silentLogger } from '../../telemetry/logger.ts';
+import { Capacity } from './capacity.ts';
+import type { HandOffResult } from './hand-off.ts';
+import { Dispatcher, type DispatchClock, type DispatchState } from './poller.ts';
 
 /** A clock the test advances; sleeps resolve when their time comes. */
 class FakeClock implements DispatchClock {

@@ -14,12 +14,12 @@
  *   every status write is guarded by the resourceVersion it read, so a
  *   late write about an earlier work item can never overwrite the acknowledgement of a newer one.
  */
-import { LABELS, SESSION_FINALIZER } from '../crd/meta.ts';
-import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
-import { FINISHED_PHASES, type AgentSessionStatus } from '../crd/agent-session.ts';
-import { isAlreadyExists, isConflict, isNotFound } from '../k8s/errors.ts';
-import { controllerRef } from '../k8s/events.ts';
-import { CORE, type KubeObject, type KubeRest } from '../k8s/rest.ts';
+import { LABELS, SESSION_FINALIZER } from '../../crd/meta.ts';
+import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../crd/resources.ts';
+import { FINISHED_PHASES, type AgentSessionStatus } from '../../crd/agent-session.ts';
+import { isAlreadyExists, isConflict, isNotFound } from '../../k8s/errors.ts';
+import { controllerRef } from '../../k8s/events.ts';
+import { CORE, type KubeObject, type KubeRest } from '../../k8s/rest.ts';
 import { labelValue, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, sessionLabels, sessionName, workLabels } from './names.ts';
 
 /** The Kubernetes operations the dispatcher needs; {@link kubeRecordStore} is the real one. */

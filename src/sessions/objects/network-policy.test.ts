@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { agentEnvironment } from './fixtures.test-support.ts';
+import { agentEnvironment } from '../fixtures.test-support.ts';
 import { contains, desiredNetworkPolicy, PRIVATE_RANGES } from './network-policy.ts';
 
 const policy = (networkPolicy: Record<string, unknown> | undefined) => desiredNetworkPolicy(agentEnvironment(networkPolicy ? { networkPolicy } : {}));

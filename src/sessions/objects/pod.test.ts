@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { agentEnvironment, agentSession, POD, SESSION } from './fixtures.test-support.ts';
+import { agentEnvironment, agentSession, POD, SESSION } from '../fixtures.test-support.ts';
 import { CREDENTIAL_DIR, DEFAULT_SESSION_UID, desiredPod, PROBE_PORT, SIDECAR_NAME, STATE_DIR, type PodInputs } from './pod.ts';
 import type { Container, Pod } from './pod-types.ts';
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { Work } from '../api/wire.ts';
-import type { AgentSessionStatus } from '../crd/agent-session.ts';
-import { decideFinalize, ttlRemainingMs, type FinalizeFacts } from './cleanup.ts';
-import { agentSession, sessionPod, WORK_ID } from './fixtures.test-support.ts';
-import { viewPod } from './observe.ts';
-import type { PodStatus } from './pod-types.ts';
+import type { Work } from '../../api/wire.ts';
+import type { AgentSessionStatus } from '../../crd/agent-session.ts';
+import { decideFinalize, ttlRemainingMs, type FinalizeFacts } from './finalize.ts';
+import { agentSession, sessionPod, WORK_ID } from '../fixtures.test-support.ts';
+import { viewPod } from '../objects/pod-view.ts';
+import type { PodStatus } from '../objects/pod-types.ts';
 
 const T0 = Date.parse('2026-01-01T00:10:00.000Z');
 const at = (s: number) => new Date(T0 + s * 1000);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { Work, WorkState } from '../api/wire.ts';
-import type { AgentSession } from '../crd/resources.ts';
-import { Capacity, RecordedSessions } from './dispatcher-capacity.ts';
-import { holdsCapacity, isAcknowledged } from './record.ts';
+import type { Work, WorkState } from '../../api/wire.ts';
+import type { AgentSession } from '../../crd/resources.ts';
+import { Capacity, RecordedSessions } from './capacity.ts';
+import { holdsCapacity, isAcknowledged } from '../record/record.ts';
 import { settleCandidates, settleDecision } from './settle.ts';
 
 function record(o: { workId?: string; status?: AgentSession['status']; claimedAt?: string; name?: string; env?: string } = {}): AgentSession {
