@@ -20,9 +20,10 @@ import { keyOf, type Informer, type InformerEvent } from '../k8s/informer.ts';
 import type { KubeObject, KubeRest } from '../k8s/rest.ts';
 import type { ControllerObserver } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { resolveDispatchCredentials } from './dispatch/credentials.ts';
+import { resolveDispatchCredentials, workItemCredential } from './dispatch/credentials.ts';
 import { envKey, RecordedSessions } from './dispatch/capacity.ts';
-import { Dispatchers, type DispatchRecorder } from './dispatch/dispatchers.ts';
+import { Dispatchers } from './dispatch/dispatchers.ts';
+import type { DispatchRecorder } from './dispatch/environment-dispatch.ts';
 import type { DispatchState } from './dispatch/poller.ts';
 import type { SidecarSettings } from './objects/pod.ts';
 import { kubeRecordStore } from './record/record.ts';
@@ -85,7 +86,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
     logger: deps.logger.child({ component: 'session-controller' }),
     namespaces: deps.namespaces,
     apiClient: (c) => deps.apiClient(c),
-    defaultCredential: deps.defaultCredential,
+    workCredential: (env) => workItemCredential(deps.rest, env, deps.defaultCredential),
     sidecar: deps.sidecar,
     baseUrl: deps.baseUrl,
     metrics: deps.metrics,

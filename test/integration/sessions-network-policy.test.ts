@@ -37,7 +37,7 @@ describe('applyNetworkPolicy', () => {
       apiClient: () => {
         throw new Error('no API calls expected');
       },
-      defaultCredential: () => undefined,
+      workCredential: async () => 'no API calls expected',
       sidecar: { image: 'ghcr.io/agentenv-io/agentenv:test', imagePullPolicy: 'IfNotPresent' },
       baseUrl: 'http://127.0.0.1:1',
       logger: createLogger({ level: 'silent' }),

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Work } from '../../api/wire.ts';
-import { Acknowledgements, applyStatusPatch, withAcknowledgement } from './acknowledgements.ts';
+import { Acknowledgements, withAcknowledgement } from './acknowledgements.ts';
 import { agentSession, NAMESPACE, SESSION, WORK_ID } from '../fixtures.test-support.ts';
-import { isAcknowledged } from '../record/record.ts';
+import { isAcknowledged } from '../record/status.ts';
 
 const key = `${NAMESPACE}/${SESSION}`;
 const acked = (id = WORK_ID): Work => ({ id, type: 'work', environment_id: 'env_1', data: { id: 'sesn_01', type: 'session' }, state: 'starting', metadata: {}, created_at: '2026-01-01T00:00:00.000Z' });
@@ -36,7 +36,4 @@ describe('Acknowledgements: what this process acknowledged and has not written y
     expect(earlier.status?.phase).toBe('Succeeded'); // the input is not changed
   });
 
-  it('applies a merge patch locally: null deletes, other values replace', () => {
-    expect(applyStatusPatch({ phase: 'Running', reason: 'LeaseClaimed' }, { reason: null, message: 'm' })).toEqual({ phase: 'Running', message: 'm' });
-  });
 });

@@ -10,13 +10,12 @@
  * - While an entry is held, the reconciler treats the record as acknowledged (the item *is*
  *   acknowledged: the ack reply came back), and the settle pass leaves the record alone.
  * - Entries are lost with the process, by design: a record whose acknowledgement was never written
- *   is settled against the API (`settle.ts`): its item is `starting` or later and the record is
+ *   is settled against the API (`dispatch/settle.ts`): its item is `starting` or later and the record is
  *   complete, so it is adopted, Pod or no Pod yet.
  */
 import type { Work } from '../../api/wire.ts';
-import type { AgentSessionStatus } from '../../crd/agent-session.ts';
 import type { AgentSession } from '../../crd/resources.ts';
-import { acknowledgedStatus, isAcknowledged, type StatusPatch } from '../record/record.ts';
+import { acknowledgedStatus, applyStatusPatch, isAcknowledged } from '../record/status.ts';
 
 export interface Acknowledgement {
   /** The ack reply: a fresh reading of the item (state `starting`). */
@@ -59,14 +58,4 @@ export class Acknowledgements {
 /** `session` as it reads once the acknowledgement is written (for deciding; the write comes later). */
 export function withAcknowledgement(session: AgentSession, ack: Acknowledgement): AgentSession {
   return { ...session, status: applyStatusPatch(session.status ?? {}, acknowledgedStatus(session, ack.at)) };
-}
-
-/** A status merge patch applied locally: `null` deletes a field. */
-export function applyStatusPatch(status: AgentSessionStatus, patch: StatusPatch): AgentSessionStatus {
-  const out: Record<string, unknown> = { ...status };
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = v;
-  }
-  return out as AgentSessionStatus;
 }

@@ -18,7 +18,7 @@ import { labelValue, SESSION_COMPONENT } from '../record/names.ts';
 import { desiredNetworkPolicy, networkPolicyName, type NetworkPolicy } from '../objects/network-policy.ts';
 import type { Pod } from '../objects/pod-types.ts';
 import { Acknowledgements } from './acknowledgements.ts';
-import { isAcknowledged } from '../record/record.ts';
+import { isAcknowledged } from '../record/status.ts';
 import { sessionReconciler, type SessionReconcilerDeps, type SessionRecorder } from './reconcile.ts';
 
 export interface SessionControllerDeps extends Omit<SessionReconcilerDeps, 'podsOf' | 'metrics' | 'acknowledgements'> {

@@ -27,7 +27,7 @@
 import type { Work } from '../../api/wire.ts';
 import type { AgentSessionStatus, SessionPhase } from '../../crd/agent-session.ts';
 import type { AgentSession } from '../../crd/resources.ts';
-import { isAcknowledged } from '../record/record.ts';
+import { isAcknowledged } from '../record/status.ts';
 import type { PodView } from '../objects/pod-view.ts';
 
 /** Reasons the operator gives a work item it force-stopped; a session ending with one is Failed. */
@@ -104,7 +104,7 @@ const ms = (t: string | null | undefined): number | undefined => {
 export function decideSession(f: SessionFacts): SessionDecision {
   const prev = f.session.status ?? {};
   if (!isAcknowledged(f.session)) {
-    // Claimed, not acknowledged: the dispatcher's record (see record.ts); nothing runs here yet.
+    // Claimed, not acknowledged: the dispatcher's record (see record/record.ts); nothing runs here yet.
     return { status: prev, actions: [], requeueAfterMs: undefined };
   }
   if (f.work.kind === 'unknown') {

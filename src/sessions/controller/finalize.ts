@@ -1,5 +1,5 @@
 /**
- * Ending and removing sessions (pure decisions; `reconcile.ts` applies them).
+ * Ending and removing sessions (pure decisions; the finalize phase of `reconcile.ts` applies them).
  *
  * Finalizer flow (a user deleted the AgentSession, its environment was deleted, or its TTL ran out):
  * 1. A record that never acknowledged its item here stops nothing: the item is not ours.
@@ -22,7 +22,7 @@ import type { Work } from '../../api/wire.ts';
 import { FINISHED_PHASES } from '../../crd/agent-session.ts';
 import type { AgentSession } from '../../crd/resources.ts';
 import type { PodView } from '../objects/pod-view.ts';
-import { isAcknowledged } from '../record/record.ts';
+import { isAcknowledged } from '../record/status.ts';
 import { STOP_MARGIN_MS, type SessionSettings } from './decide.ts';
 
 export type FinalizeAction =

@@ -18,7 +18,7 @@ import type { EnvironmentsClient } from '../../api/client.ts';
 import { ApiError, AuthenticationError, ConflictError, isFatal, NotFoundError, PermissionDeniedError } from '../../api/errors.ts';
 import type { Credential } from '../../api/transport.ts';
 import { AgentEnvironmentSpec } from '../../crd/agent-environment.ts';
-import { FINISHED_PHASES, type AgentSessionStatus } from '../../crd/agent-session.ts';
+import { FINISHED_PHASES } from '../../crd/agent-session.ts';
 import { SESSION_FINALIZER } from '../../crd/meta.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../crd/resources.ts';
 import { jsonEqual } from '../../k8s/conditions.ts';
@@ -29,13 +29,13 @@ import { CORE, type KubeRest } from '../../k8s/rest.ts';
 import { FORGET, RESYNC, requeueAfter, type Outcome, type ReconcileContext } from '../../runtime/controller.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import { decideFinalize, ttlRemainingMs } from './finalize.ts';
-import { resolveDispatchCredentials } from '../dispatch/credentials.ts';
 import { withAcknowledgement, type Acknowledgements } from './acknowledgements.ts';
 import { podName, secretName } from '../record/names.ts';
 import { viewPod } from '../objects/pod-view.ts';
 import { desiredPod, type SidecarSettings } from '../objects/pod.ts';
 import type { Pod } from '../objects/pod-types.ts';
-import { isAcknowledged, kubeRecordStore, notAcknowledgedStatus, writeSessionStatus, type StatusPatch } from '../record/record.ts';
+import { kubeRecordStore, writeSessionStatus } from '../record/record.ts';
+import { isAcknowledged, notAcknowledgedStatus, statusPatch } from '../record/status.ts';
 import { decideSession, type SessionFacts, type SessionSettings } from './decide.ts';
 
 /** The narrow metrics the session reconciler reports (prom-client stays in telemetry). */
@@ -54,8 +54,11 @@ export interface SessionReconcilerDeps {
   readonly rest: KubeRest;
   readonly events: EventRecorder;
   readonly apiClient: (credential: Credential) => Pick<EnvironmentsClient, 'getWork' | 'stopWork'>;
-  /** The operator's default organization API key, if configured. */
-  readonly defaultCredential: () => Credential | undefined;
+  /**
+   * The credential for work-item calls (read, stop) of a session of `env`, or why there is none
+   * (the operator wires the dispatch credential: dispatch/credentials.ts `workItemCredential`).
+   */
+  readonly workCredential: (env: AgentEnvironment) => Promise<Credential | string>;
   readonly sidecar: SidecarSettings;
   /** API base URL given to session Pods. */
   readonly baseUrl: string;
@@ -231,8 +234,8 @@ export function sessionReconciler(deps: SessionReconcilerDeps) {
 
   async function api(env: AgentEnvironment | undefined): Promise<ReturnType<SessionReconcilerDeps['apiClient']> | string> {
     if (!env) return 'the AgentEnvironment is gone';
-    const cred = await resolveDispatchCredentials(deps.rest, env, deps.defaultCredential);
-    return cred.ok ? deps.apiClient(cred.credentials.poll) : cred.message;
+    const credential = await deps.workCredential(env);
+    return typeof credential === 'string' ? credential : deps.apiClient(credential);
   }
 
   /** The work item: found, gone (404), or unknown (no credential, refused key). Transient API failures throw (backoff). */
@@ -352,11 +355,3 @@ interface Launch {
  */
 const sameItem = (session: AgentSession, acknowledgedHere: boolean) => (fresh: AgentSession): boolean =>
   fresh.spec.workId === session.spec.workId && (acknowledgedHere || isAcknowledged(fresh));
-
-/** The merge patch from `prev` to `next` (removed fields become null). */
-export function statusPatch(prev: AgentSessionStatus, next: AgentSessionStatus): StatusPatch {
-  const patch: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(next)) if (!jsonEqual((prev as Record<string, unknown>)[k], v)) patch[k] = v;
-  for (const k of Object.keys(prev)) if (!(k in next)) patch[k] = null;
-  return patch as StatusPatch;
-}

@@ -9,7 +9,7 @@
  */
 import type { AgentSession } from '../../crd/resources.ts';
 import type { InformerEvent } from '../../k8s/informer.ts';
-import { holdsCapacity } from '../record/record.ts';
+import { holdsCapacity } from '../record/status.ts';
 
 export const envKey = (namespace: string, name: string): string => `${namespace}/${name}`;
 

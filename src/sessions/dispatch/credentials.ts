@@ -53,6 +53,15 @@ export async function resolveDispatchCredentials(rest: KubeRest, env: AgentEnvir
   }
 }
 
+/**
+ * The credential for work-item calls outside a poll (the session reconciler's read and stop): the
+ * poll credential, or why there is none (the message names Secrets, never values).
+ */
+export async function workItemCredential(rest: KubeRest, env: AgentEnvironment, defaultApiKey: () => Credential | undefined): Promise<Credential | string> {
+  const r = await resolveDispatchCredentials(rest, env, defaultApiKey);
+  return r.ok ? r.credentials.poll : r.message;
+}
+
 const digest = (v: string): string => createHash('sha256').update(v).digest('hex').slice(0, 16);
 
 export interface CredentialSourceOptions {

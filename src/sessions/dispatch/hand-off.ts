@@ -30,7 +30,8 @@ import { decodeWorkSecret } from '../../api/work-secret.ts';
 import type { AgentEnvironment } from '../../crd/resources.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { DispatchCredentials } from './credentials.ts';
-import { ensureWorkSecret, isAcknowledged, NotRecordableError, recordClaim, type RecordStore } from '../record/record.ts';
+import { ensureWorkSecret, NotRecordableError, recordClaim, type RecordStore } from '../record/record.ts';
+import { isAcknowledged } from '../record/status.ts';
 import { settleSession, type SettleAction, type SettleDeps } from './settle.ts';
 
 export type HandOffOutcome =

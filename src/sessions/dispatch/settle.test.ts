@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Work, WorkState } from '../../api/wire.ts';
 import type { AgentSession } from '../../crd/resources.ts';
-import { Capacity, RecordedSessions } from './capacity.ts';
-import { holdsCapacity, isAcknowledged } from '../record/record.ts';
 import { settleCandidates, settleDecision } from './settle.ts';
 
 function record(o: { workId?: string; status?: AgentSession['status']; claimedAt?: string; name?: string; env?: string } = {}): AgentSession {
@@ -39,20 +37,6 @@ describe('settleDecision: a record written but not acknowledged', () => {
   });
 });
 
-describe('acknowledgement and capacity of a record', () => {
-  it('a record acknowledges only its current work item', () => {
-    expect(isAcknowledged(record({ status: { workId: 'work_2', acknowledgedAt: 'x' } }))).toBe(true);
-    expect(isAcknowledged(record({ status: { workId: 'work_1', acknowledgedAt: 'x', phase: 'Succeeded' } }))).toBe(false);
-    expect(isAcknowledged(record())).toBe(false);
-  });
-  it('holds a slot until its current item finishes, including a returning session over an old final phase', () => {
-    expect(holdsCapacity(record())).toBe(true);
-    expect(holdsCapacity(record({ status: { workId: 'work_2', phase: 'Running' } }))).toBe(true);
-    expect(holdsCapacity(record({ status: { workId: 'work_2', phase: 'Succeeded' } }))).toBe(false);
-    expect(holdsCapacity(record({ status: { workId: 'work_1', phase: 'Succeeded' } }))).toBe(true);
-  });
-});
-
 describe('settleCandidates', () => {
   const now = Date.parse('2026-01-01T00:01:00.000Z');
   it('picks unacknowledged records past their grace and skips in-flight hand-offs', () => {
@@ -64,43 +48,5 @@ describe('settleCandidates', () => {
     const { due, nextDueMs } = settleCandidates([old, fresh, busy, acked, finished], (k) => k === 'ns/c', now, 5_000);
     expect(due.map((s) => s.metadata?.name)).toEqual(['a']);
     expect(nextDueMs).toBe(Date.parse('2026-01-01T00:01:03.000Z'));
-  });
-});
-
-describe('RecordedSessions and Capacity', () => {
-  it('count unfinished records per environment from informer events', () => {
-    const index = new RecordedSessions();
-    const changed: string[] = [];
-    index.onChange((k) => changed.push(k));
-    index.apply({ type: 'add', object: record({ name: 'a' }) });
-    index.apply({ type: 'add', object: record({ name: 'b', env: 'other' }) });
-    expect(index.unfinished('ns/prod').size).toBe(1);
-    const done = record({ name: 'a', status: { workId: 'work_2', phase: 'Succeeded' } });
-    index.apply({ type: 'update', object: done, old: record({ name: 'a' }) });
-    expect(index.unfinished('ns/prod').size).toBe(0);
-    index.apply({ type: 'delete', object: record({ name: 'b', env: 'other' }) });
-    expect(index.unfinished('ns/other').size).toBe(0);
-    expect(changed).toContain('ns/prod');
-  });
-
-  it('a hand-off holds its slot until the cache shows its record, then it is counted once', () => {
-    const recorded = new Set<string>();
-    let t = 0;
-    const c = new Capacity(() => recorded, { now: () => t, graceMs: 1_000 });
-    c.begin('ns/a');
-    expect(c.active()).toBe(1);
-    c.end('ns/a', true);
-    expect(c.active()).toBe(1); // the cache has not caught up yet
-    recorded.add('ns/a');
-    expect(c.active()).toBe(1); // counted once
-    recorded.delete('ns/a');
-    expect(c.active()).toBe(0);
-    c.begin('ns/b');
-    c.end('ns/b', false);
-    expect(c.active()).toBe(0);
-    c.begin('ns/c');
-    c.end('ns/c', true);
-    t = 2_000;
-    expect(c.active()).toBe(0); // grace lapsed without the record ever appearing
   });
 });

@@ -38,7 +38,8 @@ import type { Work, WorkState } from '../../api/wire.ts';
 import { ConflictError, NotFoundError } from '../../api/errors.ts';
 import type { AgentSession } from '../../crd/resources.ts';
 import { podName, secretName } from '../record/names.ts';
-import { acknowledgedStatus, hasItemSecret, holdsCapacity, isAcknowledged, notAcknowledgedStatus, writeSessionStatus, type RecordStore } from '../record/record.ts';
+import { writeSessionStatus, type RecordStore } from '../record/record.ts';
+import { acknowledgedStatus, hasItemSecret, holdsCapacity, isAcknowledged, notAcknowledgedStatus } from '../record/status.ts';
 
 export type SettleDecision =
   | { readonly action: 'none' }

@@ -1,6 +1,6 @@
 /**
  * Reading a session Pod (pure): which container is the main one, whether it ran, how it ended,
- * and whether the Pod can still start. The decisions in `status.ts` are phrased in these terms.
+ * and whether the Pod can still start. The decisions in `controller/decide.ts` are phrased in these terms.
  */
 import type { ContainerStatus, Pod } from './pod-types.ts';
 import { MAIN_CONTAINER_NAME } from './pod.ts';

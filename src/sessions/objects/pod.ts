@@ -19,7 +19,7 @@
  */
 import { API_VERSION, AGENT_SESSION } from '../../crd/meta.ts';
 import type { AgentEnvironment, AgentSession } from '../../crd/resources.ts';
-import { hasItemSecret } from '../record/record.ts';
+import { hasItemSecret } from '../record/status.ts';
 import { podName, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, workLabels } from '../record/names.ts';
 import { CREDENTIAL_DIR, DEFAULT_PROBE_PORT, DEFAULT_STATE_DIR, SIDECAR_ENV as E, STARTED_PATH } from '../../contract/sidecar.ts';
 import { effectiveUid, hardenContainer, hardenPod, restrictedViolations } from './pod-security.ts';

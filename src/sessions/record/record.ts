@@ -2,24 +2,24 @@
  * The AgentSession record and the per-item Secret: what the dispatcher writes *before* it
  * acknowledges a claimed work item, and the status writes that follow.
  *
- * Rules shared with the session reconciler (`reconcile.ts`):
+ * Rules shared with the session reconciler (`controller/`) — the predicates and status patches are in `status.ts`:
  * - A record **acknowledges** its current work item only when `status.workId === spec.workId` and
  *   `status.acknowledgedAt` is set ({@link isAcknowledged}). Until then the item is merely *claimed*
  *   (phase Claimed, or no phase yet): no Pod is created for it, and deleting the record must not stop
  *   the item — it was never started here, and the queue hands it out again.
  * - Between the ack and that status write, only the process that acknowledged knows: the session
- *   reconciler creates the Pod and then writes the acknowledgement with it (acknowledgements.ts).
- *   A process that dies in between leaves a record the settle pass adopts (settle.ts).
+ *   reconciler creates the Pod and then writes the acknowledgement with it (`controller/acknowledgements.ts`).
+ *   A process that dies in between leaves a record the settle pass adopts (`dispatch/settle.ts`).
  * - The dispatcher alone moves `spec.workId` forward (a session returning with a new work item);
  *   every status write is guarded by the resourceVersion it read, so a
  *   late write about an earlier work item can never overwrite the acknowledgement of a newer one.
  */
 import { LABELS, SESSION_FINALIZER } from '../../crd/meta.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../crd/resources.ts';
-import { FINISHED_PHASES, type AgentSessionStatus } from '../../crd/agent-session.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../../k8s/errors.ts';
 import { controllerRef } from '../../k8s/events.ts';
 import { CORE, type KubeObject, type KubeRest } from '../../k8s/rest.ts';
+import type { StatusPatch } from './status.ts';
 import { labelValue, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, sessionLabels, sessionName, workLabels } from './names.ts';
 
 /** The Kubernetes operations the dispatcher needs; {@link kubeRecordStore} is the real one. */
@@ -38,8 +38,6 @@ export interface RecordStore {
   secretExists(namespace: string, name: string): Promise<boolean>;
   podExists(namespace: string, name: string): Promise<boolean>;
 }
-
-export type StatusPatch = { [K in keyof AgentSessionStatus]?: AgentSessionStatus[K] | null };
 
 export interface SessionSecret extends KubeObject {
   type: 'Opaque';
@@ -93,30 +91,6 @@ export function kubeRecordStore(rest: KubeRest): RecordStore {
     secretExists: (namespace, name) => exists(CORE.secrets, namespace, name),
     podExists: (namespace, name) => exists(CORE.pods, namespace, name),
   };
-}
-
-/**
- * Whether the record's current work item has a per-item Secret. Without a per-item secret from the
- * poll there is none: the sidecar mounts the environment key's own Secret, so a claim costs one
- * Kubernetes write fewer and the key is not copied into a Secret per session.
- */
-export function hasItemSecret(s: AgentSession): boolean {
-  return s.spec.workSecret !== false;
-}
-
-/** True when the record's status acknowledges its current work item (see the rules above). */
-export function isAcknowledged(s: AgentSession): boolean {
-  return s.status?.workId === s.spec.workId && Boolean(s.status?.acknowledgedAt);
-}
-
-/**
- * Whether the record holds one of the environment's session slots: its current work item is not
- * finished. A record moved forward to a new work item (`status.workId !== spec.workId`) holds one
- * even while its status still shows the previous item's final phase.
- */
-export function holdsCapacity(s: AgentSession): boolean {
-  if (s.status?.workId !== undefined && s.status.workId !== s.spec.workId) return true;
-  return !FINISHED_PHASES.includes(s.status?.phase ?? 'Pending');
 }
 
 /** What was claimed: the work item and who claimed it when. */
@@ -226,39 +200,6 @@ export async function ensureWorkSecret(store: RecordStore, session: AgentSession
     data: { [SECRET_TOKEN_KEY]: b64(material.token), [SECRET_WORK_SECRET_KEY]: b64(material.workSecret) },
   });
   return name;
-}
-
-/** Status of a freshly acknowledged work item; fields about an earlier item are cleared. */
-export function acknowledgedStatus(session: AgentSession, at: Date): StatusPatch {
-  return {
-    phase: 'Starting',
-    workId: session.spec.workId,
-    workState: 'starting',
-    acknowledgedAt: at.toISOString(),
-    workItems: (session.status?.workItems ?? 0) + 1,
-    podName: null,
-    lease: null,
-    stopRequestedAt: null,
-    reason: null,
-    message: null,
-    startedAt: null,
-    finishedAt: null,
-  };
-}
-
-/** Status of a work item this cluster did not (or can no longer) acknowledge. No acknowledgedAt: nothing here may stop it. */
-export function notAcknowledgedStatus(session: AgentSession, workState: AgentSessionStatus['workState'] | undefined, reason: string, message: string, at: Date): StatusPatch {
-  return {
-    phase: 'Failed',
-    workId: session.spec.workId,
-    workState: workState ?? null,
-    acknowledgedAt: null,
-    podName: null,
-    lease: null,
-    reason,
-    message,
-    finishedAt: at.toISOString(),
-  };
 }
 
 /**
