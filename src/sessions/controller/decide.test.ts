@@ -4,7 +4,7 @@ import type { AgentSessionStatus } from '../../crd/agent-session.ts';
 import { agentSession, POD, sessionPod, WORK_ID } from '../fixtures.test-support.ts';
 import { viewPod } from '../objects/pod-view.ts';
 import type { PodStatus } from '../objects/pod-types.ts';
-import { decideSession, type SessionFacts } from './decide.ts';
+import { decideSession, needsPod, type SessionFacts } from './decide.ts';
 
 const CLAIMED = Date.parse('2026-01-01T00:00:00.000Z');
 const at = (seconds: number) => new Date(CLAIMED + seconds * 1000);
@@ -15,7 +15,7 @@ function work(state: Work['state'], extra: Partial<Work> = {}): Work {
 }
 
 const acked: AgentSessionStatus = { phase: 'Starting', workId: WORK_ID, workState: 'starting', acknowledgedAt: iso(0) };
-const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, observeOnly: false };
+const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, sessionTTLSecondsAfterFinished: 300, observeOnly: false };
 
 const running = (seconds = 2): PodStatus => ({
   phase: 'Running',
@@ -115,7 +115,8 @@ describe('decideSession', () => {
     const d = decideSession(facts(c));
     expect(d.status.phase).toBe(c.phase);
     if (c.reason) expect(d.status.reason).toBe(c.reason);
-    expect(d.actions.map(actionName)).toEqual(c.actions);
+    // Creating the Pod is the launch phase's (needsPod), the other actions the decision's.
+    expect([...(needsPod(facts(c)) ? ['createPod'] : []), ...d.actions.map(actionName)]).toEqual(c.actions);
   });
 
   it('leaves a claimed, not acknowledged record to the dispatcher', () => {

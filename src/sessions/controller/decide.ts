@@ -8,7 +8,7 @@
  *    since our sidecar claimed it (`LeaseLost`) → the record no longer holds it:
  *    it is marked not acknowledged, so the dispatcher's settle pass acknowledges it again (or
  *    releases it) — we never create a Pod for, or stop, an item that is not ours.
- * 3. `starting` → launch: create the Pod. Acknowledged work is never stranded: a Pod that cannot
+ * 3. `starting` → launch: create the Pod ({@link needsPod}; the launch phase creates it). Acknowledged work is never stranded: a Pod that cannot
  *    start (create refused, template refused, image pull failure, unschedulable past the deadline,
  *    ended before the lease was claimed, still unclaimed at the deadline) ends in a force-stop of
  *    the item with the reason recorded.
@@ -54,6 +54,9 @@ export interface SessionSettings {
   readonly startDeadlineSeconds: number;
   readonly stopGracePeriodSeconds: number;
   readonly leaseTTLSeconds: number | undefined;
+  /** A finished session is deleted this long after it finished. */
+  readonly sessionTTLSecondsAfterFinished: number;
+  /** Nothing is written to the API (ObserveOnly, or the environment is gone). */
   readonly observeOnly: boolean;
 }
 
@@ -70,8 +73,8 @@ export interface SessionFacts {
   readonly now: Date;
 }
 
+/** What a pass does besides writing the status. Creating the Pod is not among them: it is the launch phase's ({@link needsPod}). */
 export type SessionAction =
-  | { readonly kind: 'createPod' }
   | { readonly kind: 'deletePod' }
   | { readonly kind: 'stopWork'; readonly force: boolean; readonly reason: string }
   | { readonly kind: 'markNotAcknowledged'; readonly message: string };
@@ -84,6 +87,8 @@ export interface SessionDecision {
   readonly event?: { readonly type: 'Normal' | 'Warning'; readonly reason: string; readonly message: string } | undefined;
   /** When to look again even if nothing changes; undefined = the slow resync. */
   readonly requeueAfterMs: number | undefined;
+  /** The item's lease was just seen claimed: the session turns Running in this pass. */
+  readonly becameRunning?: boolean;
 }
 
 interface Verdict {
@@ -116,7 +121,7 @@ export function decideSession(f: SessionFacts): SessionDecision {
   const transition = status.phase !== prev.phase || status.reason !== prev.reason;
   const failed = (FAILURE_REASONS as readonly string[]).includes(v.reason);
   const event = transition && v.reason ? { type: failed ? ('Warning' as const) : ('Normal' as const), reason: v.reason, message: v.message } : undefined;
-  return { status, actions, event, requeueAfterMs: v.requeueAfterMs };
+  return { status, actions, event, requeueAfterMs: v.requeueAfterMs, becameRunning: status.phase === 'Running' && prev.phase !== 'Running' };
 }
 
 function goneVerdict(f: SessionFacts): Verdict {
@@ -129,110 +134,144 @@ function goneVerdict(f: SessionFacts): Verdict {
   };
 }
 
+/**
+ * Rule 3, the launch rule: an acknowledged item that is `starting` and still ours gets its Pod
+ * when none exists and none was refused. The launch phase asks this before looking the Pod up
+ * beyond the cache: a create that finds the Pod existing is success.
+ */
+export function needsPod(f: Pick<SessionFacts, 'session' | 'work' | 'pod' | 'launchRefused'>): boolean {
+  if (!isAcknowledged(f.session) || f.work.kind !== 'found' || f.pod || f.launchRefused) return false;
+  return f.work.work.state === 'starting' && !leaseLost(f.session, f.work.work);
+}
+
+/**
+ * Our sidecar's claim, as first observed: an item claimed again since (or back in the queue's
+ * hands) is held by another worker now.
+ */
+function leaseLost(session: AgentSession, work: Work): boolean {
+  const ourClaim = session.status?.lease?.claimedAt;
+  return Boolean(ourClaim) && (work.state === 'starting' || work.state === 'active' || work.state === 'stopping') && work.started_at !== ourClaim;
+}
+
+/** The verdict on an item the API reports, by its state (rules 2–5). */
 function verdict(f: SessionFacts, work: Work): Verdict {
-  const pod = f.pod;
-  const { startDeadlineSeconds, stopGracePeriodSeconds } = f.settings;
-  const now = f.now.getTime();
-  const workId = work.id;
-  const fail = (reason: FailureReason, message: string, deletePod: boolean): Verdict => ({
-    phase: 'Failed',
-    reason,
-    message,
-    actions: [{ kind: 'stopWork', force: true, reason }, ...(deletePod && pod ? [{ kind: 'deletePod' } as const] : [])],
-    finished: true,
-  });
-
-  // Our sidecar's claim, as first observed: an item claimed again since (or back in the queue's
-  // hands) is held by another worker now. Never stop it: the Pod goes (its sidecar, having lost
-  // the lease, stops nothing) and the record lets go of the item.
-  const ourClaim = f.session.status?.lease?.claimedAt;
-  if (ourClaim && (work.state === 'starting' || work.state === 'active' || work.state === 'stopping') && work.started_at !== ourClaim) {
-    return {
-      phase: 'Failed',
-      reason: 'LeaseLost',
-      message: `the lease of work item ${workId} was lost: it belongs to the queue or another worker now`,
-      actions: [...(pod ? [{ kind: 'deletePod' } as const] : []), { kind: 'markNotAcknowledged', message: `the lease of work item ${workId} was lost` }],
-      finished: true,
-    };
-  }
-
+  if (leaseLost(f.session, work)) return lostVerdict(f, work);
   switch (work.state) {
     case 'queued':
       return {
         phase: 'Claimed',
         reason: 'AcknowledgementLapsed',
-        message: `work item ${workId} went back to the queue before its lease was claimed here`,
-        actions: [{ kind: 'markNotAcknowledged', message: `work item ${workId} went back to the queue` }],
+        message: `work item ${work.id} went back to the queue before its lease was claimed here`,
+        actions: [{ kind: 'markNotAcknowledged', message: `work item ${work.id} went back to the queue` }],
       };
-
-    case 'starting': {
-      const deadline = (ms(f.session.spec.claimedAt) ?? now) + startDeadlineSeconds * 1000;
-      if (f.launchRefused) return fail(f.launchRefused.reason, f.launchRefused.message, false);
-      if (!pod) return { phase: 'Starting', reason: 'CreatingPod', message: 'creating the session Pod', actions: [{ kind: 'createPod' }], requeueAfterMs: Math.max(1_000, deadline - now) };
-      if (pod.imagePullFailure) return fail('ImagePullFailed', `image pull failed: ${pod.imagePullFailure}`, true);
-      if (pod.finished || pod.mainExit) return fail('CrashedBeforeClaim', `the session Pod ended before its sidecar claimed the lease${exitText(pod)}`, false);
-      if (pod.deleting) return { phase: 'Starting', reason: 'PodDeleting', message: `session Pod ${pod.name} is being deleted`, actions: [], requeueAfterMs: 2_000 };
-      if (now >= deadline) {
-        if (pod.unschedulable || !pod.scheduled) {
-          return fail('Unschedulable', `not scheduled within startDeadlineSeconds (${startDeadlineSeconds}s): ${pod.unschedulable ?? 'no node accepted the Pod'}`, true);
-        }
-        return fail('StartTimeout', `the sidecar did not claim the lease within startDeadlineSeconds (${startDeadlineSeconds}s)`, true);
-      }
-      return pod.unschedulable
-        ? { phase: 'Starting', reason: 'Unschedulable', message: pod.unschedulable, actions: [], requeueAfterMs: deadline - now }
-        : { phase: 'Starting', reason: 'PodStarting', message: `waiting for the sidecar of ${pod.name} to claim the lease`, actions: [], requeueAfterMs: Math.min(deadline - now, 10_000) };
-    }
-
-    case 'active': {
-      if (!pod) return fail('PodDeleted', `session Pod of work item ${workId} is gone while the item was active`, false);
-      if (pod.evicted) return fail('Evicted', `session Pod ${pod.name} was evicted while the item was active`, false);
-      if (pod.deleting) {
-        // The sidecar stops the main container and force-stops the item on SIGTERM; once the Pod
-        // is gone the reconciler makes sure (rule 4).
-        return { phase: 'Stopping', reason: 'PodDeleted', message: `session Pod ${pod.name} is being deleted; its sidecar stops the work item`, actions: [], requeueAfterMs: 2_000 };
-      }
-      if (pod.finished || (pod.mainExit && now - (ms(pod.mainExit.finishedAt) ?? now) >= SIDECAR_STOP_MS)) {
-        return { ...ended(f, work, pod), actions: [{ kind: 'stopWork', force: true, reason: 'ContainerExited' }] };
-      }
-      if (pod.mainExit) return { phase: 'Stopping', reason: 'ContainerExited', message: `session container exited${exitText(pod)}; its sidecar stops the work item`, actions: [], requeueAfterMs: SIDECAR_STOP_MS };
-      if (!pod.mainStarted) {
-        // The lease is claimed before the session container starts (the sidecar's startup probe
-        // gates it), so its image is pulled only now: a container that cannot start is a failed
-        // start all the same.
-        const deadline = (ms(f.session.spec.claimedAt) ?? now) + startDeadlineSeconds * 1000;
-        if (pod.imagePullFailure) return fail('ImagePullFailed', `image pull failed: ${pod.imagePullFailure}`, true);
-        if (now >= deadline) return fail('StartTimeout', `the session container did not start within startDeadlineSeconds (${startDeadlineSeconds}s)`, true);
-        return { phase: 'Running', reason: 'LeaseClaimed', message: `the sidecar of ${pod.name} holds the lease; the session container is starting`, actions: [], requeueAfterMs: Math.min(deadline - now, 10_000) };
-      }
-      return { phase: 'Running', reason: 'LeaseClaimed', message: `session Pod ${pod.name} holds the lease`, actions: [], requeueAfterMs: 60_000 };
-    }
-
+    case 'starting':
+      return startingVerdict(f);
+    case 'active':
+      return activeVerdict(f, work);
     case 'stopping':
-    case 'stopped': {
-      const kept = keptFailure(f.session) ?? deletedFirst(work, pod);
-      if (!pod || pod.finished) {
-        // `stopping` with the Pod ended: confirm the stop (the sidecar normally has).
-        const confirm: SessionAction[] = work.state === 'stopping' ? [{ kind: 'stopWork', force: true, reason: 'StopConfirmed' }] : [];
-        if (kept) return { ...kept, phase: 'Failed', actions: confirm, finished: true };
-        if (pod) return { ...ended(f, work, pod), actions: confirm };
-        return { phase: 'Succeeded', reason: 'Stopped', message: `work item ${workId} stopped`, actions: confirm, finished: true };
-      }
-      if (!pod.mainStarted && !pod.mainExit) {
-        // Stopped before the session container ran: nothing to drain.
-        return { ...(kept ?? { reason: 'Stopped', message: `work item ${workId} stopped before the session started` }), phase: kept ? 'Failed' : 'Succeeded', actions: [{ kind: 'deletePod' }], finished: true };
-      }
-      const stopAt = ms(work.stop_requested_at) ?? ms(work.stopped_at) ?? ms(f.session.status?.stopRequestedAt) ?? now;
-      const giveUp = stopAt + stopGracePeriodSeconds * 1000 + STOP_MARGIN_MS;
-      const actions: SessionAction[] = now >= giveUp && !pod.deleting ? [{ kind: 'deletePod' }] : [];
-      return {
-        ...(kept ?? { reason: 'Stopping', message: `work item ${workId} is ${work.state}; waiting for session Pod ${pod.name} to end` }),
-        phase: 'Stopping',
-        actions,
-        requeueAfterMs: Math.max(2_000, Math.min(giveUp - now, 10_000)),
-        stopRequested: !pod.mainExit,
-      };
-    }
+    case 'stopped':
+      return stoppingVerdict(f, work);
   }
+}
+
+/** A failure the operator ends with a force-stop of the item (and the Pod deleted, when asked). */
+function fail(f: SessionFacts, reason: FailureReason, message: string, deletePod: boolean): Verdict {
+  return {
+    phase: 'Failed',
+    reason,
+    message,
+    actions: [{ kind: 'stopWork', force: true, reason }, ...(deletePod && f.pod ? [{ kind: 'deletePod' } as const] : [])],
+    finished: true,
+  };
+}
+
+/** Rule 2: the lease is held elsewhere. Never stop it: the Pod goes (its sidecar, having lost the lease, stops nothing) and the record lets go of the item. */
+function lostVerdict(f: SessionFacts, work: Work): Verdict {
+  return {
+    phase: 'Failed',
+    reason: 'LeaseLost',
+    message: `the lease of work item ${work.id} was lost: it belongs to the queue or another worker now`,
+    actions: [...(f.pod ? [{ kind: 'deletePod' } as const] : []), { kind: 'markNotAcknowledged', message: `the lease of work item ${work.id} was lost` }],
+    finished: true,
+  };
+}
+
+/** Rule 3: `starting` — the Pod is created (the launch phase) and given `startDeadlineSeconds` to claim the lease. */
+function startingVerdict(f: SessionFacts): Verdict {
+  const pod = f.pod;
+  const now = f.now.getTime();
+  const { startDeadlineSeconds } = f.settings;
+  const deadline = (ms(f.session.spec.claimedAt) ?? now) + startDeadlineSeconds * 1000;
+  if (f.launchRefused) return fail(f, f.launchRefused.reason, f.launchRefused.message, false);
+  if (!pod) return { phase: 'Starting', reason: 'CreatingPod', message: 'creating the session Pod', actions: [], requeueAfterMs: Math.max(1_000, deadline - now) };
+  if (pod.imagePullFailure) return fail(f, 'ImagePullFailed', `image pull failed: ${pod.imagePullFailure}`, true);
+  if (pod.finished || pod.mainExit) return fail(f, 'CrashedBeforeClaim', `the session Pod ended before its sidecar claimed the lease${exitText(pod)}`, false);
+  if (pod.deleting) return { phase: 'Starting', reason: 'PodDeleting', message: `session Pod ${pod.name} is being deleted`, actions: [], requeueAfterMs: 2_000 };
+  if (now >= deadline) {
+    if (pod.unschedulable || !pod.scheduled) {
+      return fail(f, 'Unschedulable', `not scheduled within startDeadlineSeconds (${startDeadlineSeconds}s): ${pod.unschedulable ?? 'no node accepted the Pod'}`, true);
+    }
+    return fail(f, 'StartTimeout', `the sidecar did not claim the lease within startDeadlineSeconds (${startDeadlineSeconds}s)`, true);
+  }
+  return pod.unschedulable
+    ? { phase: 'Starting', reason: 'Unschedulable', message: pod.unschedulable, actions: [], requeueAfterMs: deadline - now }
+    : { phase: 'Starting', reason: 'PodStarting', message: `waiting for the sidecar of ${pod.name} to claim the lease`, actions: [], requeueAfterMs: Math.min(deadline - now, 10_000) };
+}
+
+/** Rule 4: `active` — Running while the Pod runs; a Pod that is gone, ended or being deleted ends the item. */
+function activeVerdict(f: SessionFacts, work: Work): Verdict {
+  const pod = f.pod;
+  const now = f.now.getTime();
+  if (!pod) return fail(f, 'PodDeleted', `session Pod of work item ${work.id} is gone while the item was active`, false);
+  if (pod.evicted) return fail(f, 'Evicted', `session Pod ${pod.name} was evicted while the item was active`, false);
+  if (pod.deleting) {
+    // The sidecar stops the main container and force-stops the item on SIGTERM; once the Pod
+    // is gone the reconciler makes sure (rule 4).
+    return { phase: 'Stopping', reason: 'PodDeleted', message: `session Pod ${pod.name} is being deleted; its sidecar stops the work item`, actions: [], requeueAfterMs: 2_000 };
+  }
+  if (pod.finished || (pod.mainExit && now - (ms(pod.mainExit.finishedAt) ?? now) >= SIDECAR_STOP_MS)) {
+    return { ...ended(f, work, pod), actions: [{ kind: 'stopWork', force: true, reason: 'ContainerExited' }] };
+  }
+  if (pod.mainExit) return { phase: 'Stopping', reason: 'ContainerExited', message: `session container exited${exitText(pod)}; its sidecar stops the work item`, actions: [], requeueAfterMs: SIDECAR_STOP_MS };
+  if (!pod.mainStarted) {
+    // The lease is claimed before the session container starts (the sidecar's startup probe
+    // gates it), so its image is pulled only now: a container that cannot start is a failed
+    // start all the same.
+    const { startDeadlineSeconds } = f.settings;
+    const deadline = (ms(f.session.spec.claimedAt) ?? now) + startDeadlineSeconds * 1000;
+    if (pod.imagePullFailure) return fail(f, 'ImagePullFailed', `image pull failed: ${pod.imagePullFailure}`, true);
+    if (now >= deadline) return fail(f, 'StartTimeout', `the session container did not start within startDeadlineSeconds (${startDeadlineSeconds}s)`, true);
+    return { phase: 'Running', reason: 'LeaseClaimed', message: `the sidecar of ${pod.name} holds the lease; the session container is starting`, actions: [], requeueAfterMs: Math.min(deadline - now, 10_000) };
+  }
+  return { phase: 'Running', reason: 'LeaseClaimed', message: `session Pod ${pod.name} holds the lease`, actions: [], requeueAfterMs: 60_000 };
+}
+
+/** Rule 5: `stopping` / `stopped` — Stopping until the Pod has ended, then Succeeded or Failed. */
+function stoppingVerdict(f: SessionFacts, work: Work): Verdict {
+  const pod = f.pod;
+  const now = f.now.getTime();
+  const kept = keptFailure(f.session) ?? deletedFirst(work, pod);
+  if (!pod || pod.finished) {
+    // `stopping` with the Pod ended: confirm the stop (the sidecar normally has).
+    const confirm: SessionAction[] = work.state === 'stopping' ? [{ kind: 'stopWork', force: true, reason: 'StopConfirmed' }] : [];
+    if (kept) return { ...kept, phase: 'Failed', actions: confirm, finished: true };
+    if (pod) return { ...ended(f, work, pod), actions: confirm };
+    return { phase: 'Succeeded', reason: 'Stopped', message: `work item ${work.id} stopped`, actions: confirm, finished: true };
+  }
+  if (!pod.mainStarted && !pod.mainExit) {
+    // Stopped before the session container ran: nothing to drain.
+    return { ...(kept ?? { reason: 'Stopped', message: `work item ${work.id} stopped before the session started` }), phase: kept ? 'Failed' : 'Succeeded', actions: [{ kind: 'deletePod' }], finished: true };
+  }
+  const stopAt = ms(work.stop_requested_at) ?? ms(work.stopped_at) ?? ms(f.session.status?.stopRequestedAt) ?? now;
+  const giveUp = stopAt + f.settings.stopGracePeriodSeconds * 1000 + STOP_MARGIN_MS;
+  const actions: SessionAction[] = now >= giveUp && !pod.deleting ? [{ kind: 'deletePod' }] : [];
+  return {
+    ...(kept ?? { reason: 'Stopping', message: `work item ${work.id} is ${work.state}; waiting for session Pod ${pod.name} to end` }),
+    phase: 'Stopping',
+    actions,
+    requeueAfterMs: Math.max(2_000, Math.min(giveUp - now, 10_000)),
+    stopRequested: !pod.mainExit,
+  };
 }
 
 /** How a session whose Pod ended is recorded: a stop requested before the end is a normal end. */

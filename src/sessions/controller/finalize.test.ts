@@ -13,7 +13,7 @@ const work = (state: Work['state']): FinalizeFacts['work'] => ({
   work: { id: WORK_ID, type: 'work', environment_id: 'env_1', data: { id: 'sesn_01', type: 'session' }, state, metadata: {}, created_at: 't' },
 });
 const acked: AgentSessionStatus = { phase: 'Running', workId: WORK_ID, acknowledgedAt: 't' };
-const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, observeOnly: false };
+const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, sessionTTLSecondsAfterFinished: 300, observeOnly: false };
 const runningPod: PodStatus = { phase: 'Running', containerStatuses: [{ name: 'session', started: true, state: { running: { startedAt: 't' } } }] };
 const pendingPod: PodStatus = { phase: 'Pending' };
 const donePod: PodStatus = { phase: 'Succeeded', containerStatuses: [{ name: 'session', state: { terminated: { exitCode: 0 } } }] };

@@ -32,7 +32,7 @@ export type FinalizeAction =
 
 export interface FinalizeFacts {
   readonly session: AgentSession;
-  /** Undefined when the environment is gone. */
+  /** Undefined when the environment is gone (then nothing is written to the API, as under ObserveOnly). */
   readonly settings: SessionSettings | undefined;
   readonly work: { readonly kind: 'found'; readonly work: Work } | { readonly kind: 'gone' } | { readonly kind: 'unknown'; readonly message: string };
   /** Every Pod of the session (any work item). */
@@ -46,26 +46,23 @@ export interface FinalizeDecision {
   readonly requeueAfterMs: number | undefined;
 }
 
-const DEFAULT_GRACE_SECONDS = 30;
-
 export function decideFinalize(f: FinalizeFacts): FinalizeDecision {
   const running = f.pods.filter((p) => !p.finished);
   const done = (): FinalizeDecision => ({ actions: [{ kind: 'deletePods' }, { kind: 'removeFinalizer' }], requeueAfterMs: undefined });
   // 1. Never acknowledged here: nothing of ours to stop.
   if (!isAcknowledged(f.session)) return done();
 
-  const canWrite = f.settings !== undefined && !f.settings.observeOnly && f.work.kind !== 'unknown';
+  const settings = f.settings;
   const work = f.work.kind === 'found' ? f.work.work : undefined;
   const live = work !== undefined && work.state !== 'stopped' && work.state !== 'queued';
-  if (!canWrite) {
+  if (!settings || settings.observeOnly || f.work.kind === 'unknown') {
     // The sidecar stops the item on SIGTERM; wait for the Pods to go.
     if (running.length === 0) return done();
     return { actions: running.some((p) => !p.deleting) ? [{ kind: 'deletePods' }] : [], requeueAfterMs: 2_000 };
   }
 
   const deletedAt = Date.parse(f.session.metadata?.deletionTimestamp ?? '') || f.now.getTime();
-  const grace = f.settings?.stopGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
-  const giveUp = deletedAt + grace * 1000 + STOP_MARGIN_MS;
+  const giveUp = deletedAt + settings.stopGracePeriodSeconds * 1000 + STOP_MARGIN_MS;
   const now = f.now.getTime();
 
   if (running.length === 0) {
