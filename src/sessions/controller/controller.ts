@@ -1,24 +1,24 @@
 /**
- * The session controller as the operator wires it: the AgentSession reconciler on the generic
- * runtime, the informers it needs (AgentSessions; Pods labelled `agentenv.io/component=session`),
- * the environment hooks (`stopEnvironmentSessions`, `activeSessions`) and the per-environment
- * NetworkPolicy apply.
+ * The session controller as the operator wires it: the AgentSession reconciler (reconcile.ts) on
+ * the generic runtime, the informers it needs (AgentSessions; Pods labelled
+ * `agentenv.io/component=session`) and what they enqueue, the environment hooks
+ * (`stopEnvironmentSessions`, `activeSessions`) and the per-environment NetworkPolicy apply.
  */
 import type { Work } from '../../api/wire.ts';
-import { FINISHED_PHASES, SESSION_PHASES } from '../../crd/agent-session.ts';
+import { SESSION_PHASES } from '../../crd/agent-session.ts';
 import { LABELS } from '../../crd/meta.ts';
 import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../crd/resources.ts';
-import { jsonEqual } from '../../k8s/conditions.ts';
 import { isNotFound } from '../../k8s/errors.ts';
 import { Informer, keyOf, lifecycleChanged, type InformerEvent } from '../../k8s/informer.ts';
-import { CORE } from '../../k8s/rest.ts';
+import { CORE, type KubeRest } from '../../k8s/rest.ts';
 import { Controller, type ControllerObserver } from '../../runtime/controller.ts';
 import type { Logger } from '../../telemetry/logger.ts';
-import { labelValue, SESSION_COMPONENT } from '../record/names.ts';
-import { desiredNetworkPolicy, networkPolicyName, type NetworkPolicy } from '../objects/network-policy.ts';
 import type { Pod } from '../objects/pod-types.ts';
+import { SESSION_COMPONENT } from '../record/names.ts';
+import { holdsCapacity, isAcknowledged } from '../record/status.ts';
 import { Acknowledgements } from './acknowledgements.ts';
-import { isAcknowledged } from '../record/status.ts';
+import { DeletedPods } from './deleted-pods.ts';
+import { applyNetworkPolicy } from './network-policy.ts';
 import { sessionReconciler, type SessionReconcilerDeps, type SessionRecorder } from './reconcile.ts';
 
 export interface SessionControllerDeps extends Omit<SessionReconcilerDeps, 'podsOf' | 'metrics' | 'acknowledgements'> {
@@ -57,15 +57,14 @@ export interface SessionController {
   applyNetworkPolicy(env: AgentEnvironment): Promise<void>;
 }
 
-const DELETED_POD_MEMORY_MS = 60_000;
-
 /** Status changes that mean the reconciler has something new to do (its own writes are not among them). */
 function needsReconcile(e: InformerEvent<AgentSession>): boolean {
   if (e.type !== 'update') return true;
   return lifecycleChanged(e.old, e.object) || e.old.status?.acknowledgedAt !== e.object.status?.acknowledgedAt || e.old.status?.workId !== e.object.status?.workId;
 }
 
-export function sessionController(deps: SessionControllerDeps): SessionController {
+/** One AgentSession informer and one session-Pod informer per watched namespace (all when none is given). */
+function sessionInformers(deps: SessionControllerDeps): { sessions: Informer<AgentSession>[]; pods: Informer<Pod>[] } {
   const namespaces = deps.namespaces.length ? deps.namespaces : [undefined];
   const sessions = namespaces.map(
     (namespace) =>
@@ -82,66 +81,68 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
         logger: deps.logger.child({ component: 'informer', resource: 'pods', namespace }),
       }),
   );
+  return { sessions, pods };
+}
+
+/** Sessions by phase, recounted from the cache at most once a second (not per reconcile), when something was reconciled. */
+function countPhasesEverySecond(sessions: readonly Informer<AgentSession>[], reconciled: { dirty: boolean }, report: (counts: Readonly<Record<string, number>>) => void): void {
+  const timer = setInterval(() => {
+    if (!reconciled.dirty) return;
+    reconciled.dirty = false;
+    const counts: Record<string, number> = Object.fromEntries(SESSION_PHASES.map((p) => [p, 0]));
+    for (const i of sessions) for (const s of i.list()) counts[s.status?.phase ?? 'Pending'] = (counts[s.status?.phase ?? 'Pending'] ?? 0) + 1;
+    report(counts);
+  }, 1_000);
+  timer.unref();
+}
+
+/**
+ * Gracefully stop every running session of `env` by deleting its AgentSession (whose finalizer
+ * stops the work item, waits for the Pod and cleans up). True once none is left. ObserveOnly
+ * environments stop nothing (no API writes): true at once.
+ */
+async function stopSessions(rest: KubeRest, env: AgentEnvironment, sessions: readonly AgentSession[]): Promise<boolean> {
+  if (env.spec.managementPolicy === 'ObserveOnly') return true;
+  const live = sessions.filter((s) => holdsCapacity(s) && isAcknowledged(s));
+  for (const s of live) {
+    if (s.metadata?.deletionTimestamp) continue;
+    try {
+      await rest.delete(AGENT_SESSIONS, s.metadata?.namespace, s.metadata?.name ?? '');
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+  return live.length === 0;
+}
+
+export function sessionController(deps: SessionControllerDeps): SessionController {
+  const { sessions, pods } = sessionInformers(deps);
   const podsOf = (namespace: string, session: string): Pod[] =>
     pods.flatMap((i) => i.list((p) => p.metadata?.namespace === namespace && p.metadata?.labels?.[LABELS.session] === session));
-  // Last states of deleted session Pods, for a minute: a pass that runs after a Pod is gone still
-  // sees how it ended (reconcile.ts). Pruned on each delete, so it holds at most a minute of deletions.
-  const deleted = new Map<string, { pod: Pod; at: number }>();
-  const rememberDeleted = (pod: Pod): void => {
-    const now = Date.now();
-    for (const [k, v] of deleted) if (now - v.at > DELETED_POD_MEMORY_MS) deleted.delete(k);
-    deleted.set(`${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`, { pod, at: now });
-  };
-  const deletedPod = (namespace: string, name: string): Pod | undefined => {
-    const e = deleted.get(`${namespace}/${name}`);
-    return e && Date.now() - e.at <= DELETED_POD_MEMORY_MS ? e.pod : undefined;
-  };
-
-  let phasesDirty = false;
+  const deleted = new DeletedPods();
   const acknowledgements = new Acknowledgements();
-  const reconcile = sessionReconciler({ ...deps, podsOf, deletedPod, acknowledgements, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  const reconcile = sessionReconciler({ ...deps, podsOf, deletedPod: (ns, name) => deleted.get(ns, name), acknowledgements, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  const reconciled = { dirty: false };
   const controller = new Controller({
     name: 'agentsession',
     logger: deps.logger,
     ...(deps.concurrency !== undefined ? { concurrency: deps.concurrency } : {}),
     ...(deps.resyncMs !== undefined ? { resyncMs: deps.resyncMs } : {}),
     ...(deps.observer ? { observer: deps.observer } : {}),
-    reconcile: async (key, ctx) => {
-      try {
-        return await reconcile(key, ctx);
-      } finally {
-        phasesDirty = true;
-      }
-    },
+    reconcile: (key, ctx) => reconcile(key, ctx).finally(() => (reconciled.dirty = true)),
   });
-
-  // Sessions by phase, recounted from the cache at most once a second (not per reconcile).
-  if (deps.metrics) {
-    const metrics = deps.metrics;
-    const timer = setInterval(() => {
-      if (!phasesDirty) return;
-      phasesDirty = false;
-      const counts: Record<string, number> = Object.fromEntries(SESSION_PHASES.map((p) => [p, 0]));
-      for (const i of sessions) for (const s of i.list()) counts[s.status?.phase ?? 'Pending'] = (counts[s.status?.phase ?? 'Pending'] ?? 0) + 1;
-      metrics.sessionsByPhase(counts);
-    }, 1_000);
-    timer.unref();
-  }
+  if (deps.metrics) countPhasesEverySecond(sessions, reconciled, (c) => deps.metrics?.sessionsByPhase(c));
 
   for (const i of sessions) i.on((e) => needsReconcile(e) && controller.enqueue(keyOf(e.object)));
   for (const i of pods) {
     i.on((e) => {
-      if (e.type === 'delete') rememberDeleted(e.object);
+      if (e.type === 'delete') deleted.remember(e.object);
       const session = e.object.metadata?.labels?.[LABELS.session];
       if (session) controller.enqueue(`${e.object.metadata?.namespace ?? ''}/${session}`);
     });
   }
-
   const sessionsOf = (env: AgentEnvironment): AgentSession[] =>
-    sessions.flatMap((i) =>
-      i.list((s) => s.metadata?.namespace === env.metadata?.namespace && s.spec?.environmentRef?.name === env.metadata?.name),
-    );
-  const running = (s: AgentSession): boolean => !FINISHED_PHASES.includes(s.status?.phase ?? 'Pending') || s.status?.workId !== s.spec.workId;
+    sessions.flatMap((i) => i.list((s) => s.metadata?.namespace === env.metadata?.namespace && s.spec?.environmentRef?.name === env.metadata?.name));
 
   return {
     controller,
@@ -152,42 +153,8 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
       controller.enqueue(`${namespace}/${name}`);
     },
     acknowledgementPending: (key) => acknowledgements.has(key),
-    activeSessions: (env) => sessionsOf(env).filter(running).length,
-    async stopEnvironmentSessions(env) {
-      if (env.spec.managementPolicy === 'ObserveOnly') return true;
-      const live = sessionsOf(env).filter((s) => running(s) && isAcknowledged(s));
-      for (const s of live) {
-        if (s.metadata?.deletionTimestamp) continue;
-        try {
-          await deps.rest.delete(AGENT_SESSIONS, s.metadata?.namespace, s.metadata?.name ?? '');
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-        }
-      }
-      return live.length === 0;
-    },
-    async applyNetworkPolicy(env) {
-      const namespace = env.metadata?.namespace ?? '';
-      const name = networkPolicyName(env.metadata?.name ?? '');
-      const desired = desiredNetworkPolicy(env);
-      let current: NetworkPolicy | undefined;
-      try {
-        current = await deps.rest.get<NetworkPolicy>(CORE.networkPolicies, namespace, name);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-      if (!desired) {
-        const ours = current?.metadata?.labels?.[LABELS.environment] === labelValue(env.metadata?.name ?? '');
-        if (current && ours) await deps.rest.delete(CORE.networkPolicies, namespace, name).catch((err: unknown) => { if (!isNotFound(err)) throw err; });
-        return;
-      }
-      if (!current) {
-        await deps.rest.create(CORE.networkPolicies, namespace, desired);
-        return;
-      }
-      // The apiserver drops an empty `ingress` list: compare with it restored.
-      if (jsonEqual({ ...current.spec, ingress: current.spec.ingress ?? [] }, desired.spec) && jsonEqual(current.metadata?.labels ?? {}, desired.metadata?.labels ?? {})) return;
-      await deps.rest.replace(CORE.networkPolicies, namespace, { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion ?? '' } });
-    },
+    activeSessions: (env) => sessionsOf(env).filter(holdsCapacity).length,
+    stopEnvironmentSessions: (env) => stopSessions(deps.rest, env, sessionsOf(env)),
+    applyNetworkPolicy: (env) => applyNetworkPolicy(deps.rest, env),
   };
 }
