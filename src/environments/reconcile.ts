@@ -10,7 +10,7 @@
  * 6. status     — write status only when it changed.
  */
 import type { EnvironmentsClient } from '../api/client.ts';
-import { ApiError, AuthenticationError, isFatal, MalformedResponseError, NotFoundError, PermissionDeniedError } from '../api/errors.ts';
+import { ApiError, AuthenticationError, classify, MalformedResponseError, NotFoundError, PermissionDeniedError } from '../api/errors.ts';
 import type { Credential } from '../api/transport.ts';
 import type { Environment, QueueStats } from '../api/wire.ts';
 import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
@@ -105,7 +105,7 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
         ctx.logger.warn({ err, reason: verdict.reason }, 'the API refused the credential; re-reading it shortly');
         return requeueAfter(credentialRetryMs);
       }
-      if (isFatal(err)) throw new TerminalError(verdict.message, { cause: err });
+      if (classify(err) === 'fatal') throw new TerminalError(verdict.message, { cause: err });
       throw err; // transient: the controller backs off (honouring Retry-After)
     }
     if (env.metadata?.uid) lastWorking.set(env.metadata.uid, cred.credential);
@@ -187,7 +187,8 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     try {
       return await api.getQueueStats(id, { signal: ctx.signal });
     } catch (err) {
-      if (err instanceof ApiError && !isFatal(err) && !opts.bestEffort) throw err;
+      // Queue figures are worth a retry of the pass unless the API refused them for good.
+      if (err instanceof ApiError && classify(err) !== 'fatal' && !opts.bestEffort) throw err;
       ctx.logger.warn({ err }, 'queue stats unavailable');
       return undefined;
     }
@@ -298,7 +299,7 @@ export function apiFailure(err: ApiError): Verdict {
   if (err instanceof AuthenticationError) return notOk('CredentialsInvalid', `the API refused the credential: ${err.message}${reqId}`);
   if (err instanceof PermissionDeniedError) return notOk('PermissionDenied', `${err.message}${reqId}`);
   if (err instanceof MalformedResponseError) return notOk('MalformedApiReply', `the API returned an unexpected reply (field ${err.field}): ${err.message}${reqId}`);
-  if (isFatal(err)) return notOk('ApiRejected', `${err.message}${reqId}`);
+  if (classify(err) === 'fatal') return notOk('ApiRejected', `${err.message}${reqId}`);
   return notOk('ApiUnavailable', `${err.message}${reqId}; retrying`);
 }
 
