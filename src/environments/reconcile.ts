@@ -17,14 +17,15 @@ import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
 import { CONDITIONS, ENVIRONMENT_FINALIZER, RESERVED_METADATA_PREFIX } from '../crd/meta.ts';
 import { findCondition } from '../k8s/conditions.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
-import { isConflict, isNotFound } from '../k8s/errors.ts';
+import { isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import { addFinalizer, hasFinalizer, removeFinalizer } from '../k8s/finalizers.ts';
 import type { KubeRest } from '../k8s/rest.ts';
+import { writeStatus as writeObjectStatus } from '../k8s/status.ts';
 import { FORGET, RESYNC, requeueAfter, TerminalError, type Outcome, type ReconcileContext } from '../runtime/controller.ts';
 import { createParams, desiredEnvironment, diffEnvironment, type DesiredEnvironment } from './desired.ts';
 import { findRemote, resolveApiKey } from './gather.ts';
-import { nextStatus, statusChanged, type Observation } from './status.ts';
+import { nextStatus, type Observation } from './status.ts';
 
 /** What the sessions feature tells this reconciler (wired in the CLI; absent for cloud-only use). */
 export interface SessionsHook {
@@ -254,27 +255,11 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     deps.events.record(env, 'Normal', policy === 'Delete' ? 'Deleted' : 'Archived', `${policy === 'Delete' ? 'deleted' : 'archived'} environment ${id}`);
   }
 
-  /** Phase 6: write status only when it changed. */
+  /** Phase 6: write status only when it changed (one writer, one conflict policy: k8s/status.ts). */
   async function writeStatus(env: AgentEnvironment, o: Observation): Promise<void> {
-    let current = env;
-    for (let attempt = 0; ; attempt++) {
-      const status = nextStatus(current, o, now());
-      if (!statusChanged(current, status)) return;
-      try {
-        // Guarded by the resourceVersion we read, so nobody else's status change is overwritten.
-        await deps.rest.replace(AGENT_ENVIRONMENTS, current.metadata?.namespace, { ...current, status }, 'status');
-        return;
-      } catch (err) {
-        if (isNotFound(err)) return;
-        if (!isConflict(err) || attempt >= 3) throw err;
-        // Another writer of this status (the dispatcher's Dispatching condition) got there first.
-        // This pass's observation still holds for the same generation: merge it into the fresh
-        // status. A new generation gets its own pass, so this one gives way.
-        const fresh = await deps.rest.get<AgentEnvironment>(AGENT_ENVIRONMENTS, env.metadata?.namespace, env.metadata?.name ?? '');
-        if (fresh.metadata?.generation !== env.metadata?.generation) throw err;
-        current = { ...fresh, spec: env.spec };
-      }
-    }
+    // On a Conflict (another writer, e.g. the dispatcher's Dispatching condition, got there first)
+    // this pass's observation still holds for the same generation: it is merged into the fresh status.
+    await writeObjectStatus(deps.rest, AGENT_ENVIRONMENTS, env, (current) => nextStatus(current, o, now()));
   }
 }
 
