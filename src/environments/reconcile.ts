@@ -19,7 +19,7 @@ import { findCondition } from '../k8s/conditions.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
 import { isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
-import { addFinalizer, hasFinalizer, removeFinalizer } from '../k8s/finalizers.ts';
+import { finalizer, type Cleanup } from '../k8s/finalizer.ts';
 import type { KubeRest } from '../k8s/rest.ts';
 import { writeStatus as writeObjectStatus } from '../k8s/status.ts';
 import { FORGET, RESYNC, requeueAfter, TerminalError, type Outcome, type ReconcileContext } from '../runtime/controller.ts';
@@ -79,12 +79,18 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     }
     env = { ...env, spec: parsed.data };
 
-    if (env.metadata?.deletionTimestamp) return finalize(env, ctx);
-    if (!hasFinalizer(env, ENVIRONMENT_FINALIZER)) {
-      await addFinalizer(deps.rest, AGENT_ENVIRONMENTS, env, ENVIRONMENT_FINALIZER);
-      return requeueAfter(0);
-    }
+    return finalizer(deps.rest, AGENT_ENVIRONMENTS, env, {
+      name: ENVIRONMENT_FINALIZER,
+      added: requeueAfter(0),
+      released: FORGET,
+      apply: (live) => reconcileLive(live, ctx),
+      cleanup: (deleting) => finalize(deleting, ctx),
+      onReleased: (gone) => void (gone.metadata?.uid && lastWorking.delete(gone.metadata.uid)),
+    });
+  };
 
+  /** Phases 3–6 for a live resource that carries the finalizer. */
+  async function reconcileLive(env: AgentEnvironment, ctx: ReconcileContext): Promise<Outcome> {
     const cred = await resolveApiKey(deps.rest, env, deps.defaultCredential());
     if (!cred.ok) {
       ctx.logger.warn({ reason: cred.reason }, cred.message);
@@ -112,7 +118,7 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     if (env.metadata?.uid) lastWorking.set(env.metadata.uid, cred.credential);
     await writeStatus(env, observation);
     return env.spec.selfHosted ? requeueAfter(deps.queueRefreshMs ?? 60_000) : RESYNC;
-  };
+  }
 
   /** Phases 4–5: find the remote environment and bring it in line (or report). */
   async function converge(env: AgentEnvironment, api: EnvironmentsClient, ctx: ReconcileContext): Promise<Observation> {
@@ -195,12 +201,11 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     }
   }
 
-  /** Phase 1: apply the deletion policy once sessions are drained, then release the resource. */
-  async function finalize(env: AgentEnvironment, ctx: ReconcileContext): Promise<Outcome> {
-    if (!hasFinalizer(env, ENVIRONMENT_FINALIZER)) return FORGET;
+  /** Phase 1: apply the deletion policy once sessions are drained; `done` releases the resource. */
+  async function finalize(env: AgentEnvironment, ctx: ReconcileContext): Promise<Cleanup<Outcome>> {
     if (deps.sessions && !(await deps.sessions.drainBeforeDeletion(env, ctx.signal))) {
       await writeStatus(env, failed('Draining', 'waiting for running sessions to stop before applying the deletion policy'));
-      return requeueAfter(2_000);
+      return { done: false, retry: requeueAfter(2_000) };
     }
     // ObserveOnly never writes to the API, whatever the deletion policy says.
     const policy = env.spec.managementPolicy === 'ObserveOnly' ? 'Orphan' : env.spec.deletionPolicy;
@@ -215,7 +220,7 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
         const message = `cannot apply deletionPolicy ${policy}: ${cred.message}`;
         deps.events.record(env, 'Warning', 'DeletionBlocked', message);
         await writeStatus(env, failed('DeletionBlocked', message));
-        return requeueAfter(credentialRetryMs);
+        return { done: false, retry: requeueAfter(credentialRetryMs) };
       }
       try {
         await applyDeletionPolicy(env, policy, deps.apiClient(cred.credential), ctx);
@@ -229,13 +234,7 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     } else {
       deps.events.record(env, 'Normal', 'Orphaned', `left environment ${env.status?.environmentId ?? env.spec.environmentId ?? '(none)'} in place`);
     }
-    try {
-      await removeFinalizer(deps.rest, AGENT_ENVIRONMENTS, env, ENVIRONMENT_FINALIZER);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    if (env.metadata?.uid) lastWorking.delete(env.metadata.uid);
-    return FORGET;
+    return { done: true };
   }
 
   async function applyDeletionPolicy(env: AgentEnvironment, policy: 'Delete' | 'Archive', api: EnvironmentsClient, ctx: ReconcileContext): Promise<void> {

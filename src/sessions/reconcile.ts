@@ -24,7 +24,7 @@ import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSe
 import { jsonEqual } from '../k8s/conditions.ts';
 import { isAlreadyExists, isConflict, isForbidden, isInvalid, isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
-import { addFinalizer, hasFinalizer, removeFinalizer } from '../k8s/finalizers.ts';
+import { addFinalizer, hasFinalizer, removeFinalizer } from '../k8s/finalizer.ts';
 import { CORE, type KubeRest } from '../k8s/rest.ts';
 import { FORGET, RESYNC, requeueAfter, type Outcome, type ReconcileContext } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
