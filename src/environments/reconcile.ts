@@ -33,6 +33,12 @@ export interface SessionsHook {
   activeSessions(env: AgentEnvironment): number;
   /** Stop this environment's sessions; resolves true once none is left running. */
   drainBeforeDeletion(env: AgentEnvironment, signal: AbortSignal): Promise<boolean>;
+  /**
+   * Bring the environment's children that the sessions feature owns (the session NetworkPolicy) in
+   * line, level-triggered: called on every pass of a live self-hosted environment, before the
+   * remote environment is read. A throw fails the pass (retried by the controller's error policy).
+   */
+  reconcileChildren(env: AgentEnvironment, signal: AbortSignal): Promise<void>;
 }
 
 export interface EnvironmentReconcilerDeps {
@@ -91,6 +97,7 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
 
   /** Phases 3–6 for a live resource that carries the finalizer. */
   async function reconcileLive(env: AgentEnvironment, ctx: ReconcileContext): Promise<Outcome> {
+    if (env.spec.selfHosted) await deps.sessions?.reconcileChildren(env, ctx.signal);
     const cred = await resolveApiKey(deps.rest, env, deps.defaultCredential());
     if (!cred.ok) {
       ctx.logger.warn({ reason: cred.reason }, cred.message);
