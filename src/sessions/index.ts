@@ -14,7 +14,7 @@ import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS } from '../crd/resources.ts';
 import { CONDITIONS } from '../crd/meta.ts';
 import { jsonEqual, setCondition, type Condition } from '../k8s/conditions.ts';
-import { isConflict, isNotFound, isTransientKubeError, KubeError } from '../k8s/errors.ts';
+import { classify, isConflict, isNotFound, KubeError } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import { keyOf, type Informer, type InformerEvent } from '../k8s/informer.ts';
 import type { KubeObject, KubeRest } from '../k8s/rest.ts';
@@ -156,11 +156,11 @@ export function startSessions(deps: SessionsDeps): Sessions {
         if (isConflict(err)) continue;
         // An apiserver that is busy (429) or briefly unavailable gets the write again, no earlier
         // than it asked; otherwise the condition would stay stale until the next state change.
-        if (!isTransientKubeError(err) || attempt === 5) {
+        if (!(err instanceof KubeError) || classify(err) !== 'transient' || attempt === 5) {
           log.warn({ err, environment: envKey(ns, name) }, 'could not write the Dispatching condition');
           return;
         }
-        const delayMs = err instanceof KubeError && err.retryAfterSeconds ? Math.min(err.retryAfterSeconds * 1000, CONDITION_RETRY.capMs) : backoffDelay(attempt, CONDITION_RETRY);
+        const delayMs = err instanceof KubeError && err.retryAfterMs ? Math.min(err.retryAfterMs, CONDITION_RETRY.capMs) : backoffDelay(attempt, CONDITION_RETRY);
         // Unref'd: a pending retry must not keep a stopping operator alive.
         await new Promise((r) => setTimeout(r, delayMs).unref());
         current = undefined;
