@@ -198,9 +198,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
         concurrency: config.concurrency,
         resyncMs: config.resyncMs,
       });
-  // Until the sessions feature reconciles its children from the environment's pass, the hook's
-  // reconcileChildren does nothing; a hook that brings its own (spread last) replaces this one.
-  const sessionsHook: SessionsHook | undefined = options.sessions ?? (sessions ? { reconcileChildren: async () => {}, ...sessions.hook } : undefined);
+  const sessionsHook: SessionsHook | undefined = options.sessions ?? sessions?.hook;
   const envController = new Controller({
     name: 'agentenvironment',
     logger,

@@ -49,6 +49,14 @@ class MemoryStore implements RecordStore {
     if (cur.metadata?.resourceVersion !== s.metadata?.resourceVersion) throw new KubeError('Conflict', key, { status: 409 });
     return this.#put(key, { ...s, status: cur.status }, 'update');
   }
+  async replaceSessionStatus(ns: string, s: AgentSession) {
+    const key = `${ns}/${s.metadata?.name}`;
+    const cur = this.sessions.get(key);
+    if (!cur) throw new KubeError('NotFound', key, { status: 404 });
+    if (cur.metadata?.resourceVersion !== s.metadata?.resourceVersion) throw new KubeError('Conflict', key, { status: 409 });
+    return this.#put(key, { ...cur, status: clone(s.status) }, 'update');
+  }
+  /** A status change by someone else (a merge patch; `rv` guards it when given). */
   async patchSessionStatus(ns: string, name: string, rv: string | undefined, patch: StatusPatch) {
     const key = `${ns}/${name}`;
     const cur = this.sessions.get(key);

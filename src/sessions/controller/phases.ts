@@ -4,12 +4,11 @@
  * observed for the phases after it. Decisions are pure (decide.ts, finalize.ts); the phases apply them.
  */
 import { FINISHED_PHASES } from '../../crd/agent-session.ts';
-import { SESSION_FINALIZER } from '../../crd/meta.ts';
 import { AGENT_SESSIONS, type AgentSession } from '../../crd/resources.ts';
 import { jsonEqual } from '../../k8s/conditions.ts';
 import { isConflict, isNotFound } from '../../k8s/errors.ts';
-import { addFinalizer, hasFinalizer, removeFinalizer } from '../../k8s/finalizers.ts';
-import { FORGET, RESYNC, requeueAfter, type Outcome } from '../../runtime/controller.ts';
+import type { Cleanup } from '../../k8s/finalizer.ts';
+import { RESYNC, requeueAfter, type Outcome } from '../../runtime/controller.ts';
 import type { Pod } from '../objects/pod-types.ts';
 import { viewPod, type PodView } from '../objects/pod-view.ts';
 import { writeSessionStatus } from '../record/record.ts';
@@ -30,35 +29,20 @@ export interface PodSeen {
 const cachedPod = (scope: SessionScope): Pod | undefined => scope.pods.find((p) => p.metadata?.name === scope.podName);
 
 /**
- * Finalize: the record is being deleted — stop the work, wait for the Pod, clean up, then remove
- * the finalizer (finalize.ts decides; the flow is documented there).
+ * Finalize (the finalizer's cleanup): the record is being deleted — stop the work, wait for the
+ * Pod, clean up (finalize.ts decides; the flow is documented there). Done once nothing runs and
+ * the session's objects are deleted; the helper then removes the finalizer.
  */
-export async function finalize(deps: ReconcilerDeps, scope: SessionScope): Promise<Outcome> {
+export async function finalize(deps: ReconcilerDeps, scope: SessionScope): Promise<Cleanup<Outcome>> {
   const { session, pods, log } = scope;
-  if (!hasFinalizer(session, SESSION_FINALIZER)) return FORGET;
   const work = isAcknowledged(session) ? await readWork(deps, scope.env, session, scope.signal) : NOT_ACKNOWLEDGED;
   const d = decideFinalize({ session, settings: scope.env ? scope.settings : undefined, work, pods: pods.map(viewPod), now: scope.now });
   for (const a of d.actions) {
     if (a.kind === 'stopWork') await stopWork(deps, scope.env, session, a, log);
     if (a.kind === 'deletePods') await deleteSessionObjects(deps, session, pods, pods.filter((p) => !p.metadata?.deletionTimestamp));
-    if (a.kind === 'removeFinalizer') {
-      await deleteSessionObjects(deps, session, [], []);
-      try {
-        await removeFinalizer(deps.rest, AGENT_SESSIONS, session, SESSION_FINALIZER);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-      log.info('session finalized');
-    }
+    if (a.kind === 'removeFinalizer') await deleteSessionObjects(deps, session, [], []);
   }
-  return d.requeueAfterMs === undefined ? FORGET : requeueAfter(d.requeueAfterMs);
-}
-
-/** Ensure the finalizer: add it first if missing, then end the pass (the update brings the next one). */
-export async function ensureFinalizer(deps: ReconcilerDeps, scope: SessionScope): Promise<Outcome | undefined> {
-  if (hasFinalizer(scope.session, SESSION_FINALIZER)) return undefined;
-  await addFinalizer(deps.rest, AGENT_SESSIONS, scope.session, SESSION_FINALIZER);
-  return requeueAfter(0);
+  return d.requeueAfterMs === undefined ? { done: true } : { done: false, retry: requeueAfter(d.requeueAfterMs) };
 }
 
 /** Expire: a finished record past `sessionTTLSecondsAfterFinished` is deleted. */
@@ -144,7 +128,7 @@ async function markNotAcknowledged(deps: ReconcilerDeps, scope: SessionScope, d:
   const { session } = scope;
   const reason = d.status.reason === 'LeaseLost' ? 'LeaseLost' : 'AcknowledgementLapsed';
   const state = work.kind === 'found' ? work.work.state : undefined;
-  await writeSessionStatus(deps.store, session, notAcknowledgedStatus(session, state, reason, message, deps.now()), sameItem(scope));
+  await writeSessionStatus(deps.store, scope.record, notAcknowledgedStatus(session, state, reason, message, deps.now()), sameItem(scope));
   deps.acknowledgements.delete(scope.key);
   deps.events.record(session, 'Warning', reason, message);
   deps.metrics?.heartbeats(reason === 'LeaseLost' ? 'lease_lost' : 'lease_lapsed', 1);
@@ -153,8 +137,9 @@ async function markNotAcknowledged(deps: ReconcilerDeps, scope: SessionScope, d:
 /** Write the decided status when it differs from the stored one (with the held acknowledgement, which it now records). */
 async function writeStatus(deps: ReconcilerDeps, scope: SessionScope, d: SessionDecision, work: WorkFact, launched: Launch | undefined): Promise<void> {
   const { session } = scope;
-  if (jsonEqual(scope.stored, d.status)) return;
-  await writeSessionStatus(deps.store, session, statusPatch(scope.stored, d.status), sameItem(scope));
+  const stored = scope.record.status ?? {};
+  if (jsonEqual(stored, d.status)) return;
+  await writeSessionStatus(deps.store, scope.record, statusPatch(stored, d.status), sameItem(scope));
   deps.acknowledgements.delete(scope.key);
   // A launch records its own event (PodCreated); the Normal transition it causes adds nothing.
   if (d.event && !(launched?.pod && d.event.type === 'Normal')) deps.events.record(session, d.event.type, d.event.reason, d.event.message);

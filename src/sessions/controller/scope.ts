@@ -4,7 +4,6 @@
  * first) and its Pods (cache), and the acknowledgement this process holds, if any.
  */
 import { AgentEnvironmentSpec, SelfHostedSpec } from '../../crd/agent-environment.ts';
-import type { AgentSessionStatus } from '../../crd/agent-session.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../crd/resources.ts';
 import { isNotFound } from '../../k8s/errors.ts';
 import type { ReconcileContext } from '../../runtime/controller.ts';
@@ -23,8 +22,8 @@ export interface SessionScope {
   readonly name: string;
   /** The record as this pass decides on it: with the acknowledgement this process holds applied. */
   readonly session: AgentSession;
-  /** The status as the apiserver holds it: the one previous status, and the base of the status write. */
-  readonly stored: AgentSessionStatus;
+  /** The record as the apiserver holds it: its status is the one previous status, and the base of the status write. */
+  readonly record: AgentSession;
   /** The acknowledgement this process made and has not written yet, if any (its reply is a fresh reading of the item). */
   readonly ack: Acknowledgement | undefined;
   /** The environment with its spec parsed (defaults applied); undefined when it is gone or invalid. */
@@ -81,7 +80,7 @@ export async function gather(deps: ReconcilerDeps, key: string, ctx: ReconcileCo
     namespace,
     name,
     session,
-    stored: recorded.status ?? {},
+    record: recorded,
     ack,
     env,
     settings: settingsOf(env),

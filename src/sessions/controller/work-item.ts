@@ -3,7 +3,7 @@
  * the environment's dispatch credential (`deps.workCredential`); without one the item is
  * `unknown` and nothing is stopped (the Pod's sidecar force-stops the item on SIGTERM).
  */
-import { ApiError, AuthenticationError, ConflictError, isFatal, NotFoundError, PermissionDeniedError } from '../../api/errors.ts';
+import { classify, NotFoundError } from '../../api/errors.ts';
 import type { AgentEnvironment, AgentSession } from '../../crd/resources.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { SessionFacts } from './decide.ts';
@@ -28,9 +28,8 @@ export async function readWork(deps: ReconcilerDeps, env: AgentEnvironment | und
     return { kind: 'found', work: await client.getWork(session.spec.environmentId, session.spec.workId, { signal }) };
   } catch (err) {
     if (err instanceof NotFoundError) return { kind: 'gone' };
-    if (err instanceof AuthenticationError || err instanceof PermissionDeniedError || (err instanceof ApiError && isFatal(err))) {
-      return { kind: 'unknown', message: `the API refused to read work item ${session.spec.workId}: ${err.message}` };
-    }
+    // A refused key (401, 403) or another 4xx: the item cannot be read until something changes.
+    if (classify(err) === 'fatal') return { kind: 'unknown', message: `the API refused to read work item ${session.spec.workId}: ${(err as Error).message}` };
     throw err;
   }
 }
@@ -47,7 +46,7 @@ export async function stopWork(deps: ReconcilerDeps, env: AgentEnvironment | und
     deps.metrics?.stopped(stop.reason);
     log.info({ force: stop.force, reason: stop.reason }, 'stopped the work item');
   } catch (err) {
-    if (err instanceof ConflictError || err instanceof NotFoundError) return;
+    if (classify(err) === 'conflict' || err instanceof NotFoundError) return;
     throw err;
   }
 }

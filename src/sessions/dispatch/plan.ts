@@ -3,7 +3,7 @@
  * are tested with tables: how many polls may run, how the poller count scales, how long to back
  * off, and when a poll failure stops polling.
  */
-import { ApiError, AuthenticationError, isFatal, isTransient, NotFoundError, PermissionDeniedError } from '../../api/errors.ts';
+import { ApiError, AuthenticationError, classify, NotFoundError, PermissionDeniedError } from '../../api/errors.ts';
 import { backoffDelay, type BackoffPolicy } from '../../util/backoff.ts';
 
 /** The API's cap for `block_ms`: a long poll waits at most this long for work. */
@@ -95,13 +95,14 @@ export class DispatchPausedError extends Error {
   }
 }
 
-/** Classify a poll failure (the API client's one taxonomy decides what is transient). */
+/**
+ * Classify a poll failure: the API boundary's one `classify` decides (transient and conflict back
+ * off and poll again; fatal stops polling and reports), this adds the reason to report.
+ */
 export function classifyPollFailure(err: unknown): PollFailure {
   if (err instanceof DispatchPausedError) return { kind: 'fatal', code: 'paused', reason: err.reason, message: err.message };
-  if (err instanceof ApiError && (isTransient(err) || !isFatal(err))) {
-    return { kind: 'transient', code: err.code, retryAfterMs: err.retryAfterMs };
-  }
   if (!(err instanceof ApiError)) return { kind: 'transient', code: 'internal', retryAfterMs: undefined };
+  if (classify(err) !== 'fatal') return { kind: 'transient', code: err.code, retryAfterMs: err.retryAfterMs };
   const reqId = err.requestId ? ` (request-id ${err.requestId})` : '';
   if (err instanceof AuthenticationError) return { kind: 'fatal', code: err.code, reason: 'CredentialsInvalid', message: `the API refused the polling credential: ${err.message}${reqId}` };
   if (err instanceof PermissionDeniedError) return { kind: 'fatal', code: err.code, reason: 'PermissionDenied', message: `the polling credential may not poll this environment: ${err.message}${reqId}` };

@@ -16,10 +16,11 @@
  */
 import { LABELS, SESSION_FINALIZER } from '../../crd/meta.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../crd/resources.ts';
-import { isAlreadyExists, isConflict, isNotFound } from '../../k8s/errors.ts';
+import { isAlreadyExists, isConflict, isNotFound, KubeError } from '../../k8s/errors.ts';
 import { controllerRef } from '../../k8s/events.ts';
-import { CORE, type KubeObject, type KubeRest } from '../../k8s/rest.ts';
-import type { StatusPatch } from './status.ts';
+import { CORE, type KubeObject, type KubeRest, type ResourceType } from '../../k8s/rest.ts';
+import { writeStatus } from '../../k8s/status.ts';
+import { applyStatusPatch, type StatusPatch } from './status.ts';
 import { labelValue, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, sessionLabels, sessionName, workLabels } from './names.ts';
 
 /** The Kubernetes operations the dispatcher needs; {@link kubeRecordStore} is the real one. */
@@ -29,8 +30,8 @@ export interface RecordStore {
   createSession(namespace: string, session: AgentSession): Promise<AgentSession>;
   /** Guarded by `metadata.resourceVersion`: throws Conflict when stale. */
   replaceSession(namespace: string, session: AgentSession): Promise<AgentSession>;
-  /** Merge-patch `status`, guarded by `resourceVersion`. `null` values delete fields. */
-  patchSessionStatus(namespace: string, name: string, resourceVersion: string | undefined, status: StatusPatch): Promise<AgentSession>;
+  /** Replace the status subresource, guarded by `metadata.resourceVersion`: throws Conflict when stale, NotFound when gone. */
+  replaceSessionStatus(namespace: string, session: AgentSession): Promise<AgentSession>;
   /** Remove the session finalizer (guarded by resourceVersion) and delete the record (guarded by uid). NotFound is success. */
   dropSession(namespace: string, session: AgentSession): Promise<void>;
   /** Create a Secret; AlreadyExists is success. */
@@ -67,8 +68,7 @@ export function kubeRecordStore(rest: KubeRest): RecordStore {
     },
     createSession: (namespace, session) => rest.create(AGENT_SESSIONS, namespace, session),
     replaceSession: (namespace, session) => rest.replace(AGENT_SESSIONS, namespace, session),
-    patchSessionStatus: (namespace, name, resourceVersion, status) =>
-      rest.patch<AgentSession>(AGENT_SESSIONS, namespace, name, { metadata: resourceVersion ? { resourceVersion } : {}, status }, 'merge', { subresource: 'status' }),
+    replaceSessionStatus: (namespace, session) => rest.replace(AGENT_SESSIONS, namespace, session, 'status'),
     async dropSession(namespace, session) {
       const name = session.metadata?.name ?? '';
       try {
@@ -203,30 +203,32 @@ export async function ensureWorkSecret(store: RecordStore, session: AgentSession
 }
 
 /**
- * Write a status patch guarded by the resourceVersion of `session`; on Conflict re-read and retry
- * while `stillApplies` holds for the fresh object (so a record that moved on is left alone).
+ * Write a status patch onto the record's status through the one status writer (k8s/status.ts
+ * `writeStatus`): the status subresource is replaced, guarded by the resourceVersion of `session`;
+ * on Conflict the record is read again and the patch applied to its fresh status while
+ * `stillApplies` holds (so a record that moved on is left alone). Gone → undefined. `session` is
+ * the record as read (its status is what the patch applies to).
  */
-export async function writeSessionStatus(
+export function writeSessionStatus(
   store: RecordStore,
   session: AgentSession,
   patch: StatusPatch,
   stillApplies: (fresh: AgentSession) => boolean = (fresh) => fresh.spec.workId === session.spec.workId,
 ): Promise<AgentSession | undefined> {
-  const namespace = session.metadata?.namespace ?? '';
-  const name = session.metadata?.name ?? '';
-  let current: AgentSession | undefined = session;
-  for (let attempt = 0; attempt < 4 && current; attempt++) {
-    try {
-      return await store.patchSessionStatus(namespace, name, current.metadata?.resourceVersion, patch);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      if (!isConflict(err)) throw err;
-    }
-    current = await store.getSession(namespace, name);
-    if (current && !stillApplies(current)) return undefined;
-  }
-  if (current) throw new NotRecordableError('ConflictRetriesExhausted', `AgentSession ${name}: status kept changing`);
-  return undefined;
+  return writeStatus(statusOf(store), AGENT_SESSIONS, session, (current) => applyStatusPatch(current.status ?? {}, patch), { stillApplies: (fresh) => stillApplies(fresh) });
+}
+
+/** The record store as the status writer reads and replaces an AgentSession (a record missing from the store is NotFound). */
+function statusOf(store: RecordStore): Pick<KubeRest, 'get' | 'replace'> {
+  return {
+    async get<T extends KubeObject>(_type: ResourceType, namespace: string | undefined, name: string): Promise<T> {
+      const found = await store.getSession(namespace ?? '', name);
+      if (!found) throw new KubeError('NotFound', `AgentSession ${namespace ?? ''}/${name} not found`, { status: 404 });
+      return found as unknown as T;
+    },
+    replace: async <T extends KubeObject>(_type: ResourceType, namespace: string | undefined, object: T): Promise<T> =>
+      (await store.replaceSessionStatus(namespace ?? '', object as unknown as AgentSession)) as unknown as T,
+  };
 }
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
