@@ -13,7 +13,7 @@ describe('Acknowledgements: what this process acknowledged and has not written y
     const acks = new Acknowledgements();
     acks.add(key, acked(), at);
     expect(acks.has(key)).toBe(true);
-    expect(acks.pending(key, agentSession())).toEqual({ work: acked(), at });
+    expect(acks.pending(key, agentSession().session)).toEqual({ work: acked(), at });
     acks.delete(key);
     expect(acks.has(key)).toBe(false);
   });
@@ -21,15 +21,15 @@ describe('Acknowledgements: what this process acknowledged and has not written y
   it('drops an acknowledgement of another work item (the record moved on) or one the record already shows', () => {
     const acks = new Acknowledgements();
     acks.add(key, acked('work_00'), at);
-    expect(acks.pending(key, agentSession())).toBeUndefined();
+    expect(acks.pending(key, agentSession().session)).toBeUndefined();
     expect(acks.has(key)).toBe(false);
     acks.add(key, acked(), at);
-    expect(acks.pending(key, agentSession({}, { workId: WORK_ID, acknowledgedAt: at.toISOString(), phase: 'Running' }))).toBeUndefined();
+    expect(acks.pending(key, agentSession().withStatus({ workId: WORK_ID, acknowledgedAt: at.toISOString(), phase: 'Running' }).session)).toBeUndefined();
     expect(acks.has(key)).toBe(false);
   });
 
   it('reads the record as it will be once written: acknowledged, Starting, earlier item\'s fields cleared', () => {
-    const earlier = agentSession({}, { workId: 'work_00', phase: 'Succeeded', reason: 'Completed', finishedAt: '2025-12-31T00:00:00.000Z', workItems: 1, podName: 'old' });
+    const earlier = agentSession().withStatus({ workId: 'work_00', phase: 'Succeeded', reason: 'Completed', finishedAt: '2025-12-31T00:00:00.000Z', workItems: 1, podName: 'old' }).session;
     const s = withAcknowledgement(earlier, { work: acked(), at });
     expect(isAcknowledged(s)).toBe(true);
     expect(s.status).toEqual({ phase: 'Starting', workId: WORK_ID, workState: 'starting', acknowledgedAt: at.toISOString(), workItems: 2 });

@@ -1,33 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { Work } from '../../api/wire.ts';
 import type { AgentSessionStatus } from '../../crd/agent-session.ts';
-import { agentSession, POD, sessionPod, WORK_ID } from '../fixtures.test-support.ts';
-import { viewPod } from '../objects/pod-view.ts';
+import { agentSession, exited, iso, at, pending, POD, pullFailure, running, unschedulable, WORK_ID } from '../fixtures.test-support.ts';
 import type { PodStatus } from '../objects/pod-types.ts';
 import { decideSession, needsPod, type SessionFacts } from './decide.ts';
-
-const CLAIMED = Date.parse('2026-01-01T00:00:00.000Z');
-const at = (seconds: number) => new Date(CLAIMED + seconds * 1000);
-const iso = (seconds: number) => at(seconds).toISOString();
 
 function work(state: Work['state'], extra: Partial<Work> = {}): Work {
   return { id: WORK_ID, type: 'work', environment_id: 'env_1', data: { id: 'sesn_01', type: 'session' }, state, metadata: {}, created_at: iso(-1), ...extra };
 }
 
-const acked: AgentSessionStatus = { phase: 'Starting', workId: WORK_ID, workState: 'starting', acknowledgedAt: iso(0) };
+const acked: AgentSessionStatus = agentSession().acknowledged().session.status ?? {};
 const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, sessionTTLSecondsAfterFinished: 300, observeOnly: false };
-
-const running = (seconds = 2): PodStatus => ({
-  phase: 'Running',
-  containerStatuses: [{ name: 'session', started: true, state: { running: { startedAt: iso(seconds) } } }],
-});
-const exited = (exitCode: number, finishedSec: number, phase: PodStatus['phase'] = 'Succeeded'): PodStatus => ({
-  phase,
-  containerStatuses: [{ name: 'session', state: { terminated: { exitCode, finishedAt: iso(finishedSec), startedAt: iso(2) } } }],
-});
-const pullFailure: PodStatus = { phase: 'Pending', containerStatuses: [{ name: 'session', state: { waiting: { reason: 'ImagePullBackOff', message: 'no such image' } } }] };
-const unschedulable: PodStatus = { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes match nodeSelector' }] };
-const pending: PodStatus = { phase: 'Pending' };
 
 interface Case {
   rule: string;
@@ -49,16 +32,16 @@ const cases: Case[] = [
   { rule: 'an acknowledged starting item without a Pod gets its Pod', work: found(work('starting')), phase: 'Starting', actions: ['createPod'] },
   { rule: 'a refused Pod create force-stops the item', work: found(work('starting')), launchRefused: { reason: 'PodCreateRefused', message: 'quota' }, phase: 'Failed', reason: 'PodCreateRefused', actions: ['stopWork:force:PodCreateRefused'] },
   { rule: 'a refused template force-stops the item', work: found(work('starting')), launchRefused: { reason: 'TemplateRefused', message: 'privileged' }, phase: 'Failed', reason: 'TemplateRefused', actions: ['stopWork:force:TemplateRefused'] },
-  { rule: 'a Pod waiting for its lease claim is Starting', work: found(work('starting')), pod: pending, now: 5, phase: 'Starting', reason: 'PodStarting', actions: [] },
-  { rule: 'an image pull failure force-stops the item and deletes the Pod', work: found(work('starting')), pod: pullFailure, now: 5, phase: 'Failed', reason: 'ImagePullFailed', actions: ['stopWork:force:ImagePullFailed', 'deletePod'] },
-  { rule: 'an unschedulable Pod before the deadline waits', work: found(work('starting')), pod: unschedulable, now: 30, phase: 'Starting', reason: 'Unschedulable', actions: [] },
-  { rule: 'an unschedulable Pod past the deadline force-stops the item', work: found(work('starting')), pod: unschedulable, now: 61, phase: 'Failed', reason: 'Unschedulable', actions: ['stopWork:force:Unschedulable', 'deletePod'] },
+  { rule: 'a Pod waiting for its lease claim is Starting', work: found(work('starting')), pod: pending(), now: 5, phase: 'Starting', reason: 'PodStarting', actions: [] },
+  { rule: 'an image pull failure force-stops the item and deletes the Pod', work: found(work('starting')), pod: pullFailure(), now: 5, phase: 'Failed', reason: 'ImagePullFailed', actions: ['stopWork:force:ImagePullFailed', 'deletePod'] },
+  { rule: 'an unschedulable Pod before the deadline waits', work: found(work('starting')), pod: unschedulable(), now: 30, phase: 'Starting', reason: 'Unschedulable', actions: [] },
+  { rule: 'an unschedulable Pod past the deadline force-stops the item', work: found(work('starting')), pod: unschedulable(), now: 61, phase: 'Failed', reason: 'Unschedulable', actions: ['stopWork:force:Unschedulable', 'deletePod'] },
   { rule: 'a Pod never bound to a node at the deadline force-stops the item: Unschedulable', work: found(work('starting')), pod: { phase: 'Pending', reason: 'Unbound' }, now: 60, phase: 'Failed', reason: 'Unschedulable', actions: ['stopWork:force:Unschedulable', 'deletePod'] },
-  { rule: 'a lease still unclaimed at the deadline force-stops the item', work: found(work('starting')), pod: pending, now: 60, phase: 'Failed', reason: 'StartTimeout', actions: ['stopWork:force:StartTimeout', 'deletePod'] },
+  { rule: 'a lease still unclaimed at the deadline force-stops the item', work: found(work('starting')), pod: pending(), now: 60, phase: 'Failed', reason: 'StartTimeout', actions: ['stopWork:force:StartTimeout', 'deletePod'] },
   { rule: 'a Pod that ended before the claim force-stops the item', work: found(work('starting')), pod: exited(1, 3, 'Failed'), now: 5, phase: 'Failed', reason: 'CrashedBeforeClaim', actions: ['stopWork:force:CrashedBeforeClaim'] },
   // running
   { rule: 'an active item with a running Pod is Running', work: found(work('active', { started_at: iso(2) })), pod: running(), now: 5, phase: 'Running', reason: 'LeaseClaimed', actions: [] },
-  { rule: 'an image pull failure of the session container after the claim force-stops the item', work: found(work('active')), pod: { ...pullFailure, phase: 'Running' }, now: 5, phase: 'Failed', reason: 'ImagePullFailed', actions: ['stopWork:force:ImagePullFailed', 'deletePod'] },
+  { rule: 'an image pull failure of the session container after the claim force-stops the item', work: found(work('active')), pod: { ...pullFailure(), phase: 'Running' }, now: 5, phase: 'Failed', reason: 'ImagePullFailed', actions: ['stopWork:force:ImagePullFailed', 'deletePod'] },
   { rule: 'a session container not started by the deadline force-stops the item', work: found(work('active')), pod: { phase: 'Running' }, now: 60, phase: 'Failed', reason: 'StartTimeout', actions: ['stopWork:force:StartTimeout', 'deletePod'] },
   { rule: 'an active item whose Pod is gone is force-stopped', work: found(work('active')), status: { ...acked, phase: 'Running', podName: POD }, now: 5, phase: 'Failed', reason: 'PodDeleted', actions: ['stopWork:force:PodDeleted'] },
   { rule: 'an active item whose Pod is being deleted is left to its sidecar for now', work: found(work('active')), pod: 'deleting', now: 5, phase: 'Stopping', reason: 'PodDeleted', actions: [] },
@@ -75,7 +58,7 @@ const cases: Case[] = [
   { rule: 'a remote stop before the exit ends Succeeded Stopped', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(7) })), pod: exited(0, 6), now: 8, phase: 'Succeeded', reason: 'Stopped', actions: [] },
   { rule: 'a stopping item whose Pod ended is confirmed', work: found(work('stopping', { stop_requested_at: iso(5) })), pod: exited(0, 6), now: 8, phase: 'Succeeded', reason: 'Stopped', actions: ['stopWork:force:StopConfirmed'] },
   { rule: 'a Pod that outlives the stop by grace plus margin is deleted', work: found(work('stopped', { stopped_at: iso(5) })), pod: running(), now: 5 + 10 + 45, phase: 'Stopping', actions: ['deletePod'] },
-  { rule: 'an item stopped before the session container ran deletes its Pod', work: found(work('stopped', { stopped_at: iso(5) })), pod: pending, now: 6, phase: 'Succeeded', reason: 'Stopped', actions: ['deletePod'] },
+  { rule: 'an item stopped before the session container ran deletes its Pod', work: found(work('stopped', { stopped_at: iso(5) })), pod: pending(), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: ['deletePod'] },
   { rule: 'the first failure reason wins after the item stopped', work: found(work('stopped', { stopped_at: iso(5) })), status: { ...acked, phase: 'Failed', reason: 'ImagePullFailed', message: 'x' }, now: 6, phase: 'Failed', reason: 'ImagePullFailed', actions: [] },
   // the lease lost to another worker: never stop it
   { rule: 'an item claimed again since our claim is left alone: the Pod goes, the record lets go', work: found(work('active', { started_at: iso(30) })), status: { ...acked, phase: 'Running', lease: { claimedAt: iso(2) } }, pod: exited(0, 20), now: 31, phase: 'Failed', reason: 'LeaseLost', actions: ['deletePod', 'markNotAcknowledged'] },
@@ -83,26 +66,27 @@ const cases: Case[] = [
   { rule: 'a stopping item held by another worker is not confirmed by us', work: found(work('stopping', { started_at: iso(30) })), status: { ...acked, phase: 'Running', lease: { claimedAt: iso(2) } }, now: 31, phase: 'Failed', reason: 'LeaseLost', actions: ['markNotAcknowledged'] },
   // gone, requeued, unknown
   { rule: 'a work item gone from the API ends the session and deletes its Pod', work: { kind: 'gone' }, pod: running(), now: 6, phase: 'Failed', reason: 'WorkGone', actions: ['deletePod'] },
-  { rule: 'an item back in the queue is no longer ours', work: found(work('queued')), pod: pending, now: 6, phase: 'Claimed', reason: 'AcknowledgementLapsed', actions: ['markNotAcknowledged'] },
+  { rule: 'an item back in the queue is no longer ours', work: found(work('queued')), pod: pending(), now: 6, phase: 'Claimed', reason: 'AcknowledgementLapsed', actions: ['markNotAcknowledged'] },
   { rule: 'an unreadable work item changes nothing', work: { kind: 'unknown', message: 'no credential' }, pod: running(), now: 6, phase: 'Starting', actions: [] },
   // ObserveOnly
-  { rule: 'ObserveOnly records a failure without stopping the item', work: found(work('starting')), pod: pullFailure, now: 5, observeOnly: true, phase: 'Failed', reason: 'ImagePullFailed', actions: ['deletePod'] },
+  { rule: 'ObserveOnly records a failure without stopping the item', work: found(work('starting')), pod: pullFailure(), now: 5, observeOnly: true, phase: 'Failed', reason: 'ImagePullFailed', actions: ['deletePod'] },
 ];
 
 function facts(c: Case): SessionFacts {
-  const pod =
+  const record = agentSession().withStatus(c.status ?? acked);
+  const seen =
     c.pod === 'deleting'
-      ? sessionPod(running(), { deletionTimestamp: iso(4) })
+      ? record.withPod(running(), { deletionTimestamp: iso(4) })
       : c.pod === 'deletedAt5'
-        ? sessionPod(exited(0, 6, 'Running'), { deletionTimestamp: iso(35), deletionGracePeriodSeconds: 30 })
+        ? record.withPod(exited(0, 6, 'Running'), { deletionTimestamp: iso(35), deletionGracePeriodSeconds: 30 })
         : c.pod
-          ? sessionPod(c.pod)
-          : undefined;
+          ? record.withPod(c.pod)
+          : record;
   return {
-    session: agentSession({}, c.status ?? acked),
+    session: seen.session,
     settings: { ...settings, observeOnly: c.observeOnly ?? false },
     work: c.work,
-    pod: pod ? viewPod(pod) : undefined,
+    pod: seen.podView,
     launchRefused: c.launchRefused,
     now: at(c.now ?? 1),
   };
@@ -120,7 +104,7 @@ describe('decideSession', () => {
   });
 
   it('leaves a claimed, not acknowledged record to the dispatcher', () => {
-    const d = decideSession({ ...facts(cases[0]!), session: agentSession({}, { phase: 'Claimed' }) });
+    const d = decideSession({ ...facts(cases[0]!), session: agentSession().withStatus({ phase: 'Claimed' }).session });
     expect(d).toEqual({ status: { phase: 'Claimed' }, actions: [], requeueAfterMs: undefined });
   });
 
@@ -130,7 +114,7 @@ describe('decideSession', () => {
     expect(first.event).toMatchObject({ type: 'Normal', reason: 'LeaseClaimed' });
     const again = decideSession({
       ...facts({ rule: '', work: found(work('active', { started_at: iso(2), latest_heartbeat_at: iso(50) })), pod: running(), now: 55, phase: '', actions: [] }),
-      session: agentSession({}, first.status),
+      session: agentSession().withStatus(first.status).session,
     });
     expect(again.status).toEqual(first.status);
     expect(again.event).toBeUndefined();

@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Work } from '../../api/wire.ts';
 import type { AgentSessionStatus } from '../../crd/agent-session.ts';
 import { decideFinalize, ttlRemainingMs, type FinalizeFacts } from './finalize.ts';
-import { agentSession, sessionPod, WORK_ID } from '../fixtures.test-support.ts';
-import { viewPod } from '../objects/pod-view.ts';
+import { agentSession, WORK_ID } from '../fixtures.test-support.ts';
 import type { PodStatus } from '../objects/pod-types.ts';
 
 const T0 = Date.parse('2026-01-01T00:10:00.000Z');
@@ -48,10 +47,10 @@ const cases: Case[] = [
 describe('decideFinalize', () => {
   it.each(cases)('$rule', (c) => {
     const d = decideFinalize({
-      session: { ...agentSession({}, c.status ?? acked), metadata: { ...agentSession().metadata, deletionTimestamp: at(0).toISOString() } },
+      session: agentSession().withStatus(c.status ?? acked).deleting(at(0)).session,
       settings: c.envGone ? undefined : { ...settings, observeOnly: c.observeOnly ?? false },
       work: c.work,
-      pods: c.pods.map((s) => viewPod(sessionPod(s))),
+      pods: c.pods.map((s) => agentSession().withPod(s).podView!),
       now: at(c.now ?? 1),
     });
     expect(d.actions.map((a) => (a.kind === 'stopWork' ? `stopWork:${a.force ? 'force' : 'graceful'}` : a.kind))).toEqual(c.actions);
@@ -60,7 +59,7 @@ describe('decideFinalize', () => {
 });
 
 describe('ttlRemainingMs', () => {
-  const finished = (phase: AgentSessionStatus['phase'], finishedAt?: string, workId = WORK_ID) => agentSession({}, { phase, workId, ...(finishedAt ? { finishedAt } : {}) });
+  const finished = (phase: AgentSessionStatus['phase'], finishedAt?: string, workId = WORK_ID) => agentSession().withStatus({ phase, workId, ...(finishedAt ? { finishedAt } : {}) }).session;
   it.each([
     ['a running session is not expiring', finished('Running', at(0).toISOString()), 10, undefined],
     ['a finished session expires TTL after it finished', finished('Succeeded', at(0).toISOString()), 10, 9_000],

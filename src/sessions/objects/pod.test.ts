@@ -6,7 +6,7 @@ import type { Container, Pod } from './pod-types.ts';
 const sidecar = { image: 'ghcr.io/agentenv-io/agentenv:test', imagePullPolicy: 'IfNotPresent' as const };
 
 function inputs(selfHosted: Record<string, unknown> = {}, more: Partial<PodInputs> = {}, extra: Record<string, unknown> = {}): PodInputs {
-  return { session: agentSession(), env: agentEnvironment(selfHosted, extra), sidecar, baseUrl: 'https://api.example.test', ...more };
+  return { session: agentSession().session, env: agentEnvironment(selfHosted, extra), sidecar, baseUrl: 'https://api.example.test', ...more };
 }
 
 function build(selfHosted: Record<string, unknown> = {}, more: Partial<PodInputs> = {}, extra: Record<string, unknown> = {}): Pod {
@@ -99,13 +99,13 @@ describe('desiredPod: the main container environment', () => {
     },
   ];
   it.each(cases)('$rule', ({ selfHosted, workSecret, expected }) => {
-    const main = mainOf(build(selfHosted ?? {}, { session: agentSession({ workSecret }) }));
+    const main = mainOf(build(selfHosted ?? {}, { session: agentSession({ workSecret }).session }));
     expect(envNames(main)).toEqual(expected);
     expect(main.env!.find((e) => e.name === 'ANTHROPIC_WORK_ID')?.value).toBe('work_01');
   });
 
   it('reads ANTHROPIC_WORK_SECRET from the per-item Secret, never inline', () => {
-    const e = mainOf(build({}, { session: agentSession({ workSecret: true }) })).env!.find((x) => x.name === 'ANTHROPIC_WORK_SECRET');
+    const e = mainOf(build({}, { session: agentSession({ workSecret: true }).session })).env!.find((x) => x.name === 'ANTHROPIC_WORK_SECRET');
     expect(e).toEqual({ name: 'ANTHROPIC_WORK_SECRET', valueFrom: { secretKeyRef: { name: POD, key: 'work-secret' } } });
   });
 
@@ -119,7 +119,7 @@ describe('desiredPod: the main container environment', () => {
   });
 
   it('never puts the environment key or the API key (or their Secrets) into a sandbox container', () => {
-    const pod = build({}, { session: agentSession({ workSecret: true }) }, { apiKeySecretRef: { name: 'org-key', key: 'key' } });
+    const pod = build({}, { session: agentSession({ workSecret: true }).session }, { apiKeySecretRef: { name: 'org-key', key: 'key' } });
     const sandbox = [...pod.spec.containers, ...pod.spec.initContainers!.filter((c) => c.name !== SIDECAR_NAME)];
     for (const c of sandbox) {
       expect(envNames(c)).not.toContain('ANTHROPIC_ENVIRONMENT_KEY');
@@ -132,7 +132,7 @@ describe('desiredPod: the main container environment', () => {
   });
 
   it('without a per-item secret, mounts the environment key from its own Secret into the sidecar alone, as the file token', () => {
-    const pod = build({}, { session: agentSession({ workSecret: false }) }, { apiKeySecretRef: { name: 'org-key', key: 'key' } });
+    const pod = build({}, { session: agentSession({ workSecret: false }).session }, { apiKeySecretRef: { name: 'org-key', key: 'key' } });
     const credential = pod.spec.volumes!.find((v) => v.name === 'agentenv-credential');
     expect(credential?.secret).toEqual({ secretName: 'env-key', items: [{ key: 'key', path: 'token' }], defaultMode: 0o444 });
     for (const c of [...pod.spec.containers, ...pod.spec.initContainers!]) {
@@ -147,7 +147,7 @@ describe('desiredPod: the main container environment', () => {
   });
 
   it('without a per-item secret and without an environment key, builds no Pod', () => {
-    const r = desiredPod(inputs({ environmentKeySecretRef: undefined }, { session: agentSession({ workSecret: false }) }));
+    const r = desiredPod(inputs({ environmentKeySecretRef: undefined }, { session: agentSession({ workSecret: false }).session }));
     expect(r).toMatchObject({ ok: false, reason: 'InvalidTemplate', message: expect.stringMatching(/environmentKeySecretRef/) });
   });
 });
