@@ -13,6 +13,7 @@ import { sessionController } from '../../src/sessions/controller/controller.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { adminRest, createNamespace, operatorKubeConfig, waitFor, type TestNamespace } from '../support/cluster.ts';
 import { createEnvironment, environmentFixture, waitForReady } from '../support/environments.ts';
+import { TEST_TIMINGS } from '../support/operator.ts';
 
 let ns: TestNamespace;
 const writes: Array<{ verb: Verb; resource: string }> = [];
@@ -77,8 +78,8 @@ describe('applyNetworkPolicy', () => {
 
 describe('the session NetworkPolicy through the operator', () => {
   it('a deleted session NetworkPolicy comes back on the next environment pass', async () => {
-    // A short resync: the environment's next pass comes without any change to it.
-    const f = await environmentFixture('sessions-netpol-op', { kubeconfig: inject('operatorKubeconfig'), resyncMs: 1_000 });
+    // A self-hosted environment's next pass comes after queueRefreshMs, without any change to it: short here.
+    const f = await environmentFixture('sessions-netpol-op', { kubeconfig: inject('operatorKubeconfig'), timings: { ...TEST_TIMINGS, queueRefreshMs: 1_000 } });
     try {
       const remote = await f.console.createEnvironment({ name: 'fenced', config: { type: 'self_hosted' } });
       await createEnvironment(f.admin, f.ns.name, 'fenced', { environmentId: remote.id, selfHosted: { networkPolicy: { enabled: true } } });
