@@ -54,6 +54,15 @@ export function sessionRecord(overrides: Partial<AgentSession['spec']> = {}, sta
   };
 }
 
+/** A bare record as the dispatcher's tests see it (work_2 of session_1 in environment `prod`, namespace `ns`). */
+export function dispatchRecord(o: { workId?: string; status?: AgentSession['status']; claimedAt?: string; name?: string; env?: string } = {}): AgentSession {
+  return {
+    metadata: { name: o.name ?? 'prod-abc', namespace: 'ns', uid: 'u1' },
+    spec: { environmentRef: { name: o.env ?? 'prod' }, environmentId: 'env_1', sessionId: 'session_1', workId: o.workId ?? 'work_2', claimedAt: o.claimedAt ?? '2026-01-01T00:00:00.000Z' },
+    ...(o.status ? { status: o.status } : {}),
+  };
+}
+
 /** A builder of a session record and its current work item's Pod. */
 export class SessionFixture {
   readonly session: AgentSession;

@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Work, WorkState } from '../../api/wire.ts';
-import type { AgentSession } from '../../crd/resources.ts';
 import { settleCandidates, settleDecision } from './settle.ts';
+import { dispatchRecord as record } from '../fixtures.test-support.ts';
 
-function record(o: { workId?: string; status?: AgentSession['status']; claimedAt?: string; name?: string; env?: string } = {}): AgentSession {
-  return {
-    metadata: { name: o.name ?? 'prod-abc', namespace: 'ns', uid: 'u1' },
-    spec: { environmentRef: { name: o.env ?? 'prod' }, environmentId: 'env_1', sessionId: 'session_1', workId: o.workId ?? 'work_2', claimedAt: o.claimedAt ?? '2026-01-01T00:00:00.000Z' },
-    ...(o.status ? { status: o.status } : {}),
-  };
-}
 const work = (state: WorkState): Work => ({ id: 'work_2', type: 'work', environment_id: 'env_1', data: { id: 'session_1', type: 'session' }, state, metadata: {}, created_at: '2026-01-01T00:00:00.000Z' });
 
 describe('settleDecision: a record written but not acknowledged', () => {

@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentSession } from '../../crd/resources.ts';
 import { applyStatusPatch, holdsCapacity, isAcknowledged, statusPatch } from './status.ts';
+import { dispatchRecord as record } from '../fixtures.test-support.ts';
 
-function record(o: { workId?: string; status?: AgentSession['status']; claimedAt?: string; name?: string; env?: string } = {}): AgentSession {
-  return {
-    metadata: { name: o.name ?? 'prod-abc', namespace: 'ns', uid: 'u1' },
-    spec: { environmentRef: { name: o.env ?? 'prod' }, environmentId: 'env_1', sessionId: 'session_1', workId: o.workId ?? 'work_2', claimedAt: o.claimedAt ?? '2026-01-01T00:00:00.000Z' },
-    ...(o.status ? { status: o.status } : {}),
-  };
-}
 describe('acknowledgement and capacity of a record', () => {
   it('a record acknowledges only its current work item', () => {
     expect(isAcknowledged(record({ status: { workId: 'work_2', acknowledgedAt: 'x' } }))).toBe(true);
