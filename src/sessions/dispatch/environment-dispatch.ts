@@ -1,7 +1,7 @@
 /**
  * The dispatch of one eligible AgentEnvironment: three loops over one credential source, one
  * capacity count and one lock per session key —
- * 1. the poll loop ({@link Dispatcher}, poller.ts): long-poll while there is free capacity and hand
+ * 1. the poll loop ({@link Poller}, poller.ts): long-poll while there is free capacity and hand
  *    each claimed item off (record → ack → hand over, hand-off.ts) under the session's lock;
  * 2. the settle pass (loops.ts): records written but not acknowledged, on start and every
  *    `settleIntervalMs`, under the same lock;
@@ -20,7 +20,7 @@ import { KeyedLock } from './keyed-lock.ts';
 import { credentialLoop, settleLoop } from './loops.ts';
 import { handOff, type HandOffDeps } from './hand-off.ts';
 import { DispatchPausedError, POLL_BLOCK_MS } from './plan.ts';
-import { Dispatcher, realClock, type DispatchClock, type DispatchLimits, type DispatchState } from './poller.ts';
+import { Poller, realClock, type DispatchClock, type DispatchLimits, type DispatchState } from './poller.ts';
 import { sessionName } from '../record/names.ts';
 import { settleSession } from './settle.ts';
 
@@ -66,7 +66,7 @@ export class EnvironmentDispatch {
   readonly #log: Logger;
   readonly #credentials: CredentialSource;
   readonly #capacity: Capacity;
-  readonly #dispatcher: Dispatcher;
+  readonly #poller: Poller;
   readonly #api: EnvironmentsClient;
   readonly #locks = new KeyedLock();
   /** The last state reported for the `Dispatching` condition (re-asserted on every change of the environment). */
@@ -84,7 +84,7 @@ export class EnvironmentDispatch {
       resolve: () => deps.resolveCredentials(this.#env),
       onChange: () => {
         this.#log.info('dispatch credential changed');
-        this.#dispatcher.credentialsChanged();
+        this.#poller.credentialsChanged();
       },
       ...(deps.credentialRefreshMs !== undefined ? { refreshMs: deps.credentialRefreshMs } : {}),
     });
@@ -103,7 +103,7 @@ export class EnvironmentDispatch {
       onAcknowledged: deps.onAcknowledged,
     };
     const sessionKey = (sessionId: string): string => `${ns}/${sessionName(name, sessionId)}`;
-    this.#dispatcher = new Dispatcher({
+    this.#poller = new Poller({
       limits,
       workerIdPrefix: `${deps.identity}/${env.metadata?.uid ?? name}`,
       capacity: this.#capacity,
@@ -127,17 +127,17 @@ export class EnvironmentDispatch {
     const specChanged = env.metadata?.generation !== this.#env.metadata?.generation || environmentId !== this.#environmentId;
     this.#env = env;
     this.#environmentId = environmentId;
-    this.#dispatcher.update(limits, specChanged);
+    this.#poller.update(limits, specChanged);
     if (refsChanged) void this.#credentials.refresh(true).catch((err: unknown) => this.#log.warn({ err }, 'credential re-read failed'));
   }
 
   /** A record of this environment changed: capacity may have been freed. */
   nudge(): void {
-    this.#dispatcher.nudge();
+    this.#poller.nudge();
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    await Promise.all([this.#dispatcher.run(signal), this.#settleLoop(signal), this.#credentialLoop(signal)]);
+    await Promise.all([this.#poller.run(signal), this.#settleLoop(signal), this.#credentialLoop(signal)]);
   }
 
   async #poll(workerId: string, signal: AbortSignal) {

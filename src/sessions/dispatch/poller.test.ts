@@ -4,7 +4,7 @@ import type { Work } from '../../api/wire.ts';
 import { silentLogger } from '../../telemetry/logger.ts';
 import { Capacity } from './capacity.ts';
 import type { HandOffResult } from './hand-off.ts';
-import { Dispatcher, type DispatchClock, type DispatchState } from './poller.ts';
+import { Poller, type DispatchClock, type DispatchState } from './poller.ts';
 
 /** A clock the test advances; sleeps resolve when their time comes. */
 class FakeClock implements DispatchClock {
@@ -54,7 +54,7 @@ const workItem = (): Work => ({
 });
 
 interface Harness {
-  dispatcher: Dispatcher;
+  dispatcher: Poller;
   clock: FakeClock;
   polls: string[];
   maxConcurrent: () => number;
@@ -81,7 +81,7 @@ function harness(opts: { maxSessions: number; maxPollers: number; queue?: Work[]
   let concurrent = 0;
   let max = 0;
   const recorded = opts.recorded ?? new Set<string>();
-  const dispatcher = new Dispatcher({
+  const dispatcher = new Poller({
     limits: { maxSessions: opts.maxSessions, maxPollers: opts.maxPollers },
     workerIdPrefix: 'op/uid',
     capacity: new Capacity(() => recorded, { now: clock.now }),
@@ -123,7 +123,7 @@ function harness(opts: { maxSessions: number; maxPollers: number; queue?: Work[]
   return { dispatcher, clock, polls, maxConcurrent: () => max, reports, handOffs, stop };
 }
 
-describe('Dispatcher', () => {
+describe('Poller: the poll loop of one environment', () => {
   it('runs one poller while idle and re-polls at once after each empty long poll', async () => {
     const h = harness({ maxSessions: 10, maxPollers: 4 });
     await h.clock.advance(10 * 999);

@@ -1,5 +1,5 @@
 /**
- * The dispatcher of one self-hosted environment: long-polls its work queue while it has free
+ * The poll loop of one self-hosted environment ({@link Poller}): long-polls its work queue while it has free
  * capacity and passes every claimed item to the hand-off (record → ack → hand over) behind the loop.
  *
  * 1. Compute how many polls may run ({@link pollsToStart}): parallel polls ≤ the poller target ≤
@@ -51,7 +51,7 @@ export interface DispatchLimits {
   readonly maxPollers: number;
 }
 
-export interface DispatcherOptions {
+export interface PollerOptions {
   readonly limits: DispatchLimits;
   /** `Anthropic-Worker-ID` prefix, e.g. `<operator identity>/<environment uid>`. */
   readonly workerIdPrefix: string;
@@ -73,8 +73,8 @@ export interface DispatcherOptions {
   readonly random?: () => number;
 }
 
-export class Dispatcher {
-  readonly #o: DispatcherOptions;
+export class Poller {
+  readonly #o: PollerOptions;
   readonly #clock: DispatchClock;
   #limits: DispatchLimits;
   #target = 1;
@@ -91,7 +91,7 @@ export class Dispatcher {
   readonly #polls = new Set<Promise<void>>();
   readonly #handOffs = new Set<Promise<void>>();
 
-  constructor(options: DispatcherOptions) {
+  constructor(options: PollerOptions) {
     this.#o = options;
     this.#clock = options.clock ?? realClock;
     this.#limits = options.limits;
