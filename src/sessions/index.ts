@@ -129,7 +129,11 @@ export function startSessions(deps: SessionsDeps): Sessions {
 
   // Dispatchers follow the environments: any change may start, stop or re-limit one.
   let leading = false;
-  for (const i of deps.environments) i.on(() => leading && dispatchers.sync(allEnvironments()));
+  for (const i of deps.environments) {
+    i.on(() => {
+      if (leading) dispatchers.sync(allEnvironments());
+    });
+  }
 
   return {
     informers: controller.informers,
