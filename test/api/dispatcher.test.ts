@@ -18,7 +18,8 @@ import { handOff, type HandOffDeps } from '../../src/sessions/dispatch/hand-off.
 import { EnvironmentDispatch } from '../../src/sessions/dispatch/environment-dispatch.ts';
 import type { DispatchState } from '../../src/sessions/dispatch/poller.ts';
 import { secretName, sessionName } from '../../src/sessions/record/names.ts';
-import { ensureWorkSecret, recordClaim, writeSessionStatus, type RecordStore, type SessionSecret } from '../../src/sessions/record/record.ts';
+import type { SessionSecret } from '../../src/sessions/objects/work-secret.ts';
+import { ensureWorkSecret, recordClaim, writeSessionStatus, type RecordStore } from '../../src/sessions/record/record.ts';
 import { acknowledgedStatus, type StatusPatch } from '../../src/sessions/record/status.ts';
 import { settleSession } from '../../src/sessions/dispatch/settle.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';

@@ -17,12 +17,12 @@
  *    account token, no service links, `restartPolicy: Never` (one Pod runs one work item once),
  *    and the Restricted Pod Security defaults unless `podSecurity: Custom`.
  */
-import { API_VERSION, AGENT_SESSION } from '../../crd/meta.ts';
 import type { AgentEnvironment, AgentSession } from '../../crd/resources.ts';
 import { hasItemSecret } from '../record/status.ts';
 import { podName, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, workLabels } from '../record/names.ts';
 import { CREDENTIAL_DIR, DEFAULT_PROBE_PORT, DEFAULT_STATE_DIR, SIDECAR_ENV as E, STARTED_PATH } from '../../contract/sidecar.ts';
 import { effectiveUid, hardenContainer, hardenPod, restrictedViolations } from './pod-security.ts';
+import { ownedBySession } from './work-secret.ts';
 import type { Container, EnvVar, Pod, PodSpec, PodTemplate, Volume } from './pod-types.ts';
 
 /** Name of the injected sidecar container. */
@@ -137,9 +137,7 @@ export function desiredPod(inputs: PodInputs): PodBuild {
         namespace: session.metadata?.namespace ?? '',
         labels: { ...(template.metadata?.labels ?? {}), ...labels },
         ...(template.metadata?.annotations ? { annotations: { ...template.metadata.annotations } } : {}),
-        ownerReferences: [
-          { apiVersion: API_VERSION, kind: AGENT_SESSION.kind, name: sessionObj, uid: session.metadata?.uid ?? '', controller: true, blockOwnerDeletion: true },
-        ],
+        ownerReferences: [ownedBySession(session)],
       },
       spec,
     },

@@ -1,10 +1,10 @@
 /**
- * The AgentSession record and the per-item Secret: what the dispatcher writes *before* it
+ * The AgentSession record and the per-item Secret (built by objects/work-secret.ts): what the dispatcher writes *before* it
  * acknowledges a claimed work item, and the status writes that follow.
  *
  * Rules shared with the session reconciler (`controller/`) — the predicates and status patches are in `status.ts`:
  * - A record **acknowledges** its current work item only when `status.workId === spec.workId` and
- *   `status.acknowledgedAt` is set ({@link isAcknowledged}). Until then the item is merely *claimed*
+ *   `status.acknowledgedAt` is set (`isAcknowledged`). Until then the item is merely *claimed*
  *   (phase Claimed, or no phase yet): no Pod is created for it, and deleting the record must not stop
  *   the item — it was never started here, and the queue hands it out again.
  * - Between the ack and that status write, only the process that acknowledged knows: the session
@@ -21,7 +21,8 @@ import { controllerRef } from '../../k8s/events.ts';
 import { CORE, type KubeObject, type KubeRest, type ResourceType } from '../../k8s/rest.ts';
 import { writeStatus } from '../../k8s/status.ts';
 import { applyStatusPatch, type StatusPatch } from './status.ts';
-import { labelValue, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, sessionLabels, sessionName, workLabels } from './names.ts';
+import { desiredWorkSecret, type SessionSecret } from '../objects/work-secret.ts';
+import { labelValue, sessionLabels, sessionName } from './names.ts';
 
 /** The Kubernetes operations the dispatcher needs; {@link kubeRecordStore} is the real one. */
 export interface RecordStore {
@@ -40,11 +41,6 @@ export interface RecordStore {
   podExists(namespace: string, name: string): Promise<boolean>;
 }
 
-export interface SessionSecret extends KubeObject {
-  type: 'Opaque';
-  immutable: boolean;
-  data: Record<string, string>;
-}
 
 /** The real store over the Kubernetes API. */
 export function kubeRecordStore(rest: KubeRest): RecordStore {
@@ -178,28 +174,14 @@ export async function recordClaim(store: RecordStore, env: AgentEnvironment, cla
 }
 
 /**
- * Step 2, only when the poll carried a per-item secret: the per-item Secret, owned by the
- * AgentSession. `token` is the sidecar's credential (the item's sessions token); `work-secret` is the
- * raw per-item secret for the main container's `ANTHROPIC_WORK_SECRET`. Written before the ack
- * because the poll reply is the only copy: an item acknowledged without it could not be run.
- * Immutable: a work item's credential never changes. AlreadyExists is success (deterministic name).
+ * Step 2, only when the poll carried a per-item secret: create the per-item Secret
+ * (objects/work-secret.ts). Written before the ack because the poll reply is the only copy: an
+ * item acknowledged without it could not be run. AlreadyExists is success (deterministic name).
  */
 export async function ensureWorkSecret(store: RecordStore, session: AgentSession, material: { token: string; workSecret: string }): Promise<string> {
-  const namespace = session.metadata?.namespace ?? '';
-  const sessionNameValue = session.metadata?.name ?? '';
-  const name = secretName(sessionNameValue, session.spec.workId);
-  await store.createSecret(namespace, {
-    metadata: {
-      name,
-      namespace,
-      labels: workLabels(session.spec.environmentRef.name, sessionNameValue, session.spec.workId),
-      ownerReferences: [controllerRef(session, AGENT_SESSIONS)],
-    },
-    type: 'Opaque',
-    immutable: true,
-    data: { [SECRET_TOKEN_KEY]: b64(material.token), [SECRET_WORK_SECRET_KEY]: b64(material.workSecret) },
-  });
-  return name;
+  const secret = desiredWorkSecret(session, material);
+  await store.createSecret(secret.metadata?.namespace ?? '', secret);
+  return secret.metadata?.name ?? '';
 }
 
 /**
@@ -231,4 +213,3 @@ function statusOf(store: RecordStore): Pick<KubeRest, 'get' | 'replace'> {
   };
 }
 
-const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
