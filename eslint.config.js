@@ -38,15 +38,61 @@ const forbidden = {
 };
 
 // Imports inside src/ are relative, so "reaching folder X" means a path that climbs with ../ into X.
-const layerRules = Object.entries(forbidden).map(([folder, [targets, why]]) => ({
+/** @param {keyof typeof forbidden} folder */
+function layerPattern(folder) {
+  const [targets, why] = forbidden[folder];
+  return { regex: `^(\\.\\./)+(${targets.join('|')})/`, message: `src/${folder} must not import from it: ${why}. See ../shared/STYLE.md.` };
+}
+const layerRules = Object.keys(forbidden).map((folder) => ({
   files: [`src/${folder}/**/*.ts`],
+  rules: { 'no-restricted-imports': ['error', { patterns: [layerPattern(/** @type {keyof typeof forbidden} */ (folder))] }] },
+}));
+
+/**
+ * Inside src/sessions, the parts (see docs/sessions.md, "Code map"): the dispatcher (`dispatch/`:
+ * poll → record → ack) and the AgentSession controller (`controller/`: Pods, stops, cleanup) never
+ * import each other — they meet only in `sessions/index.ts`, which wires them; both build on the
+ * record (`record/`) and the objects (`objects/`). `objects/` holds pure builders and views of the
+ * Kubernetes objects a session owns: it does no I/O (no Kubernetes REST or informer, no API client;
+ * their types are fine), so a Pod is the same for the same inputs.
+ */
+const SESSIONS_FEATURE_PATTERN = layerPattern('sessions');
+const sessionPartRules = [
+  ['dispatch', ['controller'], 'the dispatcher and the session controller meet only in sessions/index.ts'],
+  ['controller', ['dispatch'], 'the session controller and the dispatcher meet only in sessions/index.ts'],
+  ['record', ['dispatch', 'controller'], 'the record is shared by the dispatcher and the controller, below both'],
+  ['objects', ['dispatch', 'controller', 'record/record'], 'objects are pure builders and views (the record store does I/O)'],
+].map(([part, targets, why]) => ({
+  files: [`src/sessions/${part}/**/*.ts`],
   rules: {
     'no-restricted-imports': [
       'error',
-      { patterns: [{ regex: `^(\\.\\./)+(${targets.join('|')})/`, message: `src/${folder} must not import from it: ${why}. See ../shared/STYLE.md.` }] },
+      {
+        patterns: [
+          SESSIONS_FEATURE_PATTERN,
+          { regex: `^\\.\\./(${targets.join('|')})(/|\\.ts$)`, message: `src/sessions/${part} must not import from it: ${why}. See docs/sessions.md.` },
+        ],
+      },
     ],
   },
 }));
+const objectsArePure = {
+  files: ['src/sessions/objects/**/*.ts'],
+  rules: {
+    '@typescript-eslint/no-restricted-imports': [
+      'error',
+      {
+        patterns: [
+          {
+            regex: '^(\\.\\./)+(k8s/(rest|informer)|api/)',
+            allowTypeImports: true,
+            message: 'src/sessions/objects is pure: no Kubernetes REST or informer, no API client (type imports are fine). See docs/sessions.md.',
+          },
+        ],
+      },
+    ],
+  },
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.k8s/**', 'deploy/**', 'crds/**', '.bench/**'] },
@@ -67,4 +113,7 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   ...layerRules,
+  // After the layer rules: for these files the part rules (which repeat the feature's pattern) take over.
+  ...sessionPartRules,
+  objectsArePure,
 );

@@ -3,7 +3,7 @@
  * another process) next to a bare `node -e "setInterval(()=>{},1e3)"`, measured side by side in
  * the same run. Target: sidecar ≤ 1.15 × bare.
  *
- * The sidecar runs as a session Pod runs it: `SIDECAR_COMMAND` (src/sessions/pod.ts), Node with
+ * The sidecar runs as a session Pod runs it: `SIDECAR_COMMAND` (src/sessions/objects/pod.ts), Node with
  * interpreter-only flags on the bundled CommonJS sidecar that `npm run build` writes to
  * dist/sidecar.cjs (rebuilt here first). For reading the figures, the same `run()` is also measured
  * as `agentenv sidecar` through the compiled ES-module CLI (`tsc -p tsconfig.build.json`, here into
@@ -21,7 +21,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SIDECAR_COMMAND } from '../src/sessions/pod.ts';
+import { SIDECAR_COMMAND } from '../src/sessions/objects/pod.ts';
 import { startEmulatorProcess } from './support.ts';
 
 const KEY = 'sk-bench';

@@ -9,6 +9,7 @@ import {
   RateLimitError,
   ServerError,
   TimeoutError,
+  classify,
   errorForStatus,
   isFatal,
   isTransient,
@@ -47,6 +48,27 @@ describe('error taxonomy', () => {
     expect(isTransient(err)).toBe(false);
     expect(isFatal(err)).toBe(false);
     expect(isFatal(errorForStatus(401, 'bad key', {}))).toBe(true);
+  });
+
+  it.each([
+    ['a connection error is transient', new ConnectionError('reset'), 'transient'],
+    ['our own timeout is transient', new TimeoutError('slow'), 'transient'],
+    ['408 is transient', errorForStatus(408, 'm', {}), 'transient'],
+    ['429 is transient', errorForStatus(429, 'm', { retryAfterMs: 1_000 }), 'transient'],
+    ['500 is transient', errorForStatus(500, 'm', {}), 'transient'],
+    ['529 overloaded is transient', errorForStatus(529, 'm', {}), 'transient'],
+    ['409 is a conflict its caller interprets (on stop: already stopped)', errorForStatus(409, 'm', {}), 'conflict'],
+    ['412 is fatal (on heartbeat: the lease is lost)', errorForStatus(412, 'm', {}), 'fatal'],
+    ['400 is fatal', errorForStatus(400, 'm', {}), 'fatal'],
+    ['401 is fatal', errorForStatus(401, 'm', {}), 'fatal'],
+    ['403 is fatal', errorForStatus(403, 'm', {}), 'fatal'],
+    ['404 is fatal', errorForStatus(404, 'm', {}), 'fatal'],
+    ['422 is fatal', errorForStatus(422, 'm', {}), 'fatal'],
+    ['another 4xx is fatal', errorForStatus(418, 'm', {}), 'fatal'],
+    ['a malformed reply is fatal', new MalformedResponseError('bad', 'id'), 'fatal'],
+    ['a failure outside the API (a bug) is transient: backed off, never a verdict', new Error('bug'), 'transient'],
+  ])('classify: %s', (_rule, err, expected) => {
+    expect(classify(err)).toBe(expected);
   });
 
   it('reads the server lease from a 412 body', () => {

@@ -2,23 +2,23 @@
  * The API client's error taxonomy: one class per failure kind, each with a stable `code`.
  *
  * Callers branch on the class or on `code`, never on message text. Whether a failure is worth
- * retrying is decided in exactly one place, {@link isTransient}:
+ * retrying is decided in exactly one place, {@link classify}:
  *
- * | failure                              | class                    | code                   | transient |
+ * | failure                              | class                    | code                   | classify  |
  * |--------------------------------------|--------------------------|------------------------|-----------|
- * | connection refused / reset / DNS     | ConnectionError          | `connection_error`     | yes       |
- * | our per-request timeout elapsed      | TimeoutError             | `timeout`              | yes       |
- * | 408                                  | RequestTimeoutError      | `request_timeout`      | yes       |
- * | 429                                  | RateLimitError           | `rate_limited`         | yes       |
- * | 5xx (incl. 529 overloaded)           | ServerError              | `server_error`         | yes       |
- * | 409                                  | ConflictError            | `conflict`             | no — the caller interprets it (on stop: "already stopped") |
- * | 412                                  | PreconditionFailedError  | `precondition_failed`  | no — on heartbeat: the lease is lost |
- * | 400 / 422                            | InvalidRequestError      | `invalid_request`      | no        |
- * | 401                                  | AuthenticationError      | `authentication_failed`| no        |
- * | 403                                  | PermissionDeniedError    | `permission_denied`    | no        |
- * | 404                                  | NotFoundError            | `not_found`            | no        |
- * | other 4xx                            | ClientError              | `client_error`         | no        |
- * | 2xx whose body breaks the schema     | MalformedResponseError   | `malformed_response`   | no        |
+ * | connection refused / reset / DNS     | ConnectionError          | `connection_error`     | transient |
+ * | our per-request timeout elapsed      | TimeoutError             | `timeout`              | transient |
+ * | 408                                  | RequestTimeoutError      | `request_timeout`      | transient |
+ * | 429                                  | RateLimitError           | `rate_limited`         | transient |
+ * | 5xx (incl. 529 overloaded)           | ServerError              | `server_error`         | transient |
+ * | 409                                  | ConflictError            | `conflict`             | conflict — the caller interprets it (on stop: "already stopped") |
+ * | 412                                  | PreconditionFailedError  | `precondition_failed`  | fatal — on heartbeat: the lease is lost |
+ * | 400 / 422                            | InvalidRequestError      | `invalid_request`      | fatal     |
+ * | 401                                  | AuthenticationError      | `authentication_failed`| fatal     |
+ * | 403                                  | PermissionDeniedError    | `permission_denied`    | fatal     |
+ * | 404                                  | NotFoundError            | `not_found`            | fatal     |
+ * | other 4xx                            | ClientError              | `client_error`         | fatal     |
+ * | 2xx whose body breaks the schema     | MalformedResponseError   | `malformed_response`   | fatal     |
  *
  * Cancellation by the caller's AbortSignal is not an API failure: the signal's reason is rethrown
  * unchanged.
@@ -147,25 +147,39 @@ export function errorForStatus(status: number, message: string, info: ApiErrorDe
   return new ClientError(message, withStatus);
 }
 
+/** What a failure means for the caller; the same three classes at the Kubernetes boundary (`k8s/errors.ts`). */
+export type ErrorClass = 'transient' | 'conflict' | 'fatal';
+
 /**
- * The one place that decides whether a failure is transient: connection errors, timeouts, 408,
- * 429 and 5xx are; a 409 is a conflict its caller interprets; every other 4xx and a malformed
- * reply are fatal (retrying would get the same answer).
+ * The one place that decides what an API failure means (the table above):
+ * - `transient`: connection errors, timeouts, 408, 429 and 5xx — worth the same request again,
+ *   no earlier than `retryAfterMs`. Only these are retried by `retry.ts`.
+ * - `conflict`: 409 — the request contradicts the resource's current state, so only the caller
+ *   knows what it means, and it is never retried blindly: on a stop it means "already stopped"
+ *   (success); on an update of an archived environment, "read-only". The same meaning as a
+ *   Kubernetes Conflict: the request raced the object's state.
+ * - `fatal`: every other 4xx and a malformed reply — retrying gets the same answer until something
+ *   (config, credential, spec) changes.
+ * A failure that is not an {@link ApiError} (a bug; cancellation is rethrown as the signal's reason)
+ * is `transient`: retried with backoff by whoever owns the loop, never recorded as a verdict.
  */
-export function isTransient(err: unknown): boolean {
-  return (
+export function classify(err: unknown): ErrorClass {
+  if (!(err instanceof ApiError)) return 'transient';
+  if (err instanceof ConflictError) return 'conflict';
+  const transient =
     err instanceof ConnectionError ||
     err instanceof TimeoutError ||
     err instanceof RequestTimeoutError ||
     err instanceof RateLimitError ||
-    err instanceof ServerError
-  );
+    err instanceof ServerError;
+  return transient ? 'transient' : 'fatal';
 }
 
-/** A fatal API failure: retrying cannot help until something (config, credential, spec) changes. */
-export function isFatal(err: unknown): boolean {
-  return err instanceof ApiError && !isTransient(err) && !(err instanceof ConflictError);
-}
+/** An {@link ApiError} that {@link classify} calls transient (what `retry.ts` retries). */
+export const isTransient = (err: unknown): boolean => err instanceof ApiError && classify(err) === 'transient';
+
+/** An {@link ApiError} that {@link classify} calls fatal: retrying cannot help until something changes. */
+export const isFatal = (err: unknown): boolean => err instanceof ApiError && classify(err) === 'fatal';
 
 /** True when `err` is an {@link ApiError} with HTTP status `status`. */
 export function hasStatus(err: unknown, status: number): boolean {

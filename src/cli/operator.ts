@@ -198,7 +198,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
         concurrency: config.concurrency,
         resyncMs: config.resyncMs,
       });
-  const sessionsHook = options.sessions ?? sessions?.hook;
+  const sessionsHook: SessionsHook | undefined = options.sessions ?? sessions?.hook;
   const envController = new Controller({
     name: 'agentenvironment',
     logger,

@@ -1,6 +1,6 @@
 /**
  * The sidecar as session Pods run it: `node --no-sparkplug --no-maglev --no-turbofan
- * /app/dist/sidecar.cjs` (see `SIDECAR_COMMAND` in src/sessions/pod.ts), the same `run()` as
+ * /app/dist/sidecar.cjs` (see `SIDECAR_COMMAND` in src/sessions/objects/pod.ts), the same `run()` as
  * `agentenv sidecar`.
  *
  * `npm run build` bundles this file and the sidecar's modules into ONE CommonJS file

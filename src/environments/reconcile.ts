@@ -10,21 +10,22 @@
  * 6. status     — write status only when it changed.
  */
 import type { EnvironmentsClient } from '../api/client.ts';
-import { ApiError, AuthenticationError, isFatal, MalformedResponseError, NotFoundError, PermissionDeniedError } from '../api/errors.ts';
+import { ApiError, AuthenticationError, classify, MalformedResponseError, NotFoundError, PermissionDeniedError } from '../api/errors.ts';
 import type { Credential } from '../api/transport.ts';
 import type { Environment, QueueStats } from '../api/wire.ts';
 import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
 import { CONDITIONS, ENVIRONMENT_FINALIZER, RESERVED_METADATA_PREFIX } from '../crd/meta.ts';
 import { findCondition } from '../k8s/conditions.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
-import { isConflict, isNotFound } from '../k8s/errors.ts';
+import { isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
-import { addFinalizer, hasFinalizer, removeFinalizer } from '../k8s/finalizers.ts';
+import { finalizer, type Cleanup } from '../k8s/finalizer.ts';
 import type { KubeRest } from '../k8s/rest.ts';
+import { writeStatus as writeObjectStatus } from '../k8s/status.ts';
 import { FORGET, RESYNC, requeueAfter, TerminalError, type Outcome, type ReconcileContext } from '../runtime/controller.ts';
 import { createParams, desiredEnvironment, diffEnvironment, type DesiredEnvironment } from './desired.ts';
 import { findRemote, resolveApiKey } from './gather.ts';
-import { nextStatus, statusChanged, type Observation } from './status.ts';
+import { nextStatus, type Observation } from './status.ts';
 
 /** What the sessions feature tells this reconciler (wired in the CLI; absent for cloud-only use). */
 export interface SessionsHook {
@@ -32,6 +33,12 @@ export interface SessionsHook {
   activeSessions(env: AgentEnvironment): number;
   /** Stop this environment's sessions; resolves true once none is left running. */
   drainBeforeDeletion(env: AgentEnvironment, signal: AbortSignal): Promise<boolean>;
+  /**
+   * Bring the environment's children that the sessions feature owns (the session NetworkPolicy) in
+   * line, level-triggered: called on every pass of a live self-hosted environment, before the
+   * remote environment is read. A throw fails the pass (retried by the controller's error policy).
+   */
+  reconcileChildren(env: AgentEnvironment, signal: AbortSignal): Promise<void>;
 }
 
 export interface EnvironmentReconcilerDeps {
@@ -78,12 +85,19 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     }
     env = { ...env, spec: parsed.data };
 
-    if (env.metadata?.deletionTimestamp) return finalize(env, ctx);
-    if (!hasFinalizer(env, ENVIRONMENT_FINALIZER)) {
-      await addFinalizer(deps.rest, AGENT_ENVIRONMENTS, env, ENVIRONMENT_FINALIZER);
-      return requeueAfter(0);
-    }
+    return finalizer(deps.rest, AGENT_ENVIRONMENTS, env, {
+      name: ENVIRONMENT_FINALIZER,
+      added: requeueAfter(0),
+      released: FORGET,
+      apply: (live) => reconcileLive(live, ctx),
+      cleanup: (deleting) => finalize(deleting, ctx),
+      onReleased: (gone) => void (gone.metadata?.uid && lastWorking.delete(gone.metadata.uid)),
+    });
+  };
 
+  /** Phases 3–6 for a live resource that carries the finalizer. */
+  async function reconcileLive(env: AgentEnvironment, ctx: ReconcileContext): Promise<Outcome> {
+    if (env.spec.selfHosted) await deps.sessions?.reconcileChildren(env, ctx.signal);
     const cred = await resolveApiKey(deps.rest, env, deps.defaultCredential());
     if (!cred.ok) {
       ctx.logger.warn({ reason: cred.reason }, cred.message);
@@ -105,13 +119,13 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
         ctx.logger.warn({ err, reason: verdict.reason }, 'the API refused the credential; re-reading it shortly');
         return requeueAfter(credentialRetryMs);
       }
-      if (isFatal(err)) throw new TerminalError(verdict.message, { cause: err });
+      if (classify(err) === 'fatal') throw new TerminalError(verdict.message, { cause: err });
       throw err; // transient: the controller backs off (honouring Retry-After)
     }
     if (env.metadata?.uid) lastWorking.set(env.metadata.uid, cred.credential);
     await writeStatus(env, observation);
     return env.spec.selfHosted ? requeueAfter(deps.queueRefreshMs ?? 60_000) : RESYNC;
-  };
+  }
 
   /** Phases 4–5: find the remote environment and bring it in line (or report). */
   async function converge(env: AgentEnvironment, api: EnvironmentsClient, ctx: ReconcileContext): Promise<Observation> {
@@ -187,18 +201,18 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     try {
       return await api.getQueueStats(id, { signal: ctx.signal });
     } catch (err) {
-      if (err instanceof ApiError && !isFatal(err) && !opts.bestEffort) throw err;
+      // Queue figures are worth a retry of the pass unless the API refused them for good.
+      if (err instanceof ApiError && classify(err) !== 'fatal' && !opts.bestEffort) throw err;
       ctx.logger.warn({ err }, 'queue stats unavailable');
       return undefined;
     }
   }
 
-  /** Phase 1: apply the deletion policy once sessions are drained, then release the resource. */
-  async function finalize(env: AgentEnvironment, ctx: ReconcileContext): Promise<Outcome> {
-    if (!hasFinalizer(env, ENVIRONMENT_FINALIZER)) return FORGET;
+  /** Phase 1: apply the deletion policy once sessions are drained; `done` releases the resource. */
+  async function finalize(env: AgentEnvironment, ctx: ReconcileContext): Promise<Cleanup<Outcome>> {
     if (deps.sessions && !(await deps.sessions.drainBeforeDeletion(env, ctx.signal))) {
       await writeStatus(env, failed('Draining', 'waiting for running sessions to stop before applying the deletion policy'));
-      return requeueAfter(2_000);
+      return { done: false, retry: requeueAfter(2_000) };
     }
     // ObserveOnly never writes to the API, whatever the deletion policy says.
     const policy = env.spec.managementPolicy === 'ObserveOnly' ? 'Orphan' : env.spec.deletionPolicy;
@@ -213,7 +227,7 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
         const message = `cannot apply deletionPolicy ${policy}: ${cred.message}`;
         deps.events.record(env, 'Warning', 'DeletionBlocked', message);
         await writeStatus(env, failed('DeletionBlocked', message));
-        return requeueAfter(credentialRetryMs);
+        return { done: false, retry: requeueAfter(credentialRetryMs) };
       }
       try {
         await applyDeletionPolicy(env, policy, deps.apiClient(cred.credential), ctx);
@@ -227,13 +241,7 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     } else {
       deps.events.record(env, 'Normal', 'Orphaned', `left environment ${env.status?.environmentId ?? env.spec.environmentId ?? '(none)'} in place`);
     }
-    try {
-      await removeFinalizer(deps.rest, AGENT_ENVIRONMENTS, env, ENVIRONMENT_FINALIZER);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    if (env.metadata?.uid) lastWorking.delete(env.metadata.uid);
-    return FORGET;
+    return { done: true };
   }
 
   async function applyDeletionPolicy(env: AgentEnvironment, policy: 'Delete' | 'Archive', api: EnvironmentsClient, ctx: ReconcileContext): Promise<void> {
@@ -253,27 +261,11 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps) {
     deps.events.record(env, 'Normal', policy === 'Delete' ? 'Deleted' : 'Archived', `${policy === 'Delete' ? 'deleted' : 'archived'} environment ${id}`);
   }
 
-  /** Phase 6: write status only when it changed. */
+  /** Phase 6: write status only when it changed (one writer, one conflict policy: k8s/status.ts). */
   async function writeStatus(env: AgentEnvironment, o: Observation): Promise<void> {
-    let current = env;
-    for (let attempt = 0; ; attempt++) {
-      const status = nextStatus(current, o, now());
-      if (!statusChanged(current, status)) return;
-      try {
-        // Guarded by the resourceVersion we read, so nobody else's status change is overwritten.
-        await deps.rest.replace(AGENT_ENVIRONMENTS, current.metadata?.namespace, { ...current, status }, 'status');
-        return;
-      } catch (err) {
-        if (isNotFound(err)) return;
-        if (!isConflict(err) || attempt >= 3) throw err;
-        // Another writer of this status (the dispatcher's Dispatching condition) got there first.
-        // This pass's observation still holds for the same generation: merge it into the fresh
-        // status. A new generation gets its own pass, so this one gives way.
-        const fresh = await deps.rest.get<AgentEnvironment>(AGENT_ENVIRONMENTS, env.metadata?.namespace, env.metadata?.name ?? '');
-        if (fresh.metadata?.generation !== env.metadata?.generation) throw err;
-        current = { ...fresh, spec: env.spec };
-      }
-    }
+    // On a Conflict (another writer, e.g. the dispatcher's Dispatching condition, got there first)
+    // this pass's observation still holds for the same generation: it is merged into the fresh status.
+    await writeObjectStatus(deps.rest, AGENT_ENVIRONMENTS, env, (current) => nextStatus(current, o, now()));
   }
 }
 
@@ -298,7 +290,7 @@ export function apiFailure(err: ApiError): Verdict {
   if (err instanceof AuthenticationError) return notOk('CredentialsInvalid', `the API refused the credential: ${err.message}${reqId}`);
   if (err instanceof PermissionDeniedError) return notOk('PermissionDenied', `${err.message}${reqId}`);
   if (err instanceof MalformedResponseError) return notOk('MalformedApiReply', `the API returned an unexpected reply (field ${err.field}): ${err.message}${reqId}`);
-  if (isFatal(err)) return notOk('ApiRejected', `${err.message}${reqId}`);
+  if (classify(err) === 'fatal') return notOk('ApiRejected', `${err.message}${reqId}`);
   return notOk('ApiUnavailable', `${err.message}${reqId}; retrying`);
 }
 

@@ -58,5 +58,3 @@ const withoutSyncTime = (s: AgentEnvironmentStatus): AgentEnvironmentStatus => {
   const { lastSyncTime: _ignored, ...rest } = s;
   return rest;
 };
-
-export const statusChanged = (env: AgentEnvironment, next: AgentEnvironmentStatus): boolean => !jsonEqual(env.status ?? {}, next);

@@ -184,9 +184,10 @@ export class KubeRest {
     name: string,
     patch: unknown,
     type: PatchType,
-    opts: { subresource?: 'status'; force?: boolean } = {},
+    opts: { subresource?: 'status'; force?: boolean; fieldManager?: string } = {},
   ): Promise<T> {
-    const query: Record<string, string | boolean> = { fieldManager: this.#fieldManager };
+    // A server-side apply by a loop that owns different fields names its own manager (`fieldManager`).
+    const query: Record<string, string | boolean> = { fieldManager: opts.fieldManager ?? this.#fieldManager };
     if (type === 'apply' && opts.force) query['force'] = true;
     return this.#json<T>('patch', t, 'PATCH', this.path(t, namespace, name, opts.subresource), {
       body: patch,

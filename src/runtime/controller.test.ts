@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../telemetry/logger.ts';
-import { Controller, FORGET, requeueAfter, RESYNC, TerminalError, type Outcome } from './controller.ts';
+import { KubeError, kubeErrorFromStatus } from '../k8s/errors.ts';
+import { Controller, defaultErrorPolicy, FORGET, requeueAfter, RESYNC, TerminalError, type Outcome } from './controller.ts';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
@@ -106,5 +107,69 @@ describe('Controller', () => {
     c.enqueue('k');
     const outcome = await Promise.race([c.run(ctrl.signal).then(() => 'returned'), new Promise((r) => setTimeout(() => r('hung'), 500))]);
     expect(outcome).toBe('returned');
+  });
+
+  it('makes an apiserver 429 thrown out of a reconcile wait at least its Retry-After', async () => {
+    const runs: number[] = [];
+    const c = new Controller({
+      name: 't',
+      logger: silentLogger,
+      backoff: { baseMs: 1, capMs: 2, jitter: 0 },
+      reconcile: async () => {
+        runs.push(performance.now());
+        if (runs.length === 1) throw kubeErrorFromStatus(429, { kind: 'Status', reason: 'TooManyRequests', message: 'slow down' }, 'update agentenvironments/status', '1');
+        return FORGET;
+      },
+    });
+    const ctrl = new AbortController();
+    const running = c.run(ctrl.signal);
+    c.enqueue('k');
+    await new Promise((r) => setTimeout(r, 1_500));
+    ctrl.abort();
+    await running;
+    expect(runs).toHaveLength(2);
+    // Timers may fire up to a millisecond early; the ordinary backoff here would be 1 ms.
+    expect(runs[1]! - runs[0]!).toBeGreaterThanOrEqual(990);
+  });
+
+  it('uses the error policy it is given', async () => {
+    let runs = 0;
+    const c = new Controller({
+      name: 't',
+      logger: silentLogger,
+      backoff: { baseMs: 1, capMs: 2, jitter: 0 },
+      resyncMs: 60_000,
+      errorPolicy: () => ({ retry: 'resync' }),
+      reconcile: async () => {
+        runs++;
+        throw new Error('would be retried by the default policy');
+      },
+    });
+    const ctrl = new AbortController();
+    const running = c.run(ctrl.signal);
+    c.enqueue('k');
+    await new Promise((r) => setTimeout(r, 40));
+    ctrl.abort();
+    await running;
+    expect(runs).toBe(1);
+  });
+});
+
+describe('defaultErrorPolicy', () => {
+  const kube429 = kubeErrorFromStatus(429, { kind: 'Status', reason: 'TooManyRequests', message: 'm' }, 'get x', '3');
+  const kube503 = kubeErrorFromStatus(503, { kind: 'Status', message: 'm', details: { retryAfterSeconds: 2 } }, 'get x');
+  /** An Environments API error carries the same field (runtime may not import api/, so its shape stands in). */
+  const api429 = Object.assign(new Error('rate limited'), { code: 'rate_limited', retryAfterMs: 4_000 });
+  it.each([
+    ['a terminal error waits for a change or the resync', new TerminalError('bad spec'), { retry: 'resync' }],
+    ['an apiserver 429 backs off no earlier than its Retry-After', kube429, { retry: 'backoff', notBeforeMs: 3_000 }],
+    ["an apiserver 503 backs off no earlier than the Status body's retryAfterSeconds", kube503, { retry: 'backoff', notBeforeMs: 2_000 }],
+    ['an API 429 backs off no earlier than its Retry-After', api429, { retry: 'backoff', notBeforeMs: 4_000 }],
+    ['a Kubernetes conflict gets plain backoff', new KubeError('Conflict', 'stale', { status: 409 }), { retry: 'backoff', notBeforeMs: 0 }],
+    ['any other error gets plain backoff', new Error('boom'), { retry: 'backoff', notBeforeMs: 0 }],
+    ['a thrown non-object gets plain backoff', 'a string', { retry: 'backoff', notBeforeMs: 0 }],
+    ['a zero or negative retryAfterMs is no floor', Object.assign(new Error('x'), { retryAfterMs: -5 }), { retry: 'backoff', notBeforeMs: 0 }],
+  ])('%s', (_rule, err, expected) => {
+    expect(defaultErrorPolicy(err)).toEqual(expected);
   });
 });

@@ -4,9 +4,11 @@
  * One outcome type and one error policy:
  * - a reconcile returns an {@link Outcome}: `requeueAfter(ms)`, `RESYNC` (come back after the slow
  *   resync period, jittered — the safety net every success gets) or `FORGET` (the object is gone);
- * - a reconcile that throws is retried with per-key exponential backoff, unless the error says
- *   otherwise: a {@link TerminalError} is recorded and waits for a change or the resync; an error
- *   carrying `retryAfterMs` (API 429 / Retry-After) is retried no earlier than that.
+ * - a reconcile that throws is handed to the controller's {@link ErrorPolicy} (default
+ *   {@link defaultErrorPolicy}), the one function that maps an error to a retry: per-key exponential
+ *   backoff, never earlier than the `retryAfterMs` the error carries (an Environments API 429 or an
+ *   apiserver 429/503 with Retry-After alike), or — for a {@link TerminalError} — no retry until a
+ *   change or the resync.
  */
 import type { Logger } from '../telemetry/logger.ts';
 import type { BackoffPolicy } from '../util/backoff.ts';
@@ -23,6 +25,31 @@ export class TerminalError extends Error {
     super(message, options);
     this.name = 'TerminalError';
   }
+}
+
+/** What to do with a key whose reconcile threw. */
+export type ErrorAction =
+  /** Per-key exponential backoff, but never sooner than `notBeforeMs` (0: no floor). */
+  | { readonly retry: 'backoff'; readonly notBeforeMs: number }
+  /** Retrying cannot help: record it and wait for a change (an informer event) or the resync. */
+  | { readonly retry: 'resync' };
+
+/** Maps an error thrown out of a reconcile to an {@link ErrorAction}. */
+export type ErrorPolicy = (err: unknown) => ErrorAction;
+
+/**
+ * The default error policy of every controller:
+ * - a {@link TerminalError} waits for a change or the resync (no hot loop on a bad spec);
+ * - an error carrying a positive `retryAfterMs` (both boundaries' errors do, from Retry-After) is
+ *   backed off but retried no earlier than the server asked: a 429 still counts as a failure, so
+ *   repeated 429s grow the delay past the floor;
+ * - anything else gets plain per-key backoff. Which failures are worth retrying *within* a pass is
+ *   the boundary's `classify`; a reconcile lets the rest escape to here.
+ */
+export function defaultErrorPolicy(err: unknown): ErrorAction {
+  if (err instanceof TerminalError) return { retry: 'resync' };
+  const retryAfterMs = err !== null && typeof err === 'object' ? (err as { retryAfterMs?: unknown }).retryAfterMs : undefined;
+  return { retry: 'backoff', notBeforeMs: typeof retryAfterMs === 'number' && retryAfterMs > 0 ? retryAfterMs : 0 };
 }
 
 export interface ReconcileContext {
@@ -52,6 +79,8 @@ export interface ControllerOptions {
   readonly backoff?: BackoffPolicy;
   readonly observer?: ControllerObserver;
   readonly clock?: QueueClock;
+  /** Maps an error thrown out of a reconcile to a retry. Default {@link defaultErrorPolicy}. */
+  readonly errorPolicy?: ErrorPolicy;
 }
 
 export class Controller {
@@ -129,21 +158,16 @@ export class Controller {
   }
 
   #retryAfterError(key: string, err: unknown, logger: Logger): void {
-    if (err instanceof TerminalError) {
+    const action = (this.#opts.errorPolicy ?? defaultErrorPolicy)(err);
+    if (action.retry === 'resync') {
       this.queue.forget(key);
       logger.warn({ err }, 'reconcile failed permanently; waiting for a change or the resync');
       this.queue.addAfter(key, jittered(this.#resyncMs));
       return;
     }
-    const retryAfterMs = (err as { retryAfterMs?: unknown }).retryAfterMs;
-    if (typeof retryAfterMs === 'number' && retryAfterMs > 0) {
-      // Never before the server-requested delay; counted as a failure so repeated 429s still back off.
-      const delayMs = this.queue.addRateLimited(key, retryAfterMs);
-      logger.info({ err, delayMs }, 'reconcile rate limited; retrying no earlier than the server asked');
-      return;
-    }
-    const delayMs = this.queue.addRateLimited(key);
-    logger.warn({ err, delayMs, failures: this.queue.failures(key) }, 'reconcile failed; retrying with backoff');
+    const delayMs = this.queue.addRateLimited(key, action.notBeforeMs);
+    if (action.notBeforeMs > 0) logger.info({ err, delayMs }, 'reconcile rate limited; retrying no earlier than the server asked');
+    else logger.warn({ err, delayMs, failures: this.queue.failures(key) }, 'reconcile failed; retrying with backoff');
   }
 }
 

@@ -1,42 +1,54 @@
 /**
- * The self-hosted sessions feature as the operator wires it: the dispatchers (poll → record → ack,
- * `dispatcher*.ts`) and the AgentSession controller (Pods, stops, cleanup, `session-controller.ts`),
- * sharing one AgentSession informer.
+ * The self-hosted sessions feature as the operator wires it (wiring only; see docs/sessions.md for
+ * the parts): the dispatchers (`dispatch/`: poll → record → ack) and the AgentSession controller
+ * (`controller/`: Pods, stops, cleanup), sharing one AgentSession informer and meeting only here.
  *
  * - `informers` run for the life of the process (warm caches for a fast take-over);
  * - `run(leading)` runs the controller and the dispatchers only while this replica leads, and on
  *   losing the lead lets the hand-offs in flight finish;
- * - `hook` is what the AgentEnvironment reconciler asks: active sessions, and draining before deletion.
+ * - `hook` is what the AgentEnvironment reconciler asks: active sessions, the environment's session
+ *   children (its NetworkPolicy) on every keyed pass, and draining before deletion.
  */
 import type { EnvironmentsClient } from '../api/client.ts';
 import type { Credential } from '../api/transport.ts';
-import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
-import { AGENT_ENVIRONMENTS, AGENT_SESSIONS } from '../crd/resources.ts';
-import { CONDITIONS } from '../crd/meta.ts';
-import { jsonEqual, setCondition, type Condition } from '../k8s/conditions.ts';
-import { isConflict, isNotFound, isTransientKubeError, KubeError } from '../k8s/errors.ts';
+import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
+import { classify } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import { keyOf, type Informer, type InformerEvent } from '../k8s/informer.ts';
 import type { KubeObject, KubeRest } from '../k8s/rest.ts';
 import type { ControllerObserver } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { resolveDispatchCredentials } from './credentials.ts';
-import { envKey, RecordedSessions } from './dispatcher-capacity.ts';
-import { Dispatchers, type DispatchRecorder } from './dispatcher-set.ts';
-import type { DispatchState } from './dispatcher.ts';
-import type { SidecarSettings } from './pod.ts';
-import { kubeRecordStore } from './record.ts';
-import type { SessionRecorder } from './reconcile.ts';
-import { sessionController } from './session-controller.ts';
-import { backoffDelay, type BackoffPolicy } from '../util/backoff.ts';
-
-/** Retries of a Dispatching-condition write the apiserver turned away for now (429, 5xx). */
-const CONDITION_RETRY: BackoffPolicy = { baseMs: 250, capMs: 10_000, jitter: 0.5 };
+import { resolveDispatchCredentials, workItemCredential } from './dispatch/credentials.ts';
+import { envKey, RecordedSessions } from './dispatch/capacity.ts';
+import { Dispatchers } from './dispatch/dispatchers.ts';
+import type { DispatchRecorder } from './dispatch/environment-dispatch.ts';
+import { reportDispatching } from './dispatch/dispatching-condition.ts';
+import type { SidecarSettings } from './objects/pod.ts';
+import { kubeRecordStore } from './record/record.ts';
+import type { SessionRecorder } from './controller/reconcile.ts';
+import { sessionController, type SessionController } from './controller/controller.ts';
 
 /** What the AgentEnvironment reconciler asks of the sessions feature (same shape as its `SessionsHook`). */
 export interface SessionsHook {
   activeSessions(env: AgentEnvironment): number;
+  /** The environment's session children (its NetworkPolicy), on every keyed pass of a live self-hosted environment. */
+  reconcileChildren(env: AgentEnvironment, signal: AbortSignal): Promise<void>;
   drainBeforeDeletion(env: AgentEnvironment, signal: AbortSignal): Promise<boolean>;
+}
+
+/**
+ * Apply the environment's session NetworkPolicy, level-triggered from the environment's keyed pass
+ * (a policy deleted by hand comes back on the next pass). A transient failure fails the pass, so the
+ * controller's error policy retries it; a refusal (RBAC, admission) is logged and the environment's
+ * own reconcile goes on — a session child must not block the environment.
+ */
+async function reconcileChildren(controller: Pick<SessionController, 'applyNetworkPolicy'>, env: AgentEnvironment, log: Logger): Promise<void> {
+  try {
+    await controller.applyNetworkPolicy(env);
+  } catch (err) {
+    if (classify(err) === 'transient') throw err;
+    log.warn({ err, environment: keyOf(env) }, 'could not apply the session NetworkPolicy; tried again on the next pass of the environment');
+  }
 }
 
 export interface SessionsDeps {
@@ -85,7 +97,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
     logger: deps.logger.child({ component: 'session-controller' }),
     namespaces: deps.namespaces,
     apiClient: (c) => deps.apiClient(c),
-    defaultCredential: deps.defaultCredential,
+    workCredential: (env) => workItemCredential(deps.rest, env, deps.defaultCredential),
     sidecar: deps.sidecar,
     baseUrl: deps.baseUrl,
     metrics: deps.metrics,
@@ -98,6 +110,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
   for (const i of sessionInformers) i.on((e: InformerEvent<AgentSession>) => recorded.apply(e));
 
   const allEnvironments = (): AgentEnvironment[] => deps.environments.flatMap((i) => i.list());
+  const conditionDeps = { rest: deps.rest, cached: envOf, logger: log };
   const dispatchers = new Dispatchers({
     store: kubeRecordStore(deps.rest),
     logger: deps.logger,
@@ -108,7 +121,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
     recorded,
     sessionsOf: (namespace, envName) =>
       sessionInformers.flatMap((i) => i.list((s) => s.metadata?.namespace === namespace && s.spec?.environmentRef?.name === envName)),
-    reportCondition: (env, state) => void reportDispatching(env, state),
+    reportCondition: (env, state) => void reportDispatching(conditionDeps, env, state),
     onAcknowledged: (namespace, name, work) => controller.acknowledged(namespace, name, work),
     acknowledgementPending: (key) => controller.acknowledgementPending(key),
     ...(deps.settleIntervalMs !== undefined ? { settleIntervalMs: deps.settleIntervalMs } : {}),
@@ -117,60 +130,16 @@ export function startSessions(deps: SessionsDeps): Sessions {
   // Dispatchers follow the environments: any change may start, stop or re-limit one.
   let leading = false;
   for (const i of deps.environments) {
-    i.on((e) => {
-      if (!leading) return;
-      dispatchers.sync(allEnvironments());
-      if (e.type !== 'delete' && (e.type === 'add' || e.old.metadata?.generation !== e.object.metadata?.generation)) applyNetworkPolicy(e.object);
+    i.on(() => {
+      if (leading) dispatchers.sync(allEnvironments());
     });
-  }
-
-  function applyNetworkPolicy(env: AgentEnvironment): void {
-    if (!env.spec?.selfHosted || env.metadata?.deletionTimestamp) return;
-    controller.applyNetworkPolicy(env).catch((err: unknown) => log.warn({ err, environment: keyOf(env) }, 'could not apply the session NetworkPolicy; retried on the next change or take-over'));
-  }
-
-  /** Write the `Dispatching` condition when it differs from the cached object (steady state writes nothing). */
-  async function reportDispatching(stale: AgentEnvironment, state: DispatchState): Promise<void> {
-    const ns = stale.metadata?.namespace ?? '';
-    const name = stale.metadata?.name ?? '';
-    const next = (env: AgentEnvironment): Condition[] =>
-      setCondition(env.status?.conditions as Condition[] | undefined, {
-        type: CONDITIONS.dispatching,
-        status: state.dispatching ? 'True' : 'False',
-        reason: state.dispatching ? 'Polling' : state.reason,
-        message: state.dispatching ? 'polling the work queue while below maxSessions' : state.message,
-      });
-    let current: AgentEnvironment | undefined = envOf(ns, name) ?? stale;
-    for (let attempt = 0; attempt < 6; attempt++) {
-      try {
-        // The cached object first (no read); a Conflict means it was stale: read it and try again.
-        const fresh: AgentEnvironment = current ?? (await deps.rest.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns, name));
-        current = undefined;
-        const conditions = next(fresh);
-        if (jsonEqual(fresh.status?.conditions ?? [], conditions)) return;
-        await deps.rest.replace(AGENT_ENVIRONMENTS, ns, { ...fresh, status: { ...fresh.status, conditions } }, 'status');
-        return;
-      } catch (err) {
-        if (isNotFound(err)) return;
-        if (isConflict(err)) continue;
-        // An apiserver that is busy (429) or briefly unavailable gets the write again, no earlier
-        // than it asked; otherwise the condition would stay stale until the next state change.
-        if (!isTransientKubeError(err) || attempt === 5) {
-          log.warn({ err, environment: envKey(ns, name) }, 'could not write the Dispatching condition');
-          return;
-        }
-        const delayMs = err instanceof KubeError && err.retryAfterSeconds ? Math.min(err.retryAfterSeconds * 1000, CONDITION_RETRY.capMs) : backoffDelay(attempt, CONDITION_RETRY);
-        // Unref'd: a pending retry must not keep a stopping operator alive.
-        await new Promise((r) => setTimeout(r, delayMs).unref());
-        current = undefined;
-      }
-    }
   }
 
   return {
     informers: controller.informers,
     hook: {
       activeSessions: (env) => recorded.unfinished(envKey(env.metadata?.namespace ?? '', env.metadata?.name ?? '')).size,
+      reconcileChildren: (env) => reconcileChildren(controller, env, log),
       async drainBeforeDeletion(env, signal) {
         // A deleted environment is no longer eligible: its dispatcher stops claiming (sync), and
         // its hand-offs in flight finish before the sessions are stopped.
@@ -183,7 +152,6 @@ export function startSessions(deps: SessionsDeps): Sessions {
       if (signal.aborted) return;
       for (const i of sessionInformers) for (const s of i.list()) controller.enqueue(s.metadata?.namespace ?? '', s.metadata?.name ?? '');
       leading = true;
-      for (const env of allEnvironments()) applyNetworkPolicy(env);
       try {
         await Promise.all([controller.controller.run(signal), dispatchers.run(signal, allEnvironments())]);
       } finally {

@@ -12,14 +12,16 @@ import type { RunningEmulator } from '../../src/emulator/index.ts';
 import { SESSION_FINALIZER } from '../../src/crd/meta.ts';
 import type { AgentEnvironment, AgentSession } from '../../src/crd/resources.ts';
 import { KubeError } from '../../src/k8s/errors.ts';
-import type { CredentialResolution, DispatchCredentials } from '../../src/sessions/credentials.ts';
-import { envKey, RecordedSessions } from '../../src/sessions/dispatcher-capacity.ts';
-import { handOff, type HandOffDeps } from '../../src/sessions/dispatcher-handoff.ts';
-import { EnvironmentDispatch } from '../../src/sessions/dispatcher-set.ts';
-import type { DispatchState } from '../../src/sessions/dispatcher.ts';
-import { secretName, sessionName } from '../../src/sessions/names.ts';
-import { acknowledgedStatus, ensureWorkSecret, recordClaim, writeSessionStatus, type RecordStore, type SessionSecret, type StatusPatch } from '../../src/sessions/record.ts';
-import { settleSession } from '../../src/sessions/settle.ts';
+import type { CredentialResolution, DispatchCredentials } from '../../src/sessions/dispatch/credentials.ts';
+import { envKey, RecordedSessions } from '../../src/sessions/dispatch/capacity.ts';
+import { handOff, type HandOffDeps } from '../../src/sessions/dispatch/hand-off.ts';
+import { EnvironmentDispatch } from '../../src/sessions/dispatch/environment-dispatch.ts';
+import type { DispatchState } from '../../src/sessions/dispatch/poller.ts';
+import { secretName, sessionName } from '../../src/sessions/record/names.ts';
+import type { SessionSecret } from '../../src/sessions/objects/work-secret.ts';
+import { ensureWorkSecret, recordClaim, writeSessionStatus, type RecordStore } from '../../src/sessions/record/record.ts';
+import { acknowledgedStatus, type StatusPatch } from '../../src/sessions/record/status.ts';
+import { settleSession } from '../../src/sessions/dispatch/settle.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { API_KEY, clientFor, emulator, selfHosted } from '../support/emulator.ts';
 
@@ -48,6 +50,14 @@ class MemoryStore implements RecordStore {
     if (cur.metadata?.resourceVersion !== s.metadata?.resourceVersion) throw new KubeError('Conflict', key, { status: 409 });
     return this.#put(key, { ...s, status: cur.status }, 'update');
   }
+  async replaceSessionStatus(ns: string, s: AgentSession) {
+    const key = `${ns}/${s.metadata?.name}`;
+    const cur = this.sessions.get(key);
+    if (!cur) throw new KubeError('NotFound', key, { status: 404 });
+    if (cur.metadata?.resourceVersion !== s.metadata?.resourceVersion) throw new KubeError('Conflict', key, { status: 409 });
+    return this.#put(key, { ...cur, status: clone(s.status) }, 'update');
+  }
+  /** A status change by someone else (a merge patch; `rv` guards it when given). */
   async patchSessionStatus(ns: string, name: string, rv: string | undefined, patch: StatusPatch) {
     const key = `${ns}/${name}`;
     const cur = this.sessions.get(key);

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORE } from '../../src/k8s/rest.ts';
-import { podName, secretName } from '../../src/sessions/names.ts';
+import { podName, secretName } from '../../src/sessions/record/names.ts';
 import { createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
 import { createEnvironment, dispatch, eventsOf, getPod, processesOfWork, sessionTemplate, startSessionsWorld, waitForSession, waitForWork, type SessionsWorld } from './sessions.fixtures.ts';
 

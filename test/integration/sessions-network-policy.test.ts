@@ -1,17 +1,19 @@
 /**
  * The per-environment NetworkPolicy, applied as the operator's ServiceAccount: created when
  * enabled, left alone when it matches (no write), updated when the spec changes, deleted when
- * disabled.
+ * disabled; and, through the whole operator, reconciled from the environment's keyed pass.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AgentEnvironmentSpec } from '../../src/crd/agent-environment.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../../src/crd/resources.ts';
 import { MemoryEventRecorder } from '../../src/k8s/events.ts';
 import { CORE, KubeRest, type Verb } from '../../src/k8s/rest.ts';
-import { networkPolicyName, type NetworkPolicy } from '../../src/sessions/network-policy.ts';
-import { sessionController } from '../../src/sessions/session-controller.ts';
+import { networkPolicyName, type NetworkPolicy } from '../../src/sessions/objects/network-policy.ts';
+import { sessionController } from '../../src/sessions/controller/controller.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
-import { adminRest, createNamespace, operatorKubeConfig, type TestNamespace } from '../support/cluster.ts';
+import { adminRest, createNamespace, operatorKubeConfig, waitFor, type TestNamespace } from '../support/cluster.ts';
+import { createEnvironment, environmentFixture, waitForReady } from '../support/environments.ts';
+import { TEST_TIMINGS } from '../support/operator.ts';
 
 let ns: TestNamespace;
 const writes: Array<{ verb: Verb; resource: string }> = [];
@@ -37,7 +39,7 @@ describe('applyNetworkPolicy', () => {
       apiClient: () => {
         throw new Error('no API calls expected');
       },
-      defaultCredential: () => undefined,
+      workCredential: async () => 'no API calls expected',
       sidecar: { image: 'ghcr.io/agentenv-io/agentenv:test', imagePullPolicy: 'IfNotPresent' },
       baseUrl: 'http://127.0.0.1:1',
       logger: createLogger({ level: 'silent' }),
@@ -71,5 +73,29 @@ describe('applyNetworkPolicy', () => {
     await controller.applyNetworkPolicy(withSpec({ ...created.spec, selfHosted: {} }));
     expect(writes).toEqual([{ verb: 'delete', resource: 'networkpolicies' }]);
     await expect(read()).rejects.toThrow(/not found/i);
+  });
+});
+
+describe('the session NetworkPolicy through the operator', () => {
+  it('a deleted session NetworkPolicy comes back on the next environment pass', async () => {
+    // A self-hosted environment's next pass comes after queueRefreshMs, without any change to it: short here.
+    const f = await environmentFixture('sessions-netpol-op', { kubeconfig: inject('operatorKubeconfig'), timings: { ...TEST_TIMINGS, queueRefreshMs: 1_000 } });
+    try {
+      const remote = await f.console.createEnvironment({ name: 'fenced', config: { type: 'self_hosted' } });
+      await createEnvironment(f.admin, f.ns.name, 'fenced', { environmentId: remote.id, selfHosted: { networkPolicy: { enabled: true } } });
+      const env = await waitForReady(f.admin, f.ns.name, 'fenced');
+      const read = () => f.admin.get<NetworkPolicy>(CORE.networkPolicies, f.ns.name, networkPolicyName('fenced')).catch(() => undefined);
+      const first = await waitFor(read, { what: 'the session NetworkPolicy' });
+      await f.admin.delete(CORE.networkPolicies, f.ns.name, networkPolicyName('fenced'));
+      const back = await waitFor(async () => {
+        const np = await read();
+        return np && np.metadata?.uid !== first.metadata?.uid ? np : undefined;
+      }, { what: 'the NetworkPolicy to come back', timeoutMs: 20_000 });
+      expect(back.spec).toEqual(first.spec);
+      // No change to the environment brought it back: its generation is the same.
+      expect((await f.admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, f.ns.name, 'fenced')).metadata?.generation).toBe(env.metadata?.generation);
+    } finally {
+      await f.cleanup();
+    }
   });
 });

@@ -7,9 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_SESSIONS, type AgentSession } from '../../src/crd/resources.ts';
 import { CORE } from '../../src/k8s/rest.ts';
-import { podName, secretName } from '../../src/sessions/names.ts';
-import { kubeRecordStore } from '../../src/sessions/record.ts';
-import { settleSession } from '../../src/sessions/settle.ts';
+import { podName, secretName } from '../../src/sessions/record/names.ts';
+import { kubeRecordStore } from '../../src/sessions/record/record.ts';
+import { settleSession } from '../../src/sessions/dispatch/settle.ts';
 import { createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
 import { createEnvironment, dispatch, getPod, sessionTemplate, startSessionsWorld, waitForSession, waitForWork, type SessionsWorld, type TestEnvironment } from './sessions.fixtures.ts';
 

@@ -16,9 +16,10 @@ import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSe
 import { KubeEventRecorder } from '../../src/k8s/events.ts';
 import { CORE, type KubeObject, type KubeRest } from '../../src/k8s/rest.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
-import { ensureWorkSecret, kubeRecordStore, recordClaim } from '../../src/sessions/record.ts';
-import { sessionController, type SessionController } from '../../src/sessions/session-controller.ts';
-import type { Pod } from '../../src/sessions/pod-types.ts';
+import { workItemCredential } from '../../src/sessions/dispatch/credentials.ts';
+import { ensureWorkSecret, kubeRecordStore, recordClaim } from '../../src/sessions/record/record.ts';
+import { sessionController, type SessionController } from '../../src/sessions/controller/controller.ts';
+import type { Pod } from '../../src/sessions/objects/pod-types.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { API_KEY, clientFor, emulator } from '../support/emulator.ts';
 import { adminRest, operatorRest, waitFor } from '../support/cluster.ts';
@@ -104,7 +105,7 @@ export async function startSessionsWorld(namespace: string, options: { workSecre
           },
         };
       },
-      defaultCredential: () => ({ kind: 'api-key', value: API_KEY }),
+      workCredential: (env) => workItemCredential(operator, env, () => ({ kind: 'api-key', value: API_KEY })),
       sidecar: { image: SIDECAR_IMAGE, imagePullPolicy: 'IfNotPresent' },
       baseUrl: emu.url,
       logger,

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { decodeWorkSecret } from '../../src/api/work-secret.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS } from '../../src/crd/resources.ts';
 import { CORE } from '../../src/k8s/rest.ts';
-import { podName, secretName } from '../../src/sessions/names.ts';
-import { SIDECAR_NAME } from '../../src/sessions/pod.ts';
+import { podName, secretName } from '../../src/sessions/record/names.ts';
+import { SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
 import { API_KEY } from '../support/emulator.ts';
 import { createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
 import {

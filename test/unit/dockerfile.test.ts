@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ignoredByDocker, parseDockerfile, type Instruction } from './dockerfile-parse.ts';
-import { SIDECAR_COMMAND } from '../../src/sessions/pod.ts';
+import { SIDECAR_COMMAND } from '../../src/sessions/objects/pod.ts';
 
 const run = promisify(execFile);
 const REPO = join(import.meta.dirname, '..', '..');

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { agentEnvironment, agentSession } from '../../src/sessions/fixtures.test-support.ts';
-import { desiredPod, SIDECAR_NAME } from '../../src/sessions/pod.ts';
+import { desiredPod, SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
 import { parseSidecarConfig } from '../../src/sidecar/config.ts';
 import { DEFAULT_CREDENTIAL_FILE, DEFAULT_PROBE_PORT, DEFAULT_STATE_DIR } from '../../src/contract/sidecar.ts';
 
 describe('the sidecar contract, both sides', () => {
   it("the sidecar's config parser accepts the env the operator builds into the Pod", () => {
     const built = desiredPod({
-      session: agentSession(),
+      session: agentSession().session,
       env: agentEnvironment({ leaseTTLSeconds: 40, stopGracePeriodSeconds: 12 }),
       sidecar: { image: 'ghcr.io/agentenv-io/agentenv:test', imagePullPolicy: 'IfNotPresent' },
       baseUrl: 'https://api.example.test',
@@ -17,7 +17,7 @@ describe('the sidecar contract, both sides', () => {
     // The kubelet resolves fieldRefs; the Pod IP stands in for status.podIP here.
     const env = Object.fromEntries((sidecar.env ?? []).map((e) => [e.name, e.value ?? (e.valueFrom?.fieldRef ? '10.0.0.7' : undefined)]));
     const config = parseSidecarConfig(env);
-    const spec = agentSession().spec;
+    const spec = agentSession().session.spec;
     expect(config).toMatchObject({
       environmentId: spec.environmentId,
       sessionId: spec.sessionId,

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import type { Work } from '../../api/wire.ts';
+import type { AgentSessionStatus } from '../../crd/agent-session.ts';
+import { agentSession, exited, iso, at, pending, POD, pullFailure, running, unschedulable, WORK_ID } from '../fixtures.test-support.ts';
+import type { PodStatus } from '../objects/pod-types.ts';
+import { decideSession, needsPod, type SessionFacts } from './decide.ts';
+
+function work(state: Work['state'], extra: Partial<Work> = {}): Work {
+  return { id: WORK_ID, type: 'work', environment_id: 'env_1', data: { id: 'sesn_01', type: 'session' }, state, metadata: {}, created_at: iso(-1), ...extra };
+}
+
+const acked: AgentSessionStatus = agentSession().acknowledged().session.status ?? {};
+const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, sessionTTLSecondsAfterFinished: 300, observeOnly: false };
+
+interface Case {
+  rule: string;
+  work: SessionFacts['work'];
+  pod?: PodStatus | 'deleting' | 'deletedAt5' | undefined;
+  status?: AgentSessionStatus;
+  now?: number;
+  launchRefused?: SessionFacts['launchRefused'];
+  observeOnly?: boolean;
+  phase: string;
+  reason?: string;
+  actions: string[];
+}
+
+const found = (w: Work): SessionFacts['work'] => ({ kind: 'found', work: w });
+
+const cases: Case[] = [
+  // launch
+  { rule: 'an acknowledged starting item without a Pod gets its Pod', work: found(work('starting')), phase: 'Starting', actions: ['createPod'] },
+  { rule: 'a refused Pod create force-stops the item', work: found(work('starting')), launchRefused: { reason: 'PodCreateRefused', message: 'quota' }, phase: 'Failed', reason: 'PodCreateRefused', actions: ['stopWork:force:PodCreateRefused'] },
+  { rule: 'a refused template force-stops the item', work: found(work('starting')), launchRefused: { reason: 'TemplateRefused', message: 'privileged' }, phase: 'Failed', reason: 'TemplateRefused', actions: ['stopWork:force:TemplateRefused'] },
+  { rule: 'a Pod waiting for its lease claim is Starting', work: found(work('starting')), pod: pending(), now: 5, phase: 'Starting', reason: 'PodStarting', actions: [] },
+  { rule: 'an image pull failure force-stops the item and deletes the Pod', work: found(work('starting')), pod: pullFailure(), now: 5, phase: 'Failed', reason: 'ImagePullFailed', actions: ['stopWork:force:ImagePullFailed', 'deletePod'] },
+  { rule: 'an unschedulable Pod before the deadline waits', work: found(work('starting')), pod: unschedulable(), now: 30, phase: 'Starting', reason: 'Unschedulable', actions: [] },
+  { rule: 'an unschedulable Pod past the deadline force-stops the item', work: found(work('starting')), pod: unschedulable(), now: 61, phase: 'Failed', reason: 'Unschedulable', actions: ['stopWork:force:Unschedulable', 'deletePod'] },
+  { rule: 'a Pod never bound to a node at the deadline force-stops the item: Unschedulable', work: found(work('starting')), pod: { phase: 'Pending', reason: 'Unbound' }, now: 60, phase: 'Failed', reason: 'Unschedulable', actions: ['stopWork:force:Unschedulable', 'deletePod'] },
+  { rule: 'a lease still unclaimed at the deadline force-stops the item', work: found(work('starting')), pod: pending(), now: 60, phase: 'Failed', reason: 'StartTimeout', actions: ['stopWork:force:StartTimeout', 'deletePod'] },
+  { rule: 'a Pod that ended before the claim force-stops the item', work: found(work('starting')), pod: exited(1, 3, 'Failed'), now: 5, phase: 'Failed', reason: 'CrashedBeforeClaim', actions: ['stopWork:force:CrashedBeforeClaim'] },
+  // running
+  { rule: 'an active item with a running Pod is Running', work: found(work('active', { started_at: iso(2) })), pod: running(), now: 5, phase: 'Running', reason: 'LeaseClaimed', actions: [] },
+  { rule: 'an image pull failure of the session container after the claim force-stops the item', work: found(work('active')), pod: { ...pullFailure(), phase: 'Running' }, now: 5, phase: 'Failed', reason: 'ImagePullFailed', actions: ['stopWork:force:ImagePullFailed', 'deletePod'] },
+  { rule: 'a session container not started by the deadline force-stops the item', work: found(work('active')), pod: { phase: 'Running' }, now: 60, phase: 'Failed', reason: 'StartTimeout', actions: ['stopWork:force:StartTimeout', 'deletePod'] },
+  { rule: 'an active item whose Pod is gone is force-stopped', work: found(work('active')), status: { ...acked, phase: 'Running', podName: POD }, now: 5, phase: 'Failed', reason: 'PodDeleted', actions: ['stopWork:force:PodDeleted'] },
+  { rule: 'an active item whose Pod is being deleted is left to its sidecar for now', work: found(work('active')), pod: 'deleting', now: 5, phase: 'Stopping', reason: 'PodDeleted', actions: [] },
+  { rule: 'a Pod deleted while active ends Failed PodDeleted once the sidecar stopped the item', work: found(work('stopped', { stopped_at: iso(9) })), status: { ...acked, phase: 'Stopping', reason: 'PodDeleted' }, now: 10, phase: 'Failed', reason: 'PodDeleted', actions: [] },
+  { rule: 'a Pod whose deletion came before the stop ends the session as PodDeleted, even when first seen stopped', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: 'deletedAt5', now: 7, phase: 'Stopping', reason: 'PodDeleted', actions: [] },
+  { rule: 'a Pod deleted after the item stopped is no failure', work: found(work('stopped', { stopped_at: iso(4) })), pod: 'deletedAt5', now: 7, phase: 'Stopping', reason: 'Stopping', actions: [] },
+  { rule: 'an evicted Pod force-stops an active item', work: found(work('active')), pod: { ...exited(137, 4, 'Failed'), reason: 'Evicted' }, now: 5, phase: 'Failed', reason: 'Evicted', actions: ['stopWork:force:Evicted'] },
+  { rule: 'a main container that just exited is the sidecar\'s to stop', work: found(work('active')), pod: { ...exited(0, 4), phase: 'Running' }, now: 5, phase: 'Stopping', reason: 'ContainerExited', actions: [] },
+  { rule: 'a finished Pod with the item still active is force-stopped, Succeeded by exit code 0', work: found(work('active')), pod: exited(0, 4), now: 5, phase: 'Succeeded', reason: 'Completed', actions: ['stopWork:force:ContainerExited'] },
+  // ends
+  { rule: 'the main container exiting 0 ends Succeeded Completed', work: found(work('stopped', { stopped_at: iso(4.5) })), pod: exited(0, 4), now: 6, phase: 'Succeeded', reason: 'Completed', actions: [] },
+  { rule: 'the main container exiting non-zero ends Failed ContainerFailed', work: found(work('stopped', { stopped_at: iso(4.5) })), pod: exited(3, 4, 'Failed'), now: 6, phase: 'Failed', reason: 'ContainerFailed', actions: [] },
+  { rule: 'a graceful remote stop is Stopping while the Pod runs', work: found(work('stopping', { stop_requested_at: iso(5) })), pod: running(), now: 6, phase: 'Stopping', reason: 'Stopping', actions: [] },
+  { rule: 'a remote stop before the exit ends Succeeded Stopped', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(7) })), pod: exited(0, 6), now: 8, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a stopping item whose Pod ended is confirmed', work: found(work('stopping', { stop_requested_at: iso(5) })), pod: exited(0, 6), now: 8, phase: 'Succeeded', reason: 'Stopped', actions: ['stopWork:force:StopConfirmed'] },
+  { rule: 'a Pod that outlives the stop by grace plus margin is deleted', work: found(work('stopped', { stopped_at: iso(5) })), pod: running(), now: 5 + 10 + 45, phase: 'Stopping', actions: ['deletePod'] },
+  { rule: 'an item stopped before the session container ran deletes its Pod', work: found(work('stopped', { stopped_at: iso(5) })), pod: pending(), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: ['deletePod'] },
+  { rule: 'the first failure reason wins after the item stopped', work: found(work('stopped', { stopped_at: iso(5) })), status: { ...acked, phase: 'Failed', reason: 'ImagePullFailed', message: 'x' }, now: 6, phase: 'Failed', reason: 'ImagePullFailed', actions: [] },
+  // the lease lost to another worker: never stop it
+  { rule: 'an item claimed again since our claim is left alone: the Pod goes, the record lets go', work: found(work('active', { started_at: iso(30) })), status: { ...acked, phase: 'Running', lease: { claimedAt: iso(2) } }, pod: exited(0, 20), now: 31, phase: 'Failed', reason: 'LeaseLost', actions: ['deletePod', 'markNotAcknowledged'] },
+  { rule: 'an item re-acknowledged elsewhere after our claim is not force-stopped as a crash', work: found(work('starting')), status: { ...acked, phase: 'Running', lease: { claimedAt: iso(2) } }, pod: exited(0, 20), now: 31, phase: 'Failed', reason: 'LeaseLost', actions: ['deletePod', 'markNotAcknowledged'] },
+  { rule: 'a stopping item held by another worker is not confirmed by us', work: found(work('stopping', { started_at: iso(30) })), status: { ...acked, phase: 'Running', lease: { claimedAt: iso(2) } }, now: 31, phase: 'Failed', reason: 'LeaseLost', actions: ['markNotAcknowledged'] },
+  // gone, requeued, unknown
+  { rule: 'a work item gone from the API ends the session and deletes its Pod', work: { kind: 'gone' }, pod: running(), now: 6, phase: 'Failed', reason: 'WorkGone', actions: ['deletePod'] },
+  { rule: 'an item back in the queue is no longer ours', work: found(work('queued')), pod: pending(), now: 6, phase: 'Claimed', reason: 'AcknowledgementLapsed', actions: ['markNotAcknowledged'] },
+  { rule: 'an unreadable work item changes nothing', work: { kind: 'unknown', message: 'no credential' }, pod: running(), now: 6, phase: 'Starting', actions: [] },
+  // ObserveOnly
+  { rule: 'ObserveOnly records a failure without stopping the item', work: found(work('starting')), pod: pullFailure(), now: 5, observeOnly: true, phase: 'Failed', reason: 'ImagePullFailed', actions: ['deletePod'] },
+];
+
+function facts(c: Case): SessionFacts {
+  const record = agentSession().withStatus(c.status ?? acked);
+  const seen =
+    c.pod === 'deleting'
+      ? record.withPod(running(), { deletionTimestamp: iso(4) })
+      : c.pod === 'deletedAt5'
+        ? record.withPod(exited(0, 6, 'Running'), { deletionTimestamp: iso(35), deletionGracePeriodSeconds: 30 })
+        : c.pod
+          ? record.withPod(c.pod)
+          : record;
+  return {
+    session: seen.session,
+    settings: { ...settings, observeOnly: c.observeOnly ?? false },
+    work: c.work,
+    pod: seen.podView,
+    launchRefused: c.launchRefused,
+    now: at(c.now ?? 1),
+  };
+}
+
+const actionName = (a: ReturnType<typeof decideSession>['actions'][number]): string => (a.kind === 'stopWork' ? `stopWork:${a.force ? 'force' : 'graceful'}:${a.reason}` : a.kind);
+
+describe('decideSession', () => {
+  it.each(cases)('$rule', (c) => {
+    const d = decideSession(facts(c));
+    expect(d.status.phase).toBe(c.phase);
+    if (c.reason) expect(d.status.reason).toBe(c.reason);
+    // Creating the Pod is the launch phase's (needsPod), the other actions the decision's.
+    expect([...(needsPod(facts(c)) ? ['createPod'] : []), ...d.actions.map(actionName)]).toEqual(c.actions);
+  });
+
+  it('leaves a claimed, not acknowledged record to the dispatcher', () => {
+    const d = decideSession({ ...facts(cases[0]!), session: agentSession().withStatus({ phase: 'Claimed' }).session });
+    expect(d).toEqual({ status: { phase: 'Claimed' }, actions: [], requeueAfterMs: undefined });
+  });
+
+  it('copies the last heartbeat on a phase change only, so heartbeats alone write nothing', () => {
+    const first = decideSession(facts({ rule: '', work: found(work('active', { started_at: iso(2), latest_heartbeat_at: iso(3) })), pod: running(), now: 5, phase: '', actions: [] }));
+    expect(first.status.lease).toEqual({ claimedAt: iso(2), lastHeartbeat: iso(3) });
+    expect(first.event).toMatchObject({ type: 'Normal', reason: 'LeaseClaimed' });
+    const again = decideSession({
+      ...facts({ rule: '', work: found(work('active', { started_at: iso(2), latest_heartbeat_at: iso(50) })), pod: running(), now: 55, phase: '', actions: [] }),
+      session: agentSession().withStatus(first.status).session,
+    });
+    expect(again.status).toEqual(first.status);
+    expect(again.event).toBeUndefined();
+  });
+
+  it('records the Pod name, start and finish times and the stop request', () => {
+    const d = decideSession(facts({ rule: '', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(7), started_at: iso(2) })), pod: exited(0, 6), now: 8, phase: '', actions: [] }));
+    expect(d.status).toMatchObject({ podName: POD, startedAt: iso(2), finishedAt: iso(7), stopRequestedAt: iso(5), workState: 'stopped' });
+  });
+
+  it('raises a Warning event for a failure reason', () => {
+    const d = decideSession(facts(cases.find((c) => c.reason === 'ImagePullFailed')!));
+    expect(d.event).toMatchObject({ type: 'Warning', reason: 'ImagePullFailed' });
+    expect(d.event?.message).toMatch(/ImagePullBackOff: no such image/);
+  });
+});

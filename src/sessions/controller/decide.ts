@@ -1,0 +1,336 @@
+/**
+ * The AgentSession decision (pure): from what one pass observed — the record, its environment's
+ * settings, its Pod and the work item in the API — to the status to show and the actions to take.
+ *
+ * Rules, in the order they apply to an acknowledged record (`isAcknowledged`):
+ * 1. The item is gone (404) → nothing can run it: delete the Pod, Failed `WorkGone`.
+ * 2. The item went back to `queued` (our acknowledgement lapsed), or its lease was claimed again
+ *    since our sidecar claimed it (`LeaseLost`) → the record no longer holds it:
+ *    it is marked not acknowledged, so the dispatcher's settle pass acknowledges it again (or
+ *    releases it) — we never create a Pod for, or stop, an item that is not ours.
+ * 3. `starting` → launch: create the Pod ({@link needsPod}; the launch phase creates it). Acknowledged work is never stranded: a Pod that cannot
+ *    start (create refused, template refused, image pull failure, unschedulable past the deadline,
+ *    ended before the lease was claimed, still unclaimed at the deadline) ends in a force-stop of
+ *    the item with the reason recorded.
+ * 4. `active` → Running. A Pod that is gone, finished or being deleted while the item is active is
+ *    made sure of: the sidecar force-stops on SIGTERM, and the reconciler force-stops as well once
+ *    the Pod is gone (409 = already stopped).
+ * 5. `stopping` / `stopped` → Stopping until the Pod has ended (deleted after the grace period
+ *    plus {@link STOP_MARGIN_MS}), then Succeeded or Failed.
+ * The first failure reason recorded wins: later passes keep it.
+ *
+ * ObserveOnly environments: the operator never writes to the API, so force-stops are left out (the
+ * reason is still recorded; the Pod is deleted, and the item's own sidecar, or the lease expiry,
+ * ends it). Pods are still created for items acknowledged before the switch: creating a Pod is not
+ * an API write, and not launching would strand the item.
+ */
+import type { Work } from '../../api/wire.ts';
+import type { AgentSessionStatus, SessionPhase } from '../../crd/agent-session.ts';
+import type { AgentSession } from '../../crd/resources.ts';
+import { isAcknowledged } from '../record/status.ts';
+import type { PodView } from '../objects/pod-view.ts';
+
+/** Reasons the operator gives a work item it force-stopped; a session ending with one is Failed. */
+export const FAILURE_REASONS = [
+  'PodCreateRefused',
+  'InvalidTemplate',
+  'TemplateRefused',
+  'ImagePullFailed',
+  'Unschedulable',
+  'StartTimeout',
+  'CrashedBeforeClaim',
+  'PodDeleted',
+  'Evicted',
+  'WorkGone',
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/** After a stop, how much longer than `stopGracePeriodSeconds` the Pod gets to end by itself (one heartbeat interval and the sidecar's own stop call). */
+export const STOP_MARGIN_MS = 45_000;
+/** After the main container ended, how long the sidecar gets to force-stop the item before the reconciler does. */
+export const SIDECAR_STOP_MS = 10_000;
+
+export interface SessionSettings {
+  readonly startDeadlineSeconds: number;
+  readonly stopGracePeriodSeconds: number;
+  readonly leaseTTLSeconds: number | undefined;
+  /** A finished session is deleted this long after it finished. */
+  readonly sessionTTLSecondsAfterFinished: number;
+  /** Nothing is written to the API (ObserveOnly, or the environment is gone). */
+  readonly observeOnly: boolean;
+}
+
+/** What one pass observed. */
+export interface SessionFacts {
+  readonly session: AgentSession;
+  readonly settings: SessionSettings;
+  /** The work item: found, gone (404), or unknown (no credential, API unavailable). */
+  readonly work: { readonly kind: 'found'; readonly work: Work } | { readonly kind: 'gone' } | { readonly kind: 'unknown'; readonly message: string };
+  /** The Pod of the current work item, if it exists. */
+  readonly pod: PodView | undefined;
+  /** Why the Pod cannot be built or created, when that was tried and refused. */
+  readonly launchRefused?: { readonly reason: 'InvalidTemplate' | 'TemplateRefused' | 'PodCreateRefused'; readonly message: string } | undefined;
+  readonly now: Date;
+}
+
+/** What a pass does besides writing the status. Creating the Pod is not among them: it is the launch phase's ({@link needsPod}). */
+export type SessionAction =
+  | { readonly kind: 'deletePod' }
+  | { readonly kind: 'stopWork'; readonly force: boolean; readonly reason: string }
+  | { readonly kind: 'markNotAcknowledged'; readonly message: string };
+
+export interface SessionDecision {
+  /** The status fields this reconciler owns, merged over the current status. */
+  readonly status: AgentSessionStatus;
+  readonly actions: readonly SessionAction[];
+  /** A Warning (failure) or Normal event for a transition, if any. */
+  readonly event?: { readonly type: 'Normal' | 'Warning'; readonly reason: string; readonly message: string } | undefined;
+  /** When to look again even if nothing changes; undefined = the slow resync. */
+  readonly requeueAfterMs: number | undefined;
+  /** The item's lease was just seen claimed: the session turns Running in this pass. */
+  readonly becameRunning?: boolean;
+}
+
+interface Verdict {
+  phase: SessionPhase;
+  reason: string;
+  message: string;
+  actions: SessionAction[];
+  requeueAfterMs?: number | undefined;
+  finished?: boolean;
+  stopRequested?: boolean;
+}
+
+const ms = (t: string | null | undefined): number | undefined => {
+  const v = t ? Date.parse(t) : NaN;
+  return Number.isNaN(v) ? undefined : v;
+};
+
+export function decideSession(f: SessionFacts): SessionDecision {
+  const prev = f.session.status ?? {};
+  if (!isAcknowledged(f.session)) {
+    // Claimed, not acknowledged: the dispatcher's record (see record/record.ts); nothing runs here yet.
+    return { status: prev, actions: [], requeueAfterMs: undefined };
+  }
+  if (f.work.kind === 'unknown') {
+    return { status: prev, actions: [], requeueAfterMs: 30_000 };
+  }
+  const v = f.work.kind === 'gone' ? goneVerdict(f) : verdict(f, f.work.work);
+  const actions = f.settings.observeOnly ? v.actions.filter((a) => a.kind !== 'stopWork') : v.actions;
+  const status = nextStatus(f, v);
+  const transition = status.phase !== prev.phase || status.reason !== prev.reason;
+  const failed = (FAILURE_REASONS as readonly string[]).includes(v.reason);
+  const event = transition && v.reason ? { type: failed ? ('Warning' as const) : ('Normal' as const), reason: v.reason, message: v.message } : undefined;
+  return { status, actions, event, requeueAfterMs: v.requeueAfterMs, becameRunning: status.phase === 'Running' && prev.phase !== 'Running' };
+}
+
+function goneVerdict(f: SessionFacts): Verdict {
+  const kept = keptFailure(f.session);
+  return {
+    ...(kept ?? { reason: 'WorkGone', message: `work item ${f.session.spec.workId} no longer exists in the API` }),
+    phase: 'Failed',
+    actions: f.pod ? [{ kind: 'deletePod' }] : [],
+    finished: true,
+  };
+}
+
+/**
+ * Rule 3, the launch rule: an acknowledged item that is `starting` and still ours gets its Pod
+ * when none exists and none was refused. The launch phase asks this before looking the Pod up
+ * beyond the cache: a create that finds the Pod existing is success.
+ */
+export function needsPod(f: Pick<SessionFacts, 'session' | 'work' | 'pod' | 'launchRefused'>): boolean {
+  if (!isAcknowledged(f.session) || f.work.kind !== 'found' || f.pod || f.launchRefused) return false;
+  return f.work.work.state === 'starting' && !leaseLost(f.session, f.work.work);
+}
+
+/**
+ * Our sidecar's claim, as first observed: an item claimed again since (or back in the queue's
+ * hands) is held by another worker now.
+ */
+function leaseLost(session: AgentSession, work: Work): boolean {
+  const ourClaim = session.status?.lease?.claimedAt;
+  return Boolean(ourClaim) && (work.state === 'starting' || work.state === 'active' || work.state === 'stopping') && work.started_at !== ourClaim;
+}
+
+/** The verdict on an item the API reports, by its state (rules 2–5). */
+function verdict(f: SessionFacts, work: Work): Verdict {
+  if (leaseLost(f.session, work)) return lostVerdict(f, work);
+  switch (work.state) {
+    case 'queued':
+      return {
+        phase: 'Claimed',
+        reason: 'AcknowledgementLapsed',
+        message: `work item ${work.id} went back to the queue before its lease was claimed here`,
+        actions: [{ kind: 'markNotAcknowledged', message: `work item ${work.id} went back to the queue` }],
+      };
+    case 'starting':
+      return startingVerdict(f);
+    case 'active':
+      return activeVerdict(f, work);
+    case 'stopping':
+    case 'stopped':
+      return stoppingVerdict(f, work);
+  }
+}
+
+/** A failure the operator ends with a force-stop of the item (and the Pod deleted, when asked). */
+function fail(f: SessionFacts, reason: FailureReason, message: string, deletePod: boolean): Verdict {
+  return {
+    phase: 'Failed',
+    reason,
+    message,
+    actions: [{ kind: 'stopWork', force: true, reason }, ...(deletePod && f.pod ? [{ kind: 'deletePod' } as const] : [])],
+    finished: true,
+  };
+}
+
+/** Rule 2: the lease is held elsewhere. Never stop it: the Pod goes (its sidecar, having lost the lease, stops nothing) and the record lets go of the item. */
+function lostVerdict(f: SessionFacts, work: Work): Verdict {
+  return {
+    phase: 'Failed',
+    reason: 'LeaseLost',
+    message: `the lease of work item ${work.id} was lost: it belongs to the queue or another worker now`,
+    actions: [...(f.pod ? [{ kind: 'deletePod' } as const] : []), { kind: 'markNotAcknowledged', message: `the lease of work item ${work.id} was lost` }],
+    finished: true,
+  };
+}
+
+/** Rule 3: `starting` — the Pod is created (the launch phase) and given `startDeadlineSeconds` to claim the lease. */
+function startingVerdict(f: SessionFacts): Verdict {
+  const pod = f.pod;
+  const now = f.now.getTime();
+  const { startDeadlineSeconds } = f.settings;
+  const deadline = (ms(f.session.spec.claimedAt) ?? now) + startDeadlineSeconds * 1000;
+  if (f.launchRefused) return fail(f, f.launchRefused.reason, f.launchRefused.message, false);
+  if (!pod) return { phase: 'Starting', reason: 'CreatingPod', message: 'creating the session Pod', actions: [], requeueAfterMs: Math.max(1_000, deadline - now) };
+  if (pod.imagePullFailure) return fail(f, 'ImagePullFailed', `image pull failed: ${pod.imagePullFailure}`, true);
+  if (pod.finished || pod.mainExit) return fail(f, 'CrashedBeforeClaim', `the session Pod ended before its sidecar claimed the lease${exitText(pod)}`, false);
+  if (pod.deleting) return { phase: 'Starting', reason: 'PodDeleting', message: `session Pod ${pod.name} is being deleted`, actions: [], requeueAfterMs: 2_000 };
+  if (now >= deadline) {
+    if (pod.unschedulable || !pod.scheduled) {
+      return fail(f, 'Unschedulable', `not scheduled within startDeadlineSeconds (${startDeadlineSeconds}s): ${pod.unschedulable ?? 'no node accepted the Pod'}`, true);
+    }
+    return fail(f, 'StartTimeout', `the sidecar did not claim the lease within startDeadlineSeconds (${startDeadlineSeconds}s)`, true);
+  }
+  return pod.unschedulable
+    ? { phase: 'Starting', reason: 'Unschedulable', message: pod.unschedulable, actions: [], requeueAfterMs: deadline - now }
+    : { phase: 'Starting', reason: 'PodStarting', message: `waiting for the sidecar of ${pod.name} to claim the lease`, actions: [], requeueAfterMs: Math.min(deadline - now, 10_000) };
+}
+
+/** Rule 4: `active` — Running while the Pod runs; a Pod that is gone, ended or being deleted ends the item. */
+function activeVerdict(f: SessionFacts, work: Work): Verdict {
+  const pod = f.pod;
+  const now = f.now.getTime();
+  if (!pod) return fail(f, 'PodDeleted', `session Pod of work item ${work.id} is gone while the item was active`, false);
+  if (pod.evicted) return fail(f, 'Evicted', `session Pod ${pod.name} was evicted while the item was active`, false);
+  if (pod.deleting) {
+    // The sidecar stops the main container and force-stops the item on SIGTERM; once the Pod
+    // is gone the reconciler makes sure (rule 4).
+    return { phase: 'Stopping', reason: 'PodDeleted', message: `session Pod ${pod.name} is being deleted; its sidecar stops the work item`, actions: [], requeueAfterMs: 2_000 };
+  }
+  if (pod.finished || (pod.mainExit && now - (ms(pod.mainExit.finishedAt) ?? now) >= SIDECAR_STOP_MS)) {
+    return { ...ended(f, work, pod), actions: [{ kind: 'stopWork', force: true, reason: 'ContainerExited' }] };
+  }
+  if (pod.mainExit) return { phase: 'Stopping', reason: 'ContainerExited', message: `session container exited${exitText(pod)}; its sidecar stops the work item`, actions: [], requeueAfterMs: SIDECAR_STOP_MS };
+  if (!pod.mainStarted) {
+    // The lease is claimed before the session container starts (the sidecar's startup probe
+    // gates it), so its image is pulled only now: a container that cannot start is a failed
+    // start all the same.
+    const { startDeadlineSeconds } = f.settings;
+    const deadline = (ms(f.session.spec.claimedAt) ?? now) + startDeadlineSeconds * 1000;
+    if (pod.imagePullFailure) return fail(f, 'ImagePullFailed', `image pull failed: ${pod.imagePullFailure}`, true);
+    if (now >= deadline) return fail(f, 'StartTimeout', `the session container did not start within startDeadlineSeconds (${startDeadlineSeconds}s)`, true);
+    return { phase: 'Running', reason: 'LeaseClaimed', message: `the sidecar of ${pod.name} holds the lease; the session container is starting`, actions: [], requeueAfterMs: Math.min(deadline - now, 10_000) };
+  }
+  return { phase: 'Running', reason: 'LeaseClaimed', message: `session Pod ${pod.name} holds the lease`, actions: [], requeueAfterMs: 60_000 };
+}
+
+/** Rule 5: `stopping` / `stopped` — Stopping until the Pod has ended, then Succeeded or Failed. */
+function stoppingVerdict(f: SessionFacts, work: Work): Verdict {
+  const pod = f.pod;
+  const now = f.now.getTime();
+  const kept = keptFailure(f.session) ?? deletedFirst(work, pod);
+  if (!pod || pod.finished) {
+    // `stopping` with the Pod ended: confirm the stop (the sidecar normally has).
+    const confirm: SessionAction[] = work.state === 'stopping' ? [{ kind: 'stopWork', force: true, reason: 'StopConfirmed' }] : [];
+    if (kept) return { ...kept, phase: 'Failed', actions: confirm, finished: true };
+    if (pod) return { ...ended(f, work, pod), actions: confirm };
+    return { phase: 'Succeeded', reason: 'Stopped', message: `work item ${work.id} stopped`, actions: confirm, finished: true };
+  }
+  if (!pod.mainStarted && !pod.mainExit) {
+    // Stopped before the session container ran: nothing to drain.
+    return { ...(kept ?? { reason: 'Stopped', message: `work item ${work.id} stopped before the session started` }), phase: kept ? 'Failed' : 'Succeeded', actions: [{ kind: 'deletePod' }], finished: true };
+  }
+  const stopAt = ms(work.stop_requested_at) ?? ms(work.stopped_at) ?? ms(f.session.status?.stopRequestedAt) ?? now;
+  const giveUp = stopAt + f.settings.stopGracePeriodSeconds * 1000 + STOP_MARGIN_MS;
+  const actions: SessionAction[] = now >= giveUp && !pod.deleting ? [{ kind: 'deletePod' }] : [];
+  return {
+    ...(kept ?? { reason: 'Stopping', message: `work item ${work.id} is ${work.state}; waiting for session Pod ${pod.name} to end` }),
+    phase: 'Stopping',
+    actions,
+    requeueAfterMs: Math.max(2_000, Math.min(giveUp - now, 10_000)),
+    stopRequested: !pod.mainExit,
+  };
+}
+
+/** How a session whose Pod ended is recorded: a stop requested before the end is a normal end. */
+function ended(f: SessionFacts, work: Work, pod: PodView): Verdict {
+  const exit = pod.mainExit;
+  const stopAt = ms(work.stop_requested_at) ?? ms(f.session.status?.stopRequestedAt);
+  // Container times have one-second resolution: a stop within the second of the exit counts as before it.
+  const stoppedFirst = stopAt !== undefined && (!exit?.finishedAt || stopAt < (ms(exit.finishedAt) ?? 0) + 1_000);
+  if (pod.evicted) return { phase: 'Failed', reason: 'Evicted', message: `session Pod ${pod.name} was evicted`, actions: [], finished: true };
+  if (stoppedFirst) return { phase: 'Succeeded', reason: 'Stopped', message: `work item ${work.id} was stopped${exitText(pod)}`, actions: [], finished: true };
+  if (exit && exit.exitCode === 0) return { phase: 'Succeeded', reason: 'Completed', message: 'session container exited with code 0', actions: [], finished: true };
+  return { phase: 'Failed', reason: 'ContainerFailed', message: `session container failed${exitText(pod)}`, actions: [], finished: true };
+}
+
+const exitText = (pod: PodView): string => (pod.mainExit ? ` (exit code ${pod.mainExit.exitCode}${pod.mainExit.reason ? `, ${pod.mainExit.reason}` : ''})` : '');
+
+/**
+ * A Pod whose deletion was requested before the item stopped: the deletion ended the session (its
+ * sidecar force-stopped the item on SIGTERM), even when this is the first pass to see it.
+ */
+function deletedFirst(work: Work, pod: PodView | undefined): { reason: string; message: string } | undefined {
+  const stoppedAt = ms(work.stopped_at) ?? ms(work.stop_requested_at);
+  if (!pod?.deleting || pod.deletionRequestedAt === undefined || stoppedAt === undefined || pod.deletionRequestedAt > stoppedAt) return undefined;
+  return { reason: pod.evicted ? 'Evicted' : 'PodDeleted', message: `session Pod ${pod.name} was deleted while the work item was running` };
+}
+
+/** The failure reason recorded earlier for the current work item, if any (first reason wins). */
+function keptFailure(s: AgentSession): { reason: string; message: string } | undefined {
+  const st = s.status;
+  if (!st?.reason || st.workId !== s.spec.workId) return undefined;
+  if (!(FAILURE_REASONS as readonly string[]).includes(st.reason)) return undefined;
+  if (st.phase !== 'Failed' && st.reason !== 'PodDeleted') return undefined;
+  return { reason: st.reason, message: st.message ?? '' };
+}
+
+/**
+ * The next status: the verdict's phase/reason plus the observed work state, Pod name, lease and
+ * timestamps. `lease.lastHeartbeat` is copied only when the phase changes, so a heartbeat alone
+ * never causes a status write.
+ */
+function nextStatus(f: SessionFacts, v: Verdict): AgentSessionStatus {
+  const prev = f.session.status ?? {};
+  const work = f.work.kind === 'found' ? f.work.work : undefined;
+  const next: AgentSessionStatus = { ...prev, phase: v.phase, reason: v.reason, message: v.message.slice(0, 4096) };
+  if (work) next.workState = work.state;
+  if (f.pod) next.podName = f.pod.name;
+  const phaseChanged = prev.phase !== v.phase;
+  if (work?.started_at) {
+    next.lease = {
+      ...(prev.lease ?? {}),
+      claimedAt: work.started_at,
+      ...(phaseChanged && work.latest_heartbeat_at ? { lastHeartbeat: work.latest_heartbeat_at } : {}),
+      ...(f.settings.leaseTTLSeconds !== undefined ? { ttlSeconds: f.settings.leaseTTLSeconds } : {}),
+    };
+  }
+  const stopAt = work?.stop_requested_at ?? (v.stopRequested ? (work?.stopped_at ?? undefined) : undefined);
+  if (stopAt && !prev.stopRequestedAt) next.stopRequestedAt = stopAt;
+  if (f.pod?.mainStartedAt && !prev.startedAt) next.startedAt = f.pod.mainStartedAt;
+  if (v.finished && !prev.finishedAt) next.finishedAt = work?.stopped_at ?? f.now.toISOString();
+  if (!v.finished) delete next.finishedAt;
+  return next;
+}

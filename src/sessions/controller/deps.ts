@@ -1,0 +1,66 @@
+/**
+ * What the AgentSession reconciler works with: the Kubernetes and API clients, the caches it reads
+ * and the recorders it reports to. {@link reconcilerDeps} fills in the defaults once, so the
+ * phases (phases.ts) read one object.
+ */
+import type { EnvironmentsClient } from '../../api/client.ts';
+import type { Credential } from '../../api/transport.ts';
+import type { AgentEnvironment } from '../../crd/resources.ts';
+import type { EventRecorder } from '../../k8s/events.ts';
+import type { KubeRest } from '../../k8s/rest.ts';
+import type { Pod } from '../objects/pod-types.ts';
+import type { SidecarSettings } from '../objects/pod.ts';
+import { kubeRecordStore, type RecordStore } from '../record/record.ts';
+import type { Acknowledgements } from './acknowledgements.ts';
+
+/** The narrow metrics the session reconciler reports (prom-client stays in telemetry). */
+export interface SessionRecorder {
+  /** claimedAt → Pod created. */
+  podCreated(latencyMs: number): void;
+  /** claimedAt → lease claimed (item `active`, as observed). */
+  claimed(latencyMs: number): void;
+  /** A work item stopped by the operator, by reason. */
+  stopped(reason: string): void;
+  /** Lease outcomes as the operator observes them (claimed, lost). */
+  heartbeats(outcome: string, n: number): void;
+}
+
+/** The work-item calls the reconciler makes. */
+export type WorkApi = Pick<EnvironmentsClient, 'getWork' | 'stopWork'>;
+
+export interface SessionReconcilerDeps {
+  readonly rest: KubeRest;
+  readonly events: EventRecorder;
+  readonly apiClient: (credential: Credential) => WorkApi;
+  /**
+   * The credential for work-item calls (read, stop) of a session of `env`, or why there is none
+   * (the operator wires the dispatch credential: dispatch/credentials.ts `workItemCredential`).
+   */
+  readonly workCredential: (env: AgentEnvironment) => Promise<Credential | string>;
+  readonly sidecar: SidecarSettings;
+  /** API base URL given to session Pods. */
+  readonly baseUrl: string;
+  /** The Pods of one session (any work item), from the Pod informer. */
+  readonly podsOf: (namespace: string, session: string) => Pod[];
+  /** The last state of a session Pod deleted in the last minute (the Pod informer's delete events). */
+  readonly deletedPod?: (namespace: string, name: string) => Pod | undefined;
+  readonly metrics?: SessionRecorder;
+  /**
+   * The AgentEnvironment from the operator's informer cache. A miss is read from the apiserver (a
+   * cache that has not seen a new environment yet must not make it look deleted).
+   */
+  readonly cachedEnvironment?: (namespace: string, name: string) => AgentEnvironment | undefined;
+  /** Acknowledgements this process made and has not written yet (the dispatcher adds them). */
+  readonly acknowledgements: Acknowledgements;
+  readonly now?: () => Date;
+}
+
+/** The deps with their defaults filled in, as the phases use them. */
+export interface ReconcilerDeps extends SessionReconcilerDeps {
+  readonly now: () => Date;
+  readonly store: RecordStore;
+}
+
+export function reconcilerDeps(deps: SessionReconcilerDeps): ReconcilerDeps {
+  return { ...deps, now: deps.now ?? (() => new Date()), store: kubeRecordStore(deps.rest) };
+}

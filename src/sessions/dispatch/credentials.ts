@@ -1,0 +1,113 @@
+/**
+ * The credentials a dispatcher works with, resolved from the AgentEnvironment:
+ *
+ * - **poll**: the environment key from `spec.selfHosted.environmentKeySecretRef` (sent as Bearer),
+ *   else the organization API key (`spec.apiKeySecretRef`, else the operator's default).
+ * - **sandbox**: what a session's sidecar may receive when a work item carries no per-item token:
+ *   the environment key, and nothing else. Under the API-key fallback it is absent, because the
+ *   organization key can create and delete environments and must never reach a sandbox Pod; such an
+ *   item is then not acknowledged (see the dispatcher's `EnvironmentKeyRequired`).
+ *
+ * The operator may only `get` Secrets (it cannot watch them), so {@link CredentialSource} re-reads
+ * the Secret every `refreshMs` (default 60 s; the dispatcher asks every 5 s while a refused or
+ * missing key pauses it) and at once when the API refuses the key (401/403,
+ * rate-limited to one read per `minRefreshMs`), and reports a rotation to the dispatcher.
+ */
+import { createHash } from 'node:crypto';
+import type { Credential } from '../../api/transport.ts';
+import type { AgentEnvironment } from '../../crd/resources.ts';
+import type { KubeRest } from '../../k8s/rest.ts';
+import { readSecretKey, SecretRefError } from '../../k8s/secrets.ts';
+
+export interface DispatchCredentials {
+  readonly poll: Credential;
+  /** The environment key, when configured: the sidecar's fallback credential. */
+  readonly sandbox: string | undefined;
+  readonly source: 'environment-key' | 'api-key';
+  /** A digest of both values: tells a rotation apart without keeping a second copy in logs or state. */
+  readonly fingerprint: string;
+}
+
+export type CredentialResolution =
+  | { readonly ok: true; readonly credentials: DispatchCredentials }
+  | { readonly ok: false; readonly reason: 'CredentialsMissing'; readonly message: string };
+
+/** Read the dispatch credentials of `env` (one Secret read). Messages name Secrets, never values. */
+export async function resolveDispatchCredentials(rest: KubeRest, env: AgentEnvironment, defaultApiKey: () => Credential | undefined): Promise<CredentialResolution> {
+  const namespace = env.metadata?.namespace ?? 'default';
+  const envKeyRef = env.spec.selfHosted?.environmentKeySecretRef;
+  try {
+    if (envKeyRef) {
+      const value = await readSecretKey(rest, namespace, envKeyRef);
+      return { ok: true, credentials: { poll: { kind: 'bearer', value }, sandbox: value, source: 'environment-key', fingerprint: digest(value) } };
+    }
+    const apiKeyRef = env.spec.apiKeySecretRef;
+    const apiKey: Credential | undefined = apiKeyRef ? { kind: 'api-key', value: await readSecretKey(rest, namespace, apiKeyRef) } : defaultApiKey();
+    if (!apiKey) {
+      return { ok: false, reason: 'CredentialsMissing', message: 'no environment key (spec.selfHosted.environmentKeySecretRef), no spec.apiKeySecretRef and no operator default API key' };
+    }
+    return { ok: true, credentials: { poll: apiKey, sandbox: undefined, source: 'api-key', fingerprint: digest(apiKey.value) } };
+  } catch (err) {
+    if (err instanceof SecretRefError) return { ok: false, reason: 'CredentialsMissing', message: err.message };
+    throw err;
+  }
+}
+
+/**
+ * The credential for work-item calls outside a poll (the session reconciler's read and stop): the
+ * poll credential, or why there is none (the message names Secrets, never values).
+ */
+export async function workItemCredential(rest: KubeRest, env: AgentEnvironment, defaultApiKey: () => Credential | undefined): Promise<Credential | string> {
+  const r = await resolveDispatchCredentials(rest, env, defaultApiKey);
+  return r.ok ? r.credentials.poll : r.message;
+}
+
+const digest = (v: string): string => createHash('sha256').update(v).digest('hex').slice(0, 16);
+
+export interface CredentialSourceOptions {
+  readonly resolve: () => Promise<CredentialResolution>;
+  /** Called when the resolved credential changes (rotation, or a missing Secret appeared or vanished). */
+  readonly onChange: (r: CredentialResolution) => void;
+  /** Periodic re-read. Default 60 s. */
+  readonly refreshMs?: number;
+  /** Minimum spacing of re-reads asked for by a refused key. Default 5 s. */
+  readonly minRefreshMs?: number;
+  readonly now?: () => number;
+}
+
+/** The current dispatch credentials of one environment, kept fresh. */
+export class CredentialSource {
+  readonly #opts: CredentialSourceOptions;
+  #current: CredentialResolution | undefined;
+  #lastRead = -Infinity;
+  #reading: Promise<CredentialResolution> | undefined;
+
+  constructor(opts: CredentialSourceOptions) {
+    this.#opts = opts;
+  }
+
+  /** The last resolution, if any (synchronous: read by the API client on every call). */
+  get current(): CredentialResolution | undefined {
+    return this.#current;
+  }
+
+  /** Re-read when the last read is older than `refreshMs` (or `minRefreshMs` when `urgent`). */
+  async refresh(urgent = false): Promise<CredentialResolution> {
+    const now = (this.#opts.now ?? Date.now)();
+    const age = urgent ? (this.#opts.minRefreshMs ?? 5_000) : (this.#opts.refreshMs ?? 60_000);
+    if (this.#current && now - this.#lastRead < age) return this.#current;
+    this.#reading ??= this.#read(now).finally(() => (this.#reading = undefined));
+    return this.#reading;
+  }
+
+  async #read(now: number): Promise<CredentialResolution> {
+    const next = await this.#opts.resolve();
+    this.#lastRead = now;
+    const before = this.#current;
+    this.#current = next;
+    if (before !== undefined && key(before) !== key(next)) this.#opts.onChange(next);
+    return next;
+  }
+}
+
+const key = (r: CredentialResolution): string => (r.ok ? `ok:${r.credentials.fingerprint}` : `missing:${r.message}`);

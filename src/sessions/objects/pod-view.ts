@@ -1,0 +1,68 @@
+/**
+ * Reading a session Pod (pure): which container is the main one, whether it ran, how it ended,
+ * and whether the Pod can still start. The decisions in `controller/decide.ts` are phrased in these terms.
+ */
+import type { ContainerStatus, Pod } from './pod-types.ts';
+import { MAIN_CONTAINER_NAME } from './pod.ts';
+
+/** Container `waiting` reasons that mean the image will not be pulled without a change. */
+const IMAGE_PULL_FAILURES = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull']);
+
+export interface PodView {
+  readonly name: string;
+  /** The Pod is being deleted (evicted by the API, deleted by a user, or by us). */
+  readonly deleting: boolean;
+  /** When its deletion was requested (ms; `deletionTimestamp` minus the grace period, to the second). */
+  readonly deletionRequestedAt: number | undefined;
+  /** Succeeded or Failed: every container has ended. */
+  readonly finished: boolean;
+  /** `status.reason` Evicted (node pressure, preemption). */
+  readonly evicted: boolean;
+  /** The main container has started at some point. */
+  readonly mainStarted: boolean;
+  /** When the main container started, if it did. */
+  readonly mainStartedAt: string | undefined;
+  /** The main container's termination, if it has ended. */
+  readonly mainExit: { readonly exitCode: number; readonly finishedAt: string | undefined; readonly reason: string | undefined } | undefined;
+  /** A container's image cannot be pulled: `<container>: <reason>: <message>`. */
+  readonly imagePullFailure: string | undefined;
+  /** The Pod is bound to a node. */
+  readonly scheduled: boolean;
+  /** The scheduler reported that no node fits: its message. */
+  readonly unschedulable: string | undefined;
+}
+
+/** The template's main container: the one named `session`, else the first. */
+export function mainContainerName(pod: Pod): string {
+  const containers = pod.spec?.containers ?? [];
+  return (containers.find((c) => c.name === MAIN_CONTAINER_NAME) ?? containers[0])?.name ?? MAIN_CONTAINER_NAME;
+}
+
+export function viewPod(pod: Pod): PodView {
+  const status = pod.status ?? {};
+  const main = mainContainerName(pod);
+  const all: ContainerStatus[] = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])];
+  const mainStatus = (status.containerStatuses ?? []).find((c) => c.name === main);
+  const terminated = mainStatus?.state?.terminated;
+  const pull = all.find((c) => c.state?.waiting?.reason && IMAGE_PULL_FAILURES.has(c.state.waiting.reason));
+  const scheduled = (status.conditions ?? []).find((c) => c.type === 'PodScheduled');
+  return {
+    name: pod.metadata?.name ?? '',
+    deleting: Boolean(pod.metadata?.deletionTimestamp),
+    deletionRequestedAt: deletionRequestedAt(pod),
+    finished: status.phase === 'Succeeded' || status.phase === 'Failed',
+    evicted: status.reason === 'Evicted',
+    mainStarted: Boolean(mainStatus?.state?.running || terminated || mainStatus?.started),
+    mainStartedAt: mainStatus?.state?.running?.startedAt ?? terminated?.startedAt,
+    mainExit: terminated ? { exitCode: terminated.exitCode, finishedAt: terminated.finishedAt, reason: terminated.reason } : undefined,
+    imagePullFailure: pull ? `${pull.name}: ${pull.state!.waiting!.reason}${pull.state!.waiting!.message ? `: ${pull.state!.waiting!.message}` : ''}` : undefined,
+    scheduled: Boolean(pod.spec?.nodeName),
+    unschedulable: scheduled?.status === 'False' && scheduled.reason === 'Unschedulable' ? (scheduled.message ?? 'no node fits the Pod') : undefined,
+  };
+}
+
+/** `deletionTimestamp` is when the Pod must be gone: the request came a grace period earlier. */
+function deletionRequestedAt(pod: Pod): number | undefined {
+  const at = Date.parse(pod.metadata?.deletionTimestamp ?? '');
+  return Number.isNaN(at) ? undefined : at - (pod.metadata?.deletionGracePeriodSeconds ?? 0) * 1000;
+}

@@ -1,0 +1,263 @@
+import { describe, expect, it } from 'vitest';
+import { agentEnvironment, agentSession, POD, SESSION } from '../fixtures.test-support.ts';
+import { CREDENTIAL_DIR, DEFAULT_SESSION_UID, desiredPod, PROBE_PORT, SIDECAR_NAME, STATE_DIR, type PodInputs } from './pod.ts';
+import type { Container, Pod } from './pod-types.ts';
+
+const sidecar = { image: 'ghcr.io/agentenv-io/agentenv:test', imagePullPolicy: 'IfNotPresent' as const };
+
+function inputs(selfHosted: Record<string, unknown> = {}, more: Partial<PodInputs> = {}, extra: Record<string, unknown> = {}): PodInputs {
+  return { session: agentSession().session, env: agentEnvironment(selfHosted, extra), sidecar, baseUrl: 'https://api.example.test', ...more };
+}
+
+function build(selfHosted: Record<string, unknown> = {}, more: Partial<PodInputs> = {}, extra: Record<string, unknown> = {}): Pod {
+  const r = desiredPod(inputs(selfHosted, more, extra));
+  if (!r.ok) throw new Error(`expected a Pod, got ${r.reason}: ${r.message}`);
+  return r.pod;
+}
+
+const template = (spec: Record<string, unknown>, metadata?: Record<string, unknown>) => ({ sessionTemplate: { ...(metadata ? { metadata } : {}), spec } });
+const shell = (extra: Partial<Container> = {}): Container => ({ name: 'session', image: 'local/shell', command: ['/bin/sh', '-c', 'true'], ...extra });
+const mainOf = (p: Pod): Container => p.spec.containers.find((c) => c.name === 'session') ?? p.spec.containers[0]!;
+const sidecarOf = (p: Pod): Container => p.spec.initContainers!.find((c) => c.name === SIDECAR_NAME)!;
+const envNames = (c: Container): string[] => (c.env ?? []).map((e) => e.name);
+
+describe('desiredPod: identity and injected parts', () => {
+  it('names the Pod deterministically, labels it and makes the AgentSession its controller', () => {
+    const pod = build();
+    expect(pod.metadata?.name).toBe(POD);
+    expect(pod.metadata?.labels).toMatchObject({
+      'agentenv.io/environment': 'data',
+      'agentenv.io/session': SESSION,
+      'agentenv.io/work-id': 'work_01',
+      'agentenv.io/component': 'session',
+      'app.kubernetes.io/managed-by': 'agentenv',
+    });
+    expect(pod.metadata?.ownerReferences).toEqual([
+      { apiVersion: 'agentenv.io/v1alpha1', kind: 'AgentSession', name: SESSION, uid: 'session-uid', controller: true, blockOwnerDeletion: true },
+    ]);
+    expect(build()).toEqual(pod);
+  });
+
+  it('sets the Pod-level hardening whatever the template says', () => {
+    const pod = build(template({ containers: [shell()], restartPolicy: 'Always', automountServiceAccountToken: true, enableServiceLinks: true, shareProcessNamespace: false }));
+    expect(pod.spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, enableServiceLinks: false, shareProcessNamespace: true });
+  });
+
+  it('runs the sidecar first, as a native sidecar gated by its /started startup probe', () => {
+    const pod = build(template({ containers: [shell()], initContainers: [{ name: 'setup', image: 'local/shell' }] }));
+    expect(pod.spec.initContainers!.map((c) => c.name)).toEqual([SIDECAR_NAME, 'setup']);
+    const sc = sidecarOf(pod);
+    expect(sc).toMatchObject({ image: sidecar.image, command: ['/nodejs/bin/node', '--no-sparkplug', '--no-maglev', '--no-turbofan', '/app/dist/sidecar.cjs'], restartPolicy: 'Always' });
+    expect(sc.args).toBeUndefined();
+    expect(sc.startupProbe).toMatchObject({ httpGet: { path: '/started', port: PROBE_PORT } });
+  });
+
+  it('gives the sidecar the contract environment, with the probe address from the Pod IP', () => {
+    const env = sidecarOf(build({ leaseTTLSeconds: 45, stopGracePeriodSeconds: 7 })).env!;
+    const byName = Object.fromEntries(env.map((e) => [e.name, e.value ?? e.valueFrom]));
+    expect(byName).toEqual({
+      ANTHROPIC_BASE_URL: 'https://api.example.test',
+      AGENTENV_ENVIRONMENT_ID: 'env_1',
+      AGENTENV_SESSION_ID: 'sesn_01',
+      AGENTENV_WORK_ID: 'work_01',
+      AGENTENV_CREDENTIAL_FILE: `${CREDENTIAL_DIR}/token`,
+      AGENTENV_STATE_DIR: STATE_DIR,
+      AGENTENV_STOP_GRACE_SECONDS: '7',
+      AGENTENV_LEASE_TTL_SECONDS: '45',
+      AGENTENV_PROBE_ADDRESS: { fieldRef: { fieldPath: 'status.podIP' } },
+      AGENTENV_PROBE_PORT: String(PROBE_PORT),
+    });
+  });
+
+  it('mounts the credential (key token, read-only) and the state emptyDir into the sidecar only', () => {
+    const pod = build(template({ containers: [shell(), { name: 'helper', image: 'local/shell' }] }));
+    expect(sidecarOf(pod).volumeMounts).toEqual([
+      { name: 'agentenv-credential', mountPath: CREDENTIAL_DIR, readOnly: true },
+      { name: 'agentenv-state', mountPath: STATE_DIR },
+    ]);
+    for (const c of pod.spec.containers) expect(c.volumeMounts ?? []).toEqual([]);
+    const credential = pod.spec.volumes!.find((v) => v.name === 'agentenv-credential');
+    expect(credential?.secret).toMatchObject({ secretName: POD, items: [{ key: 'token', path: 'token' }] });
+    expect(pod.spec.volumes!.find((v) => v.name === 'agentenv-state')?.emptyDir).toBeDefined();
+  });
+
+  it('gives the Pod time for the sidecar to stop the main container and confirm the stop', () => {
+    expect(build({ stopGracePeriodSeconds: 60 }).spec.terminationGracePeriodSeconds).toBe(75);
+    expect(build(template({ containers: [shell()], terminationGracePeriodSeconds: 600 })).spec.terminationGracePeriodSeconds).toBe(600);
+  });
+});
+
+describe('desiredPod: the main container environment', () => {
+  const cases: Array<{ rule: string; selfHosted?: Record<string, unknown>; workSecret: boolean; expected: string[] }> = [
+    { rule: 'the contract variables without a work secret', workSecret: false, expected: ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL'] },
+    { rule: 'ANTHROPIC_WORK_SECRET only when the item has a per-item secret', workSecret: true, expected: ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL', 'ANTHROPIC_WORK_SECRET'] },
+    {
+      rule: 'template values for contract and credential names are replaced or dropped, others kept',
+      selfHosted: template({ containers: [shell({ env: [{ name: 'ANTHROPIC_WORK_ID', value: 'x' }, { name: 'ANTHROPIC_ENVIRONMENT_KEY', value: 'y' }, { name: 'ANTHROPIC_API_KEY', value: 'z' }, { name: 'MY_VAR', value: '1' }] })] }),
+      workSecret: false,
+      expected: ['MY_VAR', 'ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL'],
+    },
+  ];
+  it.each(cases)('$rule', ({ selfHosted, workSecret, expected }) => {
+    const main = mainOf(build(selfHosted ?? {}, { session: agentSession({ workSecret }).session }));
+    expect(envNames(main)).toEqual(expected);
+    expect(main.env!.find((e) => e.name === 'ANTHROPIC_WORK_ID')?.value).toBe('work_01');
+  });
+
+  it('reads ANTHROPIC_WORK_SECRET from the per-item Secret, never inline', () => {
+    const e = mainOf(build({}, { session: agentSession({ workSecret: true }).session })).env!.find((x) => x.name === 'ANTHROPIC_WORK_SECRET');
+    expect(e).toEqual({ name: 'ANTHROPIC_WORK_SECRET', valueFrom: { secretKeyRef: { name: POD, key: 'work-secret' } } });
+  });
+
+  it('picks the container named session as the main one, else the first', () => {
+    const pod = build(template({ containers: [{ name: 'helper', image: 'local/shell' }, shell()] }));
+    expect(envNames(pod.spec.containers[0]!)).toEqual([]);
+    expect(envNames(pod.spec.containers[1]!)).toContain('ANTHROPIC_WORK_ID');
+    const first = build(template({ containers: [{ name: 'runner', image: 'local/shell' }, { name: 'helper', image: 'local/shell' }] }));
+    expect(envNames(first.spec.containers[0]!)).toContain('ANTHROPIC_WORK_ID');
+    expect(envNames(first.spec.containers[1]!)).toEqual([]);
+  });
+
+  it('never puts the environment key or the API key (or their Secrets) into a sandbox container', () => {
+    const pod = build({}, { session: agentSession({ workSecret: true }).session }, { apiKeySecretRef: { name: 'org-key', key: 'key' } });
+    const sandbox = [...pod.spec.containers, ...pod.spec.initContainers!.filter((c) => c.name !== SIDECAR_NAME)];
+    for (const c of sandbox) {
+      expect(envNames(c)).not.toContain('ANTHROPIC_ENVIRONMENT_KEY');
+      expect(envNames(c)).not.toContain('ANTHROPIC_API_KEY');
+      for (const e of c.env ?? []) expect(['env-key', 'org-key']).not.toContain(e.valueFrom?.secretKeyRef?.name);
+      expect(c.envFrom ?? []).toEqual([]);
+      expect(c.volumeMounts ?? []).toEqual([]);
+    }
+    expect(JSON.stringify(pod)).not.toMatch(/env-key|org-key/);
+  });
+
+  it('without a per-item secret, mounts the environment key from its own Secret into the sidecar alone, as the file token', () => {
+    const pod = build({}, { session: agentSession({ workSecret: false }).session }, { apiKeySecretRef: { name: 'org-key', key: 'key' } });
+    const credential = pod.spec.volumes!.find((v) => v.name === 'agentenv-credential');
+    expect(credential?.secret).toEqual({ secretName: 'env-key', items: [{ key: 'key', path: 'token' }], defaultMode: 0o444 });
+    for (const c of [...pod.spec.containers, ...pod.spec.initContainers!]) {
+      const mounts = (c.volumeMounts ?? []).map((m) => m.name);
+      if (c.name === SIDECAR_NAME) expect(mounts).toContain('agentenv-credential');
+      else expect(mounts).not.toContain('agentenv-credential');
+      for (const e of c.env ?? []) expect(['env-key', 'org-key']).not.toContain(e.valueFrom?.secretKeyRef?.name);
+    }
+    // The key's Secret is named by the credential volume and nowhere else; the API key's not at all.
+    const { volumes, ...rest } = pod.spec;
+    expect(JSON.stringify({ ...pod, spec: { ...rest, volumes: volumes!.filter((v) => v.name !== 'agentenv-credential') } })).not.toMatch(/env-key|org-key/);
+  });
+
+  it('without a per-item secret and without an environment key, builds no Pod', () => {
+    const r = desiredPod(inputs({ environmentKeySecretRef: undefined }, { session: agentSession({ workSecret: false }).session }));
+    expect(r).toMatchObject({ ok: false, reason: 'InvalidTemplate', message: expect.stringMatching(/environmentKeySecretRef/) });
+  });
+});
+
+describe('desiredPod: security', () => {
+  it('fills in the Restricted defaults and runs a template without a user as the default UID, the sidecar as the same user', () => {
+    const pod = build();
+    expect(pod.spec.securityContext).toEqual({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' }, runAsUser: DEFAULT_SESSION_UID, runAsGroup: DEFAULT_SESSION_UID });
+    expect(mainOf(pod).securityContext).toEqual({ allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+    expect(sidecarOf(pod).securityContext).toMatchObject({ runAsUser: DEFAULT_SESSION_UID, runAsGroup: DEFAULT_SESSION_UID, runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+  });
+
+  it('runs the sidecar as the main container\'s own user (container level wins over Pod level)', () => {
+    const pod = build(template({ securityContext: { runAsUser: 2000 }, containers: [shell({ securityContext: { runAsUser: 1234, runAsGroup: 99 } })] }));
+    expect(pod.spec.securityContext?.runAsUser).toBe(2000);
+    expect(sidecarOf(pod).securityContext).toMatchObject({ runAsUser: 1234, runAsGroup: 99 });
+  });
+
+  it('keeps an explicit NET_BIND_SERVICE and adds ALL to the dropped capabilities', () => {
+    const pod = build(template({ containers: [shell({ securityContext: { capabilities: { add: ['NET_BIND_SERVICE'], drop: ['NET_RAW'] } } })] }));
+    expect(mainOf(pod).securityContext?.capabilities).toEqual({ add: ['NET_BIND_SERVICE'], drop: ['NET_RAW', 'ALL'] });
+  });
+
+  const refusals: Array<{ rule: string; spec: Record<string, unknown>; field: RegExp }> = [
+    { rule: 'a privileged container', spec: { containers: [shell({ securityContext: { privileged: true } })] }, field: /privileged/ },
+    { rule: 'privilege escalation', spec: { containers: [shell({ securityContext: { allowPrivilegeEscalation: true } })] }, field: /allowPrivilegeEscalation/ },
+    { rule: 'root', spec: { containers: [shell({ securityContext: { runAsUser: 0 } })] }, field: /runAsUser is 0/ },
+    { rule: 'runAsNonRoot false on the Pod', spec: { securityContext: { runAsNonRoot: false }, containers: [shell()] }, field: /runAsNonRoot is false/ },
+    { rule: 'an added capability', spec: { containers: [shell({ securityContext: { capabilities: { add: ['SYS_ADMIN'] } } })] }, field: /SYS_ADMIN/ },
+    { rule: 'the host network', spec: { hostNetwork: true, containers: [shell()] }, field: /hostNetwork/ },
+    { rule: 'a hostPath volume', spec: { volumes: [{ name: 'h', hostPath: { path: '/' } }], containers: [shell()] }, field: /hostPath/ },
+    { rule: 'an unconfined seccomp profile', spec: { securityContext: { seccompProfile: { type: 'Unconfined' } }, containers: [shell()] }, field: /Unconfined/ },
+    { rule: 'a host port', spec: { containers: [shell({ ports: [{ containerPort: 80, hostPort: 80 }] })] }, field: /hostPort/ },
+    { rule: 'a privileged init container', spec: { initContainers: [{ name: 'i', securityContext: { privileged: true } }], containers: [shell()] }, field: /initContainers\[i\]/ },
+  ];
+  it.each(refusals)('refuses $rule under Restricted, with the field in the message', ({ spec, field }) => {
+    const r = desiredPod(inputs(template(spec)));
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.reason).toBe('TemplateRefused');
+      expect(r.message).toMatch(field);
+    }
+  });
+
+  it.each(refusals)('accepts $rule under Custom and leaves it as written', ({ spec }) => {
+    const r = desiredPod(inputs({ ...template(spec), podSecurity: 'Custom' }));
+    expect(r.ok).toBe(true);
+    if (r.ok) expect(r.pod.spec.securityContext).toEqual((spec as { securityContext?: unknown }).securityContext);
+  });
+
+  it('keeps the sidecar hardened under Custom, as root only when the main container is root', () => {
+    const rootMain = build({ ...template({ containers: [shell({ securityContext: { runAsUser: 0 } })] }), podSecurity: 'Custom' });
+    expect(sidecarOf(rootMain).securityContext).toMatchObject({ runAsUser: 0, runAsNonRoot: false, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    const userMain = build({ ...template({ containers: [shell({ securityContext: { runAsUser: 1000 } })] }), podSecurity: 'Custom' });
+    expect(sidecarOf(userMain).securityContext).toMatchObject({ runAsUser: 1000, runAsNonRoot: true });
+  });
+});
+
+describe('desiredPod: templates it cannot use', () => {
+  const cases: Array<{ rule: string; selfHosted: Record<string, unknown>; extra?: Record<string, unknown>; reason: string; message: RegExp }> = [
+    { rule: 'no containers', selfHosted: template({ containers: [] }), reason: 'InvalidTemplate', message: /containers is empty/ },
+    { rule: 'a container named like the sidecar', selfHosted: template({ containers: [shell({ name: SIDECAR_NAME })] }), reason: 'InvalidTemplate', message: /reserved/ },
+    { rule: 'a volume named like the credential volume', selfHosted: template({ containers: [shell()], volumes: [{ name: 'agentenv-credential', emptyDir: {} }] }), reason: 'InvalidTemplate', message: /reserved/ },
+    {
+      rule: 'a container mounting the sidecar credential volume',
+      selfHosted: template({ containers: [shell({ volumeMounts: [{ name: 'agentenv-credential', mountPath: '/steal' }] })] }),
+      reason: 'TemplateRefused',
+      message: /container session mounts a volume reserved for the operator's sidecar/,
+    },
+    {
+      rule: 'an init container mounting the sidecar state volume',
+      selfHosted: template({ containers: [shell()], initContainers: [shell({ name: 'init', volumeMounts: [{ name: 'agentenv-state', mountPath: '/state' }] })] }),
+      reason: 'TemplateRefused',
+      message: /container init mounts a volume reserved/,
+    },
+    {
+      rule: 'env from the environment key Secret',
+      selfHosted: template({ containers: [shell({ env: [{ name: 'K', valueFrom: { secretKeyRef: { name: 'env-key', key: 'key' } } }] })] }),
+      reason: 'TemplateRefused',
+      message: /env K reads Secret env-key/,
+    },
+    {
+      rule: 'envFrom the API key Secret',
+      selfHosted: template({ containers: [shell({ envFrom: [{ secretRef: { name: 'org-key' } }] })] }),
+      extra: { apiKeySecretRef: { name: 'org-key', key: 'key' } },
+      reason: 'TemplateRefused',
+      message: /envFrom reads Secret org-key/,
+    },
+    {
+      rule: 'a volume of the environment key Secret',
+      selfHosted: { ...template({ containers: [shell()], volumes: [{ name: 'k', secret: { secretName: 'env-key' } }] }), podSecurity: 'Custom' },
+      reason: 'TemplateRefused',
+      message: /mounts Secret env-key/,
+    },
+  ];
+  it.each(cases)('refuses $rule', ({ selfHosted, extra, reason, message }) => {
+    const r = desiredPod(inputs(selfHosted, {}, extra ?? {}));
+    expect(r).toMatchObject({ ok: false, reason });
+    if (!r.ok) expect(r.message).toMatch(message);
+  });
+
+  it('refuses an environment without a session template', () => {
+    const env = agentEnvironment();
+    delete env.spec.selfHosted!.sessionTemplate;
+    expect(desiredPod({ ...inputs(), env })).toMatchObject({ ok: false, reason: 'InvalidTemplate' });
+  });
+
+  it('keeps the template\'s labels and annotations, with the operator\'s labels winning', () => {
+    const pod = build(template({ containers: [shell()] }, { labels: { team: 'a', 'agentenv.io/session': 'spoof' }, annotations: { note: 'x' } }));
+    expect(pod.metadata?.labels).toMatchObject({ team: 'a', 'agentenv.io/session': SESSION });
+    expect(pod.metadata?.annotations).toEqual({ note: 'x' });
+  });
+});
