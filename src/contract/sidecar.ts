@@ -20,8 +20,20 @@ export const SIDECAR_ENV = {
   leaseTtlSeconds: 'AGENTENV_LEASE_TTL_SECONDS',
   probeAddress: 'AGENTENV_PROBE_ADDRESS',
   probePort: 'AGENTENV_PROBE_PORT',
+  /** Where the sidecar serves the main container's API calls (the Pod's loopback by default). */
+  proxyAddress: 'AGENTENV_PROXY_ADDRESS',
+  proxyPort: 'AGENTENV_PROXY_PORT',
+  /**
+   * What the credential file holds: {@link CREDENTIAL_KINDS}. The memory-store endpoints accept
+   * a per-item sessions token only, so the proxy serves them only when it holds one.
+   */
+  credentialKind: 'AGENTENV_CREDENTIAL_KIND',
   logLevel: 'AGENTENV_LOG_LEVEL',
 } as const;
+
+/** `sessions-token`: the per-item token from the poll's secret; `environment-key`: the environment key. */
+export const CREDENTIAL_KINDS = ['sessions-token', 'environment-key'] as const;
+export type CredentialKind = (typeof CREDENTIAL_KINDS)[number];
 
 export type SidecarEnvName = (typeof SIDECAR_ENV)[keyof typeof SIDECAR_ENV];
 
@@ -36,3 +48,35 @@ export const DEFAULT_PROBE_ADDRESS = '0.0.0.0';
 /** The sidecar's probe port: `GET /started` passes once the lease is claimed. */
 export const DEFAULT_PROBE_PORT = 8095;
 export const STARTED_PATH = '/started';
+/**
+ * The sidecar's readiness: 200 while it holds the lease and no stop is pending; 503 from the
+ * moment a stop is due (the API said `stopping`/`stopped` or `lease_extended: false`, the lease was
+ * lost, the main container asked to stop). The operator reads the sidecar's `ready: false` in the
+ * Pod status as "the main container should end now" and deletes the Pod once it has not ended
+ * `stopGracePeriodSeconds` later: the sidecar has no Kubernetes API access and no signal reaches
+ * across containers without a shared process namespace.
+ */
+export const READY_PATH = '/ready';
+
+/** The sidecar's proxy: the main container's `ANTHROPIC_BASE_URL` is `http://<address>:<port>`. */
+export const DEFAULT_PROXY_ADDRESS = '127.0.0.1';
+export const DEFAULT_PROXY_PORT = 8096;
+
+/**
+ * The user the sidecar runs as: its own non-root UID, never the main container's, so nothing in
+ * the main container can read the sidecar's files or signal it. When a template's main container
+ * runs as this UID, {@link SIDECAR_FALLBACK_UID} is used instead.
+ */
+export const SIDECAR_UID = 65533;
+export const SIDECAR_FALLBACK_UID = 65531;
+
+/**
+ * The placeholder the main container receives as its sessions token. Not a credential: the
+ * sidecar removes whatever credential the main container sends and puts in the real one. The
+ * official runner's `handleItem` needs either an environment key or a work secret that yields a
+ * sessions token to start at all; this gives it the latter without handing it anything real.
+ */
+export const PLACEHOLDER_SESSIONS_TOKEN = 'agentenv-placeholder-not-a-credential';
+
+/** `ANTHROPIC_WORK_SECRET` for the main container: base64url JSON carrying the placeholder token. */
+export const PLACEHOLDER_WORK_SECRET = Buffer.from(JSON.stringify({ version: 1, sessions_token: PLACEHOLDER_SESSIONS_TOKEN }), 'utf8').toString('base64url');
