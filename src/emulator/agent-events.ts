@@ -29,7 +29,10 @@ export const AgentEventInput = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('session.status_rescheduled'), id: EventId.optional() }),
   z.strictObject({ type: z.literal('session.status_terminated'), id: EventId.optional() }),
 ]);
-export type AgentEventInput = z.infer<typeof AgentEventInput>;
+/** A scripted event as a test writes it (defaults not yet applied). */
+export type AgentEventInput = z.input<typeof AgentEventInput>;
+/** A scripted event after validation. */
+export type ScriptedAgentEvent = z.output<typeof AgentEventInput>;
 
 export const AgentEventsBody = z.strictObject({ events: z.array(AgentEventInput).min(1).max(1000) });
 
@@ -41,7 +44,7 @@ const EVALUATION_FOR = { allow: { type: 'always_allow' }, ask: { type: 'always_a
  * evaluated `allow` under `always_allow`, as a default agent's toolset is; `deny` carries no
  * evaluation (the SDK: "absent only when the server refused the call before any policy applied").
  */
-export function completeAgentEvent(input: AgentEventInput, id: string, processedAt: string): SessionEvent {
+export function completeAgentEvent(input: ScriptedAgentEvent, id: string, processedAt: string): SessionEvent {
   const base = { ...input, id, processed_at: processedAt };
   if (input.type !== 'agent.tool_use') return base;
   const permission = input.evaluated_permission ?? 'allow';

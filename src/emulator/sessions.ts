@@ -7,7 +7,7 @@
  */
 import type { Metadata } from '../api/wire.ts';
 import type { Session, SessionEvent, SessionEventsPage, SessionStatus, UserEventParams } from '../api/sessions-wire.ts';
-import { completeAgentEvent, statusAfter, type AgentEventInput } from './agent-events.ts';
+import { completeAgentEvent, statusAfter, type ScriptedAgentEvent } from './agent-events.ts';
 import { EmulatorError } from './errors.ts';
 import { newId, rfc3339 } from './ids.ts';
 
@@ -118,7 +118,7 @@ export class SessionStore {
   }
 
   /** Events the scripted agent produced (admin API). Status events set the session's status. */
-  appendAgent(id: string, inputs: readonly AgentEventInput[]): SessionEvent[] {
+  appendAgent(id: string, inputs: readonly ScriptedAgentEvent[]): SessionEvent[] {
     const r = this.#record(id);
     if (r.session.status === 'terminated') throw new EmulatorError(409, `session ${id} is terminated and accepts no events`);
     const ids = inputs.map((e) => e.id ?? newId('sevt'));
