@@ -217,6 +217,7 @@ function checkUserEvents(r: SessionRecord, params: readonly UserEventParams[]): 
     if (p.type === 'user.tool_confirmation') {
       if (use.permission !== 'ask') throw new EmulatorError(400, `${field}: ${target} does not await a confirmation (evaluated_permission is ${use.permission ?? 'absent'})`);
       if (use.confirmed || use.answered || seen.has(key)) throw new EmulatorError(409, `${field}: ${target} is already confirmed or answered`);
+      if (p.result === 'deny') seen.add(`r:${target}`); // a denial resolves the call, in this batch too
     } else if (use.answered || seen.has(key)) {
       throw new EmulatorError(409, `${field}: ${target} already has a result`);
     }

@@ -74,6 +74,20 @@ describe('sessions: the session object', () => {
   });
 });
 
+describe('sessions: wake', () => {
+  it('queues a new work item for the same session, whose history carries over', async () => {
+    const { environmentId, sessionId, workId } = await newSession(emu);
+    await script(emu, sessionId, [running(), bash('true'), endTurn()]);
+    expect((await call(emu, 'POST', `/v1/environments/${environmentId}/work/${workId}/stop`, { body: { force: true } })).status).toBe(200);
+    const woken = await call(emu, 'POST', `/emulator/v1/environments/${environmentId}/sessions/${sessionId}/wake`);
+    expect(woken.status).toBe(200);
+    expect(woken.body['work_id']).not.toBe(workId);
+    const polled = await call(emu, 'GET', `/v1/environments/${environmentId}/work/poll`);
+    expect(polled.body).toMatchObject({ id: woken.body['work_id'], data: { id: sessionId, type: 'session' } });
+    expect((await call(emu, 'GET', `/v1/sessions/${sessionId}/events`)).body['data']).toHaveLength(3);
+  });
+});
+
 describe('sessions: sending events', () => {
   it('assigns id and processed_at, returns the events under data, and keeps them in the history', async () => {
     const { sessionId } = await newSession(emu);
@@ -126,6 +140,9 @@ describe('sessions: sending events', () => {
     expect((await send(emu, sessionId, [result(gated)])).status).toBe(200);
     expect((await confirm(refused, 'deny')).status).toBe(200);
     expect((await send(emu, sessionId, [result(refused)])).status).toBe(409);
+    const [another] = (await script(emu, sessionId, [bash('true', { evaluated_permission: 'ask' })])).body['ids'];
+    const both = await send(emu, sessionId, [{ type: 'user.tool_confirmation', tool_use_id: another, result: 'deny' }, result(another)]);
+    expect(both.status).toBe(409);
   });
 
   it('keeps a bounded history: a batch that would overflow it is refused whole', async () => {
