@@ -32,6 +32,8 @@ async function acknowledgedItem(emu: RunningEmulator): Promise<ClaimedItem> {
   const work = (await keyed.beta.environments.work.poll(env.id, { block_ms: 500 })) as { id: string; secret?: string | null } | null;
   expect(work?.id).toBe(work_id);
   await keyed.beta.environments.work.ack(work_id, { environment_id: env.id });
+  // Acknowledged, lease unclaimed: the runner's own NO_HEARTBEAT beat claims it.
+  expect(emu.state.work.get(env.id, work_id)).toMatchObject({ lastHeartbeat: null, work: { state: 'starting' } });
   return { environmentId: env.id, sessionId: session_id, workId: work_id, environmentKey, secret: work?.secret ?? undefined };
 }
 
