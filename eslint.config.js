@@ -52,12 +52,12 @@ function layerPattern(folder) {
  * start-up time are per session (bench/sidecar.ts). It has node's built-ins and nothing else.
  */
 const SIDECAR_PACKAGE_BANS = [
-  ['zod', 'the sidecar parses its few AGENTENV_* variables (sidecar/config.ts) and the two replies it reads (sidecar/work-api.ts) by hand; zod costs MBs of resident memory per Pod'],
-  ['@kubernetes/client-node', 'the sidecar has no Kubernetes access at all (session Pods mount no ServiceAccount token)'],
+  ['zod', 'the sidecar checks its few AGENTENV_* variables (sidecar/config.ts) and the API replies it reads by hand; zod would add MBs to every session Pod'],
+  ['@kubernetes/client-node', 'the sidecar has no Kubernetes access at all (session Pods mount no ServiceAccount token); it reports through its Pod status (readiness)'],
   ['prom-client', 'the sidecar exposes no metrics; the operator counts sessions'],
-  ['pino', 'the sidecar logs JSON lines with sidecar/log.ts'],
-  ['undici', 'the sidecar speaks HTTP/1.1 over raw sockets (sidecar/http1.ts): an HTTP client costs MBs of resident memory per Pod'],
-  ['commander', 'the sidecar takes no flags: its configuration is its environment (src/contract/sidecar.ts)'],
+  ['pino', 'the sidecar writes its JSON log lines itself (sidecar/log.ts)'],
+  ['undici', "node's own http/https modules (or raw sockets) carry the sidecar's calls; a second HTTP stack would add MBs to every session Pod"],
+  ['commander', 'the sidecar takes no flags: its configuration is its environment (the names are in src/contract/sidecar.ts)'],
 ].map(([name, why]) => ({
   regex: `^${name}(/|$)`,
   message: `src/sidecar must not import ${name}: ${why}. The sidecar bundle stays free of third-party modules.`,
