@@ -32,6 +32,8 @@ const managed = cloud.recorded('env_1');
 const observed = cloud.observeOnly().adopting('env_1').recorded('env_1');
 const selfHostedRemote = remoteOf(cloud.env, { config: { type: 'self_hosted' } });
 const described = managed.describedAs('new words');
+const mismatch = 'False TypeMismatch: environment env_1 is self_hosted, but the spec asks for cloud; the type cannot change';
+const typeMismatch = { call: 'none' as const, before: [], after: [], synced: mismatch, ready: mismatch };
 
 describe('planRemote', () => {
   const rows: Array<{ rule: string; env: AgentEnvironment; lookup: RemoteLookup; reply?: Environment; expect: ReturnType<typeof summary> }> = [
@@ -96,25 +98,13 @@ describe('planRemote', () => {
       rule: 'a remote environment of the other type is TypeMismatch in both conditions, and nothing is sent',
       env: managed.describedAs('differs too').env,
       lookup: found(selfHostedRemote),
-      expect: {
-        call: 'none',
-        before: [],
-        after: [],
-        synced: 'False TypeMismatch: environment env_1 is self_hosted, but the spec asks for cloud; the type cannot change',
-        ready: 'False TypeMismatch: environment env_1 is self_hosted, but the spec asks for cloud; the type cannot change',
-      },
+      expect: typeMismatch,
     },
     {
       rule: 'TypeMismatch holds under ObserveOnly too',
       env: observed.env,
       lookup: found(selfHostedRemote),
-      expect: {
-        call: 'none',
-        before: [],
-        after: [],
-        synced: 'False TypeMismatch: environment env_1 is self_hosted, but the spec asks for cloud; the type cannot change',
-        ready: 'False TypeMismatch: environment env_1 is self_hosted, but the spec asks for cloud; the type cannot change',
-      },
+      expect: typeMismatch,
     },
     {
       rule: 'an archived environment is read-only: its differences are reported Archived, never sent',
