@@ -10,13 +10,16 @@ import tseslint from 'typescript-eslint';
  * plus dev-only code that product code never imports: `emulator` (the Environments API emulator),
  * `localcluster` (control plane + process kubelet for tests and `npm run dev`) and `dev` (the demo).
  * The sidecar runs in every sandbox Pod and needs no Kubernetes access, so it imports neither
- * `k8s`, `runtime` nor `crd` (which would also pull @kubernetes/client-node into its memory).
+ * `k8s`, `runtime` nor `crd` (which would also pull @kubernetes/client-node into its memory), nor
+ * `api` or `telemetry` (zod, undici, pino, prom-client); third-party packages are banned by name too.
  * `contract` holds the names both sides of the session Pod agree on (the sidecar's env); it is a
  * leaf that imports nothing of the project, so the sidecar bundle stays small.
  */
 const FEATURES = ['environments', 'sessions', 'sidecar', 'lifecycle'];
 const DEV_ONLY = ['emulator', 'localcluster', 'dev'];
 const LOWER = ['runtime', 'k8s', 'api', 'crd'];
+/** @param {string} feature */
+const otherFeatures = (feature) => FEATURES.filter((f) => f !== feature);
 
 /** What each top-level folder of src/ must not import, with the reason shown to the developer. */
 const forbidden = {
@@ -28,10 +31,10 @@ const forbidden = {
   k8s: [[...FEATURES, ...DEV_ONLY, 'cli', 'api'], 'k8s helpers are generic'],
   crd: [[...FEATURES, ...DEV_ONLY, 'cli', 'runtime'], 'crd holds schemas and constants only'],
   runtime: [[...FEATURES, ...DEV_ONLY, 'cli', 'api', 'crd'], 'the controller runtime is generic (no Kind-specific code)'],
-  environments: [['sessions', 'sidecar', ...DEV_ONLY, 'cli'], 'features do not import other features, dev-only code or the CLI'],
-  sessions: [['environments', 'sidecar', ...DEV_ONLY, 'cli'], 'features do not import other features, dev-only code or the CLI'],
-  lifecycle: [['environments', 'sessions', 'sidecar', 'api', ...DEV_ONLY, 'cli'], 'install/uninstall steps act on the custom resources only, never on the API'],
-  sidecar: [['environments', 'sessions', 'k8s', 'runtime', 'crd', ...DEV_ONLY, 'cli'], 'the sidecar has no Kubernetes access and must stay small'],
+  environments: [[...otherFeatures('environments'), ...DEV_ONLY, 'cli'], 'features do not import other features, dev-only code or the CLI'],
+  sessions: [[...otherFeatures('sessions'), ...DEV_ONLY, 'cli'], 'features do not import other features, dev-only code or the CLI'],
+  lifecycle: [[...otherFeatures('lifecycle'), 'api', ...DEV_ONLY, 'cli'], 'install/uninstall steps act on the custom resources only, never on the API'],
+  sidecar: [[...otherFeatures('sidecar'), 'k8s', 'runtime', 'crd', 'api', 'telemetry', ...DEV_ONLY, 'cli'], 'the sidecar has no Kubernetes access and must stay small'],
   emulator: [[...FEATURES, 'k8s', 'runtime', 'crd', 'localcluster', 'cli'], 'the emulator depends only on the API wire schemas'],
   localcluster: [[...FEATURES, 'emulator', 'runtime', 'crd', 'api', 'cli', 'dev'], 'the local cluster is a generic Kubernetes runtime'],
   dev: [[...FEATURES, 'cli'], 'the dev demo drives the product from outside, like a user'],
@@ -43,9 +46,31 @@ function layerPattern(folder) {
   const [targets, why] = forbidden[folder];
   return { regex: `^(\\.\\./)+(${targets.join('|')})/`, message: `src/${folder} must not import from it: ${why}. See ../shared/STYLE.md.` };
 }
+/**
+ * Third-party packages src/sidecar must not import, each with its reason: the sidecar runs in every
+ * sandbox Pod, bundled alone into dist/sidecar.cjs (`npm run build:sidecar`), and its memory and
+ * start-up time are per session (bench/sidecar.ts). It has node's built-ins and nothing else.
+ */
+const SIDECAR_PACKAGE_BANS = [
+  ['zod', 'the sidecar checks its few AGENTENV_* variables (sidecar/config.ts) and the API replies it reads by hand; zod would add MBs to every session Pod'],
+  ['@kubernetes/client-node', 'the sidecar has no Kubernetes access at all (session Pods mount no ServiceAccount token); it reports through its Pod status (readiness)'],
+  ['prom-client', 'the sidecar exposes no metrics; the operator counts sessions'],
+  ['pino', 'the sidecar writes its JSON log lines itself (sidecar/log.ts)'],
+  ['undici', "node's own http/https modules (or raw sockets) carry the sidecar's calls; a second HTTP stack would add MBs to every session Pod"],
+  ['commander', 'the sidecar takes no flags: its configuration is its environment (the names are in src/contract/sidecar.ts)'],
+].map(([name, why]) => ({
+  regex: `^${name}(/|$)`,
+  message: `src/sidecar must not import ${name}: ${why}. The sidecar bundle stays free of third-party modules.`,
+}));
+
 const layerRules = Object.keys(forbidden).map((folder) => ({
   files: [`src/${folder}/**/*.ts`],
-  rules: { 'no-restricted-imports': ['error', { patterns: [layerPattern(/** @type {keyof typeof forbidden} */ (folder))] }] },
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      { patterns: [layerPattern(/** @type {keyof typeof forbidden} */ (folder)), ...(folder === 'sidecar' ? SIDECAR_PACKAGE_BANS : [])] },
+    ],
+  },
 }));
 
 /**
@@ -93,6 +118,29 @@ const objectsArePure = {
     ],
   },
 };
+/**
+ * Inside src/environments, the decisions are pure (see docs/architecture.md): `plan.ts`,
+ * `desired.ts` and `status.ts` turn what a pass read into what it does, and do no I/O themselves —
+ * no Kubernetes REST, informer, event recorder or status writer, no API client (types are fine),
+ * so their table tests need nothing but inputs.
+ */
+const environmentDecisionsArePure = {
+  files: ['src/environments/plan.ts', 'src/environments/desired.ts', 'src/environments/status.ts'],
+  rules: {
+    '@typescript-eslint/no-restricted-imports': [
+      'error',
+      {
+        patterns: [
+          {
+            regex: '^(\\.\\./)+(k8s/(rest|informer|events|status|finalizer|secrets)|api/(client|transport|retry))\\.ts$',
+            allowTypeImports: true,
+            message: 'the AgentEnvironment decisions are pure: no Kubernetes or API I/O (type imports are fine); reconcile.ts and finalize.ts apply them.',
+          },
+        ],
+      },
+    ],
+  },
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.k8s/**', 'deploy/**', 'crds/**', '.bench/**'] },
@@ -116,4 +164,5 @@ export default tseslint.config(
   // After the layer rules: for these files the part rules (which repeat the feature's pattern) take over.
   ...sessionPartRules,
   objectsArePure,
+  environmentDecisionsArePure,
 );

@@ -10,12 +10,9 @@ import { EnvironmentsClient, type ApiCallRecord } from '../api/client.ts';
 import type { RetryPolicy } from '../api/retry.ts';
 import type { Credential } from '../api/transport.ts';
 import { describeIssues, OperatorConfig } from '../config/operator.ts';
-import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
-import { environmentReconciler, type SessionsHook } from '../environments/reconcile.ts';
+import { environmentController, environmentInformers, type SessionsHook } from '../environments/controller.ts';
 import { KubeEventRecorder } from '../k8s/events.ts';
-import { Informer, keyOf, lifecycleChanged, type InformerEvent } from '../k8s/informer.ts';
-import { KubeRest, type KubeObject, type RequestObserver } from '../k8s/rest.ts';
-import { Controller } from '../runtime/controller.ts';
+import { KubeRest, type RequestObserver } from '../k8s/rest.ts';
 import { LeaderElector } from '../runtime/leader-election.ts';
 import { serveHealth } from '../telemetry/health.ts';
 import { createLogger, type Logger } from '../telemetry/logger.ts';
@@ -119,12 +116,6 @@ function loadKubeConfig(config: OperatorConfig): KubeConfig {
   return kc;
 }
 
-/** Enqueue on spec, deletion and finalizer changes; our own status writes do not trigger a pass. */
-export function needsReconcile(e: InformerEvent<KubeObject>): boolean {
-  if (e.type !== 'update') return true;
-  return lifecycleChanged(e.old, e.object) || JSON.stringify(e.old.metadata?.labels ?? {}) !== JSON.stringify(e.object.metadata?.labels ?? {});
-}
-
 /** What embedders (tests, `agentenv dev`) may add to the configuration: observers and timings. */
 export interface OperatorOptions {
   readonly logger?: Logger;
@@ -176,10 +167,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
     });
 
   const stopping = new AbortController();
-  const namespaces = config.namespaces.length ? config.namespaces : [undefined];
-  const environments = namespaces.map((namespace) =>
-    new Informer<AgentEnvironment>(rest, AGENT_ENVIRONMENTS, { ...(namespace ? { namespace } : {}), logger: logger.child({ component: 'informer', resource: 'agentenvironments', namespace }) }),
-  );
+  const environments = environmentInformers(rest, config.namespaces, logger);
   // The self-hosted sessions feature (dispatchers + AgentSession controller), unless an embedder brings its own hook.
   const sessions = options.sessions
     ? undefined
@@ -199,28 +187,21 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
         resyncMs: config.resyncMs,
       });
   const sessionsHook: SessionsHook | undefined = options.sessions ?? sessions?.hook;
-  const envController = new Controller({
-    name: 'agentenvironment',
+  const envController = environmentController({
+    informers: environments,
     logger,
     concurrency: config.concurrency,
     resyncMs: config.resyncMs,
     observer: metrics,
     ...(timings.backoff ? { backoff: timings.backoff } : {}),
-    reconcile: environmentReconciler({
-      rest,
-      events,
-      apiClient,
-      defaultCredential: credential,
-      ...(timings.credentialRetryMs !== undefined ? { credentialRetryMs: timings.credentialRetryMs } : {}),
-      ...(timings.queueRefreshMs !== undefined ? { queueRefreshMs: timings.queueRefreshMs } : {}),
-      ...(sessionsHook ? { sessions: sessionsHook } : {}),
-    }),
+    rest,
+    events,
+    apiClient,
+    defaultCredential: credential,
+    ...(timings.credentialRetryMs !== undefined ? { credentialRetryMs: timings.credentialRetryMs } : {}),
+    ...(timings.queueRefreshMs !== undefined ? { queueRefreshMs: timings.queueRefreshMs } : {}),
+    ...(sessionsHook ? { sessions: sessionsHook } : {}),
   });
-  for (const informer of environments) {
-    informer.on((e) => {
-      if (needsReconcile(e)) envController.enqueue(keyOf(e.object));
-    });
-  }
 
   const informersRunning = [...environments, ...(sessions?.informers ?? [])].map((i) => i.run(stopping.signal));
   const synced = (): boolean => environments.every((i) => i.hasSynced) && (sessions?.informers ?? []).every((i) => i.hasSynced);
@@ -240,8 +221,6 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
   const lead = async (leading: AbortSignal): Promise<void> => {
     await Promise.all(environments.map((i) => i.synced(leading)));
     if (leading.aborted) return;
-    // Every known object gets a first pass (the informer's add events may predate leadership).
-    for (const i of environments) for (const o of i.list()) envController.enqueue(keyOf(o));
     await Promise.all([
       envController.run(leading).then(() => logger.debug('environment controller stopped')),
       sessions?.run(leading).then(() => logger.debug('sessions stopped')),

@@ -1,15 +1,44 @@
 /**
- * Read the world an AgentEnvironment reconcile decides on: the credential, and the remote
- * environment (by id, or — when no id is known yet — by the uid fence in its metadata).
+ * Read the world an AgentEnvironment reconcile decides on: the resource with its spec parsed, the
+ * credential, and the remote environment (by id, or — when no id is known yet — by the uid fence
+ * in its metadata).
  */
 import type { EnvironmentsClient } from '../api/client.ts';
 import { NotFoundError } from '../api/errors.ts';
 import type { Credential } from '../api/transport.ts';
 import type { Environment } from '../api/wire.ts';
 import { REMOTE_METADATA } from '../crd/meta.ts';
-import type { AgentEnvironment } from '../crd/resources.ts';
+import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
+import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
+import { isNotFound } from '../k8s/errors.ts';
 import type { KubeRest } from '../k8s/rest.ts';
 import { readSecretKey, SecretRefError } from '../k8s/secrets.ts';
+import { failed, type Observation } from './status.ts';
+
+/** The resource as stored, or undefined once it is gone. */
+export async function readEnvironment(rest: Pick<KubeRest, 'get'>, key: string): Promise<AgentEnvironment | undefined> {
+  const slash = key.indexOf('/');
+  try {
+    return await rest.get<AgentEnvironment>(AGENT_ENVIRONMENTS, key.slice(0, slash), key.slice(slash + 1));
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+export type ParsedSpec = { readonly ok: true; readonly env: AgentEnvironment } | { readonly ok: false; readonly message: string; readonly status: Observation };
+
+/**
+ * The resource with its spec parsed by the CRD's own schema, so every default the CRD declares is
+ * filled in (phases read `spec.deletionPolicy`, `spec.selfHosted.maxSessions`… and never repeat a
+ * default). A spec the schema refuses (one the apiserver let through, e.g. from an older CRD) is
+ * reported, not reconciled: `status` says InvalidSpec with the schema's first complaint.
+ */
+export function parseSpec(env: AgentEnvironment): ParsedSpec {
+  const parsed = AgentEnvironmentSpec.safeParse(env.spec);
+  if (parsed.success) return { ok: true, env: { ...env, spec: parsed.data } };
+  return { ok: false, message: parsed.error.message, status: failed('InvalidSpec', parsed.error.issues[0]?.message ?? 'invalid spec') };
+}
 
 export type CredentialResult = { readonly ok: true; readonly credential: Credential } | { readonly ok: false; readonly reason: string; readonly message: string };
 

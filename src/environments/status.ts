@@ -9,17 +9,31 @@ import type { AgentEnvironment } from '../crd/resources.ts';
 import type { AgentEnvironmentStatus } from '../crd/agent-environment.ts';
 import { jsonEqual, setCondition, type Condition } from '../k8s/conditions.ts';
 
+/** A condition's verdict: its status (`ok`), reason and message. */
+export interface Verdict {
+  readonly ok: boolean;
+  readonly reason: string;
+  readonly message: string;
+}
+export const ok = (reason: string, message = ''): Verdict => ({ ok: true, reason, message });
+export const notOk = (reason: string, message: string): Verdict => ({ ok: false, reason, message });
+
 export interface Observation {
   /** The remote environment as last read or written in this reconcile. */
   readonly remote?: Environment;
   /** The id known for the remote environment even when it could not be read. */
   readonly environmentId?: string;
-  readonly synced: { readonly ok: boolean; readonly reason: string; readonly message: string };
-  readonly ready: { readonly ok: boolean; readonly reason: string; readonly message: string };
+  readonly synced: Verdict;
+  readonly ready: Verdict;
   readonly queue?: QueueStats;
   readonly activeSessions?: number;
   /** True when this pass fully reconciled the current generation. */
   readonly clean: boolean;
+}
+
+/** A pass that failed before reading the remote environment: both conditions say why. */
+export function failed(reason: string, message: string): Observation {
+  return { synced: notOk(reason, message), ready: notOk(reason, message), clean: false };
 }
 
 export function nextStatus(env: AgentEnvironment, o: Observation, now: Date): AgentEnvironmentStatus {

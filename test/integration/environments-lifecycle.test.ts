@@ -208,6 +208,18 @@ describe('AgentEnvironment lifecycle', () => {
     await deleteAndWait(f.admin, f.ns.name, 'adopt-missing');
   });
 
+  it('adopting an environment of the other type is TypeMismatch in both conditions, and nothing is sent to it', async () => {
+    const existing = await f.console.createEnvironment({ name: 'Runs here', config: { type: 'self_hosted' } });
+    await createEnvironment(f.admin, f.ns.name, 'adopt-other-type', { environmentId: existing.id, name: 'Wants cloud', cloud: {}, deletionPolicy: 'Orphan' });
+    const env = await waitForCondition(f.admin, f.ns.name, 'adopt-other-type', 'Synced', 'False', 'TypeMismatch');
+    expect(conditionOf(env, 'Synced')?.message).toBe(`environment ${existing.id} is self_hosted, but the spec asks for cloud; the type cannot change`);
+    expect(conditionOf(env, 'Ready')).toMatchObject({ status: 'False', reason: 'TypeMismatch' });
+    // Not even the fields that could change (the name, the operator's metadata keys) are sent.
+    expect(remote(f.emu, existing.id)).toEqual(existing);
+    await deleteAndWait(f.admin, f.ns.name, 'adopt-other-type');
+    expect(remote(f.emu, existing.id)).toEqual(existing);
+  });
+
   it.each([
     ['Delete', (r: Environment | undefined) => r === undefined],
     ['Archive', (r: Environment | undefined) => typeof r?.archived_at === 'string'],

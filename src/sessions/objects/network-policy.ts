@@ -49,7 +49,7 @@ export function desiredNetworkPolicy(env: AgentEnvironment): NetworkPolicy | und
   const envName = env.metadata?.name ?? '';
   // An empty `to` would mean "every destination": a rule whose CIDRs all fall inside private
   // ranges is left out instead (private destinations belong in allowedEgress).
-  const apiPeers = (np.apiEgressCIDRs ?? ['0.0.0.0/0']).flatMap((cidr) => {
+  const apiPeers = np.apiEgressCIDRs.flatMap((cidr) => {
     const ipBlock = apiBlock(cidr);
     return ipBlock ? [{ ipBlock }] : [];
   });
