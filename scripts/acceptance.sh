@@ -65,8 +65,10 @@ say "2. environments"
 node src/cli/main.ts emulator --port "$PORT" --api-key "$KEY" >"$WORK/emulator.log" 2>&1 &
 pids+=($!)
 until_eq 30 ok bash -c "curl -sf $API/emulator/v1/state >/dev/null && echo ok"
+# --session-proxy-address pod-ip: the process kubelet has no per-Pod network namespace, so each
+# session Pod's sidecar proxy listens on the Pod's own loopback IP instead of a shared 127.0.0.1:8096.
 ANTHROPIC_BASE_URL=$API ANTHROPIC_API_KEY=$KEY node src/cli/main.ts operator --kubeconfig .k8s/operator.kubeconfig \
-  --namespaces "$NS" --leader-election-namespace "$NS" --metrics-port 0 --health-port 0 --log-level debug >"$WORK/operator.log" 2>&1 &
+  --session-proxy-address pod-ip --namespaces "$NS" --leader-election-namespace "$NS" --metrics-port 0 --health-port 0 --log-level debug >"$WORK/operator.log" 2>&1 &
 pids+=($!)
 k apply --server-side -f crds/ >/dev/null
 k create namespace "$NS" >/dev/null
