@@ -93,7 +93,9 @@ say "3. sessions"
 sh_id=$(k -n "$NS" get aenv build-agents -o 'jsonpath={.status.environmentId}')
 env_key=$(curl -sf -X POST "$API/emulator/v1/environments/$sh_id/keys" | jqn 's.key')
 k -n "$NS" create secret generic build-agents-environment-key --from-literal=environment-key="$env_key" --dry-run=client -o yaml | k apply -f - >/dev/null
-k -n "$NS" patch aenv build-agents --type merge -p "{\"spec\":{\"selfHosted\":{\"maxSessions\":$SESSIONS,\"maxPollers\":4,\"leaseTTLSeconds\":20,\"sessionTemplate\":{\"spec\":{\"containers\":[{\"name\":\"session\",\"image\":\"local/shell\",\"command\":[\"/bin/sh\",\"-c\"],\"args\":[\"trap 'exit 0' TERM; while :; do sleep 1; done\"]}]}}}}}" >/dev/null
+# The template below ignores the runner protocol (a shell loop): a stop reaches it as the enforced
+# stop, the Pod deleted stopGracePeriodSeconds after the sidecar turned not ready, then SIGTERM.
+k -n "$NS" patch aenv build-agents --type merge -p "{\"spec\":{\"selfHosted\":{\"maxSessions\":$SESSIONS,\"maxPollers\":4,\"leaseTTLSeconds\":20,\"stopGracePeriodSeconds\":5,\"sessionTemplate\":{\"spec\":{\"containers\":[{\"name\":\"session\",\"image\":\"local/shell\",\"command\":[\"/bin/sh\",\"-c\"],\"args\":[\"trap 'exit 0' TERM; while :; do sleep 1; done\"]}]}}}}}" >/dev/null
 until_eq 90 True k -n "$NS" get aenv build-agents -o 'jsonpath={.status.conditions[?(@.type=="Dispatching")].status}'
 enqueued=$SECONDS
 for _ in $(seq "$SESSIONS"); do curl -sf -X POST "$API/emulator/v1/environments/$sh_id/sessions" -H 'content-type: application/json' -d '{}' >/dev/null; done
