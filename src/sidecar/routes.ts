@@ -80,8 +80,8 @@ export function route(method: string, target: string, scope: Scope): Route {
 function workRoute(method: string, s: readonly string[], scope: Scope): Route {
   // /v1/environments/{env}/work/{work}/{heartbeat|stop}
   if (s[2] !== scope.environmentId) return refuse('another environment is not reachable from this session Pod');
-  if (s[3] !== 'work' || s.length < 5) return refuse('environment management is not allowed from a session Pod');
-  if (s[4] === 'poll' || s[4] === 'stats' || s.length === 5) return refuse('the work queue (poll, list, stats) belongs to the operator');
+  if (s[3] !== 'work') return refuse('environment management is not allowed from a session Pod');
+  if (s.length === 4 || s[4] === 'poll' || s[4] === 'stats') return refuse('the work queue (poll, list, stats) belongs to the operator');
   if (s[4] !== scope.workId) return refuse("another work item's calls are not allowed; only this Pod's own work item");
   if (method === 'POST' && s.length === 6 && s[5] === 'heartbeat') return { kind: 'heartbeat' };
   if (method === 'POST' && s.length === 6 && s[5] === 'stop') return { kind: 'stop' };
