@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import net from 'node:net';
+import type net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
@@ -126,15 +126,18 @@ export class SidecarProcess {
 /** What a main container sends: the placeholder credential and the API's version headers. */
 export const MAIN_HEADERS = { authorization: 'Bearer agentenv-placeholder-not-a-credential', 'anthropic-version': '2023-06-01', 'anthropic-beta': 'managed-agents-2026-04-01' };
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read a few known fields of API replies
+type Json = Record<string, any>;
+
 /** A call from the main container through the sidecar's proxy. */
-export async function viaProxy(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, any> }> {
+export async function viaProxy(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Json }> {
   const res = await fetch(base + path, {
     method,
     headers: { ...MAIN_HEADERS, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await res.text();
-  return { status: res.status, json: text ? (JSON.parse(text) as Record<string, any>) : {} };
+  return { status: res.status, json: text ? (JSON.parse(text) as Json) : {} };
 }
 
 export interface SeenRequest {
