@@ -8,9 +8,9 @@
  *   no signal crosses containers without a shared process namespace.
  * - `GET /healthz` → 200 while the sidecar runs.
  *
- * Served over `node:net` with a one-line HTTP/1.1 responder rather than `node:http`: probes are
- * tiny GETs answered with `Connection: close`, and node:http's server costs megabytes of RSS in
- * every sandbox Pod (see `bench/sidecar.ts`).
+ * Served over `node:net` with a one-line HTTP/1.1 responder, apart from the proxy's `node:http`
+ * server: probes are tiny GETs answered with `Connection: close`, and the kubelet's probes must
+ * never be refused by the proxy's connection bound while the main container floods it.
  */
 import type { AddressInfo, Socket } from 'node:net';
 import { READY_PATH, STARTED_PATH } from '../contract/sidecar.ts';
