@@ -108,6 +108,11 @@ async function run(flags: Flags): Promise<void> {
       leaderElectionNamespace: flags.namespace,
       identity: `dev_${randomBytes(4).toString('hex')}`,
       sidecarImage: 'ghcr.io/agentenv-io/agentenv:dev',
+      runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:dev',
+      // The process kubelet has no per-Pod network namespace: each Pod's sidecar proxy listens on
+      // the Pod's own loopback IP (127.0.0.1:8096 would be shared by every Pod on the machine).
+      // A cluster given with --kubeconfig/--current-context has real Pod networking: loopback.
+      sessionProxyAddress: flags.kubeconfig || flags.currentContext ? 'loopback' : 'pod-ip',
     });
     const adminRest = new KubeRest(kubeConfigFrom(adminKubeconfig));
     await ensureNamespace(adminRest, flags.namespace);

@@ -95,7 +95,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   // Stop the first session gracefully once its lease is claimed, as the platform would.
   const first = await waitForActive(o, envId);
   if (first) {
-    say(`stopping work ${first.id} from the API (graceful): the sidecar will SIGTERM the session and confirm`);
+    say(`stopping work ${first.id} from the API (graceful): the runner learns it from its heartbeat and ends, the sidecar confirms the stop`);
     await o.emulator.stop(envId, first.id);
   }
   say('the other sessions finish by themselves; Ctrl-C tears everything down');

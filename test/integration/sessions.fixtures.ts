@@ -25,6 +25,8 @@ import { API_KEY, clientFor, emulator } from '../support/emulator.ts';
 import { adminRest, operatorRest, waitFor } from '../support/cluster.ts';
 
 export const SIDECAR_IMAGE = 'ghcr.io/agentenv-io/agentenv:test';
+/** The default runner's image: the process kubelet runs it as `agentenv runner` from this repository. */
+export const RUNNER_IMAGE = 'ghcr.io/agentenv-io/agentenv-runner:test';
 
 /** The session runner stand-in (see the file comment). */
 export const RUNNER_SCRIPT = [
@@ -107,6 +109,10 @@ export async function startSessionsWorld(namespace: string, options: { workSecre
       },
       workCredential: (env) => workItemCredential(operator, env, () => ({ kind: 'api-key', value: API_KEY })),
       sidecar: { image: SIDECAR_IMAGE, imagePullPolicy: 'IfNotPresent' },
+      runner: { image: RUNNER_IMAGE, imagePullPolicy: 'IfNotPresent' },
+      // The process kubelet has no per-Pod network namespace: each sidecar's proxy listens on its
+      // Pod's own loopback IP (a shared 127.0.0.1:8096 would collide between Pods).
+      proxyAddress: 'pod-ip',
       baseUrl: emu.url,
       logger,
       namespaces: [namespace],
