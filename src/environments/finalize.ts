@@ -5,7 +5,8 @@
  * 1. drain   — the sessions feature stops the environment's sessions; until none is left: Draining.
  * 2. decide  — `planDeletion` (plan.ts): ObserveOnly and Orphan leave the remote environment in place.
  * 3. credential — the resource's API key, else the one that last worked for it (its Secret may be
- *    deleted with the namespace); none: DeletionBlocked, read again after the credential retry period.
+ *    deleted with the namespace); none: DeletionBlocked, read again after the credential retry period
+ *    — unless no environment id was ever recorded or adopted: then it is released (Released event).
  * 4. apply   — only an environment this resource owns (`planRemoteDeletion`; any other is left in
  *    place and said so): delete or archive it (idempotent: already gone is done); an API
  *    failure is DeletionBlocked and retried with backoff, the finalizer staying until it succeeds.
@@ -35,6 +36,13 @@ export async function finalize(r: Reconciler, env: AgentEnvironment, ctx: Reconc
     return { done: true };
   }
   const cred = await deletionCredential(r, env, plan.policy, ctx);
+  if (!cred.ok && !env.status?.environmentId && !env.spec.environmentId) {
+    // Never had an environment: no id was ever recorded, and without any credential nothing can
+    // have been created through it since this process started. Waiting for a key that may never
+    // come (a namespace the default key does not serve) would hold the namespace in Terminating.
+    r.events.record(env, 'Normal', 'Released', `no environment was recorded and ${cred.message}: released without applying deletionPolicy ${plan.policy}`);
+    return { done: true };
+  }
   if (!cred.ok) {
     await blocked(r, env, `cannot apply deletionPolicy ${plan.policy}: ${cred.message}`);
     return { done: false, retry: requeueAfter(r.credentialRetryMs) };
