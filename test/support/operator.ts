@@ -42,6 +42,8 @@ export interface TestOperatorOptions {
   readonly adoptionNamespaces?: readonly string[];
   /** Namespaces the default API key serves. Default: all. */
   readonly defaultApiKeyNamespaces?: readonly string[];
+  /** HTTP_PROXY/HTTPS_PROXY and NO_PROXY of the operator's API client. Default: none. */
+  readonly proxy?: { readonly url: string; readonly noProxy?: string };
   /** Called on every API attempt (after recording it); may throw to simulate a crash at that point. */
   readonly onApiCall?: (record: ApiCallRecord) => void;
 }
@@ -94,6 +96,7 @@ export async function startTestOperator(o: TestOperatorOptions): Promise<TestOpe
     namespaces: [o.namespace],
     adoptionNamespaces: o.adoptionNamespaces ?? [o.namespace],
     defaultApiKeyNamespaces: o.defaultApiKeyNamespaces ?? [],
+    ...(o.proxy ? { httpProxy: o.proxy.url, httpsProxy: o.proxy.url, ...(o.proxy.noProxy ? { noProxy: o.proxy.noProxy } : {}) } : {}),
     concurrency: 4,
     resyncMs: o.resyncMs ?? 60_000,
     logLevel: 'debug',
