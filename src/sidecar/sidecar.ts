@@ -10,7 +10,8 @@
  * 3. The lease is restored from `lease.json` when a previous life of this sidecar left one for the
  *    same work item (the first beat echoes its `last_heartbeat`; the virtual lease keeps the stamp
  *    it last handed out); otherwise the first beat claims it with `NO_HEARTBEAT`. A restored lease
- *    that had already ended is not beaten again: a lost lease must never be re-claimed. The first
+ *    that had already ended is not beaten again (a lost lease must never be re-claimed), unless a
+ *    graceful stop was being drained: that lease is kept until the stop is confirmed. The first
  *    successful beat opens `/started`, so the kubelet starts the main container only then.
  * 4. The heartbeat loop (`heartbeat.ts`) keeps the lease on its own socket pool, writing
  *    `lease.json` after every beat.
@@ -160,7 +161,9 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
 
   // 3–4. Restore or claim, then beat.
   let loop: Promise<void> = Promise.resolve();
-  if (lease.ended) {
+  // A graceful stop being drained keeps its lease until it is confirmed, across restarts too.
+  const draining = lease.endReason === 'stop-requested' && lease.keepsBeating;
+  if (lease.ended && !draining) {
     log.info('the lease ended before this restart; not beating', { reason: lease.endReason });
     // An interrupted main-container stop (killed before the real stop) is finished now.
     if (lease.endReason === 'session-ended' && lease.needsStopCall) void stopWorkItem();
