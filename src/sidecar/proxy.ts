@@ -35,6 +35,7 @@ export const HEADERS_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 120_000;
 export const MAX_INFLIGHT = 16;
 export const MAX_STREAMS = 4;
+const REFUSAL_LOG_EVERY_MS = 10_000;
 /** A forwarded call whose upstream socket is idle this long is cut off (event streams ping far more often). */
 const UPSTREAM_IDLE_MS = 120_000;
 
@@ -153,10 +154,24 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyServer> {
     req.pipe(up);
   };
 
+  // Refusals are logged once per rule per REFUSAL_LOG_EVERY_MS, with how many were not: a main
+  // container looping on a refused call must not turn into a flood of log lines.
+  const refusals = new Map<string, { at: number; suppressed: number }>();
+  const noteRefusal = (rule: string, method: string, status: number): void => {
+    const now = Date.now();
+    const seen = refusals.get(rule);
+    if (seen && now - seen.at < REFUSAL_LOG_EVERY_MS) {
+      seen.suppressed++;
+      return;
+    }
+    log.info('refused a call from the main container', { method, status, rule, ...(seen?.suppressed ? { suppressed_since_last: seen.suppressed } : {}) });
+    refusals.set(rule, { at: now, suppressed: 0 });
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const decision = route(req.method ?? '', req.url ?? '', opts.scope);
     if (decision.kind === 'refuse') {
-      log.info('refused a call from the main container', { method: req.method, status: decision.status, rule: decision.rule });
+      noteRefusal(decision.rule, req.method ?? '', decision.status);
       fail(res, decision.status, decision.status === 400 ? 'invalid_request_error' : 'permission_error', `agentenv sidecar: ${decision.rule}`);
       return;
     }
