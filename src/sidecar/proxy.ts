@@ -160,8 +160,9 @@ function forward(opts: ProxyOptions, budget: Budget, req: IncomingMessage, res: 
     const headers: OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(upRes.headers)) if (v !== undefined && !DROPPED_RESPONSE_HEADERS.has(k)) headers[k] = v;
     res.writeHead(upRes.statusCode ?? 502, headers);
-    // Headers at once: an SSE client must see its stream open before the first event.
-    res.flushHeaders();
+    // Headers at once for a stream: an SSE client must see it open before the first event. Other
+    // replies let the head go out with the first body chunk (one packet, not two).
+    if (decision.stream) res.flushHeaders();
     upRes.pipe(res);
     upRes.on('error', () => res.destroy());
     upRes.on('end', release);
@@ -239,7 +240,9 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyServer> {
  */
 async function listenGated(server: Server, address: string, port: number): Promise<ProxyServer> {
   const sockets = new Set<Socket>();
-  const gate = net.createServer((socket) => {
+  // noDelay: node:http's own server sets it on the sockets it accepts; this one accepts for it. Without
+  // it, Nagle holds a reply's second packet until the client's delayed ACK (~40 ms per call).
+  const gate = net.createServer({ noDelay: true }, (socket) => {
     socket.on('error', () => socket.destroy());
     if (sockets.size >= MAX_CONNECTIONS) {
       socket.end(rawError(429, 'Too Many Requests', 'rate_limit_error', `at most ${MAX_CONNECTIONS} connections to the sidecar at once`));
