@@ -16,6 +16,10 @@ export const SIDECAR_ENV = {
   workId: 'AGENTENV_WORK_ID',
   credentialFile: 'AGENTENV_CREDENTIAL_FILE',
   stateDir: 'AGENTENV_STATE_DIR',
+  /**
+   * No longer read by the sidecar (it signals no process; the operator enforces the grace by
+   * deleting the Pod). Kept only until the Pod builder stops setting it; then delete this line.
+   */
   stopGraceSeconds: 'AGENTENV_STOP_GRACE_SECONDS',
   leaseTtlSeconds: 'AGENTENV_LEASE_TTL_SECONDS',
   probeAddress: 'AGENTENV_PROBE_ADDRESS',
@@ -43,7 +47,6 @@ export const CREDENTIAL_FILE_NAME = 'token';
 export const DEFAULT_CREDENTIAL_FILE = `${CREDENTIAL_DIR}/${CREDENTIAL_FILE_NAME}`;
 /** The sidecar's Pod-local state directory (`lease.json`). */
 export const DEFAULT_STATE_DIR = '/var/run/agentenv/state';
-export const DEFAULT_STOP_GRACE_SECONDS = 30;
 export const DEFAULT_PROBE_ADDRESS = '0.0.0.0';
 /** The sidecar's probe port: `GET /started` passes once the lease is claimed. */
 export const DEFAULT_PROBE_PORT = 8095;

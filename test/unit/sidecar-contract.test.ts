@@ -24,7 +24,6 @@ describe('the sidecar contract, both sides', () => {
       workId: spec.workId,
       credentialFile: DEFAULT_CREDENTIAL_FILE,
       stateDir: DEFAULT_STATE_DIR,
-      stopGraceSeconds: 12,
       leaseTtlSeconds: 40,
       probeAddress: '10.0.0.7',
       probePort: DEFAULT_PROBE_PORT,
