@@ -11,7 +11,7 @@ import { PLACEHOLDER_WORK_SECRET, SIDECAR_FALLBACK_UID, SIDECAR_UID } from '../.
 import { podName } from '../../src/sessions/record/names.ts';
 import { SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
 import type { Pod } from '../../src/sessions/objects/pod-types.ts';
-import { bash, resultText, scriptAgent, sessionEvents, terminated, waitForToolResults } from '../support/agent-script.ts';
+import { bash, resultText, scriptAgent, sessionEvents, terminated, toolUse, waitForToolResults } from '../support/agent-script.ts';
 import { createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
 import { createEnvironment, dispatch, eventsOf, getPod, sessionTemplate, startSessionsWorld, waitForSession, waitForWork, type SessionsWorld } from './sessions.fixtures.ts';
 
@@ -32,7 +32,7 @@ const finished = (name: string) => waitForSession(w, name, (s) => s.status?.phas
 const mainOf = (pod: Pod) => pod.spec.containers.find((c) => c.name === 'session')!;
 
 describe.concurrent('sessions served by the default runner', () => {
-  it('runs a scripted bash echo in the Pod through the sidecar, shows no credential to `env`, and ends Succeeded when the session terminates', async () => {
+  it('runs a scripted agent in the Pod through the sidecar (echo, `env` without a credential, a file written and read back in /workspace, a failing command), and ends Succeeded when the session terminates', async () => {
     const env = await createEnvironment(w, 'served', undefined, { leaseTTLSeconds: 6 });
     const d = await dispatch(w, env);
     const name = podName(d.name, d.work.id);
@@ -62,6 +62,22 @@ describe.concurrent('sessions served by the default runner', () => {
     expect(token).toBeTruthy();
     for (const secret of [env.envKey, token!, 'sk-ant-']) expect(envText).not.toContain(secret);
     expect(envText).not.toMatch(/ANTHROPIC_(API_KEY|ENVIRONMENT_KEY|AUTH_TOKEN)=/);
+
+    // A file written then read back in the Pod's /workspace (its emptyDir; `pwd` says where bash runs),
+    // and a failing command answered with is_error.
+    const [write, read, pwd, failing] = await scriptAgent(w.emu.url, d.work.data.id, [
+      toolUse('write', { file_path: 'notes/hello.txt', content: 'written in the pod\n' }),
+      toolUse('read', { file_path: 'notes/hello.txt' }),
+      bash('pwd && cat notes/hello.txt'),
+      // In a subshell: `exit` in the tool's persistent bash session would end that session.
+      bash("sh -c 'echo broken >&2; exit 3'"),
+    ]);
+    const more = await waitForToolResults(w.emu.url, d.work.data.id, [write!, read!, pwd!, failing!], { timeoutMs: 60_000 });
+    expect(more.get(write!)).toMatchObject({ is_error: false });
+    expect(resultText(more.get(read!))).toContain('written in the pod');
+    expect(resultText(more.get(pwd!))).toMatch(/^\/workspace\n[\s\S]*written in the pod/);
+    expect(more.get(failing!)).toMatchObject({ is_error: true });
+    expect(resultText(more.get(failing!))).toContain('broken');
 
     // The session ends: the runner ends, its stop is the sidecar's real stop, the Pod finishes.
     await scriptAgent(w.emu.url, d.work.data.id, [terminated()]);
