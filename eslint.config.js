@@ -15,7 +15,7 @@ import tseslint from 'typescript-eslint';
  * `contract` holds the names both sides of the session Pod agree on (the sidecar's env); it is a
  * leaf that imports nothing of the project, so the sidecar bundle stays small.
  */
-const FEATURES = ['environments', 'sessions', 'sidecar', 'lifecycle'];
+const FEATURES = ['environments', 'sessions', 'sidecar', 'lifecycle', 'runner'];
 const DEV_ONLY = ['emulator', 'localcluster', 'dev'];
 const LOWER = ['runtime', 'k8s', 'api', 'crd'];
 /** @param {string} feature */
@@ -35,6 +35,7 @@ const forbidden = {
   sessions: [[...otherFeatures('sessions'), ...DEV_ONLY, 'cli'], 'features do not import other features, dev-only code or the CLI'],
   lifecycle: [[...otherFeatures('lifecycle'), 'api', ...DEV_ONLY, 'cli'], 'install/uninstall steps act on the custom resources only, never on the API'],
   sidecar: [[...otherFeatures('sidecar'), 'k8s', 'runtime', 'crd', 'api', 'telemetry', ...DEV_ONLY, 'cli'], 'the sidecar has no Kubernetes access and must stay small'],
+  runner: [[...otherFeatures('runner'), 'k8s', 'runtime', 'crd', 'api', ...DEV_ONLY, 'cli'], 'the default runner runs in the sandbox: the official SDK talking to the sidecar only, no Kubernetes access, no API client of ours'],
   emulator: [[...FEATURES, 'k8s', 'runtime', 'crd', 'localcluster', 'cli'], 'the emulator depends only on the API wire schemas'],
   localcluster: [[...FEATURES, 'emulator', 'runtime', 'crd', 'api', 'cli', 'dev'], 'the local cluster is a generic Kubernetes runtime'],
   dev: [[...FEATURES, 'cli'], 'the dev demo drives the product from outside, like a user'],

@@ -16,11 +16,6 @@ export const SIDECAR_ENV = {
   workId: 'AGENTENV_WORK_ID',
   credentialFile: 'AGENTENV_CREDENTIAL_FILE',
   stateDir: 'AGENTENV_STATE_DIR',
-  /**
-   * No longer read by the sidecar (it signals no process; the operator enforces the grace by
-   * deleting the Pod). Kept only until the Pod builder stops setting it; then delete this line.
-   */
-  stopGraceSeconds: 'AGENTENV_STOP_GRACE_SECONDS',
   leaseTtlSeconds: 'AGENTENV_LEASE_TTL_SECONDS',
   probeAddress: 'AGENTENV_PROBE_ADDRESS',
   probePort: 'AGENTENV_PROBE_PORT',
