@@ -10,7 +10,8 @@
  * 3. The lease is restored from `lease.json` when a previous life of this sidecar left one for the
  *    same work item (the first beat echoes its `last_heartbeat`; the virtual lease keeps the stamp
  *    it last handed out); otherwise the first beat claims it with `NO_HEARTBEAT`. A restored lease
- *    that had already ended is not beaten again: a lost lease must never be re-claimed. The first
+ *    that had already ended is not beaten again (a lost lease must never be re-claimed), unless a
+ *    graceful stop was being drained: that lease is kept until the stop is confirmed. The first
  *    successful beat opens `/started`, so the kubelet starts the main container only then.
  * 4. The heartbeat loop (`heartbeat.ts`) keeps the lease on its own socket pool, writing
  *    `lease.json` after every beat.
@@ -72,7 +73,6 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
   const upstream = createUpstream(config.baseUrl, config.egressProxy);
   const api = new WorkApi(upstream, { environmentId: config.environmentId, workId: config.workId }, token);
   const beating = new AbortController();
-  let stopping: Promise<StopOutcome> | undefined;
   let terminated!: () => void;
   const terminatedSignal = new Promise<void>((resolve) => (terminated = resolve));
 
@@ -85,31 +85,11 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
     }
   };
 
-  /** Force-stop the item (once, whoever asks first), retrying transient failures. */
-  const stopWorkItem = (): Promise<StopOutcome> => {
-    stopping ??= (async (): Promise<StopOutcome> => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const result = await api.forceStop(STOP_CALL_TIMEOUT_MS);
-          lease.markStopped();
-          log.info(result.outcome === 'stopped' ? 'work item stopped' : 'work item was already stopped', { reason: lease.endReason });
-          return result;
-        } catch (err) {
-          if (!isTransient(err) || attempt === STOP_CALL_ATTEMPTS - 1) {
-            log.error('could not stop the work item', { err: err as Error });
-            stopping = undefined; // SIGTERM may try again
-            return { outcome: 'failed' };
-          }
-          const wait = (err as WorkApiError).retryAfterMs ?? backoffDelay(attempt, { baseMs: 250, capMs: 2_000 });
-          await sleep(Math.min(wait, 10_000));
-        }
-      }
-    })().finally(() => {
-      beating.abort();
-      save();
-    });
-    return stopping;
-  };
+  const stopper = new ItemStopper(api, lease, log, () => {
+    beating.abort();
+    save();
+  });
+  const stopWorkItem = (): Promise<StopOutcome> => stopper.stop();
 
   /** 6. The lease ends: record it; what follows depends on the reason. */
   const onEnd = (reason: EndReason): void => {
@@ -125,11 +105,7 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
   const mainStop = async (): Promise<Answer> => {
     if (lease.end('session-ended')) onEnd('session-ended');
     const decision = decideMainStop(lease);
-    if (decision.kind === 'answer') return decision.answer;
-    const result = await stopWorkItem();
-    if (result.outcome === 'stopped') return { status: 200, body: result.reply ?? {} };
-    if (result.outcome === 'already-stopped') return { status: 409, error: { type: 'invalid_request_error', message: 'the work item is already stopped' } };
-    return { status: 503, error: { type: 'api_error', message: 'the sidecar could not stop the work item yet; it retries when the Pod ends' } };
+    return decision.kind === 'answer' ? decision.answer : stopAnswer(await stopWorkItem());
   };
 
   const proxy = await startProxy({
@@ -160,7 +136,9 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
 
   // 3–4. Restore or claim, then beat.
   let loop: Promise<void> = Promise.resolve();
-  if (lease.ended) {
+  // A graceful stop being drained keeps its lease until it is confirmed, across restarts too.
+  const draining = lease.endReason === 'stop-requested' && lease.keepsBeating;
+  if (lease.ended && !draining) {
     log.info('the lease ended before this restart; not beating', { reason: lease.endReason });
     // An interrupted main-container stop (killed before the real stop) is finished now.
     if (lease.endReason === 'session-ended' && lease.needsStopCall) void stopWorkItem();
@@ -186,7 +164,7 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
   const done = (async () => {
     await terminatedSignal;
     if (lease.end('terminated')) log.info('terminated while holding the lease', { ready: false });
-    if (stopping) await stopping;
+    await stopper.settled();
     if (lease.claimed && lease.needsStopCall) await stopWorkItem();
     else if (lease.lost) log.info('not stopping the work item: the lease was lost');
     beating.abort();
@@ -199,4 +177,59 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
   })();
 
   return { probePort: probe.port, proxyPort: proxy.port, terminate: () => terminated(), done };
+}
+
+/** The main container's stop, answered with the real stop's outcome as the API would answer it. */
+function stopAnswer(result: StopOutcome): Answer {
+  if (result.outcome === 'stopped') return { status: 200, body: result.reply ?? {} };
+  if (result.outcome === 'already-stopped') return { status: 409, error: { type: 'invalid_request_error', message: 'the work item is already stopped' } };
+  return { status: 503, error: { type: 'api_error', message: 'the sidecar could not stop the work item yet; it retries when the Pod ends' } };
+}
+
+/**
+ * The real force-stop: one call at a time whoever asks (the main container, SIGTERM, a restart),
+ * transient failures retried; a failed attempt may be asked again (SIGTERM retries it).
+ */
+class ItemStopper {
+  readonly #api: WorkApi;
+  readonly #lease: Lease;
+  readonly #log: SidecarLogger;
+  readonly #onSettled: () => void;
+  #running: Promise<StopOutcome> | undefined;
+
+  constructor(api: WorkApi, lease: Lease, log: SidecarLogger, onSettled: () => void) {
+    this.#api = api;
+    this.#lease = lease;
+    this.#log = log;
+    this.#onSettled = onSettled;
+  }
+
+  stop(): Promise<StopOutcome> {
+    this.#running ??= this.#attempts().finally(() => this.#onSettled());
+    return this.#running;
+  }
+
+  /** Resolves once a stop under way (if any) has finished. */
+  async settled(): Promise<void> {
+    await this.#running;
+  }
+
+  async #attempts(): Promise<StopOutcome> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await this.#api.forceStop(STOP_CALL_TIMEOUT_MS);
+        this.#lease.markStopped();
+        this.#log.info(result.outcome === 'stopped' ? 'work item stopped' : 'work item was already stopped', { reason: this.#lease.endReason });
+        return result;
+      } catch (err) {
+        if (!isTransient(err) || attempt === STOP_CALL_ATTEMPTS - 1) {
+          this.#log.error('could not stop the work item', { err: err as Error });
+          this.#running = undefined; // SIGTERM may try again
+          return { outcome: 'failed' };
+        }
+        const wait = (err as WorkApiError).retryAfterMs ?? backoffDelay(attempt, { baseMs: 250, capMs: 2_000 });
+        await sleep(Math.min(wait, 10_000));
+      }
+    }
+  }
 }

@@ -170,6 +170,29 @@ describe('the proxy under hostile input', () => {
     await waitFor('a slot to free up', async () => (await viaProxy(base, 'GET', `/v1/sessions/${item.sessionId}`).catch(() => ({ status: 0 }))).status === 200);
   });
 
+  it('a flood of requests from the main container does not delay a heartbeat, and is logged once per rule', async () => {
+    const { item, base, sidecar, record } = await running();
+    const work = `/v1/environments/${item.environmentId}/work/${item.workId}`;
+    let flooding = true;
+    let sent = 0;
+    const loop = async (path: string, method: string): Promise<void> => {
+      while (flooding) {
+        await viaProxy(base, method, path).catch(() => undefined);
+        sent++;
+      }
+    };
+    const loops = Array.from({ length: 32 }, (_, i) =>
+      i % 2 === 0 ? loop(`/v1/environments/${item.environmentId}/work/poll`, 'GET') : loop(`${work}/heartbeat?expected_last_heartbeat=NO_HEARTBEAT`, 'POST'),
+    );
+    const seen = new Set([record().lastHeartbeat]);
+    await waitFor('two heartbeats during the flood', () => seen.add(record().lastHeartbeat).size >= 3);
+    flooding = false;
+    await Promise.all(loops);
+    expect(sent).toBeGreaterThan(500);
+    expect(emu.state.requestCounts()['POST /v1/environments/{environment_id}/work/{work_id}/heartbeat']?.['412']).toBeUndefined();
+    expect(sidecar.logs().filter((l) => l['msg'] === 'refused a call from the main container').length).toBeLessThan(5);
+  });
+
   it('forwarded calls beyond the in-flight bound get 429 with retry-after, not a queue', async () => {
     const { item, base } = await running();
     emu.admin.setFaults([{ method: 'GET', path: '/v1/sessions/*', latency_ms: 1_000 }]);

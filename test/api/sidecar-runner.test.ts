@@ -24,7 +24,7 @@ await client.beta.environments.work.worker({ workdir: process.env.WORKDIR }).han
 const HEARTBEAT = 'POST /v1/environments/{environment_id}/work/{work_id}/heartbeat';
 const STOP = 'POST /v1/environments/{environment_id}/work/{work_id}/stop';
 
-describe('the official runner behind the sidecar', () => {
+for (const workSecrets of [true, false]) describe(`the official runner behind the sidecar (${workSecrets ? 'per-item sessions token' : 'environment key'})`, () => {
   let emu: RunningEmulator;
   let dir: string;
   let item: Item;
@@ -34,10 +34,10 @@ describe('the official runner behind the sidecar', () => {
   let runnerExit: Promise<number | null>;
 
   beforeAll(async () => {
-    emu = await emulator({ leaseTtl: { minSeconds: 1, defaultSeconds: LEASE_TTL_SECONDS }, workSecrets: true });
+    emu = await emulator({ leaseTtl: { minSeconds: 1, defaultSeconds: LEASE_TTL_SECONDS }, workSecrets });
     dir = mkdtempSync(join(tmpdir(), 'agentenv-sidecar-runner-'));
     item = await acknowledgedItem(emu);
-    expect(item.credentialKind).toBe('sessions-token');
+    expect(item.credentialKind).toBe(workSecrets ? 'sessions-token' : 'environment-key');
     sidecar = new SidecarProcess(item, emu, dir);
     await sidecar.logged('lease claimed');
     // The main container's whole environment: the sidecar as base URL, ids, and a placeholder secret.

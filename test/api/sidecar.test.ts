@@ -148,6 +148,24 @@ describe('agentenv sidecar: stop flows', () => {
     expect(requests(STOP)).toEqual({ '200': 2 }); // the API's graceful stop, then the sidecar's confirmation
   });
 
+  it('a sidecar restarted while a graceful stop drains keeps beating the lease until the runner confirms the stop', async () => {
+    const { item, sidecar, record } = await running();
+    await item.api.stopWork(item.environmentId, item.workId);
+    await waitFor('the sidecar to see the stop', async () => (await sidecar.probe('/ready')) === 503);
+    sidecar.kill('SIGKILL');
+    await sidecar.exited;
+    const again = new SidecarProcess(item, emu, dir);
+    started.push(again);
+    const before = record().lastHeartbeat;
+    await waitFor('a beat of the draining lease', () => record().lastHeartbeat !== before);
+    expect(await again.probe('/ready')).toBe(503);
+    const work = `/v1/environments/${item.environmentId}/work/${item.workId}`;
+    const base = await again.proxyUrl();
+    expect(await viaProxy(base, 'POST', `${work}/heartbeat?expected_last_heartbeat=NO_HEARTBEAT`)).toMatchObject({ status: 200, json: { state: 'stopping' } });
+    expect((await viaProxy(base, 'POST', `${work}/stop`, { force: true })).status).toBe(200);
+    expect(record().work.state).toBe('stopped');
+  });
+
   it('a force stop from the API reaches the runner as stopped; its final stop gets 409 and makes no call', async () => {
     const { item, sidecar, beat, stop } = await running();
     await item.api.stopWork(item.environmentId, item.workId, { force: true });

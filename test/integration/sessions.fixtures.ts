@@ -171,8 +171,11 @@ export interface TestEnvironment {
   readonly worker: EnvironmentsClient;
 }
 
-/** A remote self-hosted environment, its key in a Secret, and an AgentEnvironment adopting it. */
-export async function createEnvironment(w: SessionsWorld, name: string, template: Record<string, unknown>, selfHosted: Record<string, unknown> = {}): Promise<TestEnvironment> {
+/**
+ * A remote self-hosted environment, its key in a Secret, and an AgentEnvironment adopting it. A
+ * `template` of undefined leaves `sessionTemplate` out: the sessions run the default runner.
+ */
+export async function createEnvironment(w: SessionsWorld, name: string, template: Record<string, unknown> | undefined, selfHosted: Record<string, unknown> = {}): Promise<TestEnvironment> {
   const remote = await w.api.createEnvironment({ name, config: { type: 'self_hosted' } });
   const envKey = w.emu.admin.mintKey(remote.id);
   await w.admin.create(CORE.secrets, w.namespace, { metadata: { name: `${name}-key` }, stringData: { key: envKey } } as KubeObject);
@@ -180,7 +183,7 @@ export async function createEnvironment(w: SessionsWorld, name: string, template
     metadata: { name },
     spec: {
       environmentId: remote.id,
-      selfHosted: { environmentKeySecretRef: { name: `${name}-key`, key: 'key' }, sessionTemplate: template, stopGracePeriodSeconds: 5, ...selfHosted },
+      selfHosted: { environmentKeySecretRef: { name: `${name}-key`, key: 'key' }, ...(template ? { sessionTemplate: template } : {}), stopGracePeriodSeconds: 5, ...selfHosted },
     },
   } as unknown as AgentEnvironment);
   return { env, environmentId: remote.id, envKey, worker: clientFor(w.emu, { kind: 'bearer', value: envKey }) };

@@ -275,8 +275,13 @@ function activeVerdict(f: SessionFacts, work: Work): Verdict {
  * `stopGracePeriodSeconds` (at least {@link MIN_ENFORCE_MS}) have passed. Undefined: not asked.
  */
 function enforcedStopAt(f: SessionFacts, pod: PodView): number | undefined {
+  return stopEnforcedAt(f.settings.stopGracePeriodSeconds, pod);
+}
+
+/** Rule 6's time for one Pod (also the finalizer's): undefined while its sidecar asks nothing. */
+export function stopEnforcedAt(stopGracePeriodSeconds: number, pod: PodView): number | undefined {
   if (pod.stopDueSince === undefined || pod.mainExit) return undefined;
-  return pod.stopDueSince + Math.max(f.settings.stopGracePeriodSeconds * 1000, MIN_ENFORCE_MS);
+  return pod.stopDueSince + Math.max(stopGracePeriodSeconds * 1000, MIN_ENFORCE_MS);
 }
 
 /**
