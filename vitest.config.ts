@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Test tiers (see README "Tests"):
+ * Test tiers (see README "Development"):
  * - unit:        pure tests next to the code (src/**\/*.test.ts) and test/unit
  * - api:         the API client and the official SDK against the in-process emulator
  * - integration: a real kube-apiserver + etcd (built from Go modules) + the emulator + the process kubelet

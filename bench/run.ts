@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- <name>...]`: run the benchmarks and print their figures as a table (and as
- * JSON in .bench/results.json). Figures are measured, never asserted: see README "Performance".
+ * JSON in .bench/results.json). Figures are measured, never asserted: see docs/performance.md.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { benchDispatch } from './dispatch.ts';

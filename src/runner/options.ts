@@ -1,7 +1,7 @@
 /**
  * Configuration of `agentenv runner`, parsed once at its entrypoint (flags win over the
- * environment). The `ANTHROPIC_*` variables are the session Pod's contract (objects/pod.ts, the
- * README's "Writing a runner"): the work item, its session, the base URL — in an agentenv Pod the
+ * environment). The `ANTHROPIC_*` variables are the session Pod's contract (objects/pod.ts,
+ * docs/runner.md): the work item, its session, the base URL — in an agentenv Pod the
  * sidecar's proxy — and a work secret. A missing or malformed value fails fast, naming the
  * variable and never echoing its value.
  */
