@@ -14,7 +14,8 @@
  *    the item with the reason recorded.
  * 4. `active` → Running. A Pod that is gone, finished or being deleted while the item is active is
  *    made sure of: the sidecar force-stops when the kubelet stops it, and the reconciler
- *    force-stops as well once the Pod is gone (409 = already stopped).
+ *    force-stops as well once the Pod is gone (409 = already stopped) — unless the sidecar ended
+ *    saying it lost the lease: then nothing stops the item, and rule 2 lets it go once it lapses.
  * 5. `stopping` / `stopped` → Stopping until the Pod has ended (deleted after the grace period
  *    plus {@link STOP_MARGIN_MS}), then Succeeded or Failed.
  * 6. The enforced stop, in rules 4 and 5: the sidecar reports not ready (a stop is due, the lease
@@ -247,6 +248,12 @@ function activeVerdict(f: SessionFacts, work: Work): Verdict {
     // force-stops the item, and once the Pod is gone the reconciler makes sure (rule 4).
     if (enforced) return { phase: 'Stopping', reason: STOP_ENFORCED, message: f.session.status?.message ?? '', actions: [], requeueAfterMs: 2_000 };
     return { phase: 'Stopping', reason: 'PodDeleted', message: `session Pod ${pod.name} is being deleted; its sidecar stops the work item`, actions: [], requeueAfterMs: 2_000 };
+  }
+  if (pod.sidecarLostLease) {
+    // The sidecar lost the lease (a heartbeat 412, or no beat within the TTL) before the Pod ended:
+    // the item belongs to the queue or another worker even while the API still shows our claim
+    // active. Never stop it; the API hands it back to the queue once the lease lapses (rule 2).
+    return { phase: 'Stopping', reason: 'LeaseLost', message: `the sidecar of ${pod.name} lost the lease of work item ${work.id}; it is not stopped from here`, actions: [], requeueAfterMs: Math.min((f.settings.leaseTTLSeconds ?? 90) * 1000, 10_000) };
   }
   if (pod.finished || (pod.mainExit && now - (ms(pod.mainExit.finishedAt) ?? now) >= SIDECAR_STOP_MS)) {
     return { ...ended(f, work, pod), actions: [{ kind: 'stopWork', force: true, reason: 'ContainerExited' }] };
