@@ -52,7 +52,7 @@ describe.concurrent('a served session ends', () => {
     expect((await getPod(w, pod.metadata!.name!))?.metadata?.deletionTimestamp).toBeUndefined();
   });
 
-  it('a session that terminates ends the runner (exit 0), its stop is the sidecar\'s real force-stop: Succeeded Completed', async () => {
+  it('a session that terminates ends the runner (exit 0), its stop is the sidecar\'s real force-stop: Succeeded, the operator stops nothing', async () => {
     const { env, d, sessionId, pod } = await serveSession(w, 'ends');
     const [echo] = await scriptAgent(w.emu.url, sessionId, [bash('echo last words')]);
     expect(resultText((await waitForToolResults(w.emu.url, sessionId, [echo!], { timeoutMs: 60_000 })).get(echo!)).trim()).toBe('last words');
@@ -60,7 +60,9 @@ describe.concurrent('a served session ends', () => {
     await scriptAgent(w.emu.url, sessionId, [terminated()]);
     expect((await mainExit(w, pod)).exitCode).toBe(0);
     const done = await finished(d.name);
-    expect(done.status).toMatchObject({ phase: 'Succeeded', reason: 'Completed', workState: 'stopped' });
+    // Completed, or Stopped when a pass saw the item stopped a moment before the runner's exit (see the report).
+    expect(done.status).toMatchObject({ phase: 'Succeeded', workState: 'stopped' });
+    expect(['Completed', 'Stopped']).toContain(done.status?.reason);
     await waitForWork(w, env, d.work.id, 'stopped');
     // The sidecar stopped it; the operator had nothing to do.
     expect(logged(containerLog(pod, SIDECAR_NAME), 'work item stopped')).toBe(true);
@@ -68,7 +70,8 @@ describe.concurrent('a served session ends', () => {
   });
 
   it('a real lease lost (the API answers the sidecar\'s heartbeat 412) is passed on to the runner, which ends without a stop; nothing stops the item', async () => {
-    const { env, d, pod } = await serveSession(w, 'lost');
+    // A grace long enough that only the runner's own end (told by its heartbeat) ends the Pod.
+    const { env, d, pod } = await serveSession(w, 'lost', { stopGracePeriodSeconds: 300 });
     const path = workPath(env.environmentId, d.work.id);
     // Every stop of this item that reaches the API is counted; the sidecar's next beat gets 412.
     await addFaults(w.emu.url, [countOnly(`${path}/stop`, 'POST'), { method: 'POST', path: `${path}/heartbeat`, status: 412, error_type: 'precondition_failed_error', count: 1 }]);
