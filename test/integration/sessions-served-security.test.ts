@@ -67,19 +67,20 @@ describe.concurrent('a served session keeps its secrets', () => {
     const { env, d, sessionId, pod } = await serveSession(w, 'proxy');
     const other = w.emu.admin.createSession(env.environmentId);
     const e = `/v1/environments/${env.environmentId}`;
-    const refused: Array<[string, string]> = [
-      ['GET', `/v1/sessions/${other.session_id}`],
-      ['POST', `/v1/sessions/${other.session_id}/events`],
-      ['GET', `/v1/sessions/${other.session_id}/events/stream`],
-      ['POST', `${e}/work/${other.work_id}/heartbeat?expected_last_heartbeat=NO_HEARTBEAT`],
-      ['POST', `${e}/work/${other.work_id}/stop`],
-      ['GET', `${e}/work/poll`],
-      ['POST', `${e}/work/${d.work.id}/ack`],
-      ['GET', '/v1/environments'],
-      ['POST', '/v1/environments'],
-      ['GET', e],
-      ['POST', e],
-      ['DELETE', e],
+    // Each refusal names its rule.
+    const refused: Array<[string, string, RegExp]> = [
+      ['GET', `/v1/sessions/${other.session_id}`, /another session/],
+      ['POST', `/v1/sessions/${other.session_id}/events`, /another session/],
+      ['GET', `/v1/sessions/${other.session_id}/events/stream`, /another session/],
+      ['POST', `${e}/work/${other.work_id}/heartbeat?expected_last_heartbeat=NO_HEARTBEAT`, /another work item/],
+      ['POST', `${e}/work/${other.work_id}/stop`, /another work item/],
+      ['GET', `${e}/work/poll`, /work queue/],
+      ['POST', `${e}/work/${d.work.id}/ack`, /heartbeat and stop/],
+      ['GET', '/v1/environments', /another environment/],
+      ['POST', '/v1/environments', /another environment/],
+      ['GET', e, /environment management/],
+      ['POST', e, /environment management/],
+      ['DELETE', e, /environment management/],
     ];
     // Counters on every path of this environment and the other session that a leak would reach.
     const watched = [`/v1/sessions/${other.session_id}`, `/v1/sessions/${other.session_id}/**`, `${e}/work/${other.work_id}/**`, `${e}/work/poll`, `${e}/work/${d.work.id}/ack`, e];
@@ -102,10 +103,10 @@ describe.concurrent('a served session keeps its secrets', () => {
     });
     // The control: its own session answers through the same door, with the credential the sidecar put in.
     expect(parsed[0]).toMatchObject({ status: 200, body: { id: sessionId } });
-    for (const r of parsed.slice(1)) {
+    for (const [i, r] of parsed.slice(1).entries()) {
       expect(r.status, `${r.method} ${r.path}`).toBe(403);
       expect(r.body, `${r.method} ${r.path}`).toMatchObject({ type: 'error', error: { type: 'permission_error' } });
-      expect(r.body.error?.message, `${r.method} ${r.path}`).toMatch(/\S/);
+      expect(r.body.error?.message, `${r.method} ${r.path}`).toMatch(refused[i]![2]);
     }
     for (const rule of (await faultHits(w.emu.url)).filter((r) => watched.includes(r.path))) expect(rule.hits, rule.path).toBe(0);
 
