@@ -41,6 +41,7 @@ export async function faultHits(emulatorUrl: string): Promise<Array<Rule & { hit
 
 /**
  * A rule that changes nothing (no status, no delay) but counts the requests matching it: how a
- * test asserts that the API never received, say, a stop for one work item.
+ * test asserts that the API never received, say, a stop for one work item. The first matching rule
+ * wins, so a counter shadows any later rule on the same path.
  */
 export const countOnly = (path: string, method?: string): Rule => ({ ...(method ? { method } : {}), path, latency_ms: 0 });
