@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_WAIT_MS, startedWaitMs, startProbeServer } from './probe.ts';
-import { askStarted, nextStep, probeEndpoint, RETRY_UNREACHABLE_MS, waitStarted, type Attempt } from './wait-started.ts';
+import { askStarted, nextStep, probeEndpoint, RETRY_AFTER_MS, waitStarted, type Attempt } from './wait-started.ts';
 
 describe('wait-started: what follows an attempt', () => {
   it.each<[string, Attempt, number, ReturnType<typeof nextStep>]>([
     ['a 200 means the lease is claimed: exit 0', { status: 200 }, 5_000, { exit: 0 }],
     ['a 200 counts even when the wait has run out', { status: 200 }, -1, { exit: 0 }],
-    ['a 503 (the hold ended unclaimed) asks again at once', { status: 503 }, 5_000, { retryAfterMs: 0 }],
+    ['a 503 (the hold ended unclaimed, or the server holds too many) asks again shortly, never in a tight loop', { status: 503 }, 5_000, { retryAfterMs: RETRY_AFTER_MS }],
     ['a 503 with no time left fails the probe', { status: 503 }, 0, { exit: 1 }],
-    ['no answer (the sidecar is not listening yet) tries again shortly', { unreachable: true }, 5_000, { retryAfterMs: RETRY_UNREACHABLE_MS }],
+    ['no answer (the sidecar is not listening yet) tries again shortly', { unreachable: true }, 5_000, { retryAfterMs: RETRY_AFTER_MS }],
     ['no answer near the end waits no longer than what is left', { unreachable: true }, 5, { retryAfterMs: 5 }],
     ['no answer with no time left fails the probe', { unreachable: true }, 0, { exit: 1 }],
     ['a 404 (a server without the probe) fails at once: retrying cannot help', { status: 404 }, 5_000, { exit: 1 }],

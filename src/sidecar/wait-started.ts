@@ -18,8 +18,8 @@ import { DEFAULT_PROBE_ADDRESS, DEFAULT_PROBE_PORT, SIDECAR_ENV as E, STARTED_PA
 
 const { connect } = process.getBuiltinModule('node:net');
 
-/** Between two connection attempts while the probe server is not listening yet. */
-export const RETRY_UNREACHABLE_MS = 20;
+/** Between two attempts that got no 200 (the probe server not listening yet, or a 503). */
+export const RETRY_AFTER_MS = 20;
 /** The longest `<seconds>` (the probe's `timeoutSeconds` is above it). */
 export const MAX_WAIT_SECONDS = 3_600;
 
@@ -30,7 +30,8 @@ export type Step = { readonly exit: 0 | 1 } | { readonly retryAfterMs: number };
 /**
  * What follows an attempt, with `remainingMs` left of the wait:
  * - 200: the lease is claimed → exit 0;
- * - 503 (the server's hold ended without a claim) → ask again at once while time remains;
+ * - 503 (the server's hold ended without a claim, or it holds too many requests to hold this one)
+ *   → ask again shortly while time remains (shortly, not at once: never a tight loop);
  * - no answer → the sidecar is starting (or restarting): try again shortly while time remains;
  * - any other status (400, 404): the server does not know the probe → exit 1, retrying cannot help;
  * - no time left → exit 1.
@@ -41,7 +42,7 @@ export function nextStep(attempt: Attempt, remainingMs: number): Step {
     if (attempt.status !== 503) return { exit: 1 };
   }
   if (remainingMs <= 0) return { exit: 1 };
-  return 'status' in attempt ? { retryAfterMs: 0 } : { retryAfterMs: Math.min(RETRY_UNREACHABLE_MS, remainingMs) };
+  return { retryAfterMs: Math.min(RETRY_AFTER_MS, remainingMs) };
 }
 
 export interface ProbeEndpoint {
