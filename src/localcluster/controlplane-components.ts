@@ -60,6 +60,9 @@ export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, sec
     // NodeRestriction plugin every production cluster enables.
     '--enable-admission-plugins=NodeRestriction',
     '--allow-privileged=true',
+    // Its identity towards kubelets (logs, exec): the containerd node's kubelet authorizes it.
+    `--kubelet-client-certificate=${pki.apiserverKubeletClientCertFile}`,
+    `--kubelet-client-key=${pki.apiserverKubeletClientKeyFile}`,
     // The "kubernetes" Service's endpoint would be 127.0.0.1, which Endpoints validation rejects.
     '--endpoint-reconciler-type=none',
     '--profiling=false',
@@ -106,13 +109,19 @@ const CONTROLLERS = [
   'validatingadmissionpolicy-status-controller',
 ];
 
-export function startControllerManager(bin: ControlPlaneBinaries, pki: Pki, dir: string, kubeconfig: string): ManagedProcess {
+/**
+ * With a real kubelet (the containerd node) the node lifecycle controller runs too: it lifts the
+ * not-ready taint that admission puts on a new Node, and taints and evicts as on a real cluster.
+ */
+export const NODE_CONTROLLERS = ['node-lifecycle-controller'];
+
+export function startControllerManager(bin: ControlPlaneBinaries, pki: Pki, dir: string, kubeconfig: string, extraControllers: readonly string[] = []): ManagedProcess {
   return startProcess(
     'kube-controller-manager',
     bin.kubeControllerManager,
     [
       `--kubeconfig=${kubeconfig}`,
-      `--controllers=${CONTROLLERS.join(',')}`,
+      `--controllers=${[...CONTROLLERS, ...extraControllers].join(',')}`,
       '--leader-elect=false',
       '--secure-port=0', // no health endpoint needed: readiness is observed through the API
       `--service-account-private-key-file=${pki.serviceAccountKeyFile}`,
@@ -120,5 +129,15 @@ export function startControllerManager(bin: ControlPlaneBinaries, pki: Pki, dir:
       '--use-service-account-credentials=false',
     ],
     { reaper: bin.reaper, logFile: join(dir, 'kube-controller-manager.log') },
+  );
+}
+
+/** kube-scheduler for the containerd node (the process kubelet schedules its own node's Pods). */
+export function startScheduler(bin: ControlPlaneBinaries, dir: string, kubeconfig: string): ManagedProcess {
+  return startProcess(
+    'kube-scheduler',
+    bin.kubeScheduler,
+    [`--kubeconfig=${kubeconfig}`, `--authentication-kubeconfig=${kubeconfig}`, `--authorization-kubeconfig=${kubeconfig}`, '--leader-elect=false', '--bind-address=127.0.0.1', '--secure-port=0'],
+    { reaper: bin.reaper, logFile: join(dir, 'kube-scheduler.log') },
   );
 }
