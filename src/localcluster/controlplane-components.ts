@@ -63,6 +63,8 @@ export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, sec
     // Its identity towards kubelets (logs, exec): the containerd node's kubelet authorizes it.
     `--kubelet-client-certificate=${pki.apiserverKubeletClientCertFile}`,
     `--kubelet-client-key=${pki.apiserverKubeletClientKeyFile}`,
+    // A Node's name resolves nowhere here: reach kubelets at their InternalIP.
+    '--kubelet-preferred-address-types=InternalIP',
     // The "kubernetes" Service's endpoint would be 127.0.0.1, which Endpoints validation rejects.
     '--endpoint-reconciler-type=none',
     '--profiling=false',
