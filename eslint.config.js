@@ -14,7 +14,7 @@ import tseslint from 'typescript-eslint';
  * `contract` holds the names both sides of the session Pod agree on (the sidecar's env); it is a
  * leaf that imports nothing of the project, so the sidecar bundle stays small.
  */
-const FEATURES = ['environments', 'sessions', 'sidecar', 'lifecycle'];
+const FEATURES = ['environments', 'sessions', 'sidecar', 'lifecycle', 'runner'];
 const DEV_ONLY = ['emulator', 'localcluster', 'dev'];
 const LOWER = ['runtime', 'k8s', 'api', 'crd'];
 
@@ -32,6 +32,7 @@ const forbidden = {
   sessions: [['environments', 'sidecar', ...DEV_ONLY, 'cli'], 'features do not import other features, dev-only code or the CLI'],
   lifecycle: [['environments', 'sessions', 'sidecar', 'api', ...DEV_ONLY, 'cli'], 'install/uninstall steps act on the custom resources only, never on the API'],
   sidecar: [['environments', 'sessions', 'k8s', 'runtime', 'crd', ...DEV_ONLY, 'cli'], 'the sidecar has no Kubernetes access and must stay small'],
+  runner: [['environments', 'sessions', 'sidecar', 'lifecycle', 'k8s', 'runtime', 'crd', 'api', ...DEV_ONLY, 'cli'], 'the default runner runs in the sandbox: the official SDK talking to the sidecar only, no Kubernetes access, no API client of ours'],
   emulator: [[...FEATURES, 'k8s', 'runtime', 'crd', 'localcluster', 'cli'], 'the emulator depends only on the API wire schemas'],
   localcluster: [[...FEATURES, 'emulator', 'runtime', 'crd', 'api', 'cli', 'dev'], 'the local cluster is a generic Kubernetes runtime'],
   dev: [[...FEATURES, 'cli'], 'the dev demo drives the product from outside, like a user'],

@@ -5,11 +5,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { benchDispatch } from './dispatch.ts';
 import { benchEmulator } from './emulator.ts';
+import { benchProxy } from './proxy.ts';
 import { benchSidecar } from './sidecar.ts';
 
 const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
   emulator: benchEmulator,
   sidecar: benchSidecar,
+  proxy: benchProxy,
   dispatch: benchDispatch,
 };
 

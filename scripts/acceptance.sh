@@ -65,8 +65,10 @@ say "2. environments"
 node src/cli/main.ts emulator --port "$PORT" --api-key "$KEY" >"$WORK/emulator.log" 2>&1 &
 pids+=($!)
 until_eq 30 ok bash -c "curl -sf $API/emulator/v1/state >/dev/null && echo ok"
+# --session-proxy-address pod-ip: the process kubelet has no per-Pod network namespace, so each
+# session Pod's sidecar proxy listens on the Pod's own loopback IP instead of a shared 127.0.0.1:8096.
 ANTHROPIC_BASE_URL=$API ANTHROPIC_API_KEY=$KEY node src/cli/main.ts operator --kubeconfig .k8s/operator.kubeconfig \
-  --namespaces "$NS" --leader-election-namespace "$NS" --metrics-port 0 --health-port 0 --log-level debug >"$WORK/operator.log" 2>&1 &
+  --session-proxy-address pod-ip --namespaces "$NS" --leader-election-namespace "$NS" --metrics-port 0 --health-port 0 --log-level debug >"$WORK/operator.log" 2>&1 &
 pids+=($!)
 k apply --server-side -f crds/ >/dev/null
 k create namespace "$NS" >/dev/null
@@ -91,7 +93,9 @@ say "3. sessions"
 sh_id=$(k -n "$NS" get aenv build-agents -o 'jsonpath={.status.environmentId}')
 env_key=$(curl -sf -X POST "$API/emulator/v1/environments/$sh_id/keys" | jqn 's.key')
 k -n "$NS" create secret generic build-agents-environment-key --from-literal=environment-key="$env_key" --dry-run=client -o yaml | k apply -f - >/dev/null
-k -n "$NS" patch aenv build-agents --type merge -p "{\"spec\":{\"selfHosted\":{\"maxSessions\":$SESSIONS,\"maxPollers\":4,\"leaseTTLSeconds\":20,\"sessionTemplate\":{\"spec\":{\"containers\":[{\"name\":\"session\",\"image\":\"local/shell\",\"command\":[\"/bin/sh\",\"-c\"],\"args\":[\"trap 'exit 0' TERM; while :; do sleep 1; done\"]}]}}}}}" >/dev/null
+# The template below ignores the runner protocol (a shell loop): a stop reaches it as the enforced
+# stop, the Pod deleted stopGracePeriodSeconds after the sidecar turned not ready, then SIGTERM.
+k -n "$NS" patch aenv build-agents --type merge -p "{\"spec\":{\"selfHosted\":{\"maxSessions\":$SESSIONS,\"maxPollers\":4,\"leaseTTLSeconds\":20,\"stopGracePeriodSeconds\":5,\"sessionTemplate\":{\"spec\":{\"containers\":[{\"name\":\"session\",\"image\":\"local/shell\",\"command\":[\"/bin/sh\",\"-c\"],\"args\":[\"trap 'exit 0' TERM; while :; do sleep 1; done\"]}]}}}}}" >/dev/null
 until_eq 90 True k -n "$NS" get aenv build-agents -o 'jsonpath={.status.conditions[?(@.type=="Dispatching")].status}'
 enqueued=$SECONDS
 for _ in $(seq "$SESSIONS"); do curl -sf -X POST "$API/emulator/v1/environments/$sh_id/sessions" -H 'content-type: application/json' -d '{}' >/dev/null; done

@@ -17,7 +17,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { EnvironmentsClient } from '../api/client.ts';
 import { OperatorConfig } from '../config/operator.ts';
 import { runDemo } from '../dev/demo.ts';
-import { line, watchCluster, watchWork } from '../dev/view.ts';
+import { line, watchCluster, watchToolCalls, watchWork } from '../dev/view.ts';
 import { startEmulator } from '../emulator/index.ts';
 import { KubeRest, CORE } from '../k8s/rest.ts';
 import { isAlreadyExists } from '../k8s/errors.ts';
@@ -108,6 +108,11 @@ async function run(flags: Flags): Promise<void> {
       leaderElectionNamespace: flags.namespace,
       identity: `dev_${randomBytes(4).toString('hex')}`,
       sidecarImage: 'ghcr.io/agentenv-io/agentenv:dev',
+      runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:dev',
+      // The process kubelet has no per-Pod network namespace: each Pod's sidecar proxy listens on
+      // the Pod's own loopback IP (127.0.0.1:8096 would be shared by every Pod on the machine).
+      // A cluster given with --kubeconfig/--current-context has real Pod networking: loopback.
+      sessionProxyAddress: flags.kubeconfig || flags.currentContext ? 'loopback' : 'pod-ip',
     });
     const adminRest = new KubeRest(kubeConfigFrom(adminKubeconfig));
     await ensureNamespace(adminRest, flags.namespace);
@@ -118,6 +123,8 @@ async function run(flags: Flags): Promise<void> {
     // 4. live view + the demo
     const views = watchCluster(adminRest, flags.namespace, print, logger.child({ component: 'dev-view' }), stopping.signal);
     watchWork(() => emulator.state.work.records().map((r) => r.work), print, stopping.signal);
+    const sessionIds = (): string[] => [...new Set(emulator.state.work.records().map((r) => r.work.data.id))];
+    watchToolCalls(sessionIds, (id) => emulator.admin.sessionEvents(id), print, stopping.signal);
     const api = new EnvironmentsClient({ baseUrl: emulator.url, credential: { kind: 'api-key', value: apiKey } });
     await runDemo({
       rest: adminRest,
@@ -131,6 +138,11 @@ async function run(flags: Flags): Promise<void> {
         mintKey: (id) => emulator.admin.mintKey(id),
         work: () => emulator.state.work.records().map((r) => r.work),
         stop: async (envId, workId) => void (await api.stopWork(envId, workId, { force: false })),
+        script: (sessionId, events) => emulator.admin.appendAgentEvents(sessionId, events),
+        answered: (sessionId, ids) => {
+          const answeredIds = new Set(emulator.admin.sessionEvents(sessionId).filter((e) => e.type === 'user.tool_result').map((e) => String(e['tool_use_id'])));
+          return ids.every((id) => answeredIds.has(id));
+        },
       },
     });
     if (!stopping.signal.aborted) await new Promise<void>((r) => stopping.signal.addEventListener('abort', () => r(), { once: true }));

@@ -32,6 +32,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     description: 'before helm uninstall: refuse while AgentEnvironments exist, or delete or orphan them (the chart\'s pre-delete hook)',
     load: () => import('./uninstall.ts'),
   },
+  runner: {
+    description: "serve a session Pod's work item with the official SDK's runner and agent toolset (the default runner; configured by ANTHROPIC_* variables)",
+    load: () => import('./runner.ts'),
+  },
   dev: {
     description: 'run everything locally (control plane, process kubelet, emulator, operator) with a live demo view',
     load: () => import('./dev.ts'),

@@ -37,6 +37,8 @@ interface Flags {
   leaderElectionNamespace?: string;
   apiKeyFile?: string;
   sidecarImage?: string;
+  runnerImage?: string;
+  sessionProxyAddress?: string;
 }
 
 export function command(): Command {
@@ -54,6 +56,8 @@ export function command(): Command {
     .option('--leader-election-namespace <ns>', 'namespace of the leader Lease (env POD_NAMESPACE; default "default")')
     .option('--api-key-file <path>', 'file holding the default organization API key (env ANTHROPIC_API_KEY_FILE); re-read when it changes')
     .option('--sidecar-image <image>', 'image of the session sidecar (env AGENTENV_SIDECAR_IMAGE)')
+    .option('--runner-image <image>', 'image of the default runner, for environments without a sessionTemplate (env AGENTENV_RUNNER_IMAGE)')
+    .option('--session-proxy-address <mode>', 'where session Pods\' sidecar proxy listens: loopback, or pod-ip for the process kubelet only (env AGENTENV_SESSION_PROXY_ADDRESS; default loopback)')
     .action(async (flags: Flags) => run(parseConfig(flags, process.env)));
 }
 
@@ -80,6 +84,9 @@ export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfi
     identity: `${env['POD_NAME'] ?? env['HOSTNAME'] ?? 'agentenv'}_${randomBytes(4).toString('hex')}`,
     sidecarImage: flags.sidecarImage ?? env['AGENTENV_SIDECAR_IMAGE'],
     sidecarImagePullPolicy: env['AGENTENV_SIDECAR_IMAGE_PULL_POLICY'] || undefined,
+    runnerImage: flags.runnerImage ?? (env['AGENTENV_RUNNER_IMAGE'] || undefined),
+    runnerImagePullPolicy: env['AGENTENV_RUNNER_IMAGE_PULL_POLICY'] || undefined,
+    sessionProxyAddress: flags.sessionProxyAddress ?? (env['AGENTENV_SESSION_PROXY_ADDRESS'] || undefined),
   };
   const parsed = OperatorConfig.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
   if (!parsed.success) {
@@ -195,6 +202,8 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
         identity: config.identity,
         baseUrl: config.baseUrl,
         sidecar: { image: config.sidecarImage, imagePullPolicy: config.sidecarImagePullPolicy },
+        runner: { image: config.runnerImage, imagePullPolicy: config.runnerImagePullPolicy },
+        proxyAddress: config.sessionProxyAddress,
         concurrency: config.concurrency,
         resyncMs: config.resyncMs,
       });

@@ -1,5 +1,6 @@
 /**
- * `agentenv sidecar`: the lease keeper of one session Pod (see `src/sidecar/sidecar.ts`).
+ * `agentenv sidecar`: the lease keeper of one session Pod and its only door to the API (see
+ * `src/sidecar/sidecar.ts`).
  *
  * Wiring only: parse the environment once, read the credential file once, start, and exit 0 after
  * SIGTERM. Loaded by `main.ts` without commander and on V8's interpreter alone: the sidecar runs in
@@ -12,24 +13,29 @@ import { startSidecar } from '../sidecar/sidecar.ts';
 
 const USAGE = `Usage: agentenv sidecar
 
-Keep the lease of one work item beside a session Pod's main container; stop one when the other ends.
+Keep the lease of one work item for a session Pod, and serve the Pod's main container as its only
+door to the API (a virtual lease for its own work calls, its session's calls forwarded with the real
+credential, everything else refused).
 
 Environment:
-  ANTHROPIC_BASE_URL            API base URL (required)
+  ANTHROPIC_BASE_URL            the real API base URL (required)
   AGENTENV_ENVIRONMENT_ID       the work item's environment (required)
   AGENTENV_SESSION_ID           the work item's session (required)
   AGENTENV_WORK_ID              the work item (required)
   AGENTENV_CREDENTIAL_FILE      bearer token file (default /var/run/agentenv/credential/token)
+  AGENTENV_CREDENTIAL_KIND      sessions-token|environment-key (default environment-key)
   AGENTENV_STATE_DIR            Pod-local directory for lease.json (default /var/run/agentenv/state)
-  AGENTENV_STOP_GRACE_SECONDS   SIGTERM → SIGKILL grace for the main container (default 30)
   AGENTENV_LEASE_TTL_SECONDS    desired lease TTL (default: the server's)
   AGENTENV_PROBE_ADDRESS        probe address (default 0.0.0.0)
-  AGENTENV_PROBE_PORT           probe port: /started, /healthz (default 8095)
+  AGENTENV_PROBE_PORT           probe port: /started, /ready, /healthz (default 8095)
+  AGENTENV_PROXY_ADDRESS        the main container's API endpoint (default 127.0.0.1)
+  AGENTENV_PROXY_PORT           its port (default 8096)
+  HTTPS_PROXY, HTTP_PROXY, NO_PROXY   egress proxy for the sidecar's calls to the API
   AGENTENV_LOG_LEVEL            fatal|error|warn|info|debug|trace|silent (default info)
 `;
 
 export async function run(args: readonly string[]): Promise<void> {
-  // Not an ESM import of node:fs: that evaluates every export, lazy getters included (see src/sidecar/work-api.ts).
+  // Not an ESM import of node:fs: that evaluates every export, lazy getters included.
   const { readFileSync } = process.getBuiltinModule('node:fs');
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(USAGE);

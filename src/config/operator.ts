@@ -8,6 +8,14 @@ import { duration } from './duration.ts';
 
 export const DEFAULT_BASE_URL = 'https://api.anthropic.com';
 export const DEFAULT_IMAGE = 'ghcr.io/agentenv-io/agentenv';
+/** The default runner's image: the project's build with the tools the agent toolset needs (Dockerfile `--target runner`). */
+export const DEFAULT_RUNNER_IMAGE = 'ghcr.io/agentenv-io/agentenv-runner';
+/**
+ * Where each session Pod's sidecar proxy listens (see objects/pod.ts `ProxyAddressMode`): `loopback`
+ * in every real cluster; `pod-ip` only for the process kubelet, which has no per-Pod network
+ * namespace (every Pod shares the host's loopback, so 127.0.0.1:8096 would collide between Pods).
+ */
+export const SESSION_PROXY_ADDRESSES = ['loopback', 'pod-ip'] as const;
 
 export const OperatorConfig = z.object({
   kubeconfig: z.string().optional().describe('kubeconfig path; in-cluster credentials when unset and running in a Pod'),
@@ -28,6 +36,10 @@ export const OperatorConfig = z.object({
   identity: z.string().min(1),
   sidecarImage: z.string().min(1).default(`${DEFAULT_IMAGE}:latest`),
   sidecarImagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+  /** The default runner's image, for environments without a sessionTemplate. */
+  runnerImage: z.string().min(1).default(`${DEFAULT_RUNNER_IMAGE}:latest`),
+  runnerImagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+  sessionProxyAddress: z.enum(SESSION_PROXY_ADDRESSES, { message: 'AGENTENV_SESSION_PROXY_ADDRESS must be loopback or pod-ip (pod-ip only for the process kubelet)' }).default('loopback'),
   /** Egress proxy of the operator's API client (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`); none when unset. */
   httpsProxy: z.url({ message: 'HTTPS_PROXY must be a URL such as http://proxy.example.com:3128' }).optional(),
   httpProxy: z.url({ message: 'HTTP_PROXY must be a URL such as http://proxy.example.com:3128' }).optional(),

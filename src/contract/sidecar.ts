@@ -16,7 +16,6 @@ export const SIDECAR_ENV = {
   workId: 'AGENTENV_WORK_ID',
   credentialFile: 'AGENTENV_CREDENTIAL_FILE',
   stateDir: 'AGENTENV_STATE_DIR',
-  stopGraceSeconds: 'AGENTENV_STOP_GRACE_SECONDS',
   leaseTtlSeconds: 'AGENTENV_LEASE_TTL_SECONDS',
   probeAddress: 'AGENTENV_PROBE_ADDRESS',
   probePort: 'AGENTENV_PROBE_PORT',
@@ -43,7 +42,6 @@ export const CREDENTIAL_FILE_NAME = 'token';
 export const DEFAULT_CREDENTIAL_FILE = `${CREDENTIAL_DIR}/${CREDENTIAL_FILE_NAME}`;
 /** The sidecar's Pod-local state directory (`lease.json`). */
 export const DEFAULT_STATE_DIR = '/var/run/agentenv/state';
-export const DEFAULT_STOP_GRACE_SECONDS = 30;
 export const DEFAULT_PROBE_ADDRESS = '0.0.0.0';
 /** The sidecar's probe port: `GET /started` passes once the lease is claimed. */
 export const DEFAULT_PROBE_PORT = 8095;

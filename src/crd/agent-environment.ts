@@ -103,7 +103,7 @@ export const SelfHostedSpec = z
       .optional()
       .describe('The environment key used to poll this environment\'s work queue. It stays in the operator: session Pods only ever receive a per-item token, or this key in the sidecar alone. When omitted, the organization API key is used.'),
     sessionTemplate: opaqueObject(
-      'Pod template (a PodTemplateSpec) for session Pods: image, command, resources, volumes, nodeSelector, tolerations, runtimeClassName… The operator adds the lease-keeping sidecar, the ANTHROPIC_* session variables and hardening. When omitted, the environment is created but the operator does not dispatch its work.',
+      'Pod template (a PodTemplateSpec) for session Pods: image, command, resources, volumes, nodeSelector, tolerations, runtimeClassName… The operator adds the sidecar (the Pod\'s only door to the API, holding the lease and the credential), the ANTHROPIC_* session variables (ANTHROPIC_BASE_URL is the sidecar) and hardening. Any runner that follows the contract works, e.g. one running `ant beta:worker run` or the SDK\'s handleItem. When omitted, sessions run the default runner: `agentenv runner` (the official SDK\'s handleItem with the bash, read, write, edit, glob and grep tools) in the operator\'s runner image, working in an emptyDir at /workspace.',
     ).optional(),
     maxSessions: z
       .number()
@@ -132,7 +132,7 @@ export const SelfHostedSpec = z
       .min(0)
       .max(3600)
       .default(30)
-      .describe('On a stop, seconds between SIGTERM and SIGKILL of the session container. Defaults to 30.'),
+      .describe('How long the session container gets to end by itself once its sidecar asks it to (a stop was requested, or the lease was lost or not extended). After that the operator deletes the Pod: the kubelet sends SIGTERM, waits the Pod\'s termination grace, then SIGKILL. Defaults to 30.'),
     startDeadlineSeconds: z
       .number()
       .int()

@@ -6,13 +6,17 @@
  * 2. once the self-hosted environment has its remote id, mint its environment key in the emulator
  *    (what a person does in the Console) and store it in the Secret the sample references;
  * 3. enqueue a few sessions through the emulator's admin API;
- * 4. once their leases are claimed, stop one of them gracefully from the API side, as the
- *    platform would, so a stop is seen end to end; the others finish by themselves.
+ * 4. script each session's agent through the emulator's admin route once its lease is claimed: a
+ *    few bash calls, which the Pod's runner executes (the live view prints each call and result),
+ *    then the session ends;
+ * 5. stop one of them gracefully from the API side, as the platform would, so a stop is seen end
+ *    to end: its runner learns it from its heartbeat and ends.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Work } from '../api/wire.ts';
+import type { AgentEventInput } from '../emulator/index.ts';
 import type { AgentEnvironment } from '../crd/resources.ts';
 import { AGENT_ENVIRONMENTS } from '../crd/resources.ts';
 import { isAlreadyExists, isNotFound } from '../k8s/errors.ts';
@@ -26,7 +30,15 @@ export interface DemoEmulator {
   mintKey(environmentId: string): string;
   work(): readonly Work[];
   stop(environmentId: string, workId: string): Promise<void>;
+  /** Append agent-side events to a session (the admin route); returns their ids. */
+  script(sessionId: string, events: AgentEventInput[]): string[];
+  /** Whether the runner has posted a result for every one of these tool uses. */
+  answered(sessionId: string, toolUseIds: readonly string[]): boolean;
 }
+
+/** What each demo agent asks the Pod to run. */
+const DEMO_CALLS = ['echo "hello from $(hostname)"', 'uname -sm && id -u', 'printf "%s\\n" one two > notes.txt && wc -l notes.txt'];
+const bash = (command: string): AgentEventInput => ({ type: 'agent.tool_use', name: 'bash', input: { command } });
 
 export interface DemoOptions {
   readonly rest: KubeRest;
@@ -87,18 +99,26 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     say(`minted an environment key for ${envId} and stored it in Secret ${keyRef.name} (as you would from the Console)`);
   }
 
-  for (let i = 0; i < o.sessions; i++) {
-    const s = o.emulator.createSession(envId);
-    say(`enqueued session ${s.session_id} (work ${s.work_id})`);
-  }
+  const enqueued = Array.from({ length: o.sessions }, () => o.emulator.createSession(envId));
+  for (const s of enqueued) say(`enqueued session ${s.session_id} (work ${s.work_id})`);
 
-  // Stop the first session gracefully once its lease is claimed, as the platform would.
-  const first = await waitForActive(o, envId);
-  if (first) {
-    say(`stopping work ${first.id} from the API (graceful): the sidecar will SIGTERM the session and confirm`);
-    await o.emulator.stop(envId, first.id);
+  // Every agent but the first makes its calls and ends; the first is stopped from the API.
+  const [first, ...rest] = enqueued;
+  await Promise.all(rest.map((s) => runAgent(o, envId, s)));
+  const active = first ? await waitForActive(o, envId, first.work_id) : undefined;
+  if (active) {
+    say(`stopping work ${active.id} from the API (graceful): the runner learns it from its heartbeat and ends, the sidecar confirms the stop`);
+    await o.emulator.stop(envId, active.id);
   }
-  say('the other sessions finish by themselves; Ctrl-C tears everything down');
+  say('Ctrl-C tears everything down');
+}
+
+/** Script one session's agent once its lease is claimed: the demo calls, then the session ends. */
+async function runAgent(o: DemoOptions, envId: string, s: { session_id: string; work_id: string }): Promise<void> {
+  if (!(await waitForActive(o, envId, s.work_id))) return;
+  const ids = o.emulator.script(s.session_id, [{ type: 'session.status_running' }, ...DEMO_CALLS.map(bash)]).slice(1);
+  while (!o.signal.aborted && !o.emulator.answered(s.session_id, ids)) await sleepUnlessAborted(200, o.signal);
+  if (!o.signal.aborted) o.emulator.script(s.session_id, [{ type: 'session.status_terminated' }]);
 }
 
 async function waitForEnvironmentId(o: DemoOptions, name: string): Promise<string | undefined> {
@@ -114,9 +134,9 @@ async function waitForEnvironmentId(o: DemoOptions, name: string): Promise<strin
   return undefined;
 }
 
-async function waitForActive(o: DemoOptions, envId: string): Promise<Work | undefined> {
+async function waitForActive(o: DemoOptions, envId: string, workId: string): Promise<Work | undefined> {
   while (!o.signal.aborted) {
-    const active = o.emulator.work().find((w) => w.environment_id === envId && w.state === 'active');
+    const active = o.emulator.work().find((w) => w.environment_id === envId && w.id === workId && w.state === 'active');
     if (active) return active;
     await sleepUnlessAborted(250, o.signal);
   }

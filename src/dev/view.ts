@@ -1,12 +1,14 @@
 /**
  * The live view of `npm run dev`: one compact line per transition, as it happens —
  * AgentEnvironments becoming Ready, AgentSessions moving through their phases, session Pods, and
- * the work items in the emulator (queued → starting → active → stopping → stopped).
+ * the work items in the emulator (queued → starting → active → stopping → stopped), and each tool
+ * call an agent makes with the result the session Pod's runner posted.
  *
  * It reads only: informers on the cluster and the emulator's in-memory state. It prints what
  * changed, never a heartbeat-by-heartbeat stream, and never a credential (it prints names, ids,
  * phases and reasons only).
  */
+import type { SessionEvent } from '../api/sessions-wire.ts';
 import type { Work } from '../api/wire.ts';
 import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS } from '../crd/resources.ts';
@@ -23,7 +25,7 @@ interface Pod extends KubeObject {
 
 const COLOR = process.stdout.isTTY && !process.env['NO_COLOR'];
 const paint = (code: number, s: string): string => (COLOR ? `\x1b[${code}m${s}\x1b[0m` : s);
-const KIND_COLOR: Record<string, number> = { environment: 36, session: 35, pod: 34, work: 33, demo: 32 };
+const KIND_COLOR: Record<string, number> = { environment: 36, session: 35, pod: 34, work: 33, demo: 32, tool: 94, result: 92 };
 
 /** Format one line: time, kind, subject, what happened. */
 export function line(kind: string, subject: string, what: string, at = new Date()): string {
@@ -110,4 +112,38 @@ export function watchWork(read: () => readonly Work[], print: Print, signal: Abo
   };
   const timer = setInterval(tick, everyMs);
   signal.addEventListener('abort', () => clearInterval(timer), { once: true });
+}
+
+/**
+ * Print each agent tool call and the result the Pod's runner posted for it, from the emulator's
+ * session histories, sampled every `everyMs`. Results are cut to one short line.
+ */
+export function watchToolCalls(sessions: () => readonly string[], history: (sessionId: string) => readonly SessionEvent[], print: Print, signal: AbortSignal, everyMs = 200): void {
+  const seen = new Set<string>();
+  const tick = (): void => {
+    for (const id of sessions()) {
+      let events: readonly SessionEvent[];
+      try {
+        events = history(id);
+      } catch {
+        continue; // a work item whose session the emulator does not know: nothing to show
+      }
+      for (const e of events) {
+        if (seen.has(e.id)) continue;
+        seen.add(e.id);
+        const what = describeToolEvent(e);
+        if (what) print(line(e.type === 'agent.tool_use' ? 'tool' : 'result', `session ${id.slice(-8)}`, what));
+      }
+    }
+  };
+  const timer = setInterval(tick, everyMs);
+  signal.addEventListener('abort', () => clearInterval(timer), { once: true });
+}
+
+/** One line for a tool call or its result; undefined for other events. */
+export function describeToolEvent(e: SessionEvent): string | undefined {
+  if (e.type === 'agent.tool_use') return `${String(e['name'])} ${JSON.stringify(e['input'] ?? {})}`.slice(0, 120);
+  if (e.type !== 'user.tool_result') return undefined;
+  const text = ((e['content'] ?? []) as Array<{ type: string; text?: string }>).filter((b) => b.type === 'text').map((b) => b.text ?? '').join(' ').replace(/\s+/g, ' ').trim();
+  return `${e['is_error'] ? 'error: ' : '→ '}${text.slice(0, 100) || '(no output)'}`;
 }

@@ -1,33 +1,19 @@
 /**
- * The emulator's route table: the fourteen public endpoints of the Environments API and the admin
- * API under /emulator/v1.
+ * The emulator's route table: the fourteen public endpoints of the Environments API, the Sessions
+ * endpoints a runner uses (session-routes.ts), and the admin API under /emulator/v1.
  */
 import { z } from 'zod';
 import { EnvironmentCreateParams, EnvironmentUpdateParams, Metadata, MetadataPatch, WORKER_ID_HEADER, WorkStopParams, type Work } from '../api/wire.ts';
 import { EmulatorError } from './errors.ts';
 import { FaultRules, type FaultInjector } from './faults.ts';
+import { boolParam, intParam } from './query.ts';
 import { route, type Request } from './server.ts';
+import { sessionRoutes } from './session-routes.ts';
 import type { EmulatorState } from './state.ts';
 import { DEFAULT_RECLAIM_MS } from './work.ts';
 
 const ENV = '/v1/environments/{environment_id}';
 const WORK = `${ENV}/work/{work_id}`;
-
-function intParam(q: URLSearchParams, name: string, min: number, max: number): number | undefined {
-  const raw = q.get(name);
-  if (raw === null || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new EmulatorError(400, `${name} must be an integer between ${min} and ${max} (got ${raw})`);
-  return n;
-}
-
-function boolParam(q: URLSearchParams, name: string): boolean | undefined {
-  const raw = q.get(name);
-  if (raw === null) return undefined;
-  if (raw === 'true') return true;
-  if (raw === 'false') return false;
-  throw new EmulatorError(400, `${name} must be true or false`);
-}
 
 export interface RouteOptions {
   /** Include a per-item `secret` (sessions token) in poll replies. */
@@ -107,18 +93,12 @@ export function routes(state: EmulatorState, faults: FaultInjector, options: Rou
     route('POST', `${WORK}/stop`, 'work-item', (r) => state.work.stop(workEnv(r), r.params['work_id']!, r.body(WorkStopParams).force === true)),
 
     // --- admin API (no auth) ---
-    route('POST', '/emulator/v1/environments/{environment_id}/sessions', 'admin', (r) => {
-      const e = env(r);
-      if (e.config.type !== 'self_hosted') throw new EmulatorError(400, `environment ${e.id} is not self-hosted`);
-      if (e.archived_at) throw new EmulatorError(409, `environment ${e.id} is archived and accepts no new sessions`);
-      const body = r.body(z.object({ metadata: Metadata.optional() }));
-      return state.work.createSession(e.id, body.metadata ?? {});
-    }),
-    route('POST', '/emulator/v1/environments/{environment_id}/sessions/{session_id}/wake', 'admin', (r) => {
-      const e = env(r);
-      if (e.archived_at) throw new EmulatorError(409, `environment ${e.id} is archived and accepts no new work`);
-      return state.work.wake(e.id, r.params['session_id']!);
-    }),
+    route('POST', '/emulator/v1/environments/{environment_id}/sessions', 'admin', (r) =>
+      state.createSession(r.params['environment_id']!, r.body(z.object({ metadata: Metadata.optional() })).metadata ?? {}),
+    ),
+    route('POST', '/emulator/v1/environments/{environment_id}/sessions/{session_id}/wake', 'admin', (r) =>
+      state.wake(r.params['environment_id']!, r.params['session_id']!),
+    ),
     route('POST', '/emulator/v1/environments/{environment_id}/keys', 'admin', (r) => ({ key: state.mintEnvironmentKey(env(r).id) })),
     route('POST', '/emulator/v1/faults', 'admin', (r) => {
       faults.add(r.body(FaultRules));
@@ -129,6 +109,8 @@ export function routes(state: EmulatorState, faults: FaultInjector, options: Rou
       return { rules: [] };
     }),
     route('GET', '/emulator/v1/state', 'admin', () => ({ ...state.snapshot(), faults: faults.list() })),
+
+    ...sessionRoutes(state),
   ];
 }
 

@@ -9,6 +9,7 @@ import { ANTHROPIC_BETA, REQUEST_ID_HEADER } from '../api/wire.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { EmulatorError } from './errors.ts';
 import type { FaultInjector, FaultRule } from './faults.ts';
+import { EventStreamReply, type SseHub } from './sse.ts';
 import type { EmulatorState } from './state.ts';
 
 type Handler = (req: Request) => unknown | Promise<unknown>;
@@ -17,7 +18,7 @@ interface Route {
   readonly method: string;
   readonly template: string;
   readonly pattern: RegExp;
-  readonly access: 'api-key' | 'environment' | 'work-item' | 'admin';
+  readonly access: 'api-key' | 'environment' | 'work-item' | 'session' | 'admin';
   readonly handler: Handler;
 }
 
@@ -43,6 +44,7 @@ export interface ServerDeps {
   readonly state: EmulatorState;
   readonly faults: FaultInjector;
   readonly routes: readonly Route[];
+  readonly hub: SseHub;
   readonly logger: Logger;
 }
 
@@ -88,6 +90,11 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       body: <T>(schema: z.ZodType<T>): T => parseBody(raw, schema),
     });
     status = 200;
+    if (result instanceof EventStreamReply) {
+      // Subscribed in the same turn as the headers are flushed: no event falls between the two.
+      res.once('close', result.attach(deps.hub.open(res)));
+      return;
+    }
     send(res, 200, result);
   } catch (err) {
     const e = err instanceof EmulatorError ? err : new EmulatorError(500, 'internal emulator error');
@@ -116,6 +123,15 @@ function authorize(state: EmulatorState, req: IncomingMessage, access: Route['ac
   if (!principal) throw new EmulatorError(401, 'invalid x-api-key or bearer token', { type: 'authentication_error' });
   if (principal.kind === 'api-key') return;
   if (access === 'api-key') throw new EmulatorError(403, 'this credential may only use the work endpoints of its environment', { type: 'permission_error' });
+  if (access === 'session') {
+    // A session belongs to one environment, and a work item serves one session: an environment key
+    // reaches its environment's sessions, a per-item token only its own item's session. Anything
+    // else, an unknown session included, is 403, so a key learns nothing about other sessions.
+    const sessionId = params['session_id'] ?? '';
+    if (principal.kind === 'environment-key' && state.sessions.environmentOf(sessionId) === principal.environmentId) return;
+    if (principal.kind === 'work-token' && state.work.sessionOfWork(principal.workId) === sessionId) return;
+    throw new EmulatorError(403, 'this credential is not valid for this session', { type: 'permission_error' });
+  }
   if (principal.kind === 'environment-key' && principal.environmentId === params['environment_id']) return;
   if (principal.kind === 'work-token' && access === 'work-item' && principal.workId === params['work_id']) return;
   throw new EmulatorError(403, 'this credential is not valid for this resource', { type: 'permission_error' });

@@ -1,11 +1,13 @@
 /**
  * The emulator's whole in-memory state: API keys, environments, environment keys, the work queue,
- * long-poll waiters and request counters.
+ * sessions and their events, long-poll waiters and request counters.
  */
-import type { Work } from '../api/wire.ts';
+import type { Metadata, Work } from '../api/wire.ts';
 import type { Clock } from './clock.ts';
-import { EnvironmentStore } from './environments.ts';
+import { EnvironmentStore, checkMetadata } from './environments.ts';
+import { EmulatorError } from './errors.ts';
 import { newSecret } from './ids.ts';
+import { SessionStore, type SessionLimits } from './sessions.ts';
 import { WorkQueueModel, type LeaseTtl } from './work.ts';
 
 interface Waiter {
@@ -16,18 +18,20 @@ interface Waiter {
 export class EmulatorState {
   readonly environments: EnvironmentStore;
   readonly work: WorkQueueModel;
+  readonly sessions: SessionStore;
   readonly clock: Clock;
   readonly #apiKeys: Set<string>;
   readonly #environmentKeys = new Map<string, string>(); // key → environment id
   readonly #waiters = new Map<string, Waiter[]>();
   readonly #requests = new Map<string, Map<number, number>>();
 
-  constructor(options: { clock: Clock; apiKeys: readonly string[]; leaseTtl?: LeaseTtl }) {
+  constructor(options: { clock: Clock; apiKeys: readonly string[]; leaseTtl?: LeaseTtl; sessionLimits?: SessionLimits }) {
     this.clock = options.clock;
     const now = (): number => options.clock.now();
     this.#apiKeys = new Set(options.apiKeys);
     this.environments = new EnvironmentStore(now);
     this.work = new WorkQueueModel(now, options.leaseTtl);
+    this.sessions = new SessionStore(now, options.sessionLimits);
     this.work.onQueued = (environmentId) => queueMicrotask(() => this.#wakeWaiters(environmentId));
   }
 
@@ -54,9 +58,33 @@ export class EmulatorState {
     return out;
   }
 
+  /**
+   * A session targets a self-hosted environment that is not archived: the session resource is
+   * created and its first work item queued.
+   */
+  createSession(environmentId: string, metadata: Metadata): { session_id: string; work_id: string } {
+    const e = this.environments.get(environmentId);
+    if (e.config.type !== 'self_hosted') throw new EmulatorError(400, `environment ${e.id} is not self-hosted: it cannot take new sessions`);
+    if (e.archived_at) throw new EmulatorError(409, `environment ${e.id} is archived: it cannot take new sessions`);
+    checkMetadata(metadata);
+    const session = this.sessions.create(e.id, metadata);
+    return this.work.createSession(session.id, e.id, metadata);
+  }
+
+  /** A dormant session gets a message: a new work item, unless the environment is archived or the session terminated. */
+  wake(environmentId: string, sessionId: string): { work_id: string } {
+    const e = this.environments.get(environmentId);
+    if (e.archived_at) throw new EmulatorError(409, `environment ${e.id} is archived and accepts no new work`);
+    if (this.sessions.environmentOf(sessionId) === e.id && this.sessions.status(sessionId) === 'terminated') {
+      throw new EmulatorError(409, `session ${sessionId} is terminated and gets no new work`);
+    }
+    return this.work.wake(e.id, sessionId);
+  }
+
   deleteEnvironment(id: string): void {
     this.environments.delete(id);
     this.work.dropEnvironment(id);
+    this.sessions.dropEnvironment(id);
     for (const [k, env] of this.#environmentKeys) if (env === id) this.#environmentKeys.delete(k);
   }
 
@@ -106,7 +134,14 @@ export class EmulatorState {
     return {
       environments: this.environments.all(),
       work: this.work.records().map((r) => r.work),
-      sessions: this.work.sessions().map((s) => ({ id: s.id, environment_id: s.environmentId, work_ids: [...s.workIds] })),
+      sessions: this.work.sessions().map((s) => ({
+        id: s.id,
+        environment_id: s.environmentId,
+        work_ids: [...s.workIds],
+        status: this.sessions.status(s.id),
+        events: this.sessions.history(s.id).length,
+      })),
+      open_streams: this.sessions.openStreams(),
       environment_keys: this.keyCounts(),
       requests: this.requestCounts(),
     };

@@ -81,6 +81,11 @@ export class WorkQueueModel {
     return r;
   }
 
+  /** The session a work item serves. */
+  sessionOfWork(workId: string): string | undefined {
+    return this.#items.get(workId)?.work.data.id;
+  }
+
   /** The work id a per-item sessions token belongs to. */
   workForToken(token: string): string | undefined {
     return this.#tokens.get(token);
@@ -88,9 +93,9 @@ export class WorkQueueModel {
 
   // --- admin ------------------------------------------------------------------------------------
 
-  createSession(environmentId: string, metadata: Metadata): { session_id: string; work_id: string } {
-    checkMetadata(metadata);
-    const session: SessionRecord = { id: newId('session'), environmentId, metadata, workIds: [] };
+  /** Queue the first work item of a new session (the session resource itself lives in `SessionStore`). */
+  createSession(sessionId: string, environmentId: string, metadata: Metadata): { session_id: string; work_id: string } {
+    const session: SessionRecord = { id: sessionId, environmentId, metadata, workIds: [] };
     this.#sessions.set(session.id, session);
     const work = this.#enqueue(session);
     return { session_id: session.id, work_id: work.id };

@@ -6,6 +6,7 @@
 import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
 import type { AgentSessionStatus } from '../crd/agent-session.ts';
 import { viewPod, type PodView } from './objects/pod-view.ts';
+import { SIDECAR_NAME } from './objects/pod.ts';
 import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
 import { podName, sessionName, workLabels } from './record/names.ts';
 import type { Pod, PodStatus } from './objects/pod-types.ts';
@@ -118,6 +119,16 @@ export const exited = (exitCode: number, finishedSec: number, phase: PodStatus['
   containerStatuses: [{ name: 'session', state: { terminated: { exitCode, finishedAt: iso(finishedSec), startedAt: iso(2) } } }],
 });
 export const pending = (): PodStatus => ({ phase: 'Pending' });
+/**
+ * The sidecar asks the main container to end: started, not ready since `sinceSec` (the Pod's
+ * ContainersReady=False transition), the main container running since `mainSec`.
+ */
+export const sidecarNotReady = (sinceSec: number, mainSec = 2, sidecar: { started?: boolean } = {}): PodStatus => ({
+  phase: 'Running',
+  conditions: [{ type: 'ContainersReady', status: 'False', lastTransitionTime: iso(sinceSec) }],
+  initContainerStatuses: [{ name: SIDECAR_NAME, started: sidecar.started ?? true, ready: false, state: { running: { startedAt: iso(1) } } }],
+  containerStatuses: [{ name: 'session', started: true, ready: true, state: { running: { startedAt: iso(mainSec) } } }],
+});
 export const pullFailure = (): PodStatus => ({ phase: 'Pending', containerStatuses: [{ name: 'session', state: { waiting: { reason: 'ImagePullBackOff', message: 'no such image' } } }] });
 export const unschedulable = (): PodStatus => ({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes match nodeSelector' }] });
 

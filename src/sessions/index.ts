@@ -23,7 +23,7 @@ import { envKey, RecordedSessions } from './dispatch/capacity.ts';
 import { Dispatchers } from './dispatch/dispatchers.ts';
 import type { DispatchRecorder } from './dispatch/environment-dispatch.ts';
 import { reportDispatching } from './dispatch/dispatching-condition.ts';
-import type { SidecarSettings } from './objects/pod.ts';
+import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from './objects/pod.ts';
 import { kubeRecordStore } from './record/record.ts';
 import type { SessionRecorder } from './controller/reconcile.ts';
 import { sessionController, type SessionController } from './controller/controller.ts';
@@ -67,6 +67,10 @@ export interface SessionsDeps {
   /** API base URL given to session Pods. */
   readonly baseUrl: string;
   readonly sidecar: SidecarSettings;
+  /** The default runner's image (environments without a sessionTemplate). */
+  readonly runner: RunnerSettings;
+  /** Where session Pods' sidecar proxy listens. */
+  readonly proxyAddress: ProxyAddressMode;
   readonly concurrency?: number;
   readonly resyncMs?: number;
   /** Settle pass period of each dispatcher. Default 30 s. */
@@ -99,6 +103,8 @@ export function startSessions(deps: SessionsDeps): Sessions {
     apiClient: (c) => deps.apiClient(c),
     workCredential: (env) => workItemCredential(deps.rest, env, deps.defaultCredential),
     sidecar: deps.sidecar,
+    runner: deps.runner,
+    proxyAddress: deps.proxyAddress,
     baseUrl: deps.baseUrl,
     metrics: deps.metrics,
     observer: deps.metrics,

@@ -7,15 +7,28 @@
  */
 import { LOG_LEVELS, type LogLevel } from '../config/logging.ts';
 import {
+  CREDENTIAL_KINDS,
   DEFAULT_CREDENTIAL_FILE,
   DEFAULT_PROBE_ADDRESS,
   DEFAULT_PROBE_PORT,
+  DEFAULT_PROXY_ADDRESS,
+  DEFAULT_PROXY_PORT,
   DEFAULT_STATE_DIR,
-  DEFAULT_STOP_GRACE_SECONDS,
   SIDECAR_ENV as E,
+  type CredentialKind,
 } from '../contract/sidecar.ts';
 
-export { DEFAULT_CREDENTIAL_FILE, DEFAULT_PROBE_ADDRESS, DEFAULT_PROBE_PORT, DEFAULT_STATE_DIR, DEFAULT_STOP_GRACE_SECONDS };
+export { DEFAULT_CREDENTIAL_FILE, DEFAULT_PROBE_ADDRESS, DEFAULT_PROBE_PORT, DEFAULT_PROXY_ADDRESS, DEFAULT_PROXY_PORT, DEFAULT_STATE_DIR };
+
+/**
+ * The egress proxy settings, as Node's `proxyEnv` agent option reads them. Upper case wins over
+ * lower case, as curl and undici do; only these three are read.
+ */
+export interface EgressProxy {
+  readonly HTTPS_PROXY?: string;
+  readonly HTTP_PROXY?: string;
+  readonly NO_PROXY?: string;
+}
 
 export interface SidecarConfig {
   /** API base URL, without a trailing slash (`ANTHROPIC_BASE_URL`). */
@@ -27,13 +40,19 @@ export interface SidecarConfig {
   readonly credentialFile: string;
   /** Pod-local directory for `lease.json` (`AGENTENV_STATE_DIR`, default {@link DEFAULT_STATE_DIR}). */
   readonly stateDir: string;
-  /** SIGTERM → SIGKILL grace for the main container (`AGENTENV_STOP_GRACE_SECONDS`, default 30). */
-  readonly stopGraceSeconds: number;
+  /** What the credential file holds (`AGENTENV_CREDENTIAL_KIND`, default `environment-key`). */
+  readonly credentialKind: CredentialKind;
   /** `desired_ttl_seconds` sent with every beat (`AGENTENV_LEASE_TTL_SECONDS`); the server's default when unset. */
   readonly leaseTtlSeconds: number | undefined;
   readonly probeAddress: string;
   /** 0 picks a free port (tests); the chosen port is logged. */
   readonly probePort: number;
+  /** Where the main container's API calls arrive (`AGENTENV_PROXY_ADDRESS`, default 127.0.0.1). */
+  readonly proxyAddress: string;
+  /** `AGENTENV_PROXY_PORT`, default 8096; 0 picks a free port (tests). */
+  readonly proxyPort: number;
+  /** `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` for the sidecar's own upstream calls. */
+  readonly egressProxy: EgressProxy;
   readonly logLevel: LogLevel;
 }
 
@@ -87,9 +106,16 @@ export function parseSidecarConfig(env: Env): SidecarConfig {
   const environmentId = required(E.environmentId);
   const sessionId = required(E.sessionId);
   const workId = required(E.workId);
-  const stopGraceSeconds = integer(E.stopGraceSeconds, DEFAULT_STOP_GRACE_SECONDS, 0, 86_400)!;
+  const kind = value(E.credentialKind) ?? 'environment-key';
+  if (!(CREDENTIAL_KINDS as readonly string[]).includes(kind)) issues.push(`${E.credentialKind} must be one of ${CREDENTIAL_KINDS.join(', ')} (got ${JSON.stringify(kind)})`);
   const leaseTtlSeconds = integer(E.leaseTtlSeconds, undefined, 1, 86_400);
   const probePort = integer(E.probePort, DEFAULT_PROBE_PORT, 0, 65_535)!;
+  const proxyPort = integer(E.proxyPort, DEFAULT_PROXY_PORT, 0, 65_535)!;
+  const egressProxy: Record<string, string> = {};
+  for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY'] as const) {
+    const v = value(name) ?? value(name.toLowerCase());
+    if (v !== undefined) egressProxy[name] = v;
+  }
   const level = value(E.logLevel) ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) issues.push(`${E.logLevel} must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(level)})`);
 
@@ -101,10 +127,13 @@ export function parseSidecarConfig(env: Env): SidecarConfig {
     workId,
     credentialFile: value(E.credentialFile) ?? DEFAULT_CREDENTIAL_FILE,
     stateDir: value(E.stateDir) ?? DEFAULT_STATE_DIR,
-    stopGraceSeconds,
+    credentialKind: kind as CredentialKind,
     leaseTtlSeconds,
     probeAddress: value(E.probeAddress) ?? DEFAULT_PROBE_ADDRESS,
     probePort,
+    proxyAddress: value(E.proxyAddress) ?? DEFAULT_PROXY_ADDRESS,
+    proxyPort,
+    egressProxy,
     logLevel: level as LogLevel,
   };
 }

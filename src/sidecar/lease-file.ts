@@ -9,14 +9,15 @@
  * emptyDir. An fsync per beat would buy nothing and cost a disk flush every few seconds per Pod.
  */
 import { join } from 'node:path';
-import type { EndReason, LeaseRecord } from './lease.ts';
+import type { EndReason, LeaseRecord, WorkState } from './lease.ts';
 
-// Through getBuiltinModule rather than an ESM import, which evaluates every export (see work-api.ts).
+// Through getBuiltinModule rather than an ESM import, which evaluates every export.
 // Synchronous on purpose: a write of a hundred bytes to an emptyDir every few seconds costs less
-// than the libuv thread pool the async API would start (see main-container.ts).
+// than the libuv thread pool the async API would start.
 const { readFileSync, renameSync, writeFileSync } = process.getBuiltinModule('node:fs');
 
 const FILE = 'lease.json';
+const WORK_STATES: ReadonlySet<string> = new Set<WorkState>(['queued', 'starting', 'active', 'stopping', 'stopped']);
 const END_REASONS: ReadonlySet<string> = new Set<EndReason>(['stop-requested', 'lease-lost', 'lease-expired', 'heartbeat-rejected', 'session-ended', 'terminated']);
 
 export class LeaseFile {
@@ -74,5 +75,8 @@ export function parseLeaseRecord(text: string): LeaseRecord | undefined {
     ...(ended ? { ended } : {}),
     ...(r['stopped'] === true ? { stopped: true } : {}),
     ...(r['lost'] === true ? { lost: true } : {}),
+    ...(typeof r['state'] === 'string' && WORK_STATES.has(r['state']) ? { state: r['state'] as WorkState } : {}),
+    ...(typeof r['lease_extended'] === 'boolean' ? { lease_extended: r['lease_extended'] } : {}),
+    ...(typeof r['virtual_last_heartbeat'] === 'string' && r['virtual_last_heartbeat'] !== '' ? { virtual_last_heartbeat: r['virtual_last_heartbeat'] } : {}),
   };
 }

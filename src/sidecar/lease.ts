@@ -26,8 +26,9 @@ export type WorkState = 'queued' | 'starting' | 'active' | 'stopping' | 'stopped
  * - `lease-lost`: a beat got 412; the server's lease has moved on (another holder, or the queue).
  * - `lease-expired`: no beat succeeded for longer than the TTL; the lease is assumed lost.
  * - `heartbeat-rejected`: the API refused the beat for good (401/403/404/400): we cannot keep it.
- * - `session-ended`: the main container ended by itself.
- * - `terminated`: the sidecar got SIGTERM (Pod deletion, or the kubelet ending the Pod).
+ * - `session-ended`: the main container said the session is done (its stop call).
+ * - `terminated`: the sidecar got SIGTERM (Pod deletion, or the kubelet ending the Pod after the
+ *   main container ended by itself).
  */
 export type EndReason = 'stop-requested' | 'lease-lost' | 'lease-expired' | 'heartbeat-rejected' | 'session-ended' | 'terminated';
 
@@ -43,6 +44,11 @@ export interface LeaseRecord {
   readonly stopped?: boolean;
   /** The lease was lost or expired at some point: stop must never be called. */
   readonly lost?: boolean;
+  /** The item's state and `lease_extended` as of the last beat: the virtual lease carries them. */
+  readonly state?: WorkState;
+  readonly lease_extended?: boolean;
+  /** The last `last_heartbeat` the virtual lease handed to the main container (`virtual-lease.ts`). */
+  readonly virtual_last_heartbeat?: string;
 }
 
 /** A successful heartbeat reply. */
@@ -65,6 +71,7 @@ export class Lease {
   #expected: string;
   #ttlSeconds: number;
   #state: WorkState | undefined;
+  #leaseExtended = true;
   #claimed: boolean;
   #endReason: EndReason | undefined;
   #stopped: boolean;
@@ -90,7 +97,10 @@ export class Lease {
    * already run), but `/started` waits for the first beat that echoes the restored stamp.
    */
   static restored(record: LeaseRecord): Lease {
-    return new Lease(record.work_id, record.last_heartbeat, record.ttl_seconds, true, record.ended, record.stopped === true, record.lost === true);
+    const lease = new Lease(record.work_id, record.last_heartbeat, record.ttl_seconds, true, record.ended, record.stopped === true, record.lost === true);
+    lease.#state = record.state;
+    lease.#leaseExtended = record.lease_extended ?? true;
+    return lease;
   }
 
   get expectedLastHeartbeat(): string {
@@ -117,6 +127,11 @@ export class Lease {
   /** The item's state as of the last reply. */
   get state(): WorkState | undefined {
     return this.#state;
+  }
+
+  /** `lease_extended` of the last reply. */
+  get leaseExtended(): boolean {
+    return this.#leaseExtended;
   }
 
   get endReason(): EndReason | undefined {
@@ -158,6 +173,7 @@ export class Lease {
     this.#expected = beat.last_heartbeat;
     if (beat.ttl_seconds > 0) this.#ttlSeconds = beat.ttl_seconds;
     this.#state = beat.state;
+    this.#leaseExtended = beat.lease_extended;
     this.#claimed = true;
     if (beat.state === 'stopped') this.#stopped = true;
     if (beat.state === 'stopping' || beat.state === 'stopped' || !beat.lease_extended) return 'stop-requested';
@@ -190,6 +206,8 @@ export class Lease {
       ...(this.#endReason ? { ended: this.#endReason } : {}),
       ...(this.#stopped ? { stopped: true } : {}),
       ...(this.#lost ? { lost: true } : {}),
+      ...(this.#state ? { state: this.#state } : {}),
+      lease_extended: this.#leaseExtended,
     };
   }
 }

@@ -1,133 +1,147 @@
 /**
- * `agentenv sidecar`: keeps the lease of one work item while the session Pod's main container
- * runs, and stops one when the other ends.
+ * `agentenv sidecar`: keeps the lease of one work item for a session Pod, and is the Pod's only
+ * door to the API: the main container talks to the sidecar's proxy, never to the API, and never
+ * holds a real credential.
  *
  * Flow:
  * 1. The configuration was parsed once at the entrypoint (`src/cli/sidecar.ts`).
- * 2. The probe server starts: `/healthz` 200 at once, `/started` 503 until the claim.
+ * 2. The probe server starts: `/healthz` 200 at once, `/started` 503 until the claim, `/ready` 503
+ *    until the claim and again from the moment a stop is due.
  * 3. The lease is restored from `lease.json` when a previous life of this sidecar left one for the
- *    same work item (the first beat echoes its `last_heartbeat`); otherwise the first beat claims
- *    it with `NO_HEARTBEAT`. A restored lease that had already ended is not beaten again: a lost
- *    lease must never be re-claimed. The first successful beat opens `/started`.
- * 4. The heartbeat loop (`heartbeat.ts`) keeps the lease, writing `lease.json` after every beat.
- * 5. The main container is watched (its processes found through /proc): once seen and then gone,
- *    the session has ended by itself.
- * 6. Whatever ends the lease first — a stop ordered by the API, a lost or expired lease, a rejected
- *    beat, the main container ending, SIGTERM — is its reason (first wins), and starts the teardown:
- *    a. stop the main container (SIGTERM to its root, the grace, SIGKILL), still beating meanwhile;
- *    b. unless the lease was lost or expired, or the item is already stopped: force-stop the item
- *       (`{"force": true}`: 409 = already stopped; for a `stopping` item this is the confirmation);
- *    c. record the end in `lease.json` and stop beating.
- * 7. Afterwards the sidecar only serves `/healthz` until SIGTERM, then exits 0. A SIGTERM that
- *    arrives first runs the teardown (6) before exiting.
+ *    same work item (the first beat echoes its `last_heartbeat`; the virtual lease keeps the stamp
+ *    it last handed out); otherwise the first beat claims it with `NO_HEARTBEAT`. A restored lease
+ *    that had already ended is not beaten again (a lost lease must never be re-claimed), unless a
+ *    graceful stop was being drained: that lease is kept until the stop is confirmed. The first
+ *    successful beat opens `/started`, so the kubelet starts the main container only then.
+ * 4. The heartbeat loop (`heartbeat.ts`) keeps the lease on its own socket pool, writing
+ *    `lease.json` after every beat.
+ * 5. The proxy (`proxy.ts`) serves the main container: its own heartbeats from the virtual lease
+ *    (`virtual-lease.ts`), the session's calls forwarded with the real credential, the rest refused.
+ * 6. Whatever ends the lease first is its reason (first wins), and `/ready` turns 503 at once:
+ *    a. the API orders a stop (`stopping`/`stopped`, `lease_extended: false`): the virtual lease
+ *       passes it on, the runner ends itself and sends its final stop (6c); the sidecar keeps
+ *       beating meanwhile. If the main container does not end, the operator deletes the Pod after
+ *       `stopGracePeriodSeconds` (6d);
+ *    b. the lease is lost or expired, or the API refuses the beat: beating stops, the virtual
+ *       lease answers 412 (the runner releases the item without stopping it), nothing stops it;
+ *    c. the main container stops the item (the session is done): the sidecar force-stops it for
+ *       real unless the lease was lost, answers as the API would, and stops beating;
+ *    d. SIGTERM (the kubelet after the main container ended by itself, or the Pod's deletion):
+ *       unless the lease was lost or the item is already stopped, force-stop the item
+ *       (`{"force": true}`: 409 = already stopped; for a `stopping` item this is the confirmation).
+ *    The end is recorded in `lease.json`.
+ * 7. Afterwards the sidecar serves the probes and the proxy (the virtual lease answers with the
+ *    outcome) until SIGTERM, then exits 0.
  */
 import type { SidecarConfig } from './config.ts';
 import { keepLease } from './heartbeat.ts';
 import { Lease, DEFAULT_LEASE_TTL_SECONDS, type EndReason } from './lease.ts';
 import { LeaseFile } from './lease-file.ts';
 import type { SidecarLogger } from './log.ts';
-import { MainContainer } from './main-container.ts';
 import { startProbeServer } from './probe.ts';
-import { isTransient, WorkApi } from './work-api.ts';
+import { startProxy } from './proxy.ts';
+import { createUpstream } from './upstream.ts';
+import { decideMainStop, VirtualLease, type Answer } from './virtual-lease.ts';
+import { isTransient, WorkApi, type WorkApiError } from './work-api.ts';
 import { backoffDelay } from '../util/backoff.ts';
 import { sleep } from '../util/sleep.ts';
 
-/** How often the main container is looked for. */
-export const WATCH_INTERVAL_MS = 1_000;
-/** Attempts of the final force-stop, each bounded by {@link STOP_CALL_TIMEOUT_MS}. */
+/** Attempts of a force-stop, each bounded by {@link STOP_CALL_TIMEOUT_MS}. */
 const STOP_CALL_ATTEMPTS = 5;
 const STOP_CALL_TIMEOUT_MS = 5_000;
 
 export interface RunningSidecar {
   readonly probePort: number;
-  /** SIGTERM: finish (teardown if the lease is still held), then resolve `done`. */
+  readonly proxyPort: number;
+  /** SIGTERM: finish (force-stop if the lease is still held), then resolve `done`. */
   terminate(): void;
   /** Resolves once the sidecar has shut down after `terminate`. */
   readonly done: Promise<void>;
 }
 
+type StopOutcome = { outcome: 'stopped'; reply: unknown } | { outcome: 'already-stopped' } | { outcome: 'failed' };
+
 export async function startSidecar(config: SidecarConfig, token: string, log: SidecarLogger): Promise<RunningSidecar> {
   const file = new LeaseFile(config.stateDir);
   const restored = file.load(config.workId);
   const lease = restored ? Lease.restored(restored) : Lease.unclaimed(config.workId, config.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS);
+  const virtual = new VirtualLease(restored?.virtual_last_heartbeat);
   // A lease that ended in a previous life was claimed then: the startup probe may pass.
   let started = restored?.ended !== undefined;
-  const probe = await startProbeServer(config.probeAddress, config.probePort, () => started);
-  log.info('sidecar started', {
-    probe_address: config.probeAddress,
-    probe_port: probe.port,
-    lease: restored ? (restored.ended ? `ended (${restored.ended})` : 'restored') : 'claiming',
-  });
+  const probe = await startProbeServer(config.probeAddress, config.probePort, () => ({ started, ready: started && lease.claimed && !lease.ended }));
 
-  const api = new WorkApi({ baseUrl: config.baseUrl, environmentId: config.environmentId, workId: config.workId }, token);
-  const main = new MainContainer({ workId: config.workId, log });
+  const upstream = createUpstream(config.baseUrl, config.egressProxy);
+  const api = new WorkApi(upstream, { environmentId: config.environmentId, workId: config.workId }, token);
   const beating = new AbortController();
-  let teardown: Promise<void> | undefined;
-  let watchTimer: NodeJS.Timeout | undefined;
   let terminated!: () => void;
   const terminatedSignal = new Promise<void>((resolve) => (terminated = resolve));
 
   const save = (): void => {
+    if (!lease.claimed) return;
     try {
-      file.save(lease.record());
+      file.save({ ...lease.record(), ...(virtual.lastHeartbeat ? { virtual_last_heartbeat: virtual.lastHeartbeat } : {}) });
     } catch (err) {
       log.warn('could not write lease.json; a sidecar restart would lose the lease', { err: err as Error, path: file.path });
     }
   };
 
-  /** 6. Stop the main container, then the work item unless it is not ours to stop. */
-  const tearDown = (reason: EndReason): Promise<void> => {
-    teardown ??= (async () => {
-      clearTimeout(watchTimer);
-      log.info('lease ends', { reason, lost: lease.lost });
-      if (lease.lost) beating.abort();
-      const result = await main.stop(config.stopGraceSeconds * 1000);
-      if (result.terminated.length > 0) log.info('the main container stopped', { killed: result.killed.length });
-      if (lease.needsStopCall) await stopWorkItem();
-      else if (lease.lost) log.info('not stopping the work item: the lease belongs to the queue or another worker now');
+  const stopper = new ItemStopper(api, lease, log, () => {
+    beating.abort();
+    save();
+  });
+  const stopWorkItem = (): Promise<StopOutcome> => stopper.stop();
+
+  /** 6. The lease ends: record it; what follows depends on the reason. */
+  const onEnd = (reason: EndReason): void => {
+    log.info('lease ends', { reason, lost: lease.lost, ready: false });
+    if (lease.lost || reason === 'heartbeat-rejected') {
       beating.abort();
-      if (lease.claimed) save();
-      log.info('sidecar idle until terminated', { reason: lease.endReason, stopped: lease.stopped });
-    })();
-    return teardown;
+      log.info('not stopping the work item: the lease belongs to the queue or another worker now');
+    }
+    save();
   };
 
-  const stopWorkItem = async (): Promise<void> => {
-    for (let attempt = 0; attempt < STOP_CALL_ATTEMPTS; attempt++) {
-      try {
-        const outcome = await api.forceStop(STOP_CALL_TIMEOUT_MS);
-        lease.markStopped();
-        log.info(outcome === 'stopped' ? 'work item stopped' : 'work item was already stopped', { reason: lease.endReason });
-        return;
-      } catch (err) {
-        if (!isTransient(err) || attempt === STOP_CALL_ATTEMPTS - 1) {
-          log.error('could not stop the work item', { err: err as Error });
-          return;
-        }
-        const wait = (err as { retryAfterMs?: number }).retryAfterMs ?? backoffDelay(attempt, { baseMs: 250, capMs: 2_000 });
-        await sleep(Math.min(wait, 10_000));
-      }
-    }
+  /** 6c. The main container's stop: the session is done. */
+  const mainStop = async (): Promise<Answer> => {
+    if (lease.end('session-ended')) onEnd('session-ended');
+    const decision = decideMainStop(lease);
+    return decision.kind === 'answer' ? decision.answer : stopAnswer(await stopWorkItem());
   };
 
-  /** 5. Watch for the main container ending by itself. */
-  const watch = async (): Promise<void> => {
-    if (lease.ended) return;
-    const running = main.running();
-    if (!running && main.seen && lease.end('session-ended')) {
-      log.info('the main container ended by itself');
-      void tearDown('session-ended');
-      return;
-    }
-    if (!lease.ended) watchTimer = setTimeout(() => void watch(), WATCH_INTERVAL_MS);
-  };
+  const proxy = await startProxy({
+    address: config.proxyAddress,
+    port: config.proxyPort,
+    scope: { environmentId: config.environmentId, workId: config.workId, sessionId: config.sessionId, credentialKind: config.credentialKind },
+    upstream,
+    token,
+    log,
+    handlers: {
+      heartbeat: (expected) => {
+        const answer = virtual.heartbeat(expected, lease, Date.now());
+        if (answer.status === 200) save();
+        return answer;
+      },
+      stop: mainStop,
+    },
+  });
+  log.info('sidecar started', {
+    probe_address: config.probeAddress,
+    probe_port: probe.port,
+    proxy_address: config.proxyAddress,
+    proxy_port: proxy.port,
+    credential_kind: config.credentialKind,
+    egress_proxy: Object.keys(config.egressProxy).length > 0,
+    lease: restored ? (restored.ended ? `ended (${restored.ended})` : 'restored') : 'claiming',
+  });
 
   // 3–4. Restore or claim, then beat.
   let loop: Promise<void> = Promise.resolve();
-  if (lease.ended) {
+  // A graceful stop being drained keeps its lease until it is confirmed, across restarts too.
+  const draining = lease.endReason === 'stop-requested' && lease.keepsBeating;
+  if (lease.ended && !draining) {
     log.info('the lease ended before this restart; not beating', { reason: lease.endReason });
-    // An interrupted teardown (killed between its steps) is finished now.
-    void tearDown(lease.endReason!);
+    // An interrupted main-container stop (killed before the real stop) is finished now.
+    if (lease.endReason === 'session-ended' && lease.needsStopCall) void stopWorkItem();
   } else {
     loop = keepLease({
       api,
@@ -139,25 +153,83 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
         started = true;
         save();
       },
-      onEnd: (reason) => void tearDown(reason),
+      onEnd,
     }).catch((err: unknown) => {
       log.error('heartbeat loop failed', { err: err as Error });
-      if (lease.end('heartbeat-rejected')) void tearDown('heartbeat-rejected');
+      if (lease.end('heartbeat-rejected')) onEnd('heartbeat-rejected');
     });
-    void watch();
   }
 
-  // 7. SIGTERM: run the teardown if nothing else has, then shut down.
+  // 6d, 7. SIGTERM: force-stop unless the lease was lost or the item is stopped, then shut down.
   const done = (async () => {
     await terminatedSignal;
-    if (lease.end('terminated')) log.info('terminated while holding the lease');
-    await tearDown(lease.endReason ?? 'terminated');
+    if (lease.end('terminated')) log.info('terminated while holding the lease', { ready: false });
+    await stopper.settled();
+    if (lease.claimed && lease.needsStopCall) await stopWorkItem();
+    else if (lease.lost) log.info('not stopping the work item: the lease was lost');
     beating.abort();
     await loop;
-    api.close();
+    save();
+    await proxy.close();
+    upstream.close();
     await probe.close();
-    log.info('sidecar exiting');
+    log.info('sidecar exiting', { reason: lease.endReason, stopped: lease.stopped });
   })();
 
-  return { probePort: probe.port, terminate: () => terminated(), done };
+  return { probePort: probe.port, proxyPort: proxy.port, terminate: () => terminated(), done };
+}
+
+/** The main container's stop, answered with the real stop's outcome as the API would answer it. */
+function stopAnswer(result: StopOutcome): Answer {
+  if (result.outcome === 'stopped') return { status: 200, body: result.reply ?? {} };
+  if (result.outcome === 'already-stopped') return { status: 409, error: { type: 'invalid_request_error', message: 'the work item is already stopped' } };
+  return { status: 503, error: { type: 'api_error', message: 'the sidecar could not stop the work item yet; it retries when the Pod ends' } };
+}
+
+/**
+ * The real force-stop: one call at a time whoever asks (the main container, SIGTERM, a restart),
+ * transient failures retried; a failed attempt may be asked again (SIGTERM retries it).
+ */
+class ItemStopper {
+  readonly #api: WorkApi;
+  readonly #lease: Lease;
+  readonly #log: SidecarLogger;
+  readonly #onSettled: () => void;
+  #running: Promise<StopOutcome> | undefined;
+
+  constructor(api: WorkApi, lease: Lease, log: SidecarLogger, onSettled: () => void) {
+    this.#api = api;
+    this.#lease = lease;
+    this.#log = log;
+    this.#onSettled = onSettled;
+  }
+
+  stop(): Promise<StopOutcome> {
+    this.#running ??= this.#attempts().finally(() => this.#onSettled());
+    return this.#running;
+  }
+
+  /** Resolves once a stop under way (if any) has finished. */
+  async settled(): Promise<void> {
+    await this.#running;
+  }
+
+  async #attempts(): Promise<StopOutcome> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await this.#api.forceStop(STOP_CALL_TIMEOUT_MS);
+        this.#lease.markStopped();
+        this.#log.info(result.outcome === 'stopped' ? 'work item stopped' : 'work item was already stopped', { reason: this.#lease.endReason });
+        return result;
+      } catch (err) {
+        if (!isTransient(err) || attempt === STOP_CALL_ATTEMPTS - 1) {
+          this.#log.error('could not stop the work item', { err: err as Error });
+          this.#running = undefined; // SIGTERM may try again
+          return { outcome: 'failed' };
+        }
+        const wait = (err as WorkApiError).retryAfterMs ?? backoffDelay(attempt, { baseMs: 250, capMs: 2_000 });
+        await sleep(Math.min(wait, 10_000));
+      }
+    }
+  }
 }

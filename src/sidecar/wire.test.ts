@@ -1,27 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseSidecarConfig } from './config.ts';
-import { decodeChunked, parseHead } from './http1.ts';
 import { probeStatus } from './probe.ts';
 import { parseRetryAfter } from '../util/backoff.ts';
 import { codeForStatus, isTransient, WorkApiError } from './work-api.ts';
-
-describe('HTTP/1.1 responses', () => {
-  it('waits for the whole head, then parses status and lower-cased headers', () => {
-    expect(parseHead(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n'))).toBeUndefined();
-    const head = parseHead(Buffer.from('HTTP/1.1 412 Precondition Failed\r\nContent-Length: 2\r\nRetry-After: 3\r\n\r\n{}'))!;
-    expect(head.status).toBe(412);
-    expect(head.headers.get('content-length')).toBe('2');
-    expect(head.headers.get('retry-after')).toBe('3');
-  });
-
-  it('decodes a chunked body, with or without trailers, once it is complete', () => {
-    const body = Buffer.from('4\r\n{"a"\r\n3;ext=1\r\n:1}\r\n0\r\n\r\n');
-    expect(decodeChunked(body.subarray(0, 10), 0)).toBeUndefined();
-    expect(decodeChunked(body, 0)).toEqual({ body: Buffer.from('{"a":1}'), end: body.length });
-    const trailed = Buffer.from('2\r\n{}\r\n0\r\nx-trailer: 1\r\n\r\n');
-    expect(decodeChunked(trailed, 0)).toEqual({ body: Buffer.from('{}'), end: trailed.length });
-  });
-});
 
 describe('error taxonomy', () => {
   it.each([
@@ -49,11 +30,16 @@ describe('error taxonomy', () => {
 
 describe('probe', () => {
   it('answers /started 503 before the claim and 200 after; /healthz always 200', () => {
-    expect(probeStatus('GET /started HTTP/1.1', false)).toBe(503);
-    expect(probeStatus('GET /started HTTP/1.1', true)).toBe(200);
-    expect(probeStatus('GET /healthz?x=1 HTTP/1.1', false)).toBe(200);
-    expect(probeStatus('GET /other HTTP/1.1', true)).toBe(404);
-    expect(probeStatus('garbage', true)).toBe(400);
+    expect(probeStatus('GET /started HTTP/1.1', { started: false, ready: false })).toBe(503);
+    expect(probeStatus('GET /started HTTP/1.1', { started: true, ready: false })).toBe(200);
+    expect(probeStatus('GET /healthz?x=1 HTTP/1.1', { started: false, ready: false })).toBe(200);
+    expect(probeStatus('GET /other HTTP/1.1', { started: true, ready: true })).toBe(404);
+    expect(probeStatus('garbage', { started: true, ready: true })).toBe(400);
+  });
+
+  it('answers /ready 200 only while the lease is held with no stop due', () => {
+    expect(probeStatus('GET /ready HTTP/1.1', { started: true, ready: true })).toBe(200);
+    expect(probeStatus('GET /ready HTTP/1.1', { started: true, ready: false })).toBe(503);
   });
 });
 
@@ -65,19 +51,27 @@ describe('configuration', () => {
     expect(c).toMatchObject({
       credentialFile: '/var/run/agentenv/credential/token',
       stateDir: '/var/run/agentenv/state',
-      stopGraceSeconds: 30,
+      credentialKind: 'environment-key',
       leaseTtlSeconds: undefined,
       probeAddress: '0.0.0.0',
       probePort: 8095,
+      proxyAddress: '127.0.0.1',
+      proxyPort: 8096,
+      egressProxy: {},
       logLevel: 'info',
     });
     expect(c.baseUrl.href).toBe('https://api.example.com/');
   });
 
   it('lists every problem at once', () => {
-    expect(() => parseSidecarConfig({ ...base, AGENTENV_WORK_ID: '', AGENTENV_STOP_GRACE_SECONDS: '-1', AGENTENV_LOG_LEVEL: 'loud' })).toThrow(
-      /AGENTENV_WORK_ID is required[\s\S]*AGENTENV_STOP_GRACE_SECONDS[\s\S]*AGENTENV_LOG_LEVEL/,
+    expect(() => parseSidecarConfig({ ...base, AGENTENV_WORK_ID: '', AGENTENV_CREDENTIAL_KIND: 'password', AGENTENV_PROXY_PORT: '-1', AGENTENV_LOG_LEVEL: 'loud' })).toThrow(
+      /AGENTENV_WORK_ID is required[\s\S]*AGENTENV_CREDENTIAL_KIND[\s\S]*AGENTENV_PROXY_PORT[\s\S]*AGENTENV_LOG_LEVEL/,
     );
     expect(() => parseSidecarConfig({ ...base, ANTHROPIC_BASE_URL: 'ftp://x' })).toThrow(/http\(s\) URL/);
+  });
+
+  it('reads the egress proxy settings, upper case over lower case', () => {
+    const c = parseSidecarConfig({ ...base, https_proxy: 'http://lower:3128', HTTPS_PROXY: 'http://upper:3128', no_proxy: '.svc' });
+    expect(c.egressProxy).toEqual({ HTTPS_PROXY: 'http://upper:3128', NO_PROXY: '.svc' });
   });
 });

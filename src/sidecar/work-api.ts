@@ -1,6 +1,6 @@
 /**
- * The two work-item calls the sidecar makes — heartbeat and stop — over one kept-alive connection
- * (`http1.ts`), and the error taxonomy of that boundary.
+ * The two work-item calls the sidecar makes — heartbeat and stop — over its own keep-alive pool
+ * (`upstream.ts`, never shared with proxied traffic), and the error taxonomy of that boundary.
  *
  * Not `src/api/client.ts`: that client brings undici and zod (several MB of resident memory), and
  * the sidecar runs in every sandbox Pod. The classification mirrors `src/api/errors.ts`:
@@ -8,8 +8,8 @@
  * caller; every other 4xx and a malformed reply are fatal.
  */
 import { parseRetryAfter } from '../util/backoff.ts';
-import { Http1Client, Http1TimeoutError } from './http1.ts';
 import type { Beat, WorkState } from './lease.ts';
+import type { Upstream } from './upstream.ts';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 export const ANTHROPIC_BETA = 'managed-agents-2026-04-01';
@@ -66,7 +66,6 @@ export function codeForStatus(status: number): WorkApiErrorCode {
 
 
 export interface WorkItem {
-  readonly baseUrl: URL;
   readonly environmentId: string;
   readonly workId: string;
 }
@@ -74,16 +73,14 @@ export interface WorkItem {
 const WORK_STATES: ReadonlySet<string> = new Set(['queued', 'starting', 'active', 'stopping', 'stopped']);
 
 export class WorkApi {
-  readonly #http: Http1Client;
+  readonly #upstream: Upstream;
   /** Path of the work item (after the base URL's own path, if any). */
   readonly #workPath: string;
   readonly #headers: Record<string, string>;
 
-  constructor(item: WorkItem, token: string) {
-    // One beat at a time: a single kept-alive connection serves the whole lease.
-    this.#http = new Http1Client(item.baseUrl);
-    const prefix = item.baseUrl.pathname.replace(/\/+$/, '');
-    this.#workPath = `${prefix}/v1/environments/${encodeURIComponent(item.environmentId)}/work/${encodeURIComponent(item.workId)}`;
+  constructor(upstream: Upstream, item: WorkItem, token: string) {
+    this.#upstream = upstream;
+    this.#workPath = `${upstream.prefix}/v1/environments/${encodeURIComponent(item.environmentId)}/work/${encodeURIComponent(item.workId)}`;
     this.#headers = {
       authorization: `Bearer ${token}`,
       'anthropic-version': ANTHROPIC_VERSION,
@@ -116,32 +113,22 @@ export class WorkApi {
   /**
    * Force-stop the item (→ stopped); also confirms a graceful stop (`stopping` → stopped). Force is
    * safe to retry: a repeat after a lost success answers 409, which means "already stopped".
+   * `stopped` carries the API's reply, handed on verbatim to a main container that asked.
    */
-  async forceStop(timeoutMs: number): Promise<'stopped' | 'already-stopped'> {
+  async forceStop(timeoutMs: number): Promise<{ outcome: 'stopped'; reply: unknown } | { outcome: 'already-stopped' }> {
     try {
-      await this.#call(`${this.#workPath}/stop`, { force: true }, timeoutMs);
-      return 'stopped';
+      return { outcome: 'stopped', reply: await this.#call(`${this.#workPath}/stop`, { force: true }, timeoutMs) };
     } catch (err) {
-      if (err instanceof WorkApiError && err.code === 'conflict') return 'already-stopped';
+      if (err instanceof WorkApiError && err.code === 'conflict') return { outcome: 'already-stopped' };
       throw err;
     }
   }
 
-  close(): void {
-    this.#http.close();
-  }
-
   async #call(target: string, body: unknown, timeoutMs: number): Promise<unknown> {
     const what = `POST ${target.split('?')[0]}`;
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers = payload === undefined ? this.#headers : { ...this.#headers, 'content-type': 'application/json' };
-    let res;
-    try {
-      res = await this.#http.request('POST', target, headers, payload, timeoutMs);
-    } catch (err) {
-      if (err instanceof Http1TimeoutError) throw new WorkApiError('timeout', `${what} timed out after ${timeoutMs} ms`);
-      throw new WorkApiError('connection_error', `${what}: ${(err as Error).message}`);
-    }
+    const payload = body === undefined ? '' : JSON.stringify(body);
+    const headers = { ...this.#headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) };
+    const res = await this.#send(what, target, headers, payload, timeoutMs);
     let json: unknown = null;
     try {
       json = res.body === '' ? null : JSON.parse(res.body);
@@ -150,6 +137,33 @@ export class WorkApi {
     }
     if (res.status >= 400) throw errorFromReply(what, res.status, json, res.headers);
     return json;
+  }
+
+  /** One request on the lease pool, cut off (request and reply body) after `timeoutMs`. */
+  #send(what: string, target: string, headers: Record<string, string>, payload: string, timeoutMs: number): Promise<{ status: number; headers: ReadonlyMap<string, string>; body: string }> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        req.destroy();
+        reject(new WorkApiError('timeout', `${what} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const fail = (err: Error): void => {
+        clearTimeout(timer);
+        reject(new WorkApiError('connection_error', `${what}: ${err.message}`));
+      };
+      const req = this.#upstream.request('lease', 'POST', target, headers, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', fail);
+        res.on('end', () => {
+          clearTimeout(timer);
+          const replyHeaders = new Map<string, string>();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') replyHeaders.set(k, v);
+          resolve({ status: res.statusCode ?? 0, headers: replyHeaders, body: Buffer.concat(chunks).toString('utf8') });
+        });
+      });
+      req.on('error', fail);
+      req.end(payload);
+    });
   }
 }
 

@@ -1,174 +1,68 @@
 /**
- * The real sidecar process (`node src/cli/main.ts sidecar`) against the in-process emulator, beside
- * a fake main container: a child Node process whose environment carries `ANTHROPIC_WORK_ID` and
- * which reports the signals it receives.
+ * The real sidecar process (`node src/cli/main.ts sidecar`) against the in-process emulator: the
+ * real lease it keeps, the virtual lease it answers the main container from (through its proxy,
+ * as a runner would call it), readiness, and the stop flows without any signal to the main
+ * container.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { EnvironmentsClient } from '../../src/api/client.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
-import { clientFor, emulator, selfHosted } from '../support/emulator.ts';
+import { emulator } from '../support/emulator.ts';
+import { acknowledgedItem, LEASE_TTL_SECONDS, SidecarProcess, viaProxy, waitFor } from '../support/sidecar-process.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-const LEASE_TTL_SECONDS = 4; // beats every 2 s
 const STOP = 'POST /v1/environments/{environment_id}/work/{work_id}/stop';
 const HEARTBEAT = 'POST /v1/environments/{environment_id}/work/{work_id}/heartbeat';
 
-async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-interface Item {
-  readonly api: EnvironmentsClient;
-  readonly environmentId: string;
-  readonly sessionId: string;
-  readonly workId: string;
-  readonly token: string;
-}
-
-/** A work item polled and acknowledged (what the dispatcher does before the Pod exists). */
-async function acknowledgedItem(emu: RunningEmulator): Promise<Item> {
-  const api = clientFor(emu);
-  const env = await selfHosted(api);
-  const { session_id, work_id } = emu.admin.createSession(env.id);
-  expect((await api.pollWork(env.id))?.id).toBe(work_id);
-  await api.ackWork(env.id, work_id);
-  return { api, environmentId: env.id, sessionId: session_id, workId: work_id, token: emu.admin.mintKey(env.id) };
-}
-
-class Sidecar {
-  readonly child: ChildProcess;
-  output = '';
-  readonly exited: Promise<number | null>;
-
-  /** `dir` holds the credential file and `state/` (the Pod's emptyDir, which outlives a sidecar restart). */
-  constructor(item: Item, emu: RunningEmulator, dir: string, extraEnv: Record<string, string> = {}) {
-    const credential = join(dir, 'token');
-    const stateDir = join(dir, 'state');
-    writeFileSync(credential, `${item.token}\n`);
-    mkdirSync(stateDir, { recursive: true });
-    this.child = spawn(process.execPath, [MAIN, 'sidecar'], {
-      env: {
-        PATH: process.env['PATH'] ?? '',
-        ANTHROPIC_BASE_URL: emu.url,
-        AGENTENV_ENVIRONMENT_ID: item.environmentId,
-        AGENTENV_SESSION_ID: item.sessionId,
-        AGENTENV_WORK_ID: item.workId,
-        AGENTENV_CREDENTIAL_FILE: credential,
-        AGENTENV_STATE_DIR: stateDir,
-        AGENTENV_STOP_GRACE_SECONDS: '2',
-        AGENTENV_LEASE_TTL_SECONDS: String(LEASE_TTL_SECONDS),
-        AGENTENV_PROBE_ADDRESS: '127.0.0.1',
-        AGENTENV_PROBE_PORT: '0',
-        AGENTENV_LOG_LEVEL: 'debug',
-        ...extraEnv,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child.stdout!.on('data', (c: Buffer) => (this.output += c.toString()));
-    this.child.stderr!.on('data', (c: Buffer) => (this.output += c.toString()));
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
-  }
-
-  logs(): Array<Record<string, unknown>> {
-    return this.output
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-
-  async logged(msg: string): Promise<Record<string, unknown>> {
-    return waitFor(`log "${msg}"`, () => this.logs().find((l) => l['msg'] === msg));
-  }
-
-  async probe(path: '/started' | '/healthz'): Promise<number> {
-    const started = await this.logged('sidecar started');
-    return (await fetch(`http://127.0.0.1:${String(started['probe_port'])}${path}`)).status;
-  }
-
-  kill(signal: NodeJS.Signals): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-  }
-}
-
-/** The fake main container: reports SIGTERM on stdout; exits on it unless told to ignore it. */
-class MainContainer {
-  readonly child: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output = '';
-
-  constructor(workId: string, opts: { ignoreSigterm?: boolean; exitAfterMs?: number } = {}) {
-    const script = [
-      `process.on('SIGTERM', () => { process.stdout.write('SIGTERM\\n'); ${opts.ignoreSigterm ? '' : 'process.exit(0);'} });`,
-      opts.exitAfterMs !== undefined ? `setTimeout(() => process.exit(0), ${opts.exitAfterMs});` : '',
-      `setInterval(() => {}, 1000); process.stdout.write('ready\\n');`,
-    ].join('\n');
-    this.child = spawn(process.execPath, ['-e', script], { env: { PATH: process.env['PATH'] ?? '', ANTHROPIC_WORK_ID: workId }, stdio: ['ignore', 'pipe', 'inherit'] });
-    this.child.stdout!.on('data', (c: Buffer) => (this.output += c.toString()));
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  ready(): Promise<true> {
-    return waitFor('main container ready', () => this.output.includes('ready'));
-  }
-
-  get gotSigterm(): boolean {
-    return this.output.includes('SIGTERM');
-  }
-}
-
 let emu: RunningEmulator;
 let dir: string;
-const started: Array<Sidecar | MainContainer> = [];
+const started: SidecarProcess[] = [];
 
 beforeEach(async () => {
-  emu = await emulator({ leaseTtl: { minSeconds: 1, defaultSeconds: LEASE_TTL_SECONDS } });
+  emu = await emulator({ leaseTtl: { minSeconds: 1, defaultSeconds: LEASE_TTL_SECONDS }, workSecrets: true });
   dir = mkdtempSync(join(tmpdir(), 'agentenv-sidecar-'));
 });
 
 afterEach(async () => {
-  for (const p of started.splice(0)) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  for (const p of started.splice(0)) p.kill('SIGKILL');
   await emu.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function running(opts: { main?: ConstructorParameters<typeof MainContainer>[1]; env?: Record<string, string> } = {}) {
+async function running(env?: Record<string, string>) {
   const item = await acknowledgedItem(emu);
-  const sidecar = new Sidecar(item, emu, dir, opts.env);
+  const sidecar = new SidecarProcess(item, emu, dir, env);
   started.push(sidecar);
   await sidecar.logged('lease claimed');
-  const main = new MainContainer(item.workId, opts.main);
-  started.push(main);
-  await main.ready();
-  return { item, sidecar, main, record: () => emu.state.work.get(item.environmentId, item.workId) };
+  const base = await sidecar.proxyUrl();
+  const work = `/v1/environments/${item.environmentId}/work/${item.workId}`;
+  /** The main container's heartbeat, as the official runner sends it. */
+  const beat = (expected: string) => viaProxy(base, 'POST', `${work}/heartbeat?expected_last_heartbeat=${encodeURIComponent(expected)}`);
+  const stop = () => viaProxy(base, 'POST', `${work}/stop`, { force: true });
+  return { item, sidecar, base, beat, stop, record: () => emu.state.work.get(item.environmentId, item.workId) };
 }
 
 const requests = (template: string): Record<string, number> => emu.state.requestCounts()[template] ?? {};
 
-describe('agentenv sidecar: the lease', () => {
-  it('answers /started 503 until the first heartbeat claims the lease, then 200 with the item active', async () => {
+describe('agentenv sidecar: the real lease', () => {
+  it('answers /started and /ready 503 until the first heartbeat claims the lease, then 200 with the item active', async () => {
     const item = await acknowledgedItem(emu);
     emu.admin.setFaults([{ method: 'POST', path: '/v1/environments/*/work/*/heartbeat', latency_ms: 1_500, count: 1 }]);
-    const sidecar = new Sidecar(item, emu, dir);
+    const sidecar = new SidecarProcess(item, emu, dir);
     started.push(sidecar);
     expect(await sidecar.probe('/started')).toBe(503);
+    expect(await sidecar.probe('/ready')).toBe(503);
     expect(await sidecar.probe('/healthz')).toBe(200);
     await sidecar.logged('lease claimed');
     expect(await sidecar.probe('/started')).toBe(200);
+    expect(await sidecar.probe('/ready')).toBe(200);
     expect(emu.state.work.get(item.environmentId, item.workId).work.state).toBe('active');
   });
 
-  it('renews the lease by echoing the server\'s last_heartbeat, and keeps it in lease.json', async () => {
+  it("renews the lease by echoing the server's last_heartbeat, and keeps it in lease.json", async () => {
     const { record } = await running();
     const first = record().lastHeartbeat;
     await waitFor('a renewal', () => record().lastHeartbeat !== first);
@@ -177,95 +71,133 @@ describe('agentenv sidecar: the lease', () => {
     await waitFor('lease.json to follow', () => JSON.parse(readFileSync(join(dir, 'state', 'lease.json'), 'utf8')).last_heartbeat === record().lastHeartbeat);
   });
 
-  it('a heartbeat 412 releases the work item without stopping it, and stops the main container', async () => {
-    const { item, sidecar, main, record } = await running();
-    // Another holder echoes the current stamp first: the sidecar's next echo is stale.
-    await item.api.heartbeatWork(item.environmentId, item.workId, { expectedLastHeartbeat: record().lastHeartbeat! });
-    expect((await sidecar.logged('lease ends'))['reason']).toBe('lease-lost');
-    await main.exited;
-    expect(main.gotSigterm).toBe(true);
-    await sidecar.logged('sidecar idle until terminated');
-    expect(requests(STOP)).toEqual({});
-    expect(record().work.state).toBe('active');
-  });
-
-  it('no successful heartbeat within the TTL means the lease is assumed lost: the main container is stopped, the item is not', async () => {
-    const { sidecar, main } = await running();
-    emu.admin.setFaults([{ method: 'POST', path: '/v1/environments/*/work/*/heartbeat', status: 503 }]);
-    expect((await sidecar.logged('lease ends'))['reason']).toBe('lease-expired');
-    await main.exited;
-    expect(main.gotSigterm).toBe(true);
-    await sidecar.logged('sidecar idle until terminated');
-    expect(requests(STOP)).toEqual({});
-  });
-
-  it('a restarted sidecar resumes the lease from lease.json instead of re-claiming it', async () => {
-    const { item, sidecar, main, record } = await running();
+  it('a restarted sidecar keeps the real lease and the virtual lease', async () => {
+    const { item, sidecar, beat, record } = await running();
+    const handed = (await beat('NO_HEARTBEAT')).json['last_heartbeat'] as string;
     sidecar.kill('SIGKILL');
     await sidecar.exited;
     const before = record().lastHeartbeat;
-    const again = new Sidecar(item, emu, dir);
+    const again = new SidecarProcess(item, emu, dir);
     started.push(again);
     expect((await again.logged('sidecar started'))['lease']).toBe('restored');
     await waitFor('a beat of the restored lease', () => record().lastHeartbeat !== before);
-    expect(await again.probe('/started')).toBe(200);
     expect(again.logs().some((l) => l['msg'] === 'lease claimed')).toBe(false);
     expect(requests(HEARTBEAT)['412']).toBeUndefined();
+    expect(await again.probe('/ready')).toBe(200);
+    // The runner in the main container goes on echoing the stamp the previous life handed out.
+    const work = `/v1/environments/${item.environmentId}/work/${item.workId}`;
+    const echoed = await viaProxy(await again.proxyUrl(), 'POST', `${work}/heartbeat?expected_last_heartbeat=${encodeURIComponent(handed)}`);
+    expect(echoed).toMatchObject({ status: 200, json: { state: 'active' } });
+  });
+});
+
+describe('agentenv sidecar: the virtual lease', () => {
+  it("answers the main container's heartbeats itself, with the real lease's state and TTL and a fresh stamp each time", async () => {
+    const { beat } = await running();
+    const first = await beat('NO_HEARTBEAT');
+    expect(first).toMatchObject({ status: 200, json: { state: 'active', lease_extended: true, ttl_seconds: LEASE_TTL_SECONDS } });
+    const second = await beat(first.json['last_heartbeat']);
+    expect(second.status).toBe(200);
+    expect(second.json['last_heartbeat']).not.toBe(first.json['last_heartbeat']);
+    // The virtual beats never reach the API: a NO_HEARTBEAT there would get 412 (the lease is claimed).
+    expect(requests(HEARTBEAT)['412']).toBeUndefined();
+  });
+
+  it('a stale echo gets 412 with error.details.current_state, as the API answers', async () => {
+    const { beat } = await running();
+    const first = await beat('NO_HEARTBEAT');
+    await beat(first.json['last_heartbeat']);
+    const stale = await beat(first.json['last_heartbeat']);
+    expect(stale.status).toBe(412);
+    expect(stale.json['error']['details']['current_state']).toMatchObject({ state: 'active', ttl_seconds: LEASE_TTL_SECONDS });
+  });
+
+  it('a heartbeat 412 on the real lease turns the virtual lease to 412 and readiness to 503; nothing stops the item', async () => {
+    const { item, sidecar, beat, stop, record } = await running();
+    // Another holder echoes the current stamp first: the sidecar's next echo is stale.
+    await item.api.heartbeatWork(item.environmentId, item.workId, { expectedLastHeartbeat: record().lastHeartbeat! });
+    expect((await sidecar.logged('lease ends'))['reason']).toBe('lease-lost');
+    expect(await sidecar.probe('/ready')).toBe(503);
+    expect((await beat('NO_HEARTBEAT')).status).toBe(412);
+    // The runner would not stop after a 412; a stop anyway is answered 409 and not performed.
+    expect((await stop()).status).toBe(409);
+    expect(requests(STOP)).toEqual({});
     expect(record().work.state).toBe('active');
-    expect(main.gotSigterm).toBe(false);
+  });
+
+  it('no successful heartbeat within the TTL means the lease is assumed lost: unready, 412 to the runner, no stop', async () => {
+    const { sidecar, beat } = await running();
+    emu.admin.setFaults([{ method: 'POST', path: '/v1/environments/*/work/*/heartbeat', status: 503 }]);
+    expect((await sidecar.logged('lease ends'))['reason']).toBe('lease-expired');
+    expect(await sidecar.probe('/ready')).toBe(503);
+    expect((await beat('NO_HEARTBEAT')).status).toBe(412);
+    sidecar.kill('SIGTERM');
+    expect(await sidecar.exited).toBe(0);
+    expect(requests(STOP)).toEqual({});
   });
 });
 
 describe('agentenv sidecar: stop flows', () => {
-  it('a graceful stop from the API SIGTERMs the main container, then confirms the stop', async () => {
-    const { item, sidecar, main, record } = await running();
+  it('a graceful stop from the API reaches the runner as stopping and turns readiness to 503; its final stop confirms it', async () => {
+    const { item, sidecar, beat, stop, record } = await running();
     await item.api.stopWork(item.environmentId, item.workId);
-    await main.exited;
-    expect(main.gotSigterm).toBe(true);
-    await waitFor('the item stopped', () => record().work.state === 'stopped');
-    await sidecar.logged('work item stopped');
+    await waitFor('the sidecar to see the stop', async () => (await sidecar.probe('/ready')) === 503);
+    expect(await beat('NO_HEARTBEAT')).toMatchObject({ status: 200, json: { state: 'stopping' } });
+    expect((await stop()).status).toBe(200);
+    expect(record().work.state).toBe('stopped');
     expect(requests(STOP)).toEqual({ '200': 2 }); // the API's graceful stop, then the sidecar's confirmation
   });
 
-  it('a force stop from the API stops the main container with no stop call of its own', async () => {
-    const { item, sidecar, main } = await running();
-    await item.api.stopWork(item.environmentId, item.workId, { force: true });
-    await main.exited;
-    expect(main.gotSigterm).toBe(true);
-    await sidecar.logged('sidecar idle until terminated');
-    expect(requests(STOP)).toEqual({ '200': 1 });
-  });
-
-  it('a main container that ignores SIGTERM is SIGKILLed after the grace', async () => {
-    const { item, main } = await running({ main: { ignoreSigterm: true } });
+  it('a sidecar restarted while a graceful stop drains keeps beating the lease until the runner confirms the stop', async () => {
+    const { item, sidecar, record } = await running();
     await item.api.stopWork(item.environmentId, item.workId);
-    expect(await main.exited).toEqual({ code: null, signal: 'SIGKILL' });
-    expect(main.gotSigterm).toBe(true);
+    await waitFor('the sidecar to see the stop', async () => (await sidecar.probe('/ready')) === 503);
+    sidecar.kill('SIGKILL');
+    await sidecar.exited;
+    const again = new SidecarProcess(item, emu, dir);
+    started.push(again);
+    const before = record().lastHeartbeat;
+    await waitFor('a beat of the draining lease', () => record().lastHeartbeat !== before);
+    expect(await again.probe('/ready')).toBe(503);
+    const work = `/v1/environments/${item.environmentId}/work/${item.workId}`;
+    const base = await again.proxyUrl();
+    expect(await viaProxy(base, 'POST', `${work}/heartbeat?expected_last_heartbeat=NO_HEARTBEAT`)).toMatchObject({ status: 200, json: { state: 'stopping' } });
+    expect((await viaProxy(base, 'POST', `${work}/stop`, { force: true })).status).toBe(200);
+    expect(record().work.state).toBe('stopped');
   });
 
-  it('a main container ending by itself force-stops the work item', async () => {
-    const { sidecar, main, record } = await running({ main: { exitAfterMs: 1_500 } });
-    await main.exited;
-    expect((await sidecar.logged('lease ends'))['reason']).toBe('session-ended');
-    await waitFor('the item stopped', () => record().work.state === 'stopped');
+  it('a force stop from the API reaches the runner as stopped; its final stop gets 409 and makes no call', async () => {
+    const { item, sidecar, beat, stop } = await running();
+    await item.api.stopWork(item.environmentId, item.workId, { force: true });
+    await waitFor('the sidecar to see the stop', async () => (await sidecar.probe('/ready')) === 503);
+    expect(await beat('NO_HEARTBEAT')).toMatchObject({ status: 200, json: { state: 'stopped', lease_extended: false } });
+    expect((await stop()).status).toBe(409);
     expect(requests(STOP)).toEqual({ '200': 1 });
-    expect(await sidecar.probe('/healthz')).toBe(200);
   });
 
-  it('SIGTERM to the sidecar stops the main container, force-stops the item and exits 0', async () => {
-    const { sidecar, main, record } = await running();
+  it('a stop from the main container means the session is done: the sidecar performs the real stop', async () => {
+    const { sidecar, stop, beat, record } = await running();
+    const answer = await stop();
+    expect(answer.status).toBe(200);
+    expect(record().work.state).toBe('stopped');
+    expect(requests(STOP)).toEqual({ '200': 1 });
+    expect(await sidecar.probe('/ready')).toBe(503);
+    expect((await sidecar.logged('lease ends'))['reason']).toBe('session-ended');
+    expect(await beat('NO_HEARTBEAT')).toMatchObject({ status: 200, json: { state: 'stopped' } });
+    expect((await stop()).status).toBe(409);
+  });
+
+  it('SIGTERM (the main container ended by itself, or the Pod is deleted) force-stops the item and exits 0', async () => {
+    const { sidecar, record } = await running();
     sidecar.kill('SIGTERM');
     expect(await sidecar.exited).toBe(0);
-    expect(main.gotSigterm).toBe(true);
     expect(record().work.state).toBe('stopped');
-    expect((sidecar.logs().find((l) => l['msg'] === 'lease ends') ?? {})['reason']).toBe('terminated');
+    expect(sidecar.logs().find((l) => l['msg'] === 'sidecar exiting')).toMatchObject({ reason: 'terminated', stopped: true });
   });
 
   it('never prints the credential', async () => {
-    const { item, sidecar, main } = await running();
-    await item.api.stopWork(item.environmentId, item.workId);
-    await main.exited;
-    await sidecar.logged('sidecar idle until terminated');
+    const { item, sidecar, stop } = await running();
+    await stop();
     sidecar.kill('SIGTERM');
     await sidecar.exited;
     expect(sidecar.output).toContain('lease claimed');
@@ -275,7 +207,8 @@ describe('agentenv sidecar: stop flows', () => {
 
 describe('agentenv sidecar: configuration', () => {
   it('fails fast, naming every missing variable', async () => {
-    const child = spawn(process.execPath, [MAIN, 'sidecar'], { env: { PATH: process.env['PATH'] ?? '', AGENTENV_PROBE_PORT: 'eighty' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+    const child = spawn(process.execPath, [main, 'sidecar'], { env: { PATH: process.env['PATH'] ?? '', AGENTENV_PROBE_PORT: 'eighty' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     const code = await new Promise((r) => child.once('exit', r));

@@ -195,6 +195,9 @@ describe('hardened, namespaced profile (values-namespaced.yaml)', () => {
     expect(c.image).toBe('registry.example.com/agentenv/agentenv@sha256:0000000000000000000000000000000000000000000000000000000000000001');
     expect(envValue(c, 'AGENTENV_SIDECAR_IMAGE')).toBe('registry.example.com/agentenv/agentenv@sha256:0000000000000000000000000000000000000000000000000000000000000002');
     expect(envValue(c, 'AGENTENV_SIDECAR_IMAGE_PULL_POLICY')).toBe('Always');
+    expect(envValue(c, 'AGENTENV_RUNNER_IMAGE')).toBe('registry.example.com/agentenv/agentenv-runner@sha256:0000000000000000000000000000000000000000000000000000000000000003');
+    expect(envValue(c, 'AGENTENV_RUNNER_IMAGE_PULL_POLICY')).toBe('Always');
+    expect(envValue(c, 'AGENTENV_SESSION_PROXY_ADDRESS')).toBe('loopback');
   });
 
   it('renders the NetworkPolicy, the ServiceMonitor and the scheduling constraints', () => {

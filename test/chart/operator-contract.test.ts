@@ -53,6 +53,9 @@ describe('the operator accepts what the chart renders', () => {
       resyncMs: 600_000,
       sidecarImage: 'ghcr.io/agentenv-io/agentenv:0.1.0',
       sidecarImagePullPolicy: 'IfNotPresent',
+      runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:0.1.0',
+      runnerImagePullPolicy: 'IfNotPresent',
+      sessionProxyAddress: 'loopback',
       baseUrl: 'https://api.anthropic.com',
     });
     expect(config.apiKey).toBeUndefined();
@@ -67,9 +70,16 @@ describe('the operator accepts what the chart renders', () => {
       baseUrl: 'https://api.anthropic.com',
       logLevel: 'debug',
       sidecarImagePullPolicy: 'Always',
+      runnerImage: 'registry.example.com/agentenv/agentenv-runner@sha256:0000000000000000000000000000000000000000000000000000000000000003',
+      runnerImagePullPolicy: 'Always',
     });
     expect(config.sidecarImage).toMatch(/@sha256:0+2$/);
     expect(config.apiKey).toBeUndefined();
+  });
+
+  it('the runner tag follows the chart, and pod-ip is passed through for the process kubelet', async () => {
+    const config = await operatorConfig({ set: ['runner.image.tag=9.9.9', 'sessionProxyAddress=pod-ip'] });
+    expect(config).toMatchObject({ runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:9.9.9', sessionProxyAddress: 'pod-ip' });
   });
 
   it('a single replica without leader election, text logs and a custom resync', async () => {

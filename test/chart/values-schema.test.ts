@@ -20,6 +20,8 @@ const REFUSALS: readonly { readonly set: readonly string[]; readonly says: RegEx
   { set: ['replicas=3'], says: /additional properties 'replicas' not allowed/, why: 'a misspelt top-level key is an error too' },
   { set: ['extraEnv[0].name=ANTHROPIC_API_KEY', 'extraEnv[0].value=sk-ant-x'], says: /\/extraEnv\/0\/name'/, why: 'the API key is never a plain environment value' },
   { set: ['sidecar.pullPolicy=Sometimes'], says: /\/sidecar\/pullPolicy'/, why: 'Kubernetes pull policies only' },
+  { set: ['runner.image.pullPolicy=Sometimes'], says: /\/runner\/image\/pullPolicy'/, why: 'Kubernetes pull policies only' },
+  { set: ['sessionProxyAddress=host'], says: /\/sessionProxyAddress'/, why: 'loopback or pod-ip only' },
   { set: ['podDisruptionBudget.maxUnavailable=half'], says: /\/podDisruptionBudget\/maxUnavailable'/, why: 'a count or a percentage' },
   { set: ['podDisruptionBudget.maxUnavailable=0'], says: /\/podDisruptionBudget\/maxUnavailable'/, why: 'a budget that allows no eviction blocks every node drain' },
   { set: ['resyncPeriod=0s'], says: /\/resyncPeriod'/, why: 'a zero resync would spin' },

@@ -54,6 +54,9 @@ describe('resync', () => {
     // Steady state: the pass after the create has replaced Synced reason Created with Synced.
     await waitForCondition(f.admin, f.ns.name, 'steady-cloud', 'Synced', 'True', 'Synced');
     await waitForCondition(f.admin, f.ns.name, 'steady-self-hosted', 'Synced', 'True', 'Synced');
+    // A self-hosted environment is dispatched (no sessionTemplate = the default runner): its
+    // Dispatching condition is written once, by the dispatcher, when polling starts.
+    await waitForCondition(f.admin, f.ns.name, 'steady-self-hosted', 'Dispatching', 'True', 'Polling');
 
     f.op.resetCounters();
     const writesBefore = emulatorWrites();

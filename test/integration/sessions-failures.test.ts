@@ -4,6 +4,7 @@
  * the work item with the reason on the AgentSession and in a Warning event.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PLACEHOLDER_WORK_SECRET } from '../../src/contract/sidecar.ts';
 import { CORE } from '../../src/k8s/rest.ts';
 import { podName, secretName } from '../../src/sessions/record/names.ts';
 import { createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
@@ -75,7 +76,7 @@ describe.concurrent('a session Pod that cannot start', () => {
 });
 
 describe('without a per-item token', () => {
-  it('the sidecar holds the environment key; the main container neither it nor ANTHROPIC_WORK_SECRET', async () => {
+  it('the sidecar holds the environment key; the main container gets only the placeholder work secret', async () => {
     const env = await createEnvironment(w, 'envkey', sessionTemplate(), { leaseTTLSeconds: 10 });
     const d = await dispatch(w, env);
     await waitForSession(w, d.name, (s) => s.status?.phase === 'Running', 'Running');
@@ -84,14 +85,14 @@ describe('without a per-item token', () => {
     const pod = (await getPod(w, podName(d.name, d.work.id)))!;
     expect(pod.spec.volumes?.find((v) => v.name === 'agentenv-credential')?.secret).toMatchObject({ secretName: 'envkey-key', items: [{ key: 'key', path: 'token' }] });
     for (const c of pod.spec.containers) expect((c.volumeMounts ?? []).map((m) => m.name)).not.toContain('agentenv-credential');
-    expect((pod.spec.containers[0]!.env ?? []).map((e) => e.name)).not.toContain('ANTHROPIC_WORK_SECRET');
+    expect((pod.spec.containers[0]!.env ?? []).find((e) => e.name === 'ANTHROPIC_WORK_SECRET')).toEqual({ name: 'ANTHROPIC_WORK_SECRET', value: PLACEHOLDER_WORK_SECRET });
     const procs = await waitFor(() => {
       const p = processesOfWork(d.work.id);
       return p.length ? p : undefined;
     }, { what: 'the main container process' });
     for (const p of procs) {
       expect(p.environ.join('\n')).not.toContain(env.envKey);
-      expect(p.environ.some((e) => e.startsWith('ANTHROPIC_WORK_SECRET='))).toBe(false);
+      expect(p.environ.filter((e) => e.startsWith('ANTHROPIC_WORK_SECRET='))).toEqual([`ANTHROPIC_WORK_SECRET=${PLACEHOLDER_WORK_SECRET}`]);
     }
     await w.api.stopWork(env.environmentId, d.work.id, { force: true });
     await waitForWork(w, env, d.work.id, 'stopped');

@@ -25,6 +25,8 @@ import { API_KEY, clientFor, emulator } from '../support/emulator.ts';
 import { adminRest, operatorRest, waitFor } from '../support/cluster.ts';
 
 export const SIDECAR_IMAGE = 'ghcr.io/agentenv-io/agentenv:test';
+/** The default runner's image: the process kubelet runs it as `agentenv runner` from this repository. */
+export const RUNNER_IMAGE = 'ghcr.io/agentenv-io/agentenv-runner:test';
 
 /** The session runner stand-in (see the file comment). */
 export const RUNNER_SCRIPT = [
@@ -107,6 +109,10 @@ export async function startSessionsWorld(namespace: string, options: { workSecre
       },
       workCredential: (env) => workItemCredential(operator, env, () => ({ kind: 'api-key', value: API_KEY })),
       sidecar: { image: SIDECAR_IMAGE, imagePullPolicy: 'IfNotPresent' },
+      runner: { image: RUNNER_IMAGE, imagePullPolicy: 'IfNotPresent' },
+      // The process kubelet has no per-Pod network namespace: each sidecar's proxy listens on its
+      // Pod's own loopback IP (a shared 127.0.0.1:8096 would collide between Pods).
+      proxyAddress: 'pod-ip',
       baseUrl: emu.url,
       logger,
       namespaces: [namespace],
@@ -165,8 +171,11 @@ export interface TestEnvironment {
   readonly worker: EnvironmentsClient;
 }
 
-/** A remote self-hosted environment, its key in a Secret, and an AgentEnvironment adopting it. */
-export async function createEnvironment(w: SessionsWorld, name: string, template: Record<string, unknown>, selfHosted: Record<string, unknown> = {}): Promise<TestEnvironment> {
+/**
+ * A remote self-hosted environment, its key in a Secret, and an AgentEnvironment adopting it. A
+ * `template` of undefined leaves `sessionTemplate` out: the sessions run the default runner.
+ */
+export async function createEnvironment(w: SessionsWorld, name: string, template: Record<string, unknown> | undefined, selfHosted: Record<string, unknown> = {}): Promise<TestEnvironment> {
   const remote = await w.api.createEnvironment({ name, config: { type: 'self_hosted' } });
   const envKey = w.emu.admin.mintKey(remote.id);
   await w.admin.create(CORE.secrets, w.namespace, { metadata: { name: `${name}-key` }, stringData: { key: envKey } } as KubeObject);
@@ -174,7 +183,7 @@ export async function createEnvironment(w: SessionsWorld, name: string, template
     metadata: { name },
     spec: {
       environmentId: remote.id,
-      selfHosted: { environmentKeySecretRef: { name: `${name}-key`, key: 'key' }, sessionTemplate: template, stopGracePeriodSeconds: 5, ...selfHosted },
+      selfHosted: { environmentKeySecretRef: { name: `${name}-key`, key: 'key' }, ...(template ? { sessionTemplate: template } : {}), stopGracePeriodSeconds: 5, ...selfHosted },
     },
   } as unknown as AgentEnvironment);
   return { env, environmentId: remote.id, envKey, worker: clientFor(w.emu, { kind: 'bearer', value: envKey }) };

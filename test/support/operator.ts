@@ -94,6 +94,9 @@ export async function startTestOperator(o: TestOperatorOptions): Promise<TestOpe
     leaderElectionNamespace: o.namespace,
     leaderElectionId: o.leaseName ?? `agentenv-test-${randomBytes(4).toString('hex')}`,
     identity: `test-operator_${randomBytes(4).toString('hex')}`,
+    // The process kubelet has no per-Pod network namespace: each Pod's sidecar proxy listens on the
+    // Pod's own loopback IP, since 127.0.0.1:8096 would be shared by every Pod on the machine.
+    sessionProxyAddress: 'pod-ip',
   });
   const handle = await startOperator(config, {
     logger,

@@ -6,7 +6,10 @@
  *   package.json — and the ENTRYPOINT's script runs in it: `--help` lists every subcommand the image
  *   serves, and each subcommand loads with production dependencies alone; the bundled sidecar
  *   (dist/sidecar.cjs) runs as session Pods start it (`SIDECAR_COMMAND`);
- * - the runtime is Node 24, a numeric non-root USER, OCI labels, exec-form ENTRYPOINT.
+ * - the runtime is Node 24, a numeric non-root USER, OCI labels, exec-form ENTRYPOINT;
+ * - the `runner` target (the default runner's image) has the agent toolset's tools, a writable
+ *   /workspace, the session Pod's default UID, and `agentenv` on PATH as the default template runs it;
+ *   assembled the same way, `agentenv runner` loads with production dependencies only.
  */
 import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -16,12 +19,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ignoredByDocker, parseDockerfile, type Instruction } from './dockerfile-parse.ts';
-import { SIDECAR_COMMAND } from '../../src/sessions/objects/pod.ts';
+import { DEFAULT_SESSION_UID, SIDECAR_COMMAND } from '../../src/sessions/objects/pod.ts';
+import { defaultSessionTemplate, WORKSPACE_DIR } from '../../src/sessions/objects/default-template.ts';
 
 const run = promisify(execFile);
 const REPO = join(import.meta.dirname, '..', '..');
 /** The subcommands the one image serves (ENTRYPOINT + args). */
-const IMAGE_SUBCOMMANDS = ['operator', 'sidecar', 'emulator'];
+const IMAGE_SUBCOMMANDS = ['operator', 'sidecar', 'emulator', 'runner'];
 
 /** Files the production-dependencies stage deletes: never loaded at run time. */
 const RUNTIME_PRUNED = /\.(d\.ts|d\.mts|d\.cts|map)$/;
@@ -30,6 +34,7 @@ const PRUNE_FIND = "-name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -nam
 const dockerfile = parseDockerfile(await readFile(join(REPO, 'Dockerfile'), 'utf8'));
 const dockerignore = await readFile(join(REPO, '.dockerignore'), 'utf8');
 const finalStage = dockerfile.stages.at(-1)!;
+const runnerStage = dockerfile.stages.find((s) => s.name === 'runner')!;
 const flag = (i: Instruction, name: string): string | undefined => i.flags[name];
 
 describe('Dockerfile, statically', () => {
@@ -95,13 +100,62 @@ describe('Dockerfile, statically', () => {
   });
 });
 
+describe('Dockerfile, the runner target', () => {
+  const text = (i: Instruction): string => i.raw;
+  const last = (keyword: string): Instruction => runnerStage.instructions.filter((i) => i.keyword === keyword).at(-1)!;
+
+  it('exists, builds on Node 24, and is not the default target', () => {
+    expect(runnerStage).toBeDefined();
+    expect(runnerStage.from).toBe('${BUILD_IMAGE}');
+    expect(finalStage).not.toBe(runnerStage);
+  });
+
+  it('installs what the agent toolset runs: bash, tar, unzip, ripgrep, git, CA certificates', () => {
+    const install = runnerStage.instructions.filter((i) => i.keyword === 'RUN').map(text).join('\n');
+    const packages = /apt-get install -y --no-install-recommends ([a-z0-9 -]+?)(?: &&|$)/m.exec(install)?.[1]?.split(' ') ?? [];
+    expect(packages).toEqual(expect.arrayContaining(['bash', 'tar', 'unzip', 'ripgrep', 'git', 'ca-certificates']));
+    expect(install).toContain('rm -rf /var/lib/apt/lists/*');
+  });
+
+  it('runs as the session Pod\'s default UID, numeric and non-root, with /workspace its own and nothing run after USER', () => {
+    const user = last('USER');
+    expect(user.args[0]).toBe(`${DEFAULT_SESSION_UID}:${DEFAULT_SESSION_UID}`);
+    const install = runnerStage.instructions.filter((i) => i.keyword === 'RUN').map(text).join('\n');
+    expect(install).toContain(`mkdir -p ${WORKSPACE_DIR}`);
+    expect(install).toContain(`chown ${DEFAULT_SESSION_UID}:${DEFAULT_SESSION_UID} ${WORKSPACE_DIR}`);
+    expect(last('WORKDIR').args[0]).toBe(WORKSPACE_DIR);
+    const afterUser = runnerStage.instructions.slice(runnerStage.instructions.indexOf(user) + 1);
+    expect(afterUser.map((i) => i.keyword).filter((k) => k === 'RUN' || k === 'USER')).toEqual([]);
+  });
+
+  it('puts `agentenv` on PATH as the default template runs it, linked to the committed bin script', () => {
+    const [command] = defaultSessionTemplate({ image: 'x', imagePullPolicy: 'IfNotPresent' }).spec!.containers![0]!.command!;
+    expect(command).toBe('agentenv');
+    const install = runnerStage.instructions.filter((i) => i.keyword === 'RUN').map(text).join('\n');
+    expect(install).toContain('ln -s /app/bin/agentenv.js /usr/local/bin/agentenv');
+    expect(JSON.parse(last('ENTRYPOINT').rest)).toEqual(['/usr/local/bin/agentenv']);
+    expect(JSON.parse(last('CMD').rest)).toEqual(['runner']);
+    expect(runnerStage.instructions.some((i) => i.keyword === 'COPY' && i.args[0] === 'bin/agentenv.js' && i.args[1] === './bin/agentenv.js')).toBe(true);
+  });
+
+  it('carries the same build and production dependencies as the project image', () => {
+    const fromStages = (stage: typeof runnerStage): string[] => stage.instructions.filter((i) => i.keyword === 'COPY' && flag(i, 'from')).map((i) => `${flag(i, 'from')} ${i.args.join(' ')}`).sort();
+    expect(fromStages(runnerStage)).toEqual(fromStages(finalStage));
+    const labels = runnerStage.instructions.filter((i) => i.keyword === 'LABEL').map((i) => i.rest).join(' ');
+    for (const key of ['title', 'source', 'licenses', 'version', 'revision']) expect(labels).toContain(`org.opencontainers.image.${key}=`);
+  });
+});
+
 describe('Dockerfile, the runtime stage assembled from what the build produces', () => {
   let root: string;
   let app: string;
+  let runnerApp: string;
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'agentenv-image-'));
     app = join(root, 'app');
+    runnerApp = join(root, 'runner-app');
     await mkdir(app, { recursive: true });
+    await mkdir(runnerApp, { recursive: true });
     const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
     // `npm run build` in the build stage: the same compiler invocation, into a scratch outDir.
     expect(pkg.scripts['build']).toBe('tsc -p tsconfig.build.json && npm run -s build:sidecar');
@@ -110,14 +164,16 @@ describe('Dockerfile, the runtime stage assembled from what the build produces',
     const [bundler, ...bundleArgs] = pkg.scripts['build:sidecar']!.split(' ');
     expect(bundler).toBe('esbuild');
     await run(join(REPO, 'node_modules', '.bin', 'esbuild'), bundleArgs.map((a) => a.replace(/^--outfile=dist\//, `--outfile=${join(root, 'build-dist')}/`)), { cwd: REPO });
-    for (const copy of finalStage.instructions.filter((i) => i.keyword === 'COPY')) {
-      const [source, destination] = copy.args as [string, string];
-      const target = join(app, destination === './' ? source : destination);
-      const from = flag(copy, 'from');
-      if (!from) await cp(join(REPO, source), target);
-      else if (from === 'build' && source === '/src/dist') await cp(join(root, 'build-dist'), target, { recursive: true });
-      else if (from === 'production-dependencies' && source === '/src/node_modules') await copyProductionDependencies(target);
-      else throw new Error(`the test does not know how to reproduce COPY --from=${from} ${source} (line ${copy.line})`);
+    for (const [stage, into] of [[finalStage, app], [runnerStage, runnerApp]] as const) {
+      for (const copy of stage.instructions.filter((i) => i.keyword === 'COPY')) {
+        const [source, destination] = copy.args as [string, string];
+        const target = join(into, destination === './' ? source : destination);
+        const from = flag(copy, 'from');
+        if (!from) await cp(join(REPO, source), target);
+        else if (from === 'build' && source === '/src/dist') await cp(join(root, 'build-dist'), target, { recursive: true });
+        else if (from === 'production-dependencies' && source === '/src/node_modules') await copyProductionDependencies(target);
+        else throw new Error(`the test does not know how to reproduce COPY --from=${from} ${source} (line ${copy.line})`);
+      }
     }
     // tsc alone: ~10 s on an idle machine, minutes on a loaded one.
   }, 600_000);
@@ -147,6 +203,12 @@ describe('Dockerfile, the runtime stage assembled from what the build produces',
   it.each(IMAGE_SUBCOMMANDS)('loads `%s` with production dependencies only', async (sub) => {
     const { stdout } = await cli([sub, '--help']);
     expect(stdout).toContain(`Usage: agentenv ${sub}`);
+  }, 30_000);
+
+  it('runs `agentenv runner` in the runner image through its bin script, with production dependencies only (the SDK among them)', async () => {
+    const { stdout } = await run(process.execPath, [join(runnerApp, 'bin', 'agentenv.js'), 'runner', '--help'], { cwd: runnerApp, env: { PATH: process.env['PATH'] ?? '', NODE_ENV: 'production' } });
+    expect(stdout).toContain('Usage: agentenv runner');
+    expect(existsSync(join(runnerApp, 'node_modules', '@anthropic-ai', 'sdk', 'package.json'))).toBe(true);
   }, 30_000);
 });
 

@@ -7,6 +7,10 @@
  *   (`/nodejs/bin/node`, as the session Pod's sidecar does) runs this machine's Node, with the
  *   image's `/app/` (the built project) mapped to the repository: `/app/dist/sidecar.cjs` is the
  *   repository's `dist/sidecar.cjs`, which `npm run build` (and the integration tests' setup) builds.
+ * - The runner image (`<project image>-runner`, any tag or digest; the Dockerfile's `runner` target):
+ *   its ENTRYPOINT is the `agentenv` CLI too (`/usr/local/bin/agentenv`, CMD `runner`), so it maps
+ *   the same way — no command runs `agentenv runner`, a command `agentenv …` or the entrypoint's
+ *   path maps to the CLI, any other command runs as written (on this machine: bash, git, rg…).
  * - `local/shell`: an image with no entrypoint and CMD `/bin/sh`, so `command`+`args` run directly
  *   (`/bin/sh -c …` when the command says so) and `args` alone are the whole command line.
  * - Anything else cannot be pulled: the container waits with ErrImagePull, then ImagePullBackOff.
@@ -15,6 +19,10 @@ import { fileURLToPath } from 'node:url';
 import type { Container } from './pod-types.ts';
 
 export const DEFAULT_PROJECT_IMAGE = 'ghcr.io/agentenv-io/agentenv';
+/** The runner image is named after the project image (see the Dockerfile's `runner` target). */
+export const RUNNER_IMAGE_SUFFIX = '-runner';
+/** The runner image's ENTRYPOINT: a link to the `agentenv` CLI. */
+const RUNNER_ENTRYPOINT = '/usr/local/bin/agentenv';
 export const SHELL_IMAGE = 'local/shell';
 /** Where the project image keeps Node and the built project (see the Dockerfile). */
 const IMAGE_NODE = '/nodejs/bin/node';
@@ -24,7 +32,7 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export class ImagePullError extends Error {
   constructor(image: string) {
-    super(`Failed to pull image "${image}": the process kubelet runs only its project image and ${SHELL_IMAGE}`);
+    super(`Failed to pull image "${image}": the process kubelet runs only its project image, the runner image and ${SHELL_IMAGE}`);
     this.name = 'ImagePullError';
   }
 }
@@ -57,6 +65,12 @@ export function containerArgv(container: Container, runtime: ImageRuntime): stri
     if (command[0] === IMAGE_NODE) {
       return [runtime.nodeBinary, ...[...command.slice(1), ...args].map((a) => (a.startsWith(IMAGE_APP) ? runtime.repoRoot + a.slice(IMAGE_APP.length) : a))];
     }
+    return [...command, ...args];
+  }
+  if (name === imageName(runtime.projectImage) + RUNNER_IMAGE_SUFFIX) {
+    const cli = [runtime.nodeBinary, `${runtime.repoRoot}src/cli/main.ts`];
+    if (command.length === 0) return [...cli, ...(container.args ?? ['runner'])];
+    if (command[0] === 'agentenv' || command[0] === RUNNER_ENTRYPOINT) return [...cli, ...command.slice(1), ...args];
     return [...command, ...args];
   }
   if (name === SHELL_IMAGE) {

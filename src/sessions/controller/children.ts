@@ -26,7 +26,14 @@ export interface Launch {
  * starts, which `startDeadlineSeconds` ends with a force-stop.
  */
 export async function createPod(deps: ReconcilerDeps, env: AgentEnvironment, session: AgentSession, log: Logger): Promise<Launch> {
-  const build = desiredPod({ session, env, sidecar: deps.sidecar, baseUrl: deps.baseUrl });
+  const build = desiredPod({
+    session,
+    env,
+    sidecar: deps.sidecar,
+    baseUrl: deps.baseUrl,
+    ...(deps.runner ? { runner: deps.runner } : {}),
+    ...(deps.proxyAddress ? { proxyAddress: deps.proxyAddress } : {}),
+  });
   if (!build.ok) return { refused: { reason: build.reason, message: build.message } };
   let pod: Pod;
   try {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Work } from '../../api/wire.ts';
 import type { AgentSessionStatus } from '../../crd/agent-session.ts';
-import { agentSession, exited, iso, at, pending, POD, pullFailure, running, unschedulable, WORK_ID } from '../fixtures.test-support.ts';
+import { agentSession, exited, iso, at, pending, POD, pullFailure, running, sidecarNotReady, unschedulable, WORK_ID } from '../fixtures.test-support.ts';
 import type { PodStatus } from '../objects/pod-types.ts';
 import { decideSession, needsPod, type SessionFacts } from './decide.ts';
 
@@ -20,6 +20,7 @@ interface Case {
   now?: number;
   launchRefused?: SessionFacts['launchRefused'];
   observeOnly?: boolean;
+  grace?: number;
   phase: string;
   reason?: string;
   actions: string[];
@@ -57,9 +58,23 @@ const cases: Case[] = [
   { rule: 'a graceful remote stop is Stopping while the Pod runs', work: found(work('stopping', { stop_requested_at: iso(5) })), pod: running(), now: 6, phase: 'Stopping', reason: 'Stopping', actions: [] },
   { rule: 'a remote stop before the exit ends Succeeded Stopped', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(7) })), pod: exited(0, 6), now: 8, phase: 'Succeeded', reason: 'Stopped', actions: [] },
   { rule: 'a stopping item whose Pod ended is confirmed', work: found(work('stopping', { stop_requested_at: iso(5) })), pod: exited(0, 6), now: 8, phase: 'Succeeded', reason: 'Stopped', actions: ['stopWork:force:StopConfirmed'] },
-  { rule: 'a Pod that outlives the stop by grace plus margin is deleted', work: found(work('stopped', { stopped_at: iso(5) })), pod: running(), now: 5 + 10 + 45, phase: 'Stopping', actions: ['deletePod'] },
+  { rule: 'a Pod that outlives the stop by grace plus margin is deleted, even when its sidecar never said so', work: found(work('stopped', { stopped_at: iso(5) })), pod: running(), now: 5 + 10 + 45, phase: 'Stopping', reason: 'StopEnforced', actions: ['deletePod'] },
   { rule: 'an item stopped before the session container ran deletes its Pod', work: found(work('stopped', { stopped_at: iso(5) })), pod: pending(), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: ['deletePod'] },
   { rule: 'the first failure reason wins after the item stopped', work: found(work('stopped', { stopped_at: iso(5) })), status: { ...acked, phase: 'Failed', reason: 'ImagePullFailed', message: 'x' }, now: 6, phase: 'Failed', reason: 'ImagePullFailed', actions: [] },
+  // the enforced stop (rule 6): the sidecar's readiness says "end now"; no signal crosses containers
+  { rule: 'a sidecar not ready while the main container runs gives it stopGracePeriodSeconds, with no status change', work: found(work('active', { started_at: iso(2) })), pod: sidecarNotReady(5), status: { ...acked, phase: 'Running', reason: 'LeaseClaimed' }, now: 14.9, phase: 'Running', reason: 'LeaseClaimed', actions: [] },
+  { rule: 'a main container still running stopGracePeriodSeconds after its sidecar turned not ready gets its Pod deleted', work: found(work('active', { started_at: iso(2) })), pod: sidecarNotReady(5), now: 15, phase: 'Stopping', reason: 'StopEnforced', actions: ['deletePod'] },
+  { rule: 'a remote stop the main container ignores is enforced after the grace, not after the backstop margin', work: found(work('stopping', { stop_requested_at: iso(5) })), pod: sidecarNotReady(6), now: 16, phase: 'Stopping', reason: 'StopEnforced', actions: ['deletePod'] },
+  { rule: 'a remote stop is waited for while the grace runs', work: found(work('stopping', { stop_requested_at: iso(5) })), pod: sidecarNotReady(6), now: 15, phase: 'Stopping', reason: 'Stopping', actions: [] },
+  { rule: 'the enforced stop waits MIN_ENFORCE_MS even with a zero grace', work: found(work('active')), pod: sidecarNotReady(5), grace: 0, now: 9.9, phase: 'Running', actions: [] },
+  { rule: 'the enforced stop with a zero grace comes after MIN_ENFORCE_MS', work: found(work('active')), pod: sidecarNotReady(5), grace: 0, now: 10, phase: 'Stopping', reason: 'StopEnforced', actions: ['deletePod'] },
+  { rule: 'the clock never starts before the main container\'s current run (a condition False for another reason)', work: found(work('active')), pod: sidecarNotReady(1, 8), now: 15, phase: 'Running', actions: [] },
+  { rule: 'a sidecar whose startup probe has not passed asks nothing', work: found(work('active')), pod: sidecarNotReady(5, 2, { started: false }), now: 50, phase: 'Running', actions: [] },
+  { rule: 'a Pod being deleted by an enforced stop stays StopEnforced, never PodDeleted', work: found(work('active')), pod: 'deleting', status: { ...acked, phase: 'Stopping', reason: 'StopEnforced' }, now: 20, phase: 'Stopping', reason: 'StopEnforced', actions: [] },
+  { rule: 'an item still active once the enforced-stop Pod is gone is force-stopped, not failed as PodDeleted', work: found(work('active')), status: { ...acked, phase: 'Stopping', reason: 'StopEnforced', podName: POD }, now: 20, phase: 'Stopping', reason: 'StopEnforced', actions: ['stopWork:force:StopEnforced'] },
+  { rule: 'an enforced stop of a remote stop ends Succeeded Stopped, whatever the killed container\'s exit code', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(30) })), status: { ...acked, phase: 'Stopping', reason: 'StopEnforced' }, pod: exited(137, 25, 'Failed'), now: 31, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'an enforced stop of our own is not read as a deletion that came first', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Stopping', reason: 'StopEnforced' }, pod: 'deletedAt5', now: 7, phase: 'Stopping', reason: 'StopEnforced', actions: [] },
+  { rule: 'a stop requested before the Pod\'s deletion is the cause, even when the item stopped after it', work: found(work('stopped', { stop_requested_at: iso(4), stopped_at: iso(6) })), pod: 'deletedAt5', now: 7, phase: 'Stopping', reason: 'Stopping', actions: [] },
   // the lease lost to another worker: never stop it
   { rule: 'an item claimed again since our claim is left alone: the Pod goes, the record lets go', work: found(work('active', { started_at: iso(30) })), status: { ...acked, phase: 'Running', lease: { claimedAt: iso(2) } }, pod: exited(0, 20), now: 31, phase: 'Failed', reason: 'LeaseLost', actions: ['deletePod', 'markNotAcknowledged'] },
   { rule: 'an item re-acknowledged elsewhere after our claim is not force-stopped as a crash', work: found(work('starting')), status: { ...acked, phase: 'Running', lease: { claimedAt: iso(2) } }, pod: exited(0, 20), now: 31, phase: 'Failed', reason: 'LeaseLost', actions: ['deletePod', 'markNotAcknowledged'] },
@@ -84,7 +99,7 @@ function facts(c: Case): SessionFacts {
           : record;
   return {
     session: seen.session,
-    settings: { ...settings, observeOnly: c.observeOnly ?? false },
+    settings: { ...settings, observeOnly: c.observeOnly ?? false, stopGracePeriodSeconds: c.grace ?? settings.stopGracePeriodSeconds },
     work: c.work,
     pod: seen.podView,
     launchRefused: c.launchRefused,
@@ -123,6 +138,11 @@ describe('decideSession', () => {
   it('records the Pod name, start and finish times and the stop request', () => {
     const d = decideSession(facts({ rule: '', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(7), started_at: iso(2) })), pod: exited(0, 6), now: 8, phase: '', actions: [] }));
     expect(d.status).toMatchObject({ podName: POD, startedAt: iso(2), finishedAt: iso(7), stopRequestedAt: iso(5), workState: 'stopped' });
+  });
+
+  it('raises a Warning event when it enforces a stop', () => {
+    const d = decideSession(facts(cases.find((c) => c.reason === 'StopEnforced' && c.actions.includes('deletePod'))!));
+    expect(d.event).toMatchObject({ type: 'Warning', reason: 'StopEnforced', message: expect.stringMatching(/stopGracePeriodSeconds \(10s\)/) });
   });
 
   it('raises a Warning event for a failure reason', () => {

@@ -13,10 +13,15 @@
  *    ended before the lease was claimed, still unclaimed at the deadline) ends in a force-stop of
  *    the item with the reason recorded.
  * 4. `active` → Running. A Pod that is gone, finished or being deleted while the item is active is
- *    made sure of: the sidecar force-stops on SIGTERM, and the reconciler force-stops as well once
- *    the Pod is gone (409 = already stopped).
+ *    made sure of: the sidecar force-stops when the kubelet stops it, and the reconciler
+ *    force-stops as well once the Pod is gone (409 = already stopped).
  * 5. `stopping` / `stopped` → Stopping until the Pod has ended (deleted after the grace period
  *    plus {@link STOP_MARGIN_MS}), then Succeeded or Failed.
+ * 6. The enforced stop, in rules 4 and 5: the sidecar reports not ready (a stop is due, the lease
+ *    was lost or not extended) and the main container has not ended `stopGracePeriodSeconds`
+ *    later → the Pod is deleted (`StopEnforced`). The kubelet does SIGTERM, grace, SIGKILL, the
+ *    sidecar (stopped last) stops the item unless the lease was lost, and rules 4–5 record the
+ *    end; a deletion made here is never read as the session's cause (`PodDeleted`).
  * The first failure reason recorded wins: later passes keep it.
  *
  * ObserveOnly environments: the operator never writes to the API, so force-stops are left out (the
@@ -49,6 +54,14 @@ export type FailureReason = (typeof FAILURE_REASONS)[number];
 export const STOP_MARGIN_MS = 45_000;
 /** After the main container ended, how long the sidecar gets to force-stop the item before the reconciler does. */
 export const SIDECAR_STOP_MS = 10_000;
+/**
+ * The least time between the sidecar turning not ready and the enforced stop, whatever
+ * `stopGracePeriodSeconds` says (it may be 0): a few readiness periods, so that a sidecar that is
+ * not ready for a moment (its first readiness probe after it started) never costs a Pod.
+ */
+export const MIN_ENFORCE_MS = 5_000;
+/** The reason recorded when the operator deletes a Pod whose main container did not end when told. */
+export const STOP_ENFORCED = 'StopEnforced';
 
 export interface SessionSettings {
   readonly startDeadlineSeconds: number;
@@ -119,7 +132,7 @@ export function decideSession(f: SessionFacts): SessionDecision {
   const actions = f.settings.observeOnly ? v.actions.filter((a) => a.kind !== 'stopWork') : v.actions;
   const status = nextStatus(f, v);
   const transition = status.phase !== prev.phase || status.reason !== prev.reason;
-  const failed = (FAILURE_REASONS as readonly string[]).includes(v.reason);
+  const failed = (FAILURE_REASONS as readonly string[]).includes(v.reason) || v.reason === STOP_ENFORCED;
   const event = transition && v.reason ? { type: failed ? ('Warning' as const) : ('Normal' as const), reason: v.reason, message: v.message } : undefined;
   return { status, actions, event, requeueAfterMs: v.requeueAfterMs, becameRunning: status.phase === 'Running' && prev.phase !== 'Running' };
 }
@@ -222,11 +235,17 @@ function startingVerdict(f: SessionFacts): Verdict {
 function activeVerdict(f: SessionFacts, work: Work): Verdict {
   const pod = f.pod;
   const now = f.now.getTime();
+  const enforced = enforcedHere(f.session);
+  if (!pod && enforced) {
+    // Our own deletion (rule 6) and the sidecar did not stop the item: we do, the end is no PodDeleted.
+    return { phase: 'Stopping', reason: STOP_ENFORCED, message: f.session.status?.message ?? '', actions: [{ kind: 'stopWork', force: true, reason: STOP_ENFORCED }], requeueAfterMs: 2_000 };
+  }
   if (!pod) return fail(f, 'PodDeleted', `session Pod of work item ${work.id} is gone while the item was active`, false);
   if (pod.evicted) return fail(f, 'Evicted', `session Pod ${pod.name} was evicted while the item was active`, false);
   if (pod.deleting) {
-    // The sidecar stops the main container and force-stops the item on SIGTERM; once the Pod
-    // is gone the reconciler makes sure (rule 4).
+    // The kubelet stops the main container first and the sidecar last; the sidecar then
+    // force-stops the item, and once the Pod is gone the reconciler makes sure (rule 4).
+    if (enforced) return { phase: 'Stopping', reason: STOP_ENFORCED, message: f.session.status?.message ?? '', actions: [], requeueAfterMs: 2_000 };
     return { phase: 'Stopping', reason: 'PodDeleted', message: `session Pod ${pod.name} is being deleted; its sidecar stops the work item`, actions: [], requeueAfterMs: 2_000 };
   }
   if (pod.finished || (pod.mainExit && now - (ms(pod.mainExit.finishedAt) ?? now) >= SIDECAR_STOP_MS)) {
@@ -243,14 +262,56 @@ function activeVerdict(f: SessionFacts, work: Work): Verdict {
     if (now >= deadline) return fail(f, 'StartTimeout', `the session container did not start within startDeadlineSeconds (${startDeadlineSeconds}s)`, true);
     return { phase: 'Running', reason: 'LeaseClaimed', message: `the sidecar of ${pod.name} holds the lease; the session container is starting`, actions: [], requeueAfterMs: Math.min(deadline - now, 10_000) };
   }
-  return { phase: 'Running', reason: 'LeaseClaimed', message: `session Pod ${pod.name} holds the lease`, actions: [], requeueAfterMs: 60_000 };
+  const running: Verdict = { phase: 'Running', reason: 'LeaseClaimed', message: `session Pod ${pod.name} holds the lease`, actions: [], requeueAfterMs: 60_000 };
+  const enforceAt = enforcedStopAt(f, pod);
+  if (enforceAt === undefined) return running;
+  // The sidecar asks the main container to end (lease not extended, or lost): the status stays
+  // as it is until the grace is over (no write for a readiness blip), then rule 6.
+  return now >= enforceAt ? enforceStop(f, pod) : { ...running, requeueAfterMs: Math.max(1_000, enforceAt - now) };
+}
+
+/**
+ * Rule 6, when: the sidecar has asked the main container to end (`PodView.stopDueSince`) and
+ * `stopGracePeriodSeconds` (at least {@link MIN_ENFORCE_MS}) have passed. Undefined: not asked.
+ */
+function enforcedStopAt(f: SessionFacts, pod: PodView): number | undefined {
+  return stopEnforcedAt(f.settings.stopGracePeriodSeconds, pod);
+}
+
+/** Rule 6's time for one Pod (also the finalizer's): undefined while its sidecar asks nothing. */
+export function stopEnforcedAt(stopGracePeriodSeconds: number, pod: PodView): number | undefined {
+  if (pod.stopDueSince === undefined || pod.mainExit) return undefined;
+  return pod.stopDueSince + Math.max(stopGracePeriodSeconds * 1000, MIN_ENFORCE_MS);
+}
+
+/**
+ * Rule 6: delete the Pod. Without a shared process namespace no signal reaches the main container
+ * from the sidecar, and the sidecar has no Kubernetes API access: only the kubelet can end the
+ * container (SIGTERM, the Pod's grace, SIGKILL), and a Pod deletion is how it is asked.
+ */
+function enforceStop(f: SessionFacts, pod: PodView): Verdict {
+  const grace = f.settings.stopGracePeriodSeconds;
+  return {
+    phase: 'Stopping',
+    reason: STOP_ENFORCED,
+    message: `the session container of ${pod.name} did not end within stopGracePeriodSeconds (${grace}s) of its sidecar asking it to (a stop, or a lease lost or not extended); the Pod is deleted`,
+    actions: [{ kind: 'deletePod' }],
+    requeueAfterMs: 2_000,
+  };
+}
+
+/** The Pod of the current item was deleted by rule 6 (the reason the pass that deleted it wrote). */
+function enforcedHere(s: AgentSession): boolean {
+  return s.status?.reason === STOP_ENFORCED && s.status.workId === s.spec.workId;
 }
 
 /** Rule 5: `stopping` / `stopped` — Stopping until the Pod has ended, then Succeeded or Failed. */
 function stoppingVerdict(f: SessionFacts, work: Work): Verdict {
   const pod = f.pod;
   const now = f.now.getTime();
-  const kept = keptFailure(f.session) ?? deletedFirst(work, pod);
+  // Our own deletion (rule 6) is never the session's cause: the stop, or the exit code, is.
+  const enforced = enforcedHere(f.session);
+  const kept = keptFailure(f.session) ?? (enforced ? undefined : deletedFirst(work, pod));
   if (!pod || pod.finished) {
     // `stopping` with the Pod ended: confirm the stop (the sidecar normally has).
     const confirm: SessionAction[] = work.state === 'stopping' ? [{ kind: 'stopWork', force: true, reason: 'StopConfirmed' }] : [];
@@ -262,16 +323,17 @@ function stoppingVerdict(f: SessionFacts, work: Work): Verdict {
     // Stopped before the session container ran: nothing to drain.
     return { ...(kept ?? { reason: 'Stopped', message: `work item ${work.id} stopped before the session started` }), phase: kept ? 'Failed' : 'Succeeded', actions: [{ kind: 'deletePod' }], finished: true };
   }
+  // Rule 6 once the sidecar asked the main container to end; the stop request plus grace plus
+  // margin as the backstop when the sidecar cannot say so (it crashed, or its probe is broken).
   const stopAt = ms(work.stop_requested_at) ?? ms(work.stopped_at) ?? ms(f.session.status?.stopRequestedAt) ?? now;
-  const giveUp = stopAt + f.settings.stopGracePeriodSeconds * 1000 + STOP_MARGIN_MS;
-  const actions: SessionAction[] = now >= giveUp && !pod.deleting ? [{ kind: 'deletePod' }] : [];
-  return {
-    ...(kept ?? { reason: 'Stopping', message: `work item ${work.id} is ${work.state}; waiting for session Pod ${pod.name} to end` }),
-    phase: 'Stopping',
-    actions,
-    requeueAfterMs: Math.max(2_000, Math.min(giveUp - now, 10_000)),
-    stopRequested: !pod.mainExit,
-  };
+  const giveUp = Math.min(stopAt + f.settings.stopGracePeriodSeconds * 1000 + STOP_MARGIN_MS, enforcedStopAt(f, pod) ?? Infinity);
+  const waiting = { reason: 'Stopping', message: `work item ${work.id} is ${work.state}; waiting for session Pod ${pod.name} to end` };
+  if (pod.deleting) {
+    const ours = enforced ? { reason: STOP_ENFORCED, message: f.session.status?.message ?? '' } : undefined;
+    return { ...(kept ?? ours ?? waiting), phase: 'Stopping', actions: [], requeueAfterMs: 2_000, stopRequested: !pod.mainExit };
+  }
+  if (now >= giveUp) return { ...enforceStop(f, pod), ...(kept ?? {}), stopRequested: !pod.mainExit };
+  return { ...(kept ?? waiting), phase: 'Stopping', actions: [], requeueAfterMs: Math.max(1_000, Math.min(giveUp - now, 10_000)), stopRequested: !pod.mainExit };
 }
 
 /** How a session whose Pod ended is recorded: a stop requested before the end is a normal end. */
@@ -289,11 +351,12 @@ function ended(f: SessionFacts, work: Work, pod: PodView): Verdict {
 const exitText = (pod: PodView): string => (pod.mainExit ? ` (exit code ${pod.mainExit.exitCode}${pod.mainExit.reason ? `, ${pod.mainExit.reason}` : ''})` : '');
 
 /**
- * A Pod whose deletion was requested before the item stopped: the deletion ended the session (its
- * sidecar force-stopped the item on SIGTERM), even when this is the first pass to see it.
+ * A Pod whose deletion was requested before the item's stop: the deletion ended the session (its
+ * sidecar force-stopped the item when the kubelet stopped it), even when this is the first pass to
+ * see it. A stop *requested* before the deletion is the cause, even when the item stopped after.
  */
 function deletedFirst(work: Work, pod: PodView | undefined): { reason: string; message: string } | undefined {
-  const stoppedAt = ms(work.stopped_at) ?? ms(work.stop_requested_at);
+  const stoppedAt = ms(work.stop_requested_at) ?? ms(work.stopped_at);
   if (!pod?.deleting || pod.deletionRequestedAt === undefined || stoppedAt === undefined || pod.deletionRequestedAt > stoppedAt) return undefined;
   return { reason: pod.evicted ? 'Evicted' : 'PodDeleted', message: `session Pod ${pod.name} was deleted while the work item was running` };
 }

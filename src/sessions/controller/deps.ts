@@ -9,7 +9,7 @@ import type { AgentEnvironment } from '../../crd/resources.ts';
 import type { EventRecorder } from '../../k8s/events.ts';
 import type { KubeRest } from '../../k8s/rest.ts';
 import type { Pod } from '../objects/pod-types.ts';
-import type { SidecarSettings } from '../objects/pod.ts';
+import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from '../objects/pod.ts';
 import { kubeRecordStore, type RecordStore } from '../record/record.ts';
 import type { Acknowledgements } from './acknowledgements.ts';
 
@@ -38,6 +38,10 @@ export interface SessionReconcilerDeps {
    */
   readonly workCredential: (env: AgentEnvironment) => Promise<Credential | string>;
   readonly sidecar: SidecarSettings;
+  /** The default runner's image (environments without a sessionTemplate). Default: objects/pod.ts `DEFAULT_RUNNER`. */
+  readonly runner?: RunnerSettings;
+  /** Where session Pods' sidecar proxy listens. Default `loopback`. */
+  readonly proxyAddress?: ProxyAddressMode;
   /** API base URL given to session Pods. */
   readonly baseUrl: string;
   /** The Pods of one session (any work item), from the Pod informer. */

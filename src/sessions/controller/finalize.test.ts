@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Work } from '../../api/wire.ts';
 import type { AgentSessionStatus } from '../../crd/agent-session.ts';
 import { decideFinalize, ttlRemainingMs, type FinalizeFacts } from './finalize.ts';
-import { agentSession, WORK_ID } from '../fixtures.test-support.ts';
+import { agentSession, sidecarNotReady, WORK_ID } from '../fixtures.test-support.ts';
 import type { PodStatus } from '../objects/pod-types.ts';
 
 const T0 = Date.parse('2026-01-01T00:10:00.000Z');
@@ -34,6 +34,9 @@ const cases: Case[] = [
   { rule: 'an active item is stopped gracefully first', work: work('active'), pods: [runningPod], actions: ['stopWork:graceful'], done: false },
   { rule: 'a stopping item is left to drain', work: work('stopping'), pods: [runningPod], actions: [], done: false },
   { rule: 'a starting item has nothing to drain: force-stopped, its idle Pod deleted', work: work('starting'), pods: [pendingPod], actions: ['stopWork:force', 'deletePods'], done: false },
+  // The fixtures count from the claim, 600 s before this file's deletion time.
+  { rule: 'a Pod whose sidecar has asked its main container to end for stopGracePeriodSeconds is deleted (the enforced stop)', work: work('stopping'), pods: [sidecarNotReady(600 + 2)], now: 12, actions: ['deletePods'], done: false },
+  { rule: 'the enforced stop waits the whole grace', work: work('stopping'), pods: [sidecarNotReady(600 + 2)], now: 11.9, actions: [], done: false },
   { rule: 'past the grace period plus margin the item is force-stopped and the Pod deleted', work: work('stopping'), pods: [runningPod], now: 10 + 45, actions: ['stopWork:force', 'deletePods'], done: false },
   { rule: 'once the Pod ended, a still-stopping item is confirmed and everything removed', work: work('stopping'), pods: [donePod], actions: ['stopWork:force', 'deletePods', 'removeFinalizer'], done: true },
   { rule: 'a stopped item with an ended Pod is cleaned up', work: work('stopped'), pods: [donePod], actions: ['deletePods', 'removeFinalizer'], done: true },

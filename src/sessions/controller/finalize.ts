@@ -4,16 +4,19 @@
  * Finalizer flow (a user deleted the AgentSession, its environment was deleted, or its TTL ran out):
  * 1. A record that never acknowledged its item here stops nothing: the item is not ours.
  * 2. A live item is stopped gracefully (`stopWork` without force): the sidecar sees `stopping` on
- *    its next heartbeat, SIGTERMs the main container and confirms the stop once it has ended. An
- *    item still `starting` has nothing to drain and is force-stopped.
- * 3. The Pod gets `stopGracePeriodSeconds` + {@link STOP_MARGIN_MS} to end; after that the item is
+ *    its next heartbeat and passes it to the runner, which ends; the stop is confirmed once it has.
+ *    An item still `starting` has nothing to drain and is force-stopped.
+ * 3. A Pod whose sidecar has asked its main container to end for `stopGracePeriodSeconds` is
+ *    deleted (the enforced stop, decide.ts rule 6); in any case the Pod gets
+ *    `stopGracePeriodSeconds` + {@link STOP_MARGIN_MS} to end, after which the item is
  *    force-stopped and the Pod deleted.
  * 4. When nothing runs any more, the Pods and per-item Secrets are deleted explicitly (owner
  *    references would remove them too, but nothing should depend on garbage-collection timing) and
  *    the finalizer is removed.
  * Guarantees: idempotent, and correct when nothing was ever launched. When the item cannot be
  * reached (no credential, environment gone) or the environment is ObserveOnly (no API writes), the
- * Pod is deleted right away: its sidecar stops the main container and force-stops the item itself.
+ * Pod is deleted right away: the kubelet stops the main container, then the sidecar, which
+ * force-stops the item itself.
  *
  * TTL: a finished session (Succeeded/Failed, `finishedAt` set) is deleted
  * `sessionTTLSecondsAfterFinished` after it finished.
@@ -23,7 +26,7 @@ import { FINISHED_PHASES } from '../../crd/agent-session.ts';
 import type { AgentSession } from '../../crd/resources.ts';
 import type { PodView } from '../objects/pod-view.ts';
 import { isAcknowledged } from '../record/status.ts';
-import { STOP_MARGIN_MS, type SessionSettings } from './decide.ts';
+import { STOP_MARGIN_MS, stopEnforcedAt, type SessionSettings } from './decide.ts';
 
 export type FinalizeAction =
   | { readonly kind: 'stopWork'; readonly force: boolean; readonly reason: 'SessionDeleted' }
@@ -76,14 +79,14 @@ export function decideFinalize(f: FinalizeFacts): FinalizeDecision {
   }
   // 2. Graceful stop (once: a `stopping` item is left to drain).
   const actions: FinalizeAction[] = [];
+  // 3. The enforced stop: a main container its sidecar told to end, still running after the grace.
+  const enforce = running.some((p) => !p.deleting && now >= (stopEnforcedAt(settings.stopGracePeriodSeconds, p) ?? Infinity));
   if (work?.state === 'active') actions.push({ kind: 'stopWork', force: false, reason: 'SessionDeleted' });
   if (work?.state === 'starting') actions.push({ kind: 'stopWork', force: true, reason: 'SessionDeleted' });
   // An item already stopped while its Pod still runs is the sidecar's to end; a Pod that never
   // started its session container has nothing to drain.
   const idle = running.filter((p) => !p.mainStarted && !p.deleting);
-  if (work?.state === 'starting' || !live) {
-    if (idle.length) actions.push({ kind: 'deletePods' });
-  }
+  if (enforce || ((work?.state === 'starting' || !live) && idle.length)) actions.push({ kind: 'deletePods' });
   return { actions, requeueAfterMs: Math.max(1_000, Math.min(2_000, giveUp - now)) };
 }
 

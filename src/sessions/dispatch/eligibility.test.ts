@@ -14,14 +14,15 @@ function env(o: { selfHosted?: Record<string, unknown> | false; policy?: string;
 }
 
 describe('dispatchEligibility', () => {
-  it('dispatches a Ready, Full, self-hosted environment with a session template, with the spec\'s limits (defaults applied)', () => {
+  it('dispatches a Ready, Full, self-hosted environment with the spec\'s limits (defaults applied)', () => {
     expect(dispatchEligibility(env())).toEqual({ eligible: true, environmentId: 'env_1', limits: { maxSessions: 10, maxPollers: 4 } });
+    // Without a session template its sessions run the default runner.
+    expect(dispatchEligibility(env({ selfHosted: { sessionTemplate: undefined } }))).toMatchObject({ eligible: true });
     expect(dispatchEligibility(env({ selfHosted: { maxSessions: 0, maxPollers: 2 } }))).toMatchObject({ eligible: true, limits: { maxSessions: 0, maxPollers: 2 } });
   });
   it.each([
     ['a cloud environment (nothing reported)', env({ selfHosted: false }), 'NotSelfHosted', false],
     ['ObserveOnly', env({ policy: 'ObserveOnly' }), 'ObserveOnly', true],
-    ['no session template', env({ selfHosted: { sessionTemplate: undefined } }), 'NoSessionTemplate', true],
     ['not Ready', env({ ready: false }), 'EnvironmentNotReady', true],
     ['no remote id yet', env({ id: false }), 'EnvironmentNotReady', true],
     ['being deleted', env({ deleting: true }), 'Deleting', true],
@@ -33,11 +34,11 @@ describe('dispatchEligibility', () => {
 describe('reportsNotDispatching', () => {
   const withCondition = (e: AgentEnvironment): AgentEnvironment => ({ ...e, status: { ...e.status, conditions: [...(e.status?.conditions ?? []), { ...ready, type: 'Dispatching' }] } }) as AgentEnvironment;
   it.each([
-    ['a template held back by ObserveOnly', env({ policy: 'ObserveOnly' }), true],
-    ['a template on an environment being deleted', env({ deleting: true }), true],
+    ['a self-hosted environment held back by ObserveOnly', env({ policy: 'ObserveOnly' }), true],
+    ['one without a template held back by ObserveOnly (it runs the default runner otherwise)', env({ policy: 'ObserveOnly', selfHosted: { sessionTemplate: undefined } }), true],
+    ['an environment being deleted', env({ deleting: true }), true],
     ['a new environment that is not Ready yet (no condition to create)', env({ ready: false }), false],
-    ['no template and no condition', env({ selfHosted: { sessionTemplate: undefined } }), false],
-    ['a template removed while Dispatching was reported', withCondition(env({ selfHosted: { sessionTemplate: undefined } })), true],
+    ['one no longer Ready while Dispatching was reported', withCondition(env({ ready: false })), true],
     ['a cloud environment', env({ selfHosted: false }), false],
     ['an eligible environment', env(), false],
   ])('%s → %s', (_name, e, expected) => {

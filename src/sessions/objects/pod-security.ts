@@ -10,6 +10,7 @@
  *
  * Reference: https://kubernetes.io/docs/concepts/security/pod-security-standards/ (Restricted).
  */
+import { SIDECAR_FALLBACK_UID, SIDECAR_UID } from '../../contract/sidecar.ts';
 import type { Container, PodSpec, SecurityContext } from './pod-types.ts';
 
 /** Volume sources the Restricted standard allows. */
@@ -63,10 +64,9 @@ export function hardenContainer(c: Container): Container {
 
 /**
  * The Pod-level Restricted defaults: non-root and the runtime's default seccomp profile. When the
- * template names no user for its main container, `defaultUid` is set so that the sidecar can run
- * as the very same user (it signals the main container's processes and reads their
- * `/proc/<pid>/environ`, which the kernel allows only to the same UID without extra capabilities —
- * and Restricted forbids those).
+ * template names no user for its main container, the numeric `defaultUid` is set: `runAsNonRoot`
+ * can be verified by the kubelet only for a numeric user, and an image whose USER is a name (or
+ * root) would otherwise fail to start with a config error instead of running.
  */
 export function hardenPod(spec: PodSpec, mainUid: number | undefined, defaultUid: number): PodSpec {
   const sc = { ...(spec.securityContext ?? {}) };
@@ -89,4 +89,15 @@ export function effectiveUid(spec: Partial<PodSpec>, c: Container): { uid?: numb
   const uid = c.securityContext?.runAsUser ?? spec.securityContext?.runAsUser;
   const gid = c.securityContext?.runAsGroup ?? spec.securityContext?.runAsGroup;
   return { ...(uid !== undefined ? { uid } : {}), ...(gid !== undefined ? { gid } : {}) };
+}
+
+/**
+ * The sidecar's own UID: {@link SIDECAR_UID}, or {@link SIDECAR_FALLBACK_UID} when a template
+ * container runs as that (as far as the spec says; an image's own USER is not known here).
+ * Undefined when the template uses both: the sidecar never shares a UID with a sandbox container,
+ * since a process of the same UID may read its `/proc/<pid>/environ` and memory, and signal it.
+ */
+export function sidecarUid(spec: Partial<PodSpec>): number | undefined {
+  const used = new Set([...(spec.initContainers ?? []), ...(spec.containers ?? [])].map((c) => effectiveUid(spec, c).uid));
+  return [SIDECAR_UID, SIDECAR_FALLBACK_UID].find((uid) => !used.has(uid));
 }

@@ -51,6 +51,8 @@ export interface Container {
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   securityContext?: SecurityContext;
   startupProbe?: Record<string, unknown>;
+  readinessProbe?: Record<string, unknown>;
+  workingDir?: string;
   restartPolicy?: 'Always';
   [field: string]: unknown;
 }

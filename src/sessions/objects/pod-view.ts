@@ -3,7 +3,7 @@
  * and whether the Pod can still start. The decisions in `controller/decide.ts` are phrased in these terms.
  */
 import type { ContainerStatus, Pod } from './pod-types.ts';
-import { MAIN_CONTAINER_NAME } from './pod.ts';
+import { MAIN_CONTAINER_NAME, SIDECAR_NAME } from './pod.ts';
 
 /** Container `waiting` reasons that mean the image will not be pulled without a change. */
 const IMAGE_PULL_FAILURES = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull']);
@@ -30,6 +30,12 @@ export interface PodView {
   readonly scheduled: boolean;
   /** The scheduler reported that no node fits: its message. */
   readonly unschedulable: string | undefined;
+  /**
+   * Since when (ms) the sidecar has been asking the main container to end: the sidecar has
+   * started and reports not ready while the main container still runs. Undefined otherwise.
+   * See {@link stopDueSince} for the clock.
+   */
+  readonly stopDueSince: number | undefined;
 }
 
 /** The template's main container: the one named `session`, else the first. */
@@ -58,7 +64,30 @@ export function viewPod(pod: Pod): PodView {
     imagePullFailure: pull ? `${pull.name}: ${pull.state!.waiting!.reason}${pull.state!.waiting!.message ? `: ${pull.state!.waiting!.message}` : ''}` : undefined,
     scheduled: Boolean(pod.spec?.nodeName),
     unschedulable: scheduled?.status === 'False' && scheduled.reason === 'Unschedulable' ? (scheduled.message ?? 'no node fits the Pod') : undefined,
+    stopDueSince: stopDueSince(pod, mainStatus),
   };
+}
+
+/**
+ * The sidecar's "end now", read from the Pod status (the sidecar has no Kubernetes API access, so
+ * its readiness is how it speaks): it has started (its startup probe passed: the lease was
+ * claimed) and is `ready: false`, while the main container runs.
+ *
+ * The clock is the Pod's `ContainersReady=False` lastTransitionTime — written by the kubelet when
+ * the first container went unready, so it survives an operator restart and needs no status write
+ * of ours — but never earlier than the start of the sidecar's or the main container's current run:
+ * the sidecar is not ready for up to a readiness period after it starts, and a condition that was
+ * already False for another reason (a template container's own readiness probe) must not shorten
+ * the grace of a stop that came later. Without the condition (a kubelet that does not write it),
+ * the later of the two starts.
+ */
+function stopDueSince(pod: Pod, main: ContainerStatus | undefined): number | undefined {
+  const status = pod.status ?? {};
+  const sidecar = (status.initContainerStatuses ?? []).find((c) => c.name === SIDECAR_NAME);
+  if (!sidecar?.started || sidecar.ready !== false || !sidecar.state?.running || !main?.state?.running) return undefined;
+  const condition = (status.conditions ?? []).find((c) => c.type === 'ContainersReady' && c.status === 'False');
+  const times = [condition?.lastTransitionTime, sidecar.state.running.startedAt, main.state.running.startedAt].map((t) => Date.parse(t ?? '')).filter((t) => !Number.isNaN(t));
+  return times.length ? Math.max(...times) : undefined;
 }
 
 /** `deletionTimestamp` is when the Pod must be gone: the request came a grace period earlier. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { agentEnvironment, agentSession, POD, SESSION } from '../fixtures.test-support.ts';
-import { CREDENTIAL_DIR, DEFAULT_SESSION_UID, desiredPod, PROBE_PORT, SIDECAR_NAME, STATE_DIR, type PodInputs } from './pod.ts';
+import { PLACEHOLDER_WORK_SECRET, SIDECAR_FALLBACK_UID, SIDECAR_UID } from '../../contract/sidecar.ts';
+import { CREDENTIAL_DIR, DEFAULT_SESSION_UID, desiredPod, PROBE_PORT, PROXY_PORT, SIDECAR_NAME, STATE_DIR, type PodInputs } from './pod.ts';
 import type { Container, Pod } from './pod-types.ts';
 
 const sidecar = { image: 'ghcr.io/agentenv-io/agentenv:test', imagePullPolicy: 'IfNotPresent' as const };
@@ -38,9 +39,11 @@ describe('desiredPod: identity and injected parts', () => {
     expect(build()).toEqual(pod);
   });
 
-  it('sets the Pod-level hardening whatever the template says', () => {
-    const pod = build(template({ containers: [shell()], restartPolicy: 'Always', automountServiceAccountToken: true, enableServiceLinks: true, shareProcessNamespace: false }));
-    expect(pod.spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, enableServiceLinks: false, shareProcessNamespace: true });
+  it('sets the Pod-level hardening whatever the template says, and never shares the process namespace', () => {
+    const pod = build(template({ containers: [shell()], restartPolicy: 'Always', automountServiceAccountToken: true, enableServiceLinks: true, shareProcessNamespace: true }));
+    expect(pod.spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, enableServiceLinks: false });
+    expect(pod.spec).not.toHaveProperty('shareProcessNamespace');
+    expect(build().spec).not.toHaveProperty('shareProcessNamespace');
   });
 
   it('runs the sidecar first, as a native sidecar gated by its /started startup probe', () => {
@@ -52,7 +55,11 @@ describe('desiredPod: identity and injected parts', () => {
     expect(sc.startupProbe).toMatchObject({ httpGet: { path: '/started', port: PROBE_PORT } });
   });
 
-  it('gives the sidecar the contract environment, with the probe address from the Pod IP', () => {
+  it('reads the sidecar\'s /ready every second, one failure flipping it: its "end now" to the operator', () => {
+    expect(sidecarOf(build()).readinessProbe).toEqual({ httpGet: { path: '/ready', port: PROBE_PORT }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 1, successThreshold: 1 });
+  });
+
+  it('gives the sidecar the contract environment: the real API upstream, the probe on the Pod IP, the proxy on loopback', () => {
     const env = sidecarOf(build({ leaseTTLSeconds: 45, stopGracePeriodSeconds: 7 })).env!;
     const byName = Object.fromEntries(env.map((e) => [e.name, e.value ?? e.valueFrom]));
     expect(byName).toEqual({
@@ -61,12 +68,34 @@ describe('desiredPod: identity and injected parts', () => {
       AGENTENV_SESSION_ID: 'sesn_01',
       AGENTENV_WORK_ID: 'work_01',
       AGENTENV_CREDENTIAL_FILE: `${CREDENTIAL_DIR}/token`,
+      AGENTENV_CREDENTIAL_KIND: 'sessions-token',
       AGENTENV_STATE_DIR: STATE_DIR,
-      AGENTENV_STOP_GRACE_SECONDS: '7',
       AGENTENV_LEASE_TTL_SECONDS: '45',
       AGENTENV_PROBE_ADDRESS: { fieldRef: { fieldPath: 'status.podIP' } },
       AGENTENV_PROBE_PORT: String(PROBE_PORT),
+      AGENTENV_PROXY_ADDRESS: '127.0.0.1',
+      AGENTENV_PROXY_PORT: String(PROXY_PORT),
     });
+  });
+
+  it.each([
+    { rule: 'a per-item secret makes the credential a sessions token', workSecret: true, kind: 'sessions-token' },
+    { rule: 'without one the credential is the environment key', workSecret: false, kind: 'environment-key' },
+  ])('tells the sidecar what its credential is: $rule', ({ workSecret, kind }) => {
+    const env = sidecarOf(build({}, { session: agentSession({ workSecret }).session })).env!;
+    expect(env.find((e) => e.name === 'AGENTENV_CREDENTIAL_KIND')?.value).toBe(kind);
+  });
+
+  it('in pod-ip mode (the process kubelet) puts the proxy on the Pod IP, and the base URL follows it', () => {
+    const pod = build({}, { proxyAddress: 'pod-ip' });
+    expect(sidecarOf(pod).env!.find((e) => e.name === 'AGENTENV_PROXY_ADDRESS')).toEqual({ name: 'AGENTENV_PROXY_ADDRESS', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    const env = mainOf(pod).env!;
+    const ip = env.findIndex((e) => e.name === 'AGENTENV_POD_IP');
+    const base = env.findIndex((e) => e.name === 'ANTHROPIC_BASE_URL');
+    expect(env[ip]).toEqual({ name: 'AGENTENV_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    // $(VAR) expands only against variables defined earlier in the list.
+    expect(ip).toBeLessThan(base);
+    expect(env[base]!.value).toBe(`http://$(AGENTENV_POD_IP):${PROXY_PORT}`);
   });
 
   it('mounts the credential (key token, read-only) and the state emptyDir into the sidecar only', () => {
@@ -88,14 +117,15 @@ describe('desiredPod: identity and injected parts', () => {
 });
 
 describe('desiredPod: the main container environment', () => {
+  const contract = ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL', 'ANTHROPIC_WORK_SECRET'];
   const cases: Array<{ rule: string; selfHosted?: Record<string, unknown>; workSecret: boolean; expected: string[] }> = [
-    { rule: 'the contract variables without a work secret', workSecret: false, expected: ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL'] },
-    { rule: 'ANTHROPIC_WORK_SECRET only when the item has a per-item secret', workSecret: true, expected: ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL', 'ANTHROPIC_WORK_SECRET'] },
+    { rule: 'the contract variables without a per-item secret', workSecret: false, expected: contract },
+    { rule: 'the same variables with a per-item secret (the work secret is a placeholder either way)', workSecret: true, expected: contract },
     {
       rule: 'template values for contract and credential names are replaced or dropped, others kept',
-      selfHosted: template({ containers: [shell({ env: [{ name: 'ANTHROPIC_WORK_ID', value: 'x' }, { name: 'ANTHROPIC_ENVIRONMENT_KEY', value: 'y' }, { name: 'ANTHROPIC_API_KEY', value: 'z' }, { name: 'MY_VAR', value: '1' }] })] }),
+      selfHosted: template({ containers: [shell({ env: [{ name: 'ANTHROPIC_WORK_ID', value: 'x' }, { name: 'ANTHROPIC_ENVIRONMENT_KEY', value: 'y' }, { name: 'ANTHROPIC_API_KEY', value: 'z' }, { name: 'ANTHROPIC_AUTH_TOKEN', value: 't' }, { name: 'MY_VAR', value: '1' }] })] }),
       workSecret: false,
-      expected: ['MY_VAR', 'ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL'],
+      expected: ['MY_VAR', ...contract],
     },
   ];
   it.each(cases)('$rule', ({ selfHosted, workSecret, expected }) => {
@@ -104,9 +134,19 @@ describe('desiredPod: the main container environment', () => {
     expect(main.env!.find((e) => e.name === 'ANTHROPIC_WORK_ID')?.value).toBe('work_01');
   });
 
-  it('reads ANTHROPIC_WORK_SECRET from the per-item Secret, never inline', () => {
-    const e = mainOf(build({}, { session: agentSession({ workSecret: true }).session })).env!.find((x) => x.name === 'ANTHROPIC_WORK_SECRET');
-    expect(e).toEqual({ name: 'ANTHROPIC_WORK_SECRET', valueFrom: { secretKeyRef: { name: POD, key: 'work-secret' } } });
+  it.each([true, false])('gives the main container the placeholder work secret as a plain value, never a Secret (per-item secret: %s)', (workSecret) => {
+    const main = mainOf(build({}, { session: agentSession({ workSecret }).session }));
+    expect(main.env!.find((x) => x.name === 'ANTHROPIC_WORK_SECRET')).toEqual({ name: 'ANTHROPIC_WORK_SECRET', value: PLACEHOLDER_WORK_SECRET });
+    // The per-item Secret (named like the Pod) is the sidecar's alone: no secretKeyRef, envFrom or mount in the main container.
+    for (const e of main.env ?? []) expect(e.valueFrom?.secretKeyRef).toBeUndefined();
+    expect(main.envFrom ?? []).toEqual([]);
+    expect(main.volumeMounts ?? []).toEqual([]);
+  });
+
+  it('points the main container at the sidecar, never at the real API', () => {
+    const main = mainOf(build({}, { baseUrl: 'https://api.anthropic.com' }));
+    expect(main.env!.find((e) => e.name === 'ANTHROPIC_BASE_URL')?.value).toBe(`http://127.0.0.1:${PROXY_PORT}`);
+    expect(JSON.stringify(main)).not.toContain('api.anthropic.com');
   });
 
   it('picks the container named session as the main one, else the first', () => {
@@ -153,17 +193,31 @@ describe('desiredPod: the main container environment', () => {
 });
 
 describe('desiredPod: security', () => {
-  it('fills in the Restricted defaults and runs a template without a user as the default UID, the sidecar as the same user', () => {
+  it('fills in the Restricted defaults and runs a template without a user as the default UID, the sidecar as its own', () => {
     const pod = build();
     expect(pod.spec.securityContext).toEqual({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' }, runAsUser: DEFAULT_SESSION_UID, runAsGroup: DEFAULT_SESSION_UID });
     expect(mainOf(pod).securityContext).toEqual({ allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
-    expect(sidecarOf(pod).securityContext).toMatchObject({ runAsUser: DEFAULT_SESSION_UID, runAsGroup: DEFAULT_SESSION_UID, runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(sidecarOf(pod).securityContext).toMatchObject({ runAsUser: SIDECAR_UID, runAsGroup: SIDECAR_UID, runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(SIDECAR_UID).not.toBe(DEFAULT_SESSION_UID);
   });
 
-  it('runs the sidecar as the main container\'s own user (container level wins over Pod level)', () => {
-    const pod = build(template({ securityContext: { runAsUser: 2000 }, containers: [shell({ securityContext: { runAsUser: 1234, runAsGroup: 99 } })] }));
-    expect(pod.spec.securityContext?.runAsUser).toBe(2000);
-    expect(sidecarOf(pod).securityContext).toMatchObject({ runAsUser: 1234, runAsGroup: 99 });
+  const uids: Array<{ rule: string; selfHosted: Record<string, unknown>; sidecar: number }> = [
+    { rule: 'a main container of its own user (container level wins over Pod level)', selfHosted: template({ securityContext: { runAsUser: 2000 }, containers: [shell({ securityContext: { runAsUser: 1234, runAsGroup: 99 } })] }), sidecar: SIDECAR_UID },
+    { rule: 'a main container running as the sidecar\'s UID moves the sidecar to the fallback UID', selfHosted: template({ containers: [shell({ securityContext: { runAsUser: SIDECAR_UID } })] }), sidecar: SIDECAR_FALLBACK_UID },
+    { rule: 'a helper container running as the sidecar\'s UID does too', selfHosted: template({ securityContext: { runAsUser: 1000 }, containers: [shell(), { name: 'helper', image: 'local/shell', securityContext: { runAsUser: SIDECAR_UID } }] }), sidecar: SIDECAR_FALLBACK_UID },
+    { rule: 'a root main container under Custom gets a non-root sidecar', selfHosted: { ...template({ containers: [shell({ securityContext: { runAsUser: 0 } })] }), podSecurity: 'Custom' }, sidecar: SIDECAR_UID },
+    { rule: 'a Pod-level user under Custom', selfHosted: { ...template({ securityContext: { runAsUser: SIDECAR_UID }, containers: [shell()] }), podSecurity: 'Custom' }, sidecar: SIDECAR_FALLBACK_UID },
+  ];
+  it.each(uids)('runs the sidecar under a UID distinct from every template container: $rule', ({ selfHosted, sidecar: uid }) => {
+    const pod = build(selfHosted);
+    expect(sidecarOf(pod).securityContext).toMatchObject({ runAsUser: uid, runAsGroup: uid, runAsNonRoot: true });
+    const templateUids = pod.spec.containers.map((c) => c.securityContext?.runAsUser ?? pod.spec.securityContext?.runAsUser);
+    expect(templateUids).not.toContain(uid);
+  });
+
+  it('refuses a template whose containers take both of the sidecar\'s UIDs', () => {
+    const r = desiredPod(inputs(template({ containers: [shell({ securityContext: { runAsUser: SIDECAR_UID } }), { name: 'h', image: 'local/shell', securityContext: { runAsUser: SIDECAR_FALLBACK_UID } }] })));
+    expect(r).toMatchObject({ ok: false, reason: 'TemplateRefused', message: expect.stringMatching(/UIDs reserved for the sidecar/) });
   });
 
   it('keeps an explicit NET_BIND_SERVICE and adds ALL to the dropped capabilities', () => {
@@ -198,11 +252,9 @@ describe('desiredPod: security', () => {
     if (r.ok) expect(r.pod.spec.securityContext).toEqual((spec as { securityContext?: unknown }).securityContext);
   });
 
-  it('keeps the sidecar hardened under Custom, as root only when the main container is root', () => {
+  it('keeps the sidecar hardened and non-root under Custom, even beside a root main container', () => {
     const rootMain = build({ ...template({ containers: [shell({ securityContext: { runAsUser: 0 } })] }), podSecurity: 'Custom' });
-    expect(sidecarOf(rootMain).securityContext).toMatchObject({ runAsUser: 0, runAsNonRoot: false, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-    const userMain = build({ ...template({ containers: [shell({ securityContext: { runAsUser: 1000 } })] }), podSecurity: 'Custom' });
-    expect(sidecarOf(userMain).securityContext).toMatchObject({ runAsUser: 1000, runAsNonRoot: true });
+    expect(sidecarOf(rootMain).securityContext).toMatchObject({ runAsUser: SIDECAR_UID, runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
   });
 });
 
@@ -249,10 +301,17 @@ describe('desiredPod: templates it cannot use', () => {
     if (!r.ok) expect(r.message).toMatch(message);
   });
 
-  it('refuses an environment without a session template', () => {
+  it('runs the default runner for an environment without a session template', () => {
     const env = agentEnvironment();
     delete env.spec.selfHosted!.sessionTemplate;
-    expect(desiredPod({ ...inputs(), env })).toMatchObject({ ok: false, reason: 'InvalidTemplate' });
+    const r = desiredPod({ ...inputs(), env, runner: { image: 'ghcr.io/agentenv-io/agentenv-runner:1.2.3', imagePullPolicy: 'Always' } });
+    if (!r.ok) throw new Error(r.message);
+    const main = mainOf(r.pod);
+    expect(main).toMatchObject({ name: 'session', image: 'ghcr.io/agentenv-io/agentenv-runner:1.2.3', imagePullPolicy: 'Always', command: ['agentenv', 'runner'], workingDir: '/workspace', volumeMounts: [{ name: 'workspace', mountPath: '/workspace' }] });
+    expect(main.resources?.limits?.['memory']).toBeDefined();
+    expect(r.pod.spec.volumes!.find((v) => v.name === 'workspace')?.emptyDir).toBeDefined();
+    // The default template meets Restricted: it is hardened like any other, never refused.
+    expect(r.pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: DEFAULT_SESSION_UID });
   });
 
   it('keeps the template\'s labels and annotations, with the operator\'s labels winning', () => {

@@ -2,6 +2,9 @@
  * The session Pod, built from the environment's `sessionTemplate` plus what the operator injects
  * (pure: no I/O, same inputs → same Pod, so a retried launch converges on the same object).
  *
+ * No `sessionTemplate` means the default runner (objects/default-template.ts: `agentenv runner`
+ * in the runner image).
+ *
  * Injected:
  * 1. the lease-keeping sidecar as a native sidecar (first init container, `restartPolicy: Always`)
  *    whose startup probe (`GET /started`) passes only once the lease is claimed, so the main
@@ -9,19 +12,36 @@
  *    sidecar ONLY (a template container may not mount them). The credential is the per-item
  *    Secret's `token` when the poll carried a per-item secret, else the environment key, mounted
  *    straight from the AgentEnvironment's Secret (one key, as the file `token`: no copy of the key
- *    is written per session, and a rotated key reaches running sidecars);
- * 2. the main container's environment contract (`ANTHROPIC_*`), with `ANTHROPIC_WORK_SECRET`
- *    through a secretKeyRef when the poll carried a per-item secret — never the environment key or
- *    the API key;
- * 3. hardening: `shareProcessNamespace` (the sidecar signals the main container), no service
+ *    is written per session, and a rotated key reaches running sidecars). Its readiness probe
+ *    (`GET /ready`) is how it tells the operator that the main container should end now: the
+ *    operator deletes the Pod when it has not ended `stopGracePeriodSeconds` later
+ *    (controller/decide.ts, the enforced stop);
+ * 2. the main container's environment contract (`ANTHROPIC_*`): `ANTHROPIC_BASE_URL` is the
+ *    sidecar's proxy — the Pod's only door to the API — and `ANTHROPIC_WORK_SECRET` a placeholder
+ *    the sidecar recognises. No real credential enters a sandbox container: not the environment
+ *    key, not the API key, not the per-item token (only the sidecar mounts the per-item Secret);
+ * 3. hardening: no shared process namespace and the sidecar under its own non-root UID (nothing in
+ *    the main container can read the sidecar's files, its environment or its memory), no service
  *    account token, no service links, `restartPolicy: Never` (one Pod runs one work item once),
  *    and the Restricted Pod Security defaults unless `podSecurity: Custom`.
  */
 import type { AgentEnvironment, AgentSession } from '../../crd/resources.ts';
 import { hasItemSecret } from '../record/status.ts';
-import { podName, secretName, SECRET_TOKEN_KEY, SECRET_WORK_SECRET_KEY, workLabels } from '../record/names.ts';
-import { CREDENTIAL_DIR, DEFAULT_PROBE_PORT, DEFAULT_STATE_DIR, SIDECAR_ENV as E, STARTED_PATH } from '../../contract/sidecar.ts';
-import { effectiveUid, hardenContainer, hardenPod, restrictedViolations } from './pod-security.ts';
+import { podName, secretName, SECRET_TOKEN_KEY, workLabels } from '../record/names.ts';
+import {
+  CREDENTIAL_DIR,
+  DEFAULT_PROBE_PORT,
+  DEFAULT_PROXY_ADDRESS,
+  DEFAULT_PROXY_PORT,
+  DEFAULT_STATE_DIR,
+  PLACEHOLDER_WORK_SECRET,
+  READY_PATH,
+  SIDECAR_ENV as E,
+  STARTED_PATH,
+  type CredentialKind,
+} from '../../contract/sidecar.ts';
+import { defaultSessionTemplate, type RunnerSettings } from './default-template.ts';
+import { effectiveUid, hardenContainer, hardenPod, restrictedViolations, sidecarUid } from './pod-security.ts';
 import { ownedBySession } from './work-secret.ts';
 import type { Container, EnvVar, Pod, PodSpec, PodTemplate, Volume } from './pod-types.ts';
 
@@ -41,27 +61,50 @@ export const CREDENTIAL_VOLUME = 'agentenv-credential';
 export { CREDENTIAL_DIR };
 export const STATE_VOLUME = 'agentenv-state';
 export const STATE_DIR = DEFAULT_STATE_DIR;
-/** UID given to a Restricted session Pod whose template names none (the distroless "nonroot" user). */
+/** UID given to a Restricted session Pod whose template names none (the distroless "nonroot" user, the runner image's USER). */
 export const DEFAULT_SESSION_UID = 65532;
 /** Seconds the Pod's termination grace adds to `stopGracePeriodSeconds`: the sidecar's own stop call after the main container ended. */
 export const TERMINATION_MARGIN_SECONDS = 15;
+/** The sidecar's proxy port (the sidecar contract's default, `AGENTENV_PROXY_PORT`). */
+export const PROXY_PORT = DEFAULT_PROXY_PORT;
+/** In `pod-ip` mode, the main container's variable holding the Pod IP, expanded into `ANTHROPIC_BASE_URL`. */
+export const POD_IP_ENV = 'AGENTENV_POD_IP';
 
 /** Environment variables the operator owns in the main container (a template's values are replaced). */
-export const CONTRACT_ENV = ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL', 'ANTHROPIC_WORK_SECRET'] as const;
-/** Names that must never appear in a sandbox container's environment. */
-export const FORBIDDEN_ENV = ['ANTHROPIC_ENVIRONMENT_KEY', 'ANTHROPIC_API_KEY'] as const;
+export const CONTRACT_ENV = ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL', 'ANTHROPIC_WORK_SECRET', POD_IP_ENV] as const;
+/**
+ * Names that must never appear in a sandbox container's environment: a template's values are
+ * dropped (the SDK reads each of them as a credential, and the sidecar is the one credential holder).
+ */
+export const FORBIDDEN_ENV = ['ANTHROPIC_ENVIRONMENT_KEY', 'ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN'] as const;
 
 export interface SidecarSettings {
   readonly image: string;
   readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
 }
+export type { RunnerSettings };
+
+/**
+ * Where the sidecar's proxy listens, as the operator setting `sessionProxyAddress`:
+ * - `loopback` (default, every real cluster): `127.0.0.1` — the Pod's own network namespace, so
+ *   nothing outside the Pod can reach the proxy;
+ * - `pod-ip`: the Pod IP. Only for the process kubelet (dev and tests), which has no per-Pod network
+ *   namespace: every Pod there shares the host's loopback, so `127.0.0.1:8096` would collide between
+ *   Pods, and each Pod has a loopback address of its own as its Pod IP instead.
+ */
+export const PROXY_ADDRESS_MODES = ['loopback', 'pod-ip'] as const;
+export type ProxyAddressMode = (typeof PROXY_ADDRESS_MODES)[number];
 
 export interface PodInputs {
   readonly session: AgentSession;
   /** The session's environment, with its spec parsed (defaults applied). */
   readonly env: AgentEnvironment;
   readonly sidecar: SidecarSettings;
-  /** API base URL given to the sidecar and the main container. */
+  /** The default runner's image, used when the environment has no `sessionTemplate`. Default: {@link DEFAULT_RUNNER}. */
+  readonly runner?: RunnerSettings;
+  /** Where the sidecar's proxy listens. Default `loopback`. */
+  readonly proxyAddress?: ProxyAddressMode;
+  /** The real API base URL: the sidecar's upstream (the main container gets the sidecar's proxy instead). */
   readonly baseUrl: string;
 }
 
@@ -74,8 +117,8 @@ export type PodBuild =
 export function desiredPod(inputs: PodInputs): PodBuild {
   const { session, env } = inputs;
   const selfHosted = env.spec.selfHosted;
-  if (!selfHosted?.sessionTemplate) return refused('InvalidTemplate', 'the environment has no spec.selfHosted.sessionTemplate');
-  const template = selfHosted.sessionTemplate as PodTemplate;
+  if (!selfHosted) return refused('InvalidTemplate', 'the environment is not self-hosted');
+  const template = (selfHosted.sessionTemplate as PodTemplate | undefined) ?? defaultSessionTemplate(inputs.runner ?? DEFAULT_RUNNER);
   const tspec = template.spec ?? {};
   const containers = tspec.containers ?? [];
   if (!Array.isArray(containers) || containers.length === 0) return refused('InvalidTemplate', 'sessionTemplate.spec.containers is empty');
@@ -105,20 +148,22 @@ export function desiredPod(inputs: PodInputs): PodBuild {
   const sessionObj = session.metadata?.name ?? '';
   const name = podName(sessionObj, workId);
   const main = containers[mainIndex]!;
-  const mainWithEnv: Container = { ...main, env: [...(main.env ?? []).filter((e) => !isOwnedEnv(e.name)), ...contractEnv(inputs, name)] };
+  const sidecarUser = sidecarUid(tspec);
+  if (sidecarUser === undefined) return refused('TemplateRefused', 'the template\'s containers run as both UIDs reserved for the sidecar (65533, 65531): the sidecar must run as a user of its own');
+  const mainWithEnv: Container = { ...main, env: [...(main.env ?? []).filter((e) => !isOwnedEnv(e.name)), ...contractEnv(inputs)] };
+  // No shareProcessNamespace (a template's `true` included): with it, /proc/<sidecar pid>/root
+  // would show the main container the sidecar's mounted credential.
+  const { shareProcessNamespace: _shared, ...templateSpec } = tspec;
   let spec: PodSpec = {
-    ...tspec,
+    ...templateSpec,
     containers: containers.map((c, i) => (i === mainIndex ? mainWithEnv : c)),
     restartPolicy: 'Never',
-    shareProcessNamespace: true,
     automountServiceAccountToken: false,
     enableServiceLinks: false,
     terminationGracePeriodSeconds: Math.max(tspec.terminationGracePeriodSeconds ?? 30, selfHosted.stopGracePeriodSeconds + TERMINATION_MARGIN_SECONDS),
   };
   const mainUser = effectiveUid(tspec, main);
   if (restricted) spec = hardenPod(spec, mainUser.uid, DEFAULT_SESSION_UID);
-  // After hardening: a Restricted Pod whose template named no user now runs as the default UID.
-  const sidecarUser = effectiveUid(spec, spec.containers[mainIndex]!);
   spec.initContainers = [sidecarContainer(inputs, sidecarUser), ...(spec.initContainers ?? [])];
   spec.volumes = [
     ...(spec.volumes ?? []),
@@ -144,22 +189,30 @@ export function desiredPod(inputs: PodInputs): PodBuild {
   };
 }
 
-/** The sidecar, per the sidecar contract: config from the environment, credential file, state dir, probe. */
-function sidecarContainer(inputs: PodInputs, user: { uid?: number; gid?: number }): Container {
+/** The default runner image when the operator passes none (it always passes its `runnerImage` setting). */
+export const DEFAULT_RUNNER: RunnerSettings = { image: 'ghcr.io/agentenv-io/agentenv-runner:latest', imagePullPolicy: 'IfNotPresent' };
+
+const POD_IP_FIELD = { fieldRef: { fieldPath: 'status.podIP' } };
+
+/** The sidecar, per the sidecar contract: config from the environment, credential file, state dir, probe, proxy. */
+function sidecarContainer(inputs: PodInputs, uid: number): Container {
   const { session, env, sidecar } = inputs;
   const sh = env.spec.selfHosted!;
+  const credentialKind: CredentialKind = hasItemSecret(session) ? 'sessions-token' : 'environment-key';
   const envVars: EnvVar[] = [
     { name: E.baseUrl, value: inputs.baseUrl },
     { name: E.environmentId, value: session.spec.environmentId },
     { name: E.sessionId, value: session.spec.sessionId },
     { name: E.workId, value: session.spec.workId },
     { name: E.credentialFile, value: `${CREDENTIAL_DIR}/${SECRET_TOKEN_KEY}` },
+    { name: E.credentialKind, value: credentialKind },
     { name: E.stateDir, value: STATE_DIR },
-    { name: E.stopGraceSeconds, value: String(sh.stopGracePeriodSeconds) },
     ...(sh.leaseTTLSeconds !== undefined ? [{ name: E.leaseTtlSeconds, value: String(sh.leaseTTLSeconds) }] : []),
-    // Each Pod listens on its own IP, so probes of many Pods on one node never collide.
-    { name: E.probeAddress, valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    // Each Pod's probes listen on its own IP, so probes of many Pods on one node never collide.
+    { name: E.probeAddress, valueFrom: POD_IP_FIELD },
     { name: E.probePort, value: String(PROBE_PORT) },
+    inputs.proxyAddress === 'pod-ip' ? { name: E.proxyAddress, valueFrom: POD_IP_FIELD } : { name: E.proxyAddress, value: DEFAULT_PROXY_ADDRESS },
+    { name: E.proxyPort, value: String(PROXY_PORT) },
   ];
   return hardenContainer({
     name: SIDECAR_NAME,
@@ -178,16 +231,27 @@ function sidecarContainer(inputs: PodInputs, user: { uid?: number; gid?: number 
       timeoutSeconds: 1,
       failureThreshold: sh.startDeadlineSeconds + TERMINATION_MARGIN_SECONDS,
     },
+    // Not ready = "the main container should end now" (a stop is due, or the lease is lost): one
+    // failed probe flips it, so the enforced stop's clock (the Pod's ContainersReady transition)
+    // starts within a second of the sidecar's decision.
+    readinessProbe: {
+      httpGet: { path: READY_PATH, port: PROBE_PORT },
+      periodSeconds: 1,
+      timeoutSeconds: 1,
+      failureThreshold: 1,
+      successThreshold: 1,
+    },
     volumeMounts: [
       { name: CREDENTIAL_VOLUME, mountPath: CREDENTIAL_DIR, readOnly: true },
       { name: STATE_VOLUME, mountPath: STATE_DIR },
     ],
     resources: { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } },
+    // Its own user and group, never the main container's (also under podSecurity: Custom, and
+    // also beside a root main container): no signal, ptrace or /proc access across the two.
     securityContext: {
-      ...(user.uid !== undefined ? { runAsUser: user.uid } : {}),
-      ...(user.gid !== undefined ? { runAsGroup: user.gid } : {}),
-      // A main container running as root (Custom templates only) needs a root sidecar to signal it.
-      runAsNonRoot: user.uid !== 0,
+      runAsUser: uid,
+      runAsGroup: uid,
+      runAsNonRoot: true,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },
@@ -196,15 +260,25 @@ function sidecarContainer(inputs: PodInputs, user: { uid?: number; gid?: number 
   });
 }
 
-/** The main container's contract variables. The work secret comes from the per-item Secret, never inline. */
-function contractEnv(inputs: PodInputs, secret: string): EnvVar[] {
+/**
+ * The main container's contract variables: what `handleItem` (or `ant beta:worker run`) reads.
+ * `ANTHROPIC_BASE_URL` is the sidecar's proxy, and `ANTHROPIC_WORK_SECRET` the non-secret
+ * placeholder: the official runner needs a work secret (or an environment key) to start at all,
+ * and the sidecar replaces whatever credential arrives with the real one. In `pod-ip` mode the
+ * base URL names the Pod IP through `$(AGENTENV_POD_IP)`, which the kubelet expands (a variable
+ * defined before it in the same list).
+ */
+function contractEnv(inputs: PodInputs): EnvVar[] {
   const s = inputs.session.spec;
+  const proxy = inputs.proxyAddress === 'pod-ip'
+    ? [{ name: POD_IP_ENV, valueFrom: POD_IP_FIELD }, { name: 'ANTHROPIC_BASE_URL', value: `http://$(${POD_IP_ENV}):${PROXY_PORT}` }]
+    : [{ name: 'ANTHROPIC_BASE_URL', value: `http://${DEFAULT_PROXY_ADDRESS}:${PROXY_PORT}` }];
   return [
     { name: 'ANTHROPIC_ENVIRONMENT_ID', value: s.environmentId },
     { name: 'ANTHROPIC_SESSION_ID', value: s.sessionId },
     { name: 'ANTHROPIC_WORK_ID', value: s.workId },
-    { name: 'ANTHROPIC_BASE_URL', value: inputs.baseUrl },
-    ...(hasItemSecret(inputs.session) ? [{ name: 'ANTHROPIC_WORK_SECRET', valueFrom: { secretKeyRef: { name: secret, key: SECRET_WORK_SECRET_KEY } } }] : []),
+    ...proxy,
+    { name: 'ANTHROPIC_WORK_SECRET', value: PLACEHOLDER_WORK_SECRET },
   ];
 }
 

@@ -1,0 +1,68 @@
+/**
+ * The default runner: one work item served by the official SDK's per-item runner,
+ * `EnvironmentWorker.handleItem()`, with its standard agent toolset (bash, read, write, edit,
+ * glob, grep) confined to the workdir. Nothing here reimplements the protocol: heartbeats, the
+ * session's event stream, tool results and the final force-stop are the SDK's.
+ *
+ * Flow (all the SDK's, in `lib/environments/worker.ts`):
+ * 1. heartbeat the lease from `NO_HEARTBEAT` — in an agentenv Pod the sidecar answers from its
+ *    virtual lease, having claimed the real one before this container started;
+ * 2. read the session, download its skills, run the tools it asks for, post their results;
+ * 3. end when the session has been idle `maxIdleMs`, when a heartbeat says `stopping`/`stopped`
+ *    or `lease_extended: false`, or when `signal` aborts (SIGTERM);
+ * 4. force-stop the item unless the lease was lost (the sidecar turns that into the real stop).
+ *
+ * Credentials: the client is built with the contract's placeholder token, never a real key; the
+ * SDK then scopes every per-item call to the work secret's token (in an agentenv Pod the
+ * placeholder too), and the sidecar replaces whatever credential arrives with the real one.
+ */
+import { Anthropic } from '@anthropic-ai/sdk';
+import { PLACEHOLDER_SESSIONS_TOKEN } from '../contract/sidecar.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { RunnerOptions } from './options.ts';
+
+/** Serve the work item named by `options`; resolves when the SDK's runner has ended and stopped it. */
+export async function serveWorkItem(options: RunnerOptions, log: Logger, signal: AbortSignal): Promise<void> {
+  const client = new Anthropic({
+    baseURL: options.baseUrl,
+    // A non-empty credential of its own keeps the SDK from looking for one (environment
+    // variables, profile files); handleItem replaces it with the work item's token.
+    authToken: PLACEHOLDER_SESSIONS_TOKEN,
+    logger: sdkLogger(log.child({ component: 'sdk' })),
+    // Never 'debug': the SDK's debug lines carry request and response bodies (tool inputs and
+    // outputs, which may hold anything the agent read).
+    logLevel: 'info',
+  });
+  const worker = client.beta.environments.work.worker({
+    workdir: options.workdir,
+    ...(options.maxIdleMs !== undefined ? { maxIdleMs: options.maxIdleMs } : {}),
+  });
+  await worker.handleItem({
+    workId: options.workId,
+    environmentId: options.environmentId,
+    sessionId: options.sessionId,
+    ...(options.workSecret !== undefined ? { workSecret: options.workSecret } : {}),
+    ...(options.environmentKey !== undefined ? { environmentKey: options.environmentKey } : {}),
+    signal,
+  });
+}
+
+type SdkLogFn = (message: string, ...rest: unknown[]) => void;
+
+/**
+ * The SDK's logger interface onto pino: one JSON line per message, the SDK's details object (e.g.
+ * `{ work_id, error }`) as fields, so the root logger's credential redaction applies to them.
+ */
+export function sdkLogger(log: Logger): { error: SdkLogFn; warn: SdkLogFn; info: SdkLogFn; debug: SdkLogFn } {
+  const fields = (rest: unknown[]): Record<string, unknown> => {
+    if (rest.length === 1 && rest[0] !== null && typeof rest[0] === 'object' && !Array.isArray(rest[0]) && !(rest[0] instanceof Error)) return rest[0] as Record<string, unknown>;
+    if (rest.length === 1 && rest[0] instanceof Error) return { err: rest[0] };
+    return rest.length ? { details: rest.map((r) => (r instanceof Error ? `${r.name}: ${r.message}` : r)) } : {};
+  };
+  return {
+    error: (m, ...rest) => log.error(fields(rest), m),
+    warn: (m, ...rest) => log.warn(fields(rest), m),
+    info: (m, ...rest) => log.info(fields(rest), m),
+    debug: (m, ...rest) => log.debug(fields(rest), m),
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * The session template used when an environment names none: the default runner (pure).
+ *
+ * One container, `session`, running `agentenv runner` in the runner image — the official SDK's
+ * per-item runner (`EnvironmentWorker.handleItem`) with its standard agent toolset (bash, read,
+ * write, edit, glob, grep) confined to `/workspace`, an emptyDir of the Pod's own. The operator
+ * then injects the sidecar, the `ANTHROPIC_*` contract and the hardening as for any template.
+ */
+import type { PodTemplate } from './pod-types.ts';
+
+export interface RunnerSettings {
+  readonly image: string;
+  readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+}
+
+/** The runner's working directory: the agent's files live here (an emptyDir, gone with the Pod). */
+export const WORKSPACE_DIR = '/workspace';
+export const WORKSPACE_VOLUME = 'workspace';
+
+export function defaultSessionTemplate(runner: RunnerSettings): PodTemplate {
+  return {
+    spec: {
+      containers: [
+        {
+          name: 'session',
+          image: runner.image,
+          imagePullPolicy: runner.imagePullPolicy,
+          command: ['agentenv', 'runner'],
+          workingDir: WORKSPACE_DIR,
+          volumeMounts: [{ name: WORKSPACE_VOLUME, mountPath: WORKSPACE_DIR }],
+          // Modest: one agent's shell commands. Set a sessionTemplate for heavier work.
+          resources: { requests: { cpu: '250m', memory: '512Mi' }, limits: { memory: '2Gi' } },
+        },
+      ],
+      volumes: [{ name: WORKSPACE_VOLUME, emptyDir: { sizeLimit: '10Gi' } }],
+    },
+  };
+}
