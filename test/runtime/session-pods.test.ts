@@ -12,7 +12,6 @@ import { CORE, type KubeObject } from '../../src/k8s/rest.ts';
 import { podName } from '../../src/sessions/record/names.ts';
 import { SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
 import { CREDENTIAL_DIR, SIDECAR_UID } from '../../src/contract/sidecar.ts';
-import type { Pod } from '../../src/sessions/objects/pod-types.ts';
 import { adminRest, createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
 import { createEnvironment, dispatch, getPod, waitForSession, type SessionsWorld } from '../integration/sessions.fixtures.ts';
 import { kubectl, startRuntimeWorld, unavailable } from './world.ts';
