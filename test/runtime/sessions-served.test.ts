@@ -11,7 +11,10 @@ import { podName } from '../../src/sessions/record/names.ts';
 import { bash, resultText, scriptAgent, terminated, waitForToolResults } from '../support/agent-script.ts';
 import { createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
 import { createEnvironment, dispatch, eventsOf, getPod, sessionTemplate, waitForSession, waitForWork, type SessionsWorld } from '../integration/sessions.fixtures.ts';
-import { startRuntimeWorld, unavailable } from './world.ts';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { kubectl, startRuntimeWorld, unavailable } from './world.ts';
 
 describe.skipIf(unavailable())('sessions served on containerd', () => {
   let ns: TestNamespace;
@@ -67,5 +70,21 @@ describe.skipIf(unavailable())('sessions served on containerd', () => {
     expect(done.status).toMatchObject({ phase: 'Succeeded', reason: 'Stopped' });
     await waitForWork(w, env, d.work.id, 'stopped');
     await waitFor(async () => !(await getPod(w, name)), { what: `Pod ${name} gone from the node`, timeoutMs: 90_000 });
+  });
+
+  it('an API eviction of a running session Pod (the Eviction subresource, as a drain does) stops its containers on the node; the session ends Failed PodDeleted and the work item is stopped', async () => {
+    const env = await createEnvironment(w, 'evicted', sessionTemplate({ image: inject('runnerImage') }), { leaseTTLSeconds: 4, stopGracePeriodSeconds: 2 });
+    const d = await dispatch(w, env);
+    const name = podName(d.name, d.work.id);
+    await waitForSession(w, d.name, (s) => s.status?.phase === 'Running', 'Running', 120_000);
+    await waitFor(async () => (await getPod(w, name))?.status?.containerStatuses?.some((c) => c.name === 'session' && c.state?.running) ?? false, { what: 'the main container running', timeoutMs: 60_000 });
+
+    const eviction = join(tmpdir(), `eviction-${name}.json`);
+    await writeFile(eviction, JSON.stringify({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: ns.name } }));
+    await kubectl('create', '--raw', `/api/v1/namespaces/${ns.name}/pods/${name}/eviction`, '-f', eviction);
+    await waitFor(async () => !(await getPod(w, name)), { what: `evicted Pod ${name} gone from the node`, timeoutMs: 90_000 });
+    const done = await finished(d.name);
+    expect(done.status).toMatchObject({ phase: 'Failed', reason: 'PodDeleted' });
+    await waitForWork(w, env, d.work.id, 'stopped');
   });
 });
