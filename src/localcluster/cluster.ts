@@ -25,7 +25,7 @@ import { NODE_CONTROLLERS, startApiServer, startControllerManager, startEtcd, st
 import { CONTAINERD_NODE_NAME } from './containerd-config.ts';
 import { startContainerdNode, type ContainerdNode } from './containerd-node.ts';
 import { unmountUnder } from './node-host.ts';
-import { ensureRuntimeBinaries } from './runtime-build.ts';
+import { ensureNetworkPolicyBinary, ensureRuntimeBinaries } from './runtime-build.ts';
 import { defaultCacheDir } from './go-build-cache.ts';
 import { createPki, writeKubeconfig } from './controlplane-pki.ts';
 import { freePort, isAlive, startProcess, type ManagedProcess } from './controlplane-process.ts';
@@ -48,6 +48,8 @@ export interface LocalClusterOptions {
   readonly runtime?: 'process' | 'containerd';
   /** With `runtime: 'containerd'`: OCI image archives imported into the node (scripts/images.ts builds them). */
   readonly imageArchives?: readonly string[];
+  /** With `runtime: 'containerd'`: enforce NetworkPolicies with kube-router's policy controller (needs ipset). */
+  readonly networkPolicy?: boolean;
   /** The process kubelet's Node name. Default `agentenv-local`. */
   readonly nodeName?: string;
   /** CRDs applied at start. Default `<repo>/crds`. */
@@ -143,7 +145,8 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       const schedulerKubeconfig = join(dir, 'scheduler.kubeconfig');
       await writeKubeconfig(schedulerKubeconfig, server, pki.ca, 'system:kube-scheduler', pki.scheduler);
       processes.set('kube-scheduler', startScheduler(binaries, dir, schedulerKubeconfig));
-      node = await startContainerdNode({ dir, cacheDir, server, pki, binaries, runtime, imageArchives: options.imageArchives ?? [], log });
+      const networkPolicy = options.networkPolicy ? { kubeRouter: await ensureNetworkPolicyBinary({ log, cacheDir }), kubeconfig: adminKubeconfig } : undefined;
+      node = await startContainerdNode({ dir, cacheDir, server, pki, binaries, runtime, imageArchives: options.imageArchives ?? [], log, ...(networkPolicy ? { networkPolicy } : {}) });
       const kubelet = node.processes.get('kubelet');
       if (kubelet) await waitForNodeReady(rest, nodeName, kubelet, 180_000);
     } else if (options.kubelet) {

@@ -7,7 +7,7 @@
  *     killed run left (mounts, bridge, cgroups);
  *  2. bridge, cgroup root, config files; containerd in a PID namespace of its own, until it answers;
  *  3. import the pause image and the given image archives (no registry is ever contacted);
- *  4. the kubelet, until its Node is Ready.
+ *  4. the kubelet, until its Node is Ready; optionally kube-router's NetworkPolicy controller.
  *
  * Nothing outlives the run: containerd is PID 1 of its own PID namespace and is started as
  * `reaper -- unshare --pid --fork --kill-child --mount-proc -- containerd`, so the death of the
@@ -44,6 +44,11 @@ export interface ContainerdNodeOptions {
   readonly runtime: RuntimeBinaries;
   /** OCI archives to import into the node's image store (e.g. the project's images, see scripts/images.ts). */
   readonly imageArchives?: readonly string[];
+  /**
+   * kube-router's NetworkPolicy controller (binary from `ensureNetworkPolicyBinary`), run with this
+   * kubeconfig: NetworkPolicies are enforced on the node's Pods. Absent: not enforced, as before.
+   */
+  readonly networkPolicy?: { readonly kubeRouter: string; readonly kubeconfig: string };
   readonly log: (line: string) => void;
 }
 
@@ -79,6 +84,7 @@ export async function startContainerdNode(options: ContainerdNodeOptions): Promi
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    await processes.get('kube-router')?.stop(5_000);
     await processes.get('kubelet')?.stop(10_000);
     // SIGTERM reaches unshare, not containerd; the SIGKILL after 2 s reaches containerd through
     // --kill-child, and the namespace goes with it. Containers get no grace here: the node is going away.
@@ -138,6 +144,26 @@ export async function startContainerdNode(options: ContainerdNodeOptions): Promi
     );
     processes.set('kubelet', kubelet);
     await waitUntilReady('kubelet /healthz', async () => (await fetch(`http://127.0.0.1:${config.healthzPort as number}/healthz`)).ok, { process: kubelet, timeoutMs: 120_000, intervalMs: 500 });
+    if (options.networkPolicy) {
+      log('starting kube-router (NetworkPolicy controller only) …');
+      const kubeRouter = startProcess(
+        'kube-router',
+        options.networkPolicy.kubeRouter,
+        [
+          `--kubeconfig=${options.networkPolicy.kubeconfig}`,
+          `--hostname-override=${CONTAINERD_NODE_NAME}`,
+          '--run-firewall=true',
+          '--run-router=false',
+          '--run-service-proxy=false',
+          '--health-port=0',
+          '--metrics-port=0',
+        ],
+        { reaper: options.binaries.reaper, logFile: join(nodeDir, 'kube-router.log') },
+      );
+      processes.set('kube-router', kubeRouter);
+      // Its policy chains exist once its first full sync ran.
+      await waitUntilReady('kube-router policy chains', async () => (await run('iptables', ['-S', 'KUBE-ROUTER-FORWARD'])).stdout.length > 0, { process: kubeRouter, timeoutMs: 60_000, intervalMs: 500 });
+    }
     return { nodeName: CONTAINERD_NODE_NAME, socket: paths.socket, podLogsDir, processes, stop };
   } catch (err) {
     await stop();

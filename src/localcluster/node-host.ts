@@ -95,4 +95,36 @@ export async function cleanUpNode(stateDir: string): Promise<void> {
   for (const point of own) await run('umount', ['--lazy', point]).catch(() => {});
   if (existsSync(`/sys/class/net/${NODE_NETWORK.bridge}`)) await run('ip', ['link', 'del', NODE_NETWORK.bridge]).catch(() => {});
   await removeCgroupRoot();
+  await removeNodeRules();
+}
+
+/**
+ * iptables chains the node's components create, and the rules that jump to them: the kubelet's
+ * (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT), CNI portmap's (CNI-…) and kube-router's policy controller's.
+ */
+const NODE_RULES = /KUBE-FIREWALL|KUBE-KUBELET-CANARY|KUBE-IPTABLES-HINT|KUBE-ROUTER-|KUBE-POD-FW-|KUBE-NWPLCY-|KUBE-SRC-|KUBE-DST-|kube-router netpol|CNI-/;
+
+/** An iptables-save table without the node's chains and the rules that use them. */
+export function withoutNodeRules(table: string): string {
+  return table
+    .split('\n')
+    .filter((line) => !NODE_RULES.test(line))
+    .join('\n');
+}
+
+/**
+ * Removes what the node put in the machine's firewall (kube-router's own `--cleanup-config` panics
+ * on a kernel without IPVS): each table is restored without the node's chains and rules, then
+ * kube-router's ipsets are destroyed. Idempotent; a no-op when there is nothing.
+ */
+export async function removeNodeRules(): Promise<void> {
+  for (const table of ['filter', 'nat', 'mangle']) {
+    const { stdout } = await run('iptables-save', ['-t', table]).catch(() => ({ stdout: '' }));
+    if (!NODE_RULES.test(stdout)) continue;
+    const restore = run('iptables-restore', ['-T', table]);
+    restore.child.stdin?.end(withoutNodeRules(stdout));
+    await restore;
+  }
+  const sets = await run('ipset', ['list', '-n']).then((r) => r.stdout.split('\n'), () => [] as string[]);
+  for (const set of sets.filter((s) => s.startsWith('KUBE-') || s.startsWith('inet6:KUBE-'))) await run('ipset', ['destroy', set]).catch(() => {});
 }

@@ -80,3 +80,25 @@ export function findRunc(): string {
     throw new Error('runc is not installed: the containerd node runs containers with runc from Debian (`apt-get install -y runc`, see README "Development")');
   }
 }
+
+export const NETPOL_MODULE = fileURLToPath(new URL('../../test/controlplane/netpol/', import.meta.url));
+
+const NETPOL: GoModuleBuild = {
+  label: 'NetworkPolicy enforcer',
+  module: NETPOL_MODULE,
+  keyPrefix: 'netpol',
+  packages: { 'github.com/cloudnativelabs/kube-router/v2/cmd/kube-router': 'kube-router' },
+  env: { CGO_ENABLED: '0' },
+  ldflags: '-s -w',
+};
+
+/**
+ * kube-router (its NetworkPolicy controller only), built from test/controlplane/netpol; it programs
+ * iptables and ipsets, so Debian's `ipset` must be installed.
+ */
+export async function ensureNetworkPolicyBinary(options: BuildOptions = {}): Promise<string> {
+  if (!['/usr/sbin/ipset', '/sbin/ipset', '/usr/bin/ipset'].some((p) => existsSync(p))) {
+    throw new Error('ipset is not installed: the NetworkPolicy enforcer (kube-router) needs it (`apt-get install -y ipset`)');
+  }
+  return join(await ensureGoBinaries(NETPOL, options), 'kube-router');
+}

@@ -9,7 +9,7 @@
  * skipped with that reason (`runtimeUnavailable`).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { TestProject } from 'vitest/node';
 import { ensureProjectImages, NODE_NETWORK, startLocalCluster } from '../../src/localcluster/index.ts';
 import { defaultCacheDir } from '../../src/localcluster/index.ts';
@@ -29,6 +29,8 @@ declare module 'vitest' {
     nodeAddress: string;
     /** The cluster's kubectl binary. */
     kubectl: string;
+    /** Why NetworkPolicies are not enforced on the node ('' when kube-router runs). */
+    networkPolicyUnavailable: string;
   }
 }
 
@@ -40,7 +42,7 @@ export function missingPrerequisite(): string {
     try {
       execFileSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`], { stdio: 'ignore' });
     } catch {
-      return `${tool} is not installed (apt-get install -y runc buildah mmdebstrap: README "Development")`;
+      return `${tool} is not installed (apt-get install -y runc buildah mmdebstrap ipset: README "Development")`;
     }
   }
   return '';
@@ -53,13 +55,18 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   if (missing) {
     say(`SKIPPING the runtime tier: ${missing}`);
     for (const key of ['adminKubeconfig', 'operatorKubeconfig', 'kubeletRootDir', 'projectImage', 'runnerImage', 'nodeAddress', 'kubectl'] as const) project.provide(key, '');
+    project.provide('networkPolicyUnavailable', missing);
     return undefined;
   }
   const started = performance.now();
   const cacheDir = process.env.AGENTENV_CACHE_DIR || defaultCacheDir();
   const log = (line: string): void => void say(`${((performance.now() - started) / 1000).toFixed(1)}s ${line}`);
   const images = await ensureProjectImages({ repo: new URL('../../', import.meta.url).pathname, cacheDir, log });
-  const cluster = await startLocalCluster({ runtime: 'containerd', imageArchives: images.map((i) => i.archive), cacheDir, log });
+  // kube-router's policy controller needs Debian's ipset; without it the NetworkPolicy tests are skipped, saying so.
+  const networkPolicyUnavailable = existsSync('/usr/sbin/ipset') ? '' : 'ipset is not installed (apt-get install -y ipset): kube-router cannot enforce NetworkPolicies';
+  if (networkPolicyUnavailable) say(`NetworkPolicy tests will be SKIPPED: ${networkPolicyUnavailable}`);
+  project.provide('networkPolicyUnavailable', networkPolicyUnavailable);
+  const cluster = await startLocalCluster({ runtime: 'containerd', imageArchives: images.map((i) => i.archive), networkPolicy: !networkPolicyUnavailable, cacheDir, log });
   say(`containerd node ready in ${((performance.now() - started) / 1000).toFixed(1)}s (state in ${cluster.dir})`);
   project.provide('adminKubeconfig', cluster.adminKubeconfig);
   project.provide('operatorKubeconfig', cluster.operatorKubeconfig);
