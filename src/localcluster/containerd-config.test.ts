@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CGROUP_ROOT, cniConfig, containerdConfig, kubeletConfig, NODE_NETWORK, PAUSE_IMAGE } from './containerd-config.ts';
-import { mountsUnder } from './node-host.ts';
+import { mountsUnder, withoutNodeRules } from './node-host.ts';
 
 const paths = { root: '/s/root', state: '/s/state', socket: '/s/c.sock', runc: '/usr/sbin/runc', cniBinDir: '/cache/bin', cniConfDir: '/s/cni' };
 const kubelet = kubeletConfig({ caFile: '/pki/ca.crt', socket: '/s/c.sock', podLogsDir: '/s/logs', resolvConf: '/s/resolv.conf', port: 10250, healthzPort: 10248 });
@@ -49,5 +49,23 @@ describe('mounts under a state directory', () => {
 
   it('never matches a sibling directory that shares the prefix', () => {
     expect(mountsUnder(mountinfo, '/tmp/c')).not.toContain('/tmp/c-other/x');
+  });
+});
+
+describe("the node's firewall rules", () => {
+  const saved = [
+    '*filter',
+    ':INPUT ACCEPT [0:0]',
+    ':KUBE-FIREWALL - [0:0]',
+    ':KUBE-ROUTER-INPUT - [0:0]',
+    ':OTHER-CHAIN - [0:0]',
+    '-A INPUT -j KUBE-FIREWALL',
+    '-A INPUT -m comment --comment "kube-router netpol - 4IA2OSFRMVNDXBVV" -j KUBE-ROUTER-INPUT',
+    '-A INPUT -s 10.9.0.0/16 -j OTHER-CHAIN',
+    'COMMIT',
+  ].join('\n');
+
+  it("removes the kubelet's and kube-router's chains and the rules using them, and keeps everyone else's", () => {
+    expect(withoutNodeRules(saved).split('\n')).toEqual(['*filter', ':INPUT ACCEPT [0:0]', ':OTHER-CHAIN - [0:0]', '-A INPUT -s 10.9.0.0/16 -j OTHER-CHAIN', 'COMMIT']);
   });
 });
