@@ -18,7 +18,7 @@ import { keyOf, type Informer, type InformerEvent } from '../k8s/informer.ts';
 import type { KubeObject, KubeRest } from '../k8s/rest.ts';
 import type { ControllerObserver } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { resolveDispatchCredentials, workItemCredential } from './dispatch/credentials.ts';
+import { resolveDispatchCredentials, workItemCredential, organizationCredential } from './dispatch/credentials.ts';
 import { envKey, RecordedSessions } from './dispatch/capacity.ts';
 import { Dispatchers } from './dispatch/dispatchers.ts';
 import type { DispatchRecorder } from './dispatch/environment-dispatch.ts';
@@ -102,6 +102,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
     namespaces: deps.namespaces,
     apiClient: (c) => deps.apiClient(c),
     workCredential: (env) => workItemCredential(deps.rest, env, deps.defaultCredential),
+    sessionCredential: (env) => organizationCredential(deps.rest, env, deps.defaultCredential),
     sidecar: deps.sidecar,
     runner: deps.runner,
     proxyAddress: deps.proxyAddress,

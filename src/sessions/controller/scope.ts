@@ -56,6 +56,7 @@ export function settingsOf(env: AgentEnvironment | undefined): SessionSettings {
     leaseTTLSeconds: sh.leaseTTLSeconds,
     sessionTTLSecondsAfterFinished: sh.sessionTTLSecondsAfterFinished,
     observeOnly: env === undefined || env.spec.managementPolicy === 'ObserveOnly',
+    workspace: env?.spec.selfHosted?.workspace,
   };
 }
 
