@@ -4,6 +4,7 @@ import type { AgentSessionStatus } from '../../crd/agent-session.ts';
 import { agentSession, exited, iso, at, pending, POD, pullFailure, running, sidecarNotReady, unschedulable, WORK_ID } from '../fixtures.test-support.ts';
 import type { PodStatus } from '../objects/pod-types.ts';
 import { decideSession, needsPod, type SessionFacts } from './decide.ts';
+import type { ApiSessionFact, WorkspaceSeen } from './workspace.ts';
 
 function work(state: Work['state'], extra: Partial<Work> = {}): Work {
   return { id: WORK_ID, type: 'work', environment_id: 'env_1', data: { id: 'sesn_01', type: 'session' }, state, metadata: {}, created_at: iso(-1), ...extra };
@@ -21,6 +22,9 @@ interface Case {
   launchRefused?: SessionFacts['launchRefused'];
   observeOnly?: boolean;
   grace?: number;
+  workspace?: WorkspaceSeen['phase'];
+  launchWaiting?: string;
+  apiSession?: ApiSessionFact;
   phase: string;
   reason?: string;
   actions: string[];
@@ -83,6 +87,15 @@ const cases: Case[] = [
   { rule: 'a work item gone from the API ends the session and deletes its Pod', work: { kind: 'gone' }, pod: running(), now: 6, phase: 'Failed', reason: 'WorkGone', actions: ['deletePod'] },
   { rule: 'an item back in the queue is no longer ours', work: found(work('queued')), pod: pending(), now: 6, phase: 'Claimed', reason: 'AcknowledgementLapsed', actions: ['markNotAcknowledged'] },
   { rule: 'an unreadable work item changes nothing', work: { kind: 'unknown', message: 'no credential' }, pod: running(), now: 6, phase: 'Starting', actions: [] },
+  // the workspace (workspace.ts) and the idle timeout
+  { rule: 'a launch waiting for the session\'s earlier Pod is Starting WaitingForWorkspace', work: found(work('starting')), launchWaiting: 'earlier Pod x', now: 5, phase: 'Starting', reason: 'WaitingForWorkspace', actions: ['createPod'] },
+  { rule: 'a workspace claim still Pending at the deadline force-stops the item: WorkspaceUnavailable, the Pod deleted', work: found(work('starting')), pod: pending(), workspace: 'Pending', now: 60, phase: 'Failed', reason: 'WorkspaceUnavailable', actions: ['stopWork:force:WorkspaceUnavailable', 'deletePod'] },
+  { rule: 'a workspace claim still Pending before the deadline waits like any start', work: found(work('starting')), pod: pending(), workspace: 'Pending', now: 30, phase: 'Starting', reason: 'PodStarting', actions: [] },
+  { rule: 'a bound workspace with the lease unclaimed at the deadline is a StartTimeout, not the workspace\'s fault', work: found(work('starting')), pod: pending(), workspace: 'Bound', now: 60, phase: 'Failed', reason: 'StartTimeout', actions: ['stopWork:force:StartTimeout', 'deletePod'] },
+  { rule: 'a runner that ended normally while its session is idle in the API ends Succeeded Idle', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', workspace: 'Bound', now: 8, phase: 'Succeeded', reason: 'Idle', actions: [] },
+  { rule: 'a runner that ended because its session terminated ends Succeeded, not Idle', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'terminated', now: 8, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a runner that failed while its session is idle is a failure, not Idle', work: found(work('stopped', { stopped_at: iso(6.5) })), pod: exited(2, 6, 'Failed'), apiSession: 'idle', now: 8, phase: 'Failed', reason: 'ContainerFailed', actions: [] },
+  { rule: 'an Idle ending stays Idle once the Pod is gone (the API session is not read again)', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Succeeded', reason: 'Idle', message: 'idle' }, now: 400, phase: 'Succeeded', reason: 'Idle', actions: [] },
   // ObserveOnly
   { rule: 'ObserveOnly records a failure without stopping the item', work: found(work('starting')), pod: pullFailure(), now: 5, observeOnly: true, phase: 'Failed', reason: 'ImagePullFailed', actions: ['deletePod'] },
 ];
@@ -103,6 +116,9 @@ function facts(c: Case): SessionFacts {
     work: c.work,
     pod: seen.podView,
     launchRefused: c.launchRefused,
+    launchWaiting: c.launchWaiting,
+    workspace: c.workspace ? { claimName: 'claim', phase: c.workspace, deleting: false } : undefined,
+    apiSession: c.apiSession,
     now: at(c.now ?? 1),
   };
 }
@@ -143,6 +159,16 @@ describe('decideSession', () => {
   it('raises a Warning event when it enforces a stop', () => {
     const d = decideSession(facts(cases.find((c) => c.reason === 'StopEnforced' && c.actions.includes('deletePod'))!));
     expect(d.event).toMatchObject({ type: 'Warning', reason: 'StopEnforced', message: expect.stringMatching(/stopGracePeriodSeconds \(10s\)/) });
+  });
+
+  it('shows the workspace claim and its phase on the status', () => {
+    const d = decideSession(facts({ rule: '', work: found(work('active', { started_at: iso(2) })), pod: running(), workspace: 'Bound', now: 5, phase: '', actions: [] }));
+    expect(d.status.workspace).toEqual({ claimName: 'claim', phase: 'Bound' });
+  });
+
+  it('raises a Warning event when the workspace is unavailable', () => {
+    const d = decideSession(facts(cases.find((c) => c.reason === 'WorkspaceUnavailable')!));
+    expect(d.event).toMatchObject({ type: 'Warning', reason: 'WorkspaceUnavailable', message: expect.stringMatching(/claim is Pending, not Bound/) });
   });
 
   it('raises a Warning event for a failure reason', () => {
