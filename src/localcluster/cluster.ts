@@ -8,7 +8,8 @@
  *  1. binaries from the cache (built from test/controlplane on first use);
  *  2. PKI and free ports; etcd; kube-apiserver until /readyz;
  *  3. kubeconfigs; kube-controller-manager; namespace, ServiceAccount, RBAC, CRDs; operator token;
- *  4. (kubelet) the process kubelet until its Node is Ready.
+ *  4. (kubelet) the volume provisioner and the default StorageClass (provisioner.ts), then the
+ *     process kubelet until its Node is Ready.
  * Every process is started through `reaper`, so none outlives the process that called this.
  */
 import { execFile } from 'node:child_process';
@@ -18,7 +19,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeRest } from '../k8s/rest.ts';
-import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './controlplane-build.ts';
+import { defaultCacheDir, ensureControlPlaneBinaries, type ControlPlaneBinaries } from './controlplane-build.ts';
+import { applyStorageClass, ensureProvisionerBinary, startProvisioner } from './provisioner.ts';
 import { applyCrds, applyIdentities, mintOperatorToken, waitForControllers, waitForNodeReady } from './controlplane-bootstrap.ts';
 import { startApiServer, startControllerManager, startEtcd } from './controlplane-components.ts';
 import { createPki, writeKubeconfig } from './controlplane-pki.ts';
@@ -82,7 +84,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   const stopAll = async (): Promise<void> => {
     // Reverse start order: the kubelet stops its Pods while the API is still there to record it.
     const graces: Record<string, number> = { kubelet: 60_000 };
-    for (const name of ['kubelet', 'kube-controller-manager', 'kube-apiserver', 'etcd']) {
+    for (const name of ['kubelet', 'provisioner', 'kube-controller-manager', 'kube-apiserver', 'etcd']) {
       await processes.get(name)?.stop(graces[name] ?? 10_000);
       processes.delete(name);
     }
@@ -116,6 +118,10 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     await waitForControllers(rest);
 
     if (options.kubelet) {
+      // Real volumes for the kubelet's Pods: the provisioner and the default StorageClass (provisioner.ts).
+      const provisioner = await ensureProvisionerBinary(options.cacheDir ?? defaultCacheDir(), log);
+      processes.set('provisioner', startProvisioner({ binary: provisioner, reaper: binaries.reaper, kubeconfig: adminKubeconfig, dir, nodeName }));
+      await applyStorageClass(rest);
       await bundleSidecar(log);
       log(`starting the process kubelet as node ${nodeName} …`);
       const kubelet = startProcess(
