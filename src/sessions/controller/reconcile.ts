@@ -20,6 +20,7 @@
  * 9. apply decision  — the actions, then the status, written only when it changed.
  * 10. tidy           — Pods of earlier work items of the session are deleted.
  */
+import { FINISHED_PHASES } from '../../crd/agent-session.ts';
 import { SESSION_FINALIZER } from '../../crd/meta.ts';
 import { AGENT_SESSIONS } from '../../crd/resources.ts';
 import { finalizer } from '../../k8s/finalizer.ts';
@@ -58,6 +59,10 @@ async function reconcileLive(deps: ReconcilerDeps, scope: SessionScope): Promise
   const decision = decideSession({ ...sessionFacts(scope, work, pod, launched), workspace, apiSession });
   const outcome = await applyDecision(deps, scope, decision, work, pod, launched);
   await tidy(deps, scope);
+  // A session seen terminated in the API as its item ended: its workspace's retention ends now, on
+  // the next pass (workspace.ts, rule 4), not at the next periodic look.
+  const ended = decision.status.phase !== undefined && FINISHED_PHASES.includes(decision.status.phase);
+  if (scope.settings.workspace && ended && (apiSession === 'terminated' || apiSession === 'gone')) return requeueAfter(0);
   return outcome;
 }
 
