@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { benchDispatch } from './dispatch.ts';
 import { benchEmulator } from './emulator.ts';
 import { benchProxy } from './proxy.ts';
+import { benchResume } from './resume.ts';
 import { benchSidecar } from './sidecar.ts';
 
 const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
@@ -13,6 +14,7 @@ const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
   sidecar: benchSidecar,
   proxy: benchProxy,
   dispatch: benchDispatch,
+  resume: benchResume,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
