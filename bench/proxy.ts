@@ -89,7 +89,8 @@ export async function benchProxy(): Promise<Record<string, number>> {
     await call(url, 'GET', `/v1/environments/${env.id}/work/poll`, org);
     await call(url, 'POST', `/v1/environments/${env.id}/work/${s.work_id}/ack`, org);
     writeFileSync(join(dir, 'token'), key);
-    const probePort = 20_000 + Math.floor(Math.random() * 20_000);
+    // Below the kernel's ephemeral range (32768–60999), where outgoing connections take their ports.
+    const probePort = 20_000 + Math.floor(Math.random() * 12_000);
     const proxyPort = probePort + 1;
     const sidecar = spawn(process.execPath, nodeArgs, {
       env: {

@@ -7,6 +7,7 @@ import { benchDispatch } from './dispatch.ts';
 import { benchEmulator } from './emulator.ts';
 import { benchProxy } from './proxy.ts';
 import { benchResume } from './resume.ts';
+import { benchServed } from './served.ts';
 import { benchSidecar } from './sidecar.ts';
 
 const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
   sidecar: benchSidecar,
   proxy: benchProxy,
   dispatch: benchDispatch,
+  served: benchServed,
   resume: benchResume,
 };
 

@@ -131,7 +131,8 @@ export async function benchSidecar(): Promise<Record<string, number>> {
       others.push(spawn('sleep', ['3600'], { stdio: 'ignore' }));
       return m;
     };
-    const basePort = 20_000 + Math.floor(Math.random() * 20_000);
+    // Below the kernel's ephemeral range (32768–60999), where outgoing connections take their ports.
+    const basePort = 20_000 + Math.floor(Math.random() * 12_000);
     const bare = spawnMeasured(['-e', 'setInterval(()=>{},1e3)'], {});
     processes.push(bare);
     const pod = await sidecar('pod', [...podNodeArgs, podEntry], basePort);

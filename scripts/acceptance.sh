@@ -2,7 +2,7 @@
 # The issues' "done when" scenarios, by hand, as a user would run them: a local cluster
 # (npm run k8s:up), `agentenv emulator` and `agentenv operator` as separate processes, and kubectl.
 #
-#   scripts/acceptance.sh            # all scenarios; SESSIONS=20 by default
+#   scripts/acceptance.sh            # all scenarios; SESSIONS=20, SERVED=10 by default
 #   KEEP=1 scripts/acceptance.sh     # leave the cluster, emulator and operator running afterwards
 #
 # 1. cluster:      kubectl get nodes shows the process kubelet's node Ready.
@@ -13,11 +13,16 @@
 #                  template) and 20 sessions enqueued through the emulator's admin API give 20
 #                  AgentSessions and 20 Pods whose sidecars hold the leases (20 active items in the
 #                  emulator); stopping them through the API ends every one and leaves no running Pod.
+# 4. served:       a self-hosted environment with no template (the default runner, `agentenv runner`)
+#                  and SERVED sessions (10) each scripted through the emulator's admin route with three
+#                  bash calls: every call gets its result from the session's Pod, and once each session
+#                  is terminated all end Succeeded with no running Pod and no active work item (issue 17).
 # Needs the tools npm ci installs (Node 24) and Go for the first control-plane build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PWD/.k8s/bin:$PATH"
 SESSIONS=${SESSIONS:-20}
+SERVED=${SERVED:-10}
 PORT=${EMULATOR_PORT:-18181}
 API="http://127.0.0.1:$PORT"
 KEY=sk-ant-api03-acceptance
@@ -115,11 +120,75 @@ until_eq 60 "$SESSIONS" bash -c "kubectl --kubeconfig .k8s/kubeconfig -n $NS get
 until_eq 30 0 active
 echo "all $SESSIONS sessions stopped cleanly (Succeeded, no running Pod) $((SECONDS - stopping))s after the stop requests"
 
+say "4. served"
+# The default runner: no sessionTemplate. Each session's agent is scripted through the emulator's
+# admin route with three bash calls at enqueue time; the runner reads them from the history.
+k -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Secret
+metadata: { name: served-environment-key }
+stringData: { environment-key: placeholder }
+---
+apiVersion: agentenv.io/v1alpha1
+kind: AgentEnvironment
+metadata: { name: served }
+spec:
+  name: Served by the default runner
+  selfHosted:
+    environmentKeySecretRef: { name: served-environment-key, key: environment-key }
+    maxSessions: $SERVED
+    maxPollers: 4
+    leaseTTLSeconds: 20
+    stopGracePeriodSeconds: 5
+YAML
+until_eq 30 True k -n "$NS" get aenv served -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'
+served_id=$(k -n "$NS" get aenv served -o 'jsonpath={.status.environmentId}')
+served_key=$(curl -sf -X POST "$API/emulator/v1/environments/$served_id/keys" | jqn 's.key')
+k -n "$NS" create secret generic served-environment-key --from-literal=environment-key="$served_key" --dry-run=client -o yaml | k apply -f - >/dev/null
+until_eq 90 True k -n "$NS" get aenv served -o 'jsonpath={.status.conditions[?(@.type=="Dispatching")].status}'
+enqueued=$SECONDS
+served_sessions=()
+for i in $(seq "$SERVED"); do
+  sid=$(curl -sf -X POST "$API/emulator/v1/environments/$served_id/sessions" -H 'content-type: application/json' -d '{}' | jqn 's.session_id')
+  served_sessions+=("$sid")
+  curl -sf -X POST "$API/emulator/v1/sessions/$sid/events" -H 'content-type: application/json' -d "{\"events\":[
+    {\"type\":\"session.status_running\"},
+    {\"type\":\"agent.tool_use\",\"name\":\"bash\",\"input\":{\"command\":\"echo served-$i\"}},
+    {\"type\":\"agent.tool_use\",\"name\":\"bash\",\"input\":{\"command\":\"echo one > notes.txt && echo two >> notes.txt && wc -l < notes.txt\"}},
+    {\"type\":\"agent.tool_use\",\"name\":\"bash\",\"input\":{\"command\":\"pwd\"}}]}" >/dev/null
+done
+# A session is answered when each of its three tool uses has a user.tool_result that is not an error.
+answered() {
+  local n=0 sid
+  for sid in "${served_sessions[@]}"; do
+    curl -sf "$API/emulator/v1/sessions/$sid/events" | jqn "(() => { const uses = s.data.filter((e) => e.type === 'agent.tool_use').map((e) => e.id); const ok = s.data.filter((e) => e.type === 'user.tool_result' && !e.is_error).map((e) => e.tool_use_id); return uses.length === 3 && uses.every((u) => ok.includes(u)) ? 1 : 0; })()" | grep -q 1 && n=$((n + 1))
+  done
+  echo "$n"
+}
+until_eq 180 "$SERVED" answered
+echo "all $((SERVED * 3)) tool calls of $SERVED sessions answered from their Pods $((SECONDS - enqueued))s after enqueueing"
+i=0
+for sid in "${served_sessions[@]}"; do
+  i=$((i + 1))
+  results=$(curl -sf "$API/emulator/v1/sessions/$sid/events" | jqn "s.data.filter((e) => e.type === 'user.tool_result').map((e) => (e.content || []).map((b) => b.text || '').join('').trim()).join('|')")
+  [ "$results" = "served-$i|2|/workspace" ] || fail "session $sid: results '$results', expected 'served-$i|2|/workspace'"
+done
+echo "every result is the command's output, run in the Pod's /workspace"
+ending=$SECONDS
+for sid in "${served_sessions[@]}"; do
+  curl -sf -X POST "$API/emulator/v1/sessions/$sid/events" -H 'content-type: application/json' -d '{"events":[{"type":"session.status_terminated"}]}' >/dev/null
+done
+until_eq 120 "$SERVED" bash -c "kubectl --kubeconfig .k8s/kubeconfig -n $NS get asess -l agentenv.io/environment=served -o jsonpath='{range .items[*]}{.status.phase}{\"\n\"}{end}' | grep -c Succeeded"
+until_eq 60 0 bash -c "kubectl --kubeconfig .k8s/kubeconfig -n $NS get pods -l agentenv.io/environment=served --field-selector=status.phase=Running -o name | wc -l | tr -d ' '"
+until_eq 30 0 bash -c "curl -sf $API/emulator/v1/state | node -e \"const s=JSON.parse(require('fs').readFileSync(0,'utf8'));console.log(s.work.filter((w) => w.environment_id === '$served_id' && w.state !== 'stopped').length)\""
+k -n "$NS" get asess -l agentenv.io/environment=served | sed -n 1,4p
+echo "all $SERVED served sessions Succeeded, no running Pod, no work item left unstopped, $((SECONDS - ending))s after the sessions terminated"
+
 say "deletion policies"
-k -n "$NS" delete aenv data-analysis build-agents --wait=true --timeout=90s >/dev/null
-for id in "$cloud_id" "$sh_id"; do
+k -n "$NS" delete aenv data-analysis build-agents served --wait=true --timeout=90s >/dev/null
+for id in "$cloud_id" "$sh_id" "$served_id"; do
   archived=$(api "$API/v1/environments/$id" | jqn 's.archived_at ? "archived" : "live"')
   [ "$archived" = archived ] || fail "environment $id is $archived after deleting its resource (deletionPolicy Archive)"
 done
-echo "both remote environments archived (deletionPolicy: Archive); finalizers released"
+echo "all three remote environments archived (deletionPolicy: Archive); finalizers released"
 say "all acceptance scenarios passed"

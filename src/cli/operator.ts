@@ -8,13 +8,14 @@ import { Command } from 'commander';
 import { KubeConfig } from '@kubernetes/client-node';
 import { EnvironmentsClient, type ApiCallRecord } from '../api/client.ts';
 import type { RetryPolicy } from '../api/retry.ts';
-import type { Credential } from '../api/transport.ts';
+import { proxiedDispatcher, type Credential } from '../api/transport.ts';
 import { describeIssues, OperatorConfig } from '../config/operator.ts';
 import { environmentController, environmentInformers, type SessionsHook } from '../environments/controller.ts';
+import { defaultKeyServes, type TenancyPolicy } from '../environments/ownership.ts';
 import { KubeEventRecorder } from '../k8s/events.ts';
 import { KubeRest, type RequestObserver } from '../k8s/rest.ts';
 import { LeaderElector } from '../runtime/leader-election.ts';
-import { serveHealth } from '../telemetry/health.ts';
+import { firstProblem, Reachability, serveHealth } from '../telemetry/health.ts';
 import { createLogger, type Logger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
 import { startSessions } from '../sessions/index.ts';
@@ -32,7 +33,11 @@ interface Flags {
   bindAddress?: string;
   leaderElect: boolean;
   leaderElectionNamespace?: string;
+  leaderElectionId?: string;
   apiKeyFile?: string;
+  adoptionNamespaces?: string;
+  defaultApiKeyNamespaces?: string;
+  sessionImagePullSecrets?: string;
   sidecarImage?: string;
   runnerImage?: string;
   sessionProxyAddress?: string;
@@ -51,6 +56,10 @@ export function command(): Command {
     .option('--bind-address <addr>', 'address the metrics and health servers listen on (default 0.0.0.0)')
     .option('--no-leader-elect', 'run without leader election (a single replica only)')
     .option('--leader-election-namespace <ns>', 'namespace of the leader Lease (env POD_NAMESPACE; default "default")')
+    .option('--leader-election-id <name>', 'name of the leader Lease, unique per release (env AGENTENV_LEADER_ELECTION_ID; default agentenv-operator)')
+    .option('--adoption-namespaces <list>', 'comma-separated namespaces whose AgentEnvironments may adopt an environment they do not own, * for all (env AGENTENV_ADOPTION_NAMESPACES; default none)')
+    .option('--default-api-key-namespaces <list>', 'comma-separated namespaces the default API key serves; others must set spec.apiKeySecretRef (env AGENTENV_DEFAULT_API_KEY_NAMESPACES; default all)')
+    .option('--session-image-pull-secrets <list>', 'comma-separated image pull Secrets added to every session Pod (env AGENTENV_SESSION_IMAGE_PULL_SECRETS)')
     .option('--api-key-file <path>', 'file holding the default organization API key (env ANTHROPIC_API_KEY_FILE); re-read when it changes')
     .option('--sidecar-image <image>', 'image of the session sidecar (env AGENTENV_SIDECAR_IMAGE)')
     .option('--runner-image <image>', 'image of the default runner, for environments without a sessionTemplate (env AGENTENV_RUNNER_IMAGE)')
@@ -58,11 +67,16 @@ export function command(): Command {
     .action(async (flags: Flags) => run(parseConfig(flags, process.env)));
 }
 
-export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfig {
-  const namespaces = (flags.namespaces ?? env['WATCH_NAMESPACES'] ?? '')
+const list = (value: string | undefined): string[] =>
+  (value ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+
+export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfig {
+  const namespaces = list(flags.namespaces ?? env['WATCH_NAMESPACES']);
+  // Proxy variables as curl and most tools read them: upper case first, then lower case.
+  const proxyVar = (name: string): string | undefined => env[name] || env[name.toLowerCase()] || undefined;
   const raw = {
     kubeconfig: flags.kubeconfig ?? env['KUBECONFIG'],
     baseUrl: env['ANTHROPIC_BASE_URL'] || undefined,
@@ -78,6 +92,13 @@ export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfi
     bindAddress: flags.bindAddress,
     leaderElect: flags.leaderElect,
     leaderElectionNamespace: flags.leaderElectionNamespace ?? env['POD_NAMESPACE'],
+    leaderElectionId: flags.leaderElectionId ?? (env['AGENTENV_LEADER_ELECTION_ID'] || undefined),
+    adoptionNamespaces: list(flags.adoptionNamespaces ?? env['AGENTENV_ADOPTION_NAMESPACES']),
+    defaultApiKeyNamespaces: list(flags.defaultApiKeyNamespaces ?? env['AGENTENV_DEFAULT_API_KEY_NAMESPACES']),
+    sessionImagePullSecrets: list(flags.sessionImagePullSecrets ?? env['AGENTENV_SESSION_IMAGE_PULL_SECRETS']),
+    httpsProxy: proxyVar('HTTPS_PROXY'),
+    httpProxy: proxyVar('HTTP_PROXY'),
+    noProxy: proxyVar('NO_PROXY'),
     identity: `${env['POD_NAME'] ?? env['HOSTNAME'] ?? 'agentenv'}_${randomBytes(4).toString('hex')}`,
     sidecarImage: flags.sidecarImage ?? env['AGENTENV_SIDECAR_IMAGE'],
     sidecarImagePullPolicy: env['AGENTENV_SIDECAR_IMAGE_PULL_POLICY'] || undefined,
@@ -151,20 +172,28 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
   const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, base: { process: 'operator' } });
   const metrics = new OperatorMetrics();
   const kubeConfig = loadKubeConfig(config);
+  const apiserver = new Reachability();
+  // The Kubernetes client never goes through HTTPS_PROXY: the operator reaches the apiserver
+  // in-cluster (its Service address), where a corporate egress proxy has no business.
   const rest = new KubeRest(kubeConfig, {
     fieldManager: 'agentenv-operator',
     observe: (r) => {
       metrics.kubeRequest(r.verb, r.resource, r.code);
+      apiserver.observe(r.code);
       options.observeKube?.(r);
     },
   });
   const events = new KubeEventRecorder(rest, { component: 'agentenv-operator', logger: logger.child({ component: 'events' }) });
+  const tenancy: TenancyPolicy = { adoptionNamespaces: config.adoptionNamespaces, defaultKeyNamespaces: config.defaultApiKeyNamespaces };
   const credential = defaultCredential(config);
   const timings = options.timings ?? {};
+  // The API client's pool: through HTTPS_PROXY/HTTP_PROXY (NO_PROXY honoured) when the process has one.
+  const proxy = config.httpsProxy || config.httpProxy ? proxiedDispatcher({ ...(config.httpsProxy ? { httpsProxy: config.httpsProxy } : {}), ...(config.httpProxy ? { httpProxy: config.httpProxy } : {}), ...(config.noProxy ? { noProxy: config.noProxy } : {}) }) : undefined;
   const apiClient = (c: Credential | (() => Credential)): EnvironmentsClient =>
     new EnvironmentsClient({
       baseUrl: config.baseUrl,
       credential: c,
+      ...(proxy ? { dispatcher: proxy } : {}),
       ...(timings.apiRetry ? { retry: timings.apiRetry } : {}),
       ...(timings.apiTimeoutMs ? { timeoutMs: timings.apiTimeoutMs } : {}),
       onCall: (r) => {
@@ -186,10 +215,10 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
         namespaces: config.namespaces,
         environments,
         apiClient,
-        defaultCredential: credential,
+        defaultCredential: (namespace) => (defaultKeyServes(tenancy, namespace) ? credential() : undefined),
         identity: config.identity,
         baseUrl: config.baseUrl,
-        sidecar: { image: config.sidecarImage, imagePullPolicy: config.sidecarImagePullPolicy },
+        sidecar: { image: config.sidecarImage, imagePullPolicy: config.sidecarImagePullPolicy, imagePullSecrets: config.sessionImagePullSecrets },
         runner: { image: config.runnerImage, imagePullPolicy: config.runnerImagePullPolicy },
         proxyAddress: config.sessionProxyAddress,
         concurrency: config.concurrency,
@@ -207,17 +236,28 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
     events,
     apiClient,
     defaultCredential: credential,
+    tenancy,
     ...(timings.credentialRetryMs !== undefined ? { credentialRetryMs: timings.credentialRetryMs } : {}),
     ...(timings.queueRefreshMs !== undefined ? { queueRefreshMs: timings.queueRefreshMs } : {}),
     ...(sessionsHook ? { sessions: sessionsHook } : {}),
   });
 
   const informersRunning = [...environments, ...(sessions?.informers ?? [])].map((i) => i.run(stopping.signal));
+  const elector = config.leaderElect
+    ? new LeaderElector({
+        rest,
+        namespace: config.leaderElectionNamespace,
+        name: config.leaderElectionId,
+        identity: config.identity,
+        logger: logger.child({ component: 'leader-election' }),
+        onLeadership: (leading) => metrics.leader(leading),
+      })
+    : undefined;
   const synced = (): boolean => environments.every((i) => i.hasSynced) && (sessions?.informers ?? []).every((i) => i.hasSynced);
   const health = await serveHealth({
     host: config.bindAddress,
     port: config.healthPort,
-    checks: { live: () => undefined, ready: () => (synced() ? undefined : 'caches not synced') },
+    checks: { live: () => firstProblem(() => apiserver.problem(), () => elector?.health()), ready: () => (synced() ? undefined : 'caches not synced') },
   });
   const metricsServer = await serveHealth({
     host: config.bindAddress,
@@ -225,7 +265,10 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
     registry: metrics.registry,
     checks: { live: () => undefined, ready: () => undefined },
   });
-  logger.info({ healthPort: health.port, metricsPort: metricsServer.port, namespaces: config.namespaces, baseUrl: config.baseUrl }, 'operator starting');
+  logger.info(
+    { healthPort: health.port, metricsPort: metricsServer.port, namespaces: config.namespaces, baseUrl: config.baseUrl, lease: config.leaderElect ? config.leaderElectionId : undefined, proxied: proxy !== undefined, adoptionNamespaces: config.adoptionNamespaces, defaultApiKeyNamespaces: config.defaultApiKeyNamespaces },
+    'operator starting',
+  );
 
   const lead = async (leading: AbortSignal): Promise<void> => {
     await Promise.all(environments.map((i) => i.synced(leading)));
@@ -236,17 +279,12 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
     ]);
   };
   const done = (async () => {
-    if (config.leaderElect) {
-      const elector = new LeaderElector({
-        rest,
-        namespace: config.leaderElectionNamespace,
-        name: config.leaderElectionId,
-        identity: config.identity,
-        logger: logger.child({ component: 'leader-election' }),
-      });
+    if (elector) {
       await elector.run(stopping.signal, lead);
     } else {
+      metrics.leader(true);
       await lead(stopping.signal);
+      metrics.leader(false);
     }
     stopping.abort();
     await Promise.allSettled(informersRunning);
@@ -254,6 +292,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
     await health.close();
     await metricsServer.close();
     await rest.close();
+    await proxy?.close();
     logger.info('operator stopped');
   })();
   return {

@@ -17,12 +17,25 @@ export const DEFAULT_RUNNER_IMAGE = 'ghcr.io/agentenv-io/agentenv-runner';
  */
 export const SESSION_PROXY_ADDRESSES = ['loopback', 'pod-ip'] as const;
 
+const namespaceName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'namespace names are lower-case DNS labels');
+/** A Secret name (a DNS subdomain). */
+const secretName = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'Secret names are lower-case DNS subdomains').max(253);
+
 export const OperatorConfig = z.object({
   kubeconfig: z.string().optional().describe('kubeconfig path; in-cluster credentials when unset and running in a Pod'),
   baseUrl: z.url({ message: 'ANTHROPIC_BASE_URL must be a URL such as https://api.anthropic.com' }).default(DEFAULT_BASE_URL),
   apiKey: z.string().min(1).optional(),
   apiKeyFile: z.string().min(1).optional(),
-  namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'namespace names are lower-case DNS labels')).default([]),
+  namespaces: z.array(namespaceName).default([]),
+  /**
+   * Namespaces whose AgentEnvironments may adopt (spec.environmentId) an environment they do not own;
+   * `*` for every namespace. Default none: only environments created by the adopting resource itself.
+   */
+  adoptionNamespaces: z.array(z.union([z.literal('*'), namespaceName])).default([]),
+  /** Namespaces the default API key serves; empty (the default): every watched namespace. */
+  defaultApiKeyNamespaces: z.array(namespaceName).default([]),
+  /** Image pull Secrets (in each session's namespace) added to every session Pod. Default none. */
+  sessionImagePullSecrets: z.array(secretName).default([]),
   concurrency: z.coerce.number().int().min(1).max(256).default(4),
   resyncMs: duration.default(600_000),
   logLevel: z.enum(LOG_LEVELS).default('info'),

@@ -36,8 +36,11 @@ export interface DemoEmulator {
   answered(sessionId: string, toolUseIds: readonly string[]): boolean;
 }
 
-/** What each demo agent asks the Pod to run. */
-const DEMO_CALLS = ['echo "hello from $(hostname)"', 'uname -sm && id -u', 'printf "%s\\n" one two > notes.txt && wc -l notes.txt'];
+/**
+ * What each demo agent asks the Pod to run. `$HOSTNAME` is the Pod's name (the kubelet sets it);
+ * `$(hostname)` would print the machine's name on the process kubelet, which has no UTS namespace.
+ */
+const DEMO_CALLS = ['echo "hello from $HOSTNAME"', 'uname -sm && id -u', 'printf "%s\\n" one two > notes.txt && wc -l notes.txt'];
 const bash = (command: string): AgentEventInput => ({ type: 'agent.tool_use', name: 'bash', input: { command } });
 
 export interface DemoOptions {

@@ -9,6 +9,7 @@ import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import type { KubeRest } from '../k8s/rest.ts';
 import { writeStatus as writeObjectStatus } from '../k8s/status.ts';
+import { NO_GRANTS, type TenancyPolicy } from './ownership.ts';
 import type { PlannedEvent } from './plan.ts';
 import { nextStatus, type Observation } from './status.ts';
 
@@ -32,6 +33,8 @@ export interface EnvironmentReconcilerDeps {
   readonly apiClient: (credential: Credential) => EnvironmentsClient;
   /** The operator's default organization API key, if configured. */
   readonly defaultCredential: () => Credential | undefined;
+  /** Adoption grants and the namespaces the default key serves. Default: no grant, the key serves all. */
+  readonly tenancy?: TenancyPolicy;
   readonly sessions?: SessionsHook;
   readonly now?: () => Date;
   /** How often a self-hosted environment's queue figures are refreshed. Default 60 s. */
@@ -58,6 +61,7 @@ export function reconcilerOf(deps: EnvironmentReconcilerDeps): Reconciler {
     now: deps.now ?? (() => new Date()),
     queueRefreshMs: deps.queueRefreshMs ?? 60_000,
     credentialRetryMs: deps.credentialRetryMs ?? 30_000,
+    tenancy: deps.tenancy ?? NO_GRANTS,
     lastWorking: new Map(),
   };
 }

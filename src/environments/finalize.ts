@@ -5,8 +5,10 @@
  * 1. drain   — the sessions feature stops the environment's sessions; until none is left: Draining.
  * 2. decide  — `planDeletion` (plan.ts): ObserveOnly and Orphan leave the remote environment in place.
  * 3. credential — the resource's API key, else the one that last worked for it (its Secret may be
- *    deleted with the namespace); none: DeletionBlocked, read again after the credential retry period.
- * 4. apply   — delete or archive the remote environment (idempotent: already gone is done); an API
+ *    deleted with the namespace); none: DeletionBlocked, read again after the credential retry period
+ *    — unless no environment id was ever recorded or adopted: then it is released (Released event).
+ * 4. apply   — only an environment this resource owns (`planRemoteDeletion`; any other is left in
+ *    place and said so): delete or archive it (idempotent: already gone is done); an API
  *    failure is DeletionBlocked and retried with backoff, the finalizer staying until it succeeds.
  */
 import type { EnvironmentsClient } from '../api/client.ts';
@@ -16,7 +18,7 @@ import type { Cleanup } from '../k8s/finalizer.ts';
 import { requeueAfter, type Outcome, type ReconcileContext } from '../runtime/controller.ts';
 import { recordEvents, writeStatus, type Reconciler } from './deps.ts';
 import { findRemote, resolveApiKey, type CredentialResult } from './gather.ts';
-import { apiFailure, planDeletion } from './plan.ts';
+import { apiFailure, planDeletion, planRemoteDeletion } from './plan.ts';
 import { failed } from './status.ts';
 
 /** How soon a deletion waiting for its sessions to stop looks again. */
@@ -34,6 +36,13 @@ export async function finalize(r: Reconciler, env: AgentEnvironment, ctx: Reconc
     return { done: true };
   }
   const cred = await deletionCredential(r, env, plan.policy, ctx);
+  if (!cred.ok && !env.status?.environmentId && !env.spec.environmentId) {
+    // Never had an environment: no id was ever recorded, and without any credential nothing can
+    // have been created through it since this process started. Waiting for a key that may never
+    // come (a namespace the default key does not serve) would hold the namespace in Terminating.
+    r.events.record(env, 'Normal', 'Released', `no environment was recorded and ${cred.message}: released without applying deletionPolicy ${plan.policy}`);
+    return { done: true };
+  }
   if (!cred.ok) {
     await blocked(r, env, `cannot apply deletionPolicy ${plan.policy}: ${cred.message}`);
     return { done: false, retry: requeueAfter(r.credentialRetryMs) };
@@ -50,7 +59,7 @@ export async function finalize(r: Reconciler, env: AgentEnvironment, ctx: Reconc
 
 /** The resource's credential, else the one that last worked for it. */
 async function deletionCredential(r: Reconciler, env: AgentEnvironment, policy: string, ctx: ReconcileContext): Promise<CredentialResult> {
-  const cred = await resolveApiKey(r.rest, env, r.defaultCredential());
+  const cred = await resolveApiKey(r.rest, env, r.defaultCredential(), r.tenancy);
   const remembered = env.metadata?.uid ? r.lastWorking.get(env.metadata.uid) : undefined;
   if (cred.ok || !remembered) return cred;
   ctx.logger.info({ reason: cred.reason }, `${cred.message}; applying deletionPolicy ${policy} with the credential that last worked`);
@@ -70,6 +79,11 @@ async function applyDeletionPolicy(r: Reconciler, env: AgentEnvironment, policy:
     return;
   }
   const id = lookup.environment.id;
+  const verdict = planRemoteDeletion(lookup.environment, env, policy);
+  if (!verdict.act) {
+    recordEvents(r, env, [verdict.event]);
+    return;
+  }
   try {
     if (policy === 'Delete') await api.deleteEnvironment(id, { signal: ctx.signal });
     else if (!lookup.environment.archived_at) await api.archiveEnvironment(id, { signal: ctx.signal });

@@ -13,6 +13,7 @@ import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
 import { isNotFound } from '../k8s/errors.ts';
 import type { KubeRest } from '../k8s/rest.ts';
 import { readSecretKey, SecretRefError } from '../k8s/secrets.ts';
+import { DEFAULT_KEY_SETTING, defaultKeyServes, type TenancyPolicy } from './ownership.ts';
 import { failed, type Observation } from './status.ts';
 
 /** The resource as stored, or undefined once it is gone. */
@@ -42,16 +43,28 @@ export function parseSpec(env: AgentEnvironment): ParsedSpec {
 
 export type CredentialResult = { readonly ok: true; readonly credential: Credential } | { readonly ok: false; readonly reason: string; readonly message: string };
 
-/** The organization API key: the resource's Secret, else the operator's default. */
-export async function resolveApiKey(rest: KubeRest, env: AgentEnvironment, fallback: Credential | undefined): Promise<CredentialResult> {
+/**
+ * The organization API key: the resource's Secret, else the operator's default — in the namespaces
+ * the administrator lets the default key serve (`tenancy.defaultKeyNamespaces`); the others bring
+ * their own.
+ */
+export async function resolveApiKey(rest: KubeRest, env: AgentEnvironment, fallback: Credential | undefined, tenancy: TenancyPolicy): Promise<CredentialResult> {
   const ref = env.spec.apiKeySecretRef;
+  const namespace = env.metadata?.namespace ?? 'default';
+  if (!ref && fallback && !defaultKeyServes(tenancy, namespace)) {
+    return {
+      ok: false,
+      reason: 'CredentialsMissing',
+      message: `spec.apiKeySecretRef is not set, and the operator's default API key does not serve namespace ${namespace} (${DEFAULT_KEY_SETTING}): name a Secret of this namespace in spec.apiKeySecretRef`,
+    };
+  }
   if (!ref) {
     return fallback
       ? { ok: true, credential: fallback }
       : { ok: false, reason: 'CredentialsMissing', message: 'spec.apiKeySecretRef is not set and the operator has no default API key (ANTHROPIC_API_KEY)' };
   }
   try {
-    const value = await readSecretKey(rest, env.metadata?.namespace ?? 'default', ref);
+    const value = await readSecretKey(rest, namespace, ref);
     return { ok: true, credential: { kind: 'api-key', value } };
   } catch (err) {
     if (err instanceof SecretRefError) return { ok: false, reason: 'CredentialsMissing', message: err.message };

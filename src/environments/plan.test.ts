@@ -5,7 +5,8 @@ import type { AgentEnvironment } from '../crd/resources.ts';
 import { createParams, desiredEnvironment } from './desired.ts';
 import { agentEnvironment, IDENTITY, remoteOf } from './fixtures.test-support.ts';
 import type { RemoteLookup } from './gather.ts';
-import { planApiFailure, planDeletion, planRemote, type PlannedEvent, type RemotePlan } from './plan.ts';
+import { NO_GRANTS, type TenancyPolicy } from './ownership.ts';
+import { planApiFailure, planDeletion, planRemote, planRemoteDeletion, type PlannedEvent, type RemotePlan } from './plan.ts';
 
 const NOW = '2026-02-01T00:00:00Z';
 const events = (list: readonly PlannedEvent[]): string[] => list.map((e) => `${e.type} ${e.reason}: ${e.message}`);
@@ -23,7 +24,7 @@ function summary(plan: RemotePlan, reply: Environment) {
   };
 }
 
-const plan = (env: AgentEnvironment, lookup: RemoteLookup): RemotePlan => planRemote(lookup, desiredEnvironment(env.spec, IDENTITY), env);
+const plan = (env: AgentEnvironment, lookup: RemoteLookup, tenancy: TenancyPolicy = NO_GRANTS): RemotePlan => planRemote(lookup, desiredEnvironment(env.spec, IDENTITY), env, tenancy);
 const found = (environment: Environment, via: 'id' | 'fence' = 'id'): RemoteLookup => ({ found: true, environment, via });
 const notFound = (id?: string): RemoteLookup => ({ found: false, id });
 
@@ -34,9 +35,14 @@ const selfHostedRemote = remoteOf(cloud.env, { config: { type: 'self_hosted' } }
 const described = managed.describedAs('new words');
 const mismatch = 'False TypeMismatch: environment env_1 is self_hosted, but the spec asks for cloud; the type cannot change';
 const typeMismatch = { call: 'none' as const, before: [], after: [], synced: mismatch, ready: mismatch };
+/** Made in the Console: no create-fence tag. */
+const consoleMade = remoteOf(cloud.env, { metadata: { team: 'x' } });
+const refusal =
+  "AdoptionRefused: environment env_1 was not created by an AgentEnvironment (no agentenv.io/uid tag in its metadata); adopting an environment this resource does not own needs the cluster administrator's grant: namespace team-a listed in the operator's --adoption-namespaces (chart value tenancy.adoptionNamespaces). Nothing was read into status or sent to the environment";
+const grantTeamA: TenancyPolicy = { adoptionNamespaces: ['team-a'], defaultKeyNamespaces: [] };
 
 describe('planRemote', () => {
-  const rows: Array<{ rule: string; env: AgentEnvironment; lookup: RemoteLookup; reply?: Environment; expect: ReturnType<typeof summary> }> = [
+  const rows: Array<{ rule: string; env: AgentEnvironment; lookup: RemoteLookup; tenancy?: TenancyPolicy; reply?: Environment; expect: ReturnType<typeof summary> }> = [
     {
       rule: 'ObserveOnly with nothing to observe creates nothing and says to set spec.environmentId',
       env: cloud.observeOnly().env,
@@ -93,6 +99,32 @@ describe('planRemote', () => {
       lookup: found(remoteOf(cloud.env)),
       reply: remoteOf(cloud.env, { description: 'ours now' }),
       expect: { call: 'update', before: ['Normal Adopted: adopted environment env_1'], after: ['Normal Updated: updated description'], synced: 'True Synced: remote environment matches the spec', ready: 'True Available: environment env_1 is available' },
+    },
+    {
+      rule: 'adopting an environment this resource does not own, without a grant, is AdoptionRefused in both conditions: nothing is sent, no Adopted event, one Warning',
+      env: cloud.adopting('env_1').describedAs('mine now').env,
+      lookup: found(consoleMade),
+      expect: { call: 'none', before: [], after: [`Warning ${refusal}`], synced: `False ${refusal}`, ready: `False ${refusal}` },
+    },
+    {
+      rule: 'the same refusal seen again raises no second Warning',
+      env: cloud.adopting('env_1').syncedSays('AdoptionRefused', refusal.slice('AdoptionRefused: '.length)).env,
+      lookup: found(consoleMade),
+      expect: { call: 'none', before: [], after: [], synced: `False ${refusal}`, ready: `False ${refusal}` },
+    },
+    {
+      rule: "with the administrator's grant the adoption goes on: Adopted, and the update writes this resource's tag (from then on it owns it)",
+      env: cloud.adopting('env_1').env,
+      lookup: found(consoleMade),
+      tenancy: grantTeamA,
+      reply: remoteOf(cloud.env),
+      expect: {
+        call: 'update',
+        before: ['Normal Adopted: adopted environment env_1'],
+        after: ['Normal Updated: updated metadata.agentenv.io/uid, metadata.agentenv.io/owner, metadata.team'],
+        synced: 'True Synced: remote environment matches the spec',
+        ready: 'True Available: environment env_1 is available',
+      },
     },
     {
       rule: 'a remote environment of the other type is TypeMismatch in both conditions, and nothing is sent',
@@ -163,17 +195,27 @@ describe('planRemote', () => {
       },
     },
     {
-      rule: "under ObserveOnly the operator's own metadata keys are not compared (an observed environment never got them)",
+      rule: "under ObserveOnly (granted) the operator's own metadata keys are not compared (an observed environment never got them)",
       env: observed.env,
       lookup: found(remoteOf(observed.env, { metadata: {} })),
+      tenancy: grantTeamA,
       expect: { call: 'none', before: [], after: [], synced: 'True Synced: remote environment matches the spec (observed)', ready: 'True Available: environment env_1 is available' },
     },
   ];
   for (const row of rows) {
     it(row.rule, () => {
-      expect(summary(plan(row.env, row.lookup), row.reply ?? remoteOf(row.env))).toEqual(row.expect);
+      expect(summary(plan(row.env, row.lookup, row.tenancy), row.reply ?? remoteOf(row.env))).toEqual(row.expect);
     });
   }
+
+  it('a refusal keeps the remote environment out of status and names its other owner for the log only', () => {
+    const refused = plan(cloud.adopting('env_1').env, found(remoteOf(cloud.env, { metadata: { 'agentenv.io/uid': 'uid-9', 'agentenv.io/owner': 'team-b/theirs' } })));
+    const report = refused.call === 'none' ? refused.report : undefined;
+    expect(report).toMatchObject({ otherOwner: 'team-b/theirs', synced: { reason: 'AdoptionRefused' } });
+    expect(report?.remote).toBeUndefined();
+    expect(report?.environmentId).toBeUndefined();
+    expect(JSON.stringify([report?.synced, report?.events])).not.toContain('team-b');
+  });
 
   it('a create sends the desired environment; an update sends only the fields that differ', () => {
     const create = plan(cloud.env, notFound());
@@ -230,4 +272,18 @@ describe('planDeletion', () => {
       expect(planDeletion(row.env, row.drained)).toEqual(row.expect);
     });
   }
+});
+
+describe('planRemoteDeletion', () => {
+  const tagged = (uid: string | undefined): Environment => remoteOf(cloud.env, { metadata: uid ? { 'agentenv.io/uid': uid } : {} });
+  it.each([
+    ['an environment tagged with this resource\'s uid is deleted or archived', tagged(IDENTITY.uid), cloud.recorded('env_1').env, true],
+    ['one this resource created (recorded id) whose tag was removed in the Console is too', tagged(undefined), cloud.recorded('env_1').env, true],
+    ['an adopted environment never tagged (a refused adoption) is left in place', tagged(undefined), cloud.adopting('env_1').env, false],
+    ["another AgentEnvironment's environment is left in place", tagged('uid-9'), cloud.adopting('env_1').recorded('env_1').env, false],
+  ])('%s', (_rule, remote, env, act) => {
+    const verdict = planRemoteDeletion(remote, env, 'Delete');
+    expect(verdict.act).toBe(act);
+    if (!verdict.act) expect(verdict.event).toEqual({ type: 'Normal', reason: 'Orphaned', message: 'left environment env_1 in place: this AgentEnvironment does not own it (no agentenv.io/uid tag of its own), so deletionPolicy Delete does not apply to it' });
+  });
 });

@@ -14,6 +14,7 @@ import { findCondition } from '../k8s/conditions.ts';
 import type { EventType } from '../k8s/events.ts';
 import { createParams, diffEnvironment, type DesiredEnvironment } from './desired.ts';
 import type { RemoteLookup } from './gather.ts';
+import { NO_GRANTS, owns, ownership, type Ownership, type TenancyPolicy } from './ownership.ts';
 import { failed, notOk, ok, type Observation, type Verdict } from './status.ts';
 
 /** An event a plan asks for, on the AgentEnvironment. */
@@ -35,6 +36,8 @@ export interface RemoteReport {
   readonly ready: Verdict;
   /** Recorded once the call succeeded (none when it fails). */
   readonly events: readonly PlannedEvent[];
+  /** A refusal's other owner (`namespace/name` from the remote tag): for the operator's log only, never status or events. */
+  readonly otherOwner?: string;
 }
 
 /**
@@ -56,6 +59,8 @@ export type RemotePlan =
  * 3. Under Full, a managed environment is created; one deleted behind our back (an id was recorded)
  *    is recreated and reported (RemoteDeleted event, Synced reason Recreated).
  * Found (under ObserveOnly the operator's own metadata keys are left out of the comparison):
+ * 0. Not this resource's and not granted (ownership.ts): AdoptionRefused or OwnedElsewhere, nothing
+ *    is sent and nothing of the remote environment reaches status (a Warning once per new finding).
  * 4. Found by the uid fence: a Recovered event. Adopted and not yet in status: an Adopted event.
  * 5. A different type (cloud / self_hosted) cannot change: TypeMismatch, nothing is sent.
  * 6. Archived and differing: Archived, nothing is sent (an archived environment is read-only).
@@ -64,8 +69,17 @@ export type RemotePlan =
  * 8. Differing under ObserveOnly: Drifted, with a Warning event once per new finding.
  * Ready is Archived for an archived environment, TypeMismatch on a mismatch, else Available.
  */
-export function planRemote(lookup: RemoteLookup, desired: DesiredEnvironment, env: AgentEnvironment): RemotePlan {
-  return lookup.found ? planFound(lookup.environment, lookup.via, desired, env) : planAbsent(lookup.id, desired, env);
+export function planRemote(lookup: RemoteLookup, desired: DesiredEnvironment, env: AgentEnvironment, tenancy: TenancyPolicy = NO_GRANTS): RemotePlan {
+  if (!lookup.found) return planAbsent(lookup.id, desired, env);
+  const own = ownership(lookup.environment, env, tenancy);
+  return own.allowed ? planFound(lookup.environment, lookup.via, desired, env) : refused(own, env);
+}
+
+/** Rule 0: the verdict says why and what grant is needed; status keeps no remote detail. */
+function refused(own: Extract<Ownership, { allowed: false }>, env: AgentEnvironment): RemotePlan {
+  const verdict = notOk(own.reason, own.message);
+  const events = findCondition(env.status?.conditions, CONDITIONS.synced)?.message === own.message ? [] : [warning(own.reason, own.message)];
+  return reportOnly([], { synced: verdict, ready: verdict, events, ...(own.owner ? { otherOwner: own.owner } : {}) });
 }
 
 function planAbsent(id: string | undefined, desired: DesiredEnvironment, env: AgentEnvironment): RemotePlan {
@@ -189,4 +203,14 @@ export function planDeletion(env: AgentEnvironment, drained: boolean): DeletionP
     return { step: 'orphan', event: normal('Orphaned', `left environment ${env.status?.environmentId ?? env.spec.environmentId ?? '(none)'} in place`) };
   }
   return { step: 'apply', policy };
+}
+
+/**
+ * The deletion policy touches only an environment this resource owns (ownership.ts rules 1–2): an
+ * adopted one never tagged with its uid (a refused adoption, or one granted but never written)
+ * and one taken over since are left in place, and said so.
+ */
+export function planRemoteDeletion(remote: Environment, env: AgentEnvironment, policy: 'Delete' | 'Archive'): { readonly act: true } | { readonly act: false; readonly event: PlannedEvent } {
+  if (owns(remote, env)) return { act: true };
+  return { act: false, event: normal('Orphaned', `left environment ${remote.id} in place: this AgentEnvironment does not own it (no agentenv.io/uid tag of its own), so deletionPolicy ${policy} does not apply to it`) };
 }

@@ -53,7 +53,7 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps): Reconcil
 /** Phases 3–7 for a live resource that carries the finalizer. */
 async function reconcileLive(r: Reconciler, env: AgentEnvironment, ctx: ReconcileContext): Promise<Outcome> {
   if (env.spec.selfHosted) await r.sessions?.reconcileChildren(env, ctx.signal);
-  const cred = await resolveApiKey(r.rest, env, r.defaultCredential());
+  const cred = await resolveApiKey(r.rest, env, r.defaultCredential(), r.tenancy);
   if (!cred.ok) {
     ctx.logger.warn({ reason: cred.reason }, cred.message);
     r.events.record(env, 'Warning', cred.reason, cred.message);
@@ -76,7 +76,7 @@ async function reconcileLive(r: Reconciler, env: AgentEnvironment, ctx: Reconcil
 async function converge(r: Reconciler, env: AgentEnvironment, api: EnvironmentsClient, ctx: ReconcileContext): Promise<Observation> {
   const lookup = await findRemote(api, env, ctx.signal);
   const identity = { name: env.metadata?.name ?? '', namespace: env.metadata?.namespace ?? '', uid: env.metadata?.uid ?? '' };
-  const plan = planRemote(lookup, desiredEnvironment(env.spec, identity), env);
+  const plan = planRemote(lookup, desiredEnvironment(env.spec, identity), env, r.tenancy);
   const report = await applyRemote(r, env, plan, api, ctx);
   return observe(r, env, report, plan.call === 'create', api, ctx);
 }
@@ -93,6 +93,7 @@ async function applyRemote(r: Reconciler, env: AgentEnvironment, plan: RemotePla
     report = plan.report(created);
   }
   recordEvents(r, env, report.events);
+  if (report.otherOwner) ctx.logger.info({ owner: report.otherOwner, reason: report.synced.reason }, `refused: the remote environment belongs to AgentEnvironment ${report.otherOwner}`);
   return report;
 }
 

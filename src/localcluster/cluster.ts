@@ -22,7 +22,7 @@ import { KubeRest } from '../k8s/rest.ts';
 import { defaultCacheDir, ensureControlPlaneBinaries, type ControlPlaneBinaries } from './controlplane-build.ts';
 import { applyStorageClass, ensureProvisionerBinary, startProvisioner } from './provisioner.ts';
 import { applyCrds, applyIdentities, mintOperatorToken, waitForControllers, waitForNodeReady } from './controlplane-bootstrap.ts';
-import { startApiServer, startControllerManager, startEtcd } from './controlplane-components.ts';
+import { startApiServer, startControllerManager, startEtcd, WORKLOAD_CONTROLLERS } from './controlplane-components.ts';
 import { createPki, writeKubeconfig } from './controlplane-pki.ts';
 import { freePort, isAlive, startProcess, type ManagedProcess } from './controlplane-process.ts';
 
@@ -46,6 +46,8 @@ export interface LocalClusterOptions {
   readonly cacheDir?: string;
   /** Progress lines. Default: silent. */
   readonly log?: (line: string) => void;
+  /** Also run the Deployment, ReplicaSet and Job controllers (a Helm release's workloads). Default false. */
+  readonly workloadControllers?: boolean;
 }
 
 export interface LocalCluster {
@@ -105,7 +107,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     await writeKubeconfig(adminKubeconfig, server, pki.ca, 'agentenv-admin', pki.admin);
     await writeKubeconfig(controllerManagerKubeconfig, server, pki.ca, 'kube-controller-manager', pki.controllerManager);
     await writeKubeconfig(kubeletKubeconfig, server, pki.ca, 'agentenv-process-kubelet', pki.processKubelet);
-    processes.set('kube-controller-manager', startControllerManager(binaries, pki, dir, controllerManagerKubeconfig));
+    processes.set('kube-controller-manager', startControllerManager(binaries, pki, dir, controllerManagerKubeconfig, options.workloadControllers ? WORKLOAD_CONTROLLERS : []));
 
     log('applying RBAC and CRDs …');
     const admin = new KubeConfig();

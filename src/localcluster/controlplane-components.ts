@@ -112,13 +112,16 @@ const CONTROLLERS = [
   'persistentvolume-protection-controller',
 ];
 
-export function startControllerManager(bin: ControlPlaneBinaries, pki: Pki, dir: string, kubeconfig: string): ManagedProcess {
+/** Added on request (the Helm lifecycle test runs the chart's Deployment and its pre-delete hook Job). */
+export const WORKLOAD_CONTROLLERS = ['deployment-controller', 'replicaset-controller', 'job-controller'];
+
+export function startControllerManager(bin: ControlPlaneBinaries, pki: Pki, dir: string, kubeconfig: string, extraControllers: readonly string[] = []): ManagedProcess {
   return startProcess(
     'kube-controller-manager',
     bin.kubeControllerManager,
     [
       `--kubeconfig=${kubeconfig}`,
-      `--controllers=${CONTROLLERS.join(',')}`,
+      `--controllers=${[...CONTROLLERS, ...extraControllers].join(',')}`,
       '--leader-elect=false',
       '--secure-port=0', // no health endpoint needed: readiness is observed through the API
       `--service-account-private-key-file=${pki.serviceAccountKeyFile}`,

@@ -11,6 +11,9 @@
  *    candidate won the race → go to 1).
  * 4. While leading, renew every `retryPeriodMs`; if no renewal succeeds for `renewDeadlineMs`,
  *    leadership is lost: the leading signal aborts (the process should then exit and restart).
+ *    {@link LeaderElector.health} reports it from then on, so a process that lost the lead but did
+ *    not exit (a loop that does not stop) fails its liveness probe and is restarted; it also
+ *    reports a leader whose renewals stopped without failing (a wedged renew loop).
  * 5. On shutdown, release: clear holderIdentity and set leaseDurationSeconds=1 so a standby
  *    replica takes over at once.
  */
@@ -42,6 +45,10 @@ export interface LeaderElectionOptions {
   readonly renewDeadlineMs?: number;
   /** Default 2 s. */
   readonly retryPeriodMs?: number;
+  /** Told when this process starts and stops leading (the `agentenv_leader` gauge). */
+  readonly onLeadership?: (leading: boolean) => void;
+  /** Injected clock (ms). Default `Date.now`. */
+  readonly now?: () => number;
 }
 
 /** Micro-second RFC 3339, as the Lease API's MicroTime expects. */
@@ -51,13 +58,27 @@ export class LeaderElector {
   readonly #o: Required<LeaderElectionOptions>;
   #observed: { renewTime: string | null | undefined; holder: string | null | undefined; at: number } | undefined;
   #leading = false;
+  #lastRenew = 0;
+  #lost = false;
 
   constructor(options: LeaderElectionOptions) {
-    this.#o = { leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...options };
+    this.#o = { leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, onLeadership: () => {}, now: Date.now, ...options };
   }
 
   get isLeader(): boolean {
     return this.#leading;
+  }
+
+  /**
+   * Liveness of the election (undefined when healthy): a standby is healthy; leadership lost is
+   * reported until the process exits; a leader whose last renewal is older than the renew deadline
+   * plus two retry periods has a renew loop that stopped renewing without giving the lead up.
+   */
+  health(): string | undefined {
+    if (this.#lost) return 'leadership lost (the lease could not be renewed in time); the process should have exited';
+    if (!this.#leading) return undefined;
+    const age = this.#o.now() - this.#lastRenew;
+    return age > this.#o.renewDeadlineMs + 2 * this.#o.retryPeriodMs ? `leader lease not renewed for ${Math.round(age / 1000)} s` : undefined;
   }
 
   /**
@@ -78,6 +99,8 @@ export class LeaderElector {
     }
     if (signal.aborted) return;
     this.#leading = true;
+    this.#lastRenew = this.#o.now();
+    this.#o.onLeadership(true);
     log.info({ lease: this.#o.name, identity: this.#o.identity }, 'became leader');
     const leadership = new AbortController();
     const onAbort = (): void => leadership.abort(signal.reason);
@@ -90,17 +113,18 @@ export class LeaderElector {
       await renewing;
       signal.removeEventListener('abort', onAbort);
       this.#leading = false;
+      this.#o.onLeadership(false);
       await this.#release();
     }
   }
 
   async #renewLoop(leadership: AbortController): Promise<void> {
-    let lastRenew = Date.now();
     while (!leadership.signal.aborted) {
       if (!(await sleepUnlessAborted(this.#o.retryPeriodMs, leadership.signal))) return;
       if (await this.#tryAcquireOrRenew().catch(() => false)) {
-        lastRenew = Date.now();
-      } else if (Date.now() - lastRenew > this.#o.renewDeadlineMs) {
+        this.#lastRenew = this.#o.now();
+      } else if (this.#o.now() - this.#lastRenew > this.#o.renewDeadlineMs) {
+        this.#lost = true;
         this.#o.logger.error({ lease: this.#o.name }, 'leadership lost: could not renew the lease in time');
         leadership.abort(new Error('leadership lost'));
         return;

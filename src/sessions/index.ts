@@ -79,7 +79,8 @@ export interface SessionsDeps {
   /** The operator's AgentEnvironment informers (shared: dispatchers follow them). */
   readonly environments: readonly Informer<AgentEnvironment>[];
   readonly apiClient: (credential: Credential | (() => Credential)) => EnvironmentsClient;
-  readonly defaultCredential: () => Credential | undefined;
+  /** The operator's default API key for AgentEnvironments of a namespace (none where it does not serve). */
+  readonly defaultCredential: (namespace: string) => Credential | undefined;
   /** The operator replica's identity: worker ids are `<identity>/<environment uid>/<slot>`. */
   readonly identity: string;
   /** API base URL given to session Pods. */

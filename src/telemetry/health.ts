@@ -1,5 +1,6 @@
 /**
- * The operator's HTTP endpoints: `/healthz` (the process is alive and its loops are not wedged),
+ * The operator's HTTP endpoints: `/healthz` (the process reaches the apiserver and has not lost
+ * the leadership it held — see {@link Reachability} and `LeaderElector.health`),
  * `/readyz` (caches synced; a standby replica waiting for leadership is ready too) and `/metrics`.
  */
 import { createServer, type Server } from 'node:http';
@@ -12,6 +13,48 @@ export interface HealthChecks {
   /** Readiness: return a reason string when not ready. */
   readonly ready: () => string | undefined;
 }
+
+/**
+ * Whether the apiserver answers, judged from the requests the process makes anyway (leader
+ * election every few seconds, watches, reconciles), so it costs no traffic of its own. Any HTTP
+ * status is an answer (a 5xx included: the server is there); a connection error is not.
+ * Unreachable means: a failure since the last answer, and no answer for `staleAfterMs`.
+ */
+export class Reachability {
+  readonly #staleAfterMs: number;
+  readonly #now: () => number;
+  #lastAnswer: number;
+  #lastFailure = -Infinity;
+
+  /** `staleAfterMs` default 60 s; `now` default `Date.now`. */
+  constructor(options: { staleAfterMs?: number; now?: () => number } = {}) {
+    this.#staleAfterMs = options.staleAfterMs ?? 60_000;
+    this.#now = options.now ?? Date.now;
+    this.#lastAnswer = this.#now();
+  }
+
+  /** One request's outcome: an HTTP status (answered) or an error code (not). */
+  observe(code: number | string): void {
+    if (typeof code === 'number') this.#lastAnswer = this.#now();
+    else this.#lastFailure = this.#now();
+  }
+
+  /** Why the apiserver counts as unreachable, or undefined. */
+  problem(): string | undefined {
+    const silentMs = this.#now() - this.#lastAnswer;
+    if (this.#lastFailure > this.#lastAnswer && silentMs > this.#staleAfterMs) return `the Kubernetes apiserver has not answered for ${Math.round(silentMs / 1000)} s`;
+    return undefined;
+  }
+}
+
+/** The first problem of several checks, or undefined when all pass. */
+export const firstProblem = (...checks: Array<() => string | undefined>): string | undefined => {
+  for (const check of checks) {
+    const problem = check();
+    if (problem) return problem;
+  }
+  return undefined;
+};
 
 export interface HealthServer {
   readonly port: number;

@@ -26,6 +26,7 @@ export class OperatorMetrics {
   readonly #podCreatedLatency: Histogram<string>;
   readonly #stops: Counter<'reason'>;
   readonly #heartbeats: Counter<'outcome'>;
+  readonly #leader: Gauge<string>;
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registry = options.registry ?? new Registry();
@@ -48,6 +49,8 @@ export class OperatorMetrics {
     this.#podCreatedLatency = new Histogram({ name: 'agentenv_session_pod_created_latency_seconds', help: 'Work item claimed (AgentSession spec.claimedAt) → session Pod created by the session reconciler.', buckets: LATENCY_BUCKETS, registers });
     this.#settled = new Counter({ name: 'agentenv_dispatch_settled_total', help: 'Records written but not acknowledged, settled against the API, by action (acknowledged, adopted, dropped, finished).', labelNames: ['action'], registers });
     this.#stops = new Counter({ name: 'agentenv_work_stops_total', help: 'Work items stopped by the operator, by reason.', labelNames: ['reason'], registers });
+    this.#leader = new Gauge({ name: 'agentenv_leader', help: 'Whether this replica holds the leader Lease (1) or stands by (0); without leader election, 1 while running.', registers });
+    this.#leader.set(0);
     this.#heartbeats = new Counter({ name: 'agentenv_heartbeats_total', help: 'Lease heartbeats by outcome, as reported by session sidecars when their sessions end.', labelNames: ['outcome'], registers });
   }
 
@@ -97,6 +100,9 @@ export class OperatorMetrics {
   }
   stopped(reason: string): void {
     this.#stops.inc({ reason });
+  }
+  leader(leading: boolean): void {
+    this.#leader.set(leading ? 1 : 0);
   }
   heartbeats(outcome: string, n: number): void {
     if (n > 0) this.#heartbeats.inc({ outcome }, n);

@@ -119,7 +119,10 @@ describe('default values', () => {
     expect(clusterRole['rules']).toEqual(rules.filter((r) => !isLeaseRule(r)));
     const leaseRole = find(manifests, 'Role', 'agentenv-leader-election');
     expect(leaseRole.metadata.namespace).toBe(RELEASE_NAMESPACE);
-    expect(leaseRole['rules']).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]);
+    expect(leaseRole['rules']).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['agentenv'], verbs: ['get', 'update'] },
+    ]);
     const binding = find(manifests, 'ClusterRoleBinding');
     expect(binding['subjects']).toEqual([{ kind: 'ServiceAccount', name: 'agentenv', namespace: RELEASE_NAMESPACE }]);
   });

@@ -82,6 +82,36 @@ describe('the operator accepts what the chart renders', () => {
     expect(config).toMatchObject({ runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:9.9.9', sessionProxyAddress: 'pod-ip' });
   });
 
+  it('the leader Lease is named after the release unless leaderElection.id says otherwise, so two releases in one namespace each lead', async () => {
+    expect((await operatorConfig({})).leaderElectionId).toBe('agentenv');
+    expect((await operatorConfig({ release: 'team-b' })).leaderElectionId).toBe('team-b-agentenv');
+    expect((await operatorConfig({ set: ['leaderElection.id=my-lease'] })).leaderElectionId).toBe('my-lease');
+  });
+
+  it('tenancy grants, session pull Secrets and the egress proxy reach the operator', async () => {
+    const config = await operatorConfig({
+      set: [
+        'tenancy.adoptionNamespaces={team-a,team-b}',
+        'tenancy.defaultApiKeyNamespaces={team-a}',
+        'sessions.imagePullSecrets[0].name=registry',
+        'sessions.imagePullSecrets[1].name=mirror',
+        'proxy.httpsProxy=http://proxy.example.com:3128',
+        'proxy.noProxy=.svc\\,10.0.0.0/8',
+      ],
+    });
+    expect(config).toMatchObject({
+      adoptionNamespaces: ['team-a', 'team-b'],
+      defaultApiKeyNamespaces: ['team-a'],
+      sessionImagePullSecrets: ['registry', 'mirror'],
+      httpsProxy: 'http://proxy.example.com:3128',
+      noProxy: '.svc,10.0.0.0/8',
+    });
+    expect((await operatorConfig({ set: ['tenancy.adoptionNamespaces={*}'] })).adoptionNamespaces).toEqual(['*']);
+    // Defaults: no grant, the key serves every namespace, no pull Secret, no proxy.
+    expect(await operatorConfig({})).toMatchObject({ adoptionNamespaces: [], defaultApiKeyNamespaces: [], sessionImagePullSecrets: [] });
+    expect((await operatorConfig({})).httpsProxy).toBeUndefined();
+  });
+
   it('a single replica without leader election, text logs and a custom resync', async () => {
     const config = await operatorConfig({ set: ['replicaCount=1', 'leaderElection.enabled=false', 'logFormat=text', 'resyncPeriod=1h30m', 'concurrency=8'] });
     expect(config).toMatchObject({ leaderElect: false, logFormat: 'text', resyncMs: 5_400_000, concurrency: 8 });

@@ -115,7 +115,10 @@ describe('the namespaced profile grants permissions in the watched namespaces on
       expect(await can('watch', 'agentenvironments.agentenv.io', '-n', ns.name)).toBe(true);
       expect(await can('update', 'secrets', '-n', ns.name)).toBe(false);
     }
-    expect(await can('update', 'leases.coordination.k8s.io', '-n', release.name)).toBe(true);
+    // The release's own Lease only (resourceNames), which any Lease may not be.
+    expect(await can('update', 'leases.coordination.k8s.io/rbac-agentenv', '-n', release.name)).toBe(true);
+    expect(await can('update', 'leases.coordination.k8s.io/another-release', '-n', release.name)).toBe(false);
+    expect(await can('create', 'leases.coordination.k8s.io', '-n', release.name)).toBe(true);
     expect(await can('create', 'pods', '-n', outside.name)).toBe(false);
     expect(await can('get', 'secrets', '-n', outside.name)).toBe(false);
     expect(await can('update', 'leases.coordination.k8s.io', '-n', outside.name)).toBe(false);

@@ -231,11 +231,15 @@ describe.concurrent('process kubelet', () => {
     expect(done.status?.phase).toBe('Succeeded');
     const log = await containerLog(done, 'main');
     const env = log.split('\n').filter((l) => l.startsWith('env: ')).map((l) => l.slice(5));
+    // What a real kubelet gives every container: the apiserver's address (here its own, no Service network).
+    const apiserver = new URL(rest.kubeConfig.getCurrentCluster()!.server);
     expect(env).toEqual(
       [
         'GREETING=mode is fast',
         'HOME=/root',
         'HOSTNAME=env-and-volumes',
+        `KUBERNETES_SERVICE_HOST=${apiserver.hostname}`,
+        `KUBERNETES_SERVICE_PORT=${apiserver.port}`,
         'MODE=fast',
         `NODE=agentenv-local`,
         `POD_IP=${done.status?.podIP}`,

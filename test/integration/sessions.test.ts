@@ -132,7 +132,8 @@ describe.concurrent('session lifecycle', () => {
     expect((await w.api.getWork(longRunning.environmentId, d.work.id)).state).toBe('stopped');
     // The shell script learns nothing from heartbeats: no signal reaches it from the sidecar, so the
     // operator deleted its Pod once the sidecar had been not ready for stopGracePeriodSeconds.
-    expect((await eventsOf(w, d.name)).some((e) => e.reason === 'StopEnforced')).toBe(true);
+    // Events are written behind the work (k8s/events.ts), so the event may land after the phase.
+    await waitFor(async () => (await eventsOf(w, d.name)).some((e) => e.reason === 'StopEnforced'), { what: 'the StopEnforced event', timeoutMs: 15_000 });
     const pod = await getPod(w, podName(d.name, d.work.id));
     expect(!pod || Boolean(pod.metadata?.deletionTimestamp)).toBe(true);
   });

@@ -34,6 +34,16 @@ export interface TestOperatorOptions {
   /** Leader-election Lease name. Default: unique per start. */
   readonly leaseName?: string;
   readonly timings?: OperatorOptions['timings'];
+  /**
+   * Namespaces granted adoption of environments they do not own. Default: the watched namespace
+   * (the tests that adopt a Console-made environment are about adoption, not about the grant;
+   * test/integration/tenancy.test.ts passes `[]`).
+   */
+  readonly adoptionNamespaces?: readonly string[];
+  /** Namespaces the default API key serves. Default: all. */
+  readonly defaultApiKeyNamespaces?: readonly string[];
+  /** HTTP_PROXY/HTTPS_PROXY and NO_PROXY of the operator's API client. Default: none. */
+  readonly proxy?: { readonly url: string; readonly noProxy?: string };
   /** Called on every API attempt (after recording it); may throw to simulate a crash at that point. */
   readonly onApiCall?: (record: ApiCallRecord) => void;
 }
@@ -84,6 +94,9 @@ export async function startTestOperator(o: TestOperatorOptions): Promise<TestOpe
     baseUrl: o.baseUrl,
     ...(o.apiKey ? { apiKey: o.apiKey } : {}),
     namespaces: [o.namespace],
+    adoptionNamespaces: o.adoptionNamespaces ?? [o.namespace],
+    defaultApiKeyNamespaces: o.defaultApiKeyNamespaces ?? [],
+    ...(o.proxy ? { httpProxy: o.proxy.url, httpsProxy: o.proxy.url, ...(o.proxy.noProxy ? { noProxy: o.proxy.noProxy } : {}) } : {}),
     concurrency: 4,
     resyncMs: o.resyncMs ?? 60_000,
     logLevel: 'debug',

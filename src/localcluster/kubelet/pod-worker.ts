@@ -182,7 +182,7 @@ export class PodWorker {
     let env: Record<string, string>;
     try {
       argv = containerArgv(c, this.#ctx.images);
-      env = containerEnv(this.#podView(), c, await files.fetchPodObjects(this.#ctx.rest, this.pod));
+      env = { ...masterServiceEnv(this.#ctx.rest), ...containerEnv(this.#podView(), c, await files.fetchPodObjects(this.#ctx.rest, this.pod)) };
     } catch (err) {
       if (err instanceof ImagePullError) {
         // The first failed pull reads ErrImagePull, the retries after it ImagePullBackOff (kubelet image manager).
@@ -417,3 +417,15 @@ export const allContainers = (pod: Pod): Container[] => [...(pod.spec.initContai
 
 /** deletionGracePeriodSeconds, else terminationGracePeriodSeconds, else the API default 30. */
 export const graceSeconds = (pod: Pod): number => pod.metadata?.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
+
+/**
+ * KUBERNETES_SERVICE_HOST/PORT, which a real kubelet gives every container whatever
+ * enableServiceLinks says, so in-cluster clients find the apiserver: here its own address (there is
+ * no Service network). The spec's own values win.
+ */
+function masterServiceEnv(rest: KubeRest): Record<string, string> {
+  const server = rest.kubeConfig.getCurrentCluster()?.server;
+  if (!server) return {};
+  const url = new URL(server);
+  return { KUBERNETES_SERVICE_HOST: url.hostname, KUBERNETES_SERVICE_PORT: url.port || '443' };
+}

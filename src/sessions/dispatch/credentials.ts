@@ -33,7 +33,7 @@ export type CredentialResolution =
   | { readonly ok: false; readonly reason: 'CredentialsMissing'; readonly message: string };
 
 /** Read the dispatch credentials of `env` (one Secret read). Messages name Secrets, never values. */
-export async function resolveDispatchCredentials(rest: KubeRest, env: AgentEnvironment, defaultApiKey: () => Credential | undefined): Promise<CredentialResolution> {
+export async function resolveDispatchCredentials(rest: KubeRest, env: AgentEnvironment, defaultApiKey: (namespace: string) => Credential | undefined): Promise<CredentialResolution> {
   const namespace = env.metadata?.namespace ?? 'default';
   const envKeyRef = env.spec.selfHosted?.environmentKeySecretRef;
   try {
@@ -42,7 +42,7 @@ export async function resolveDispatchCredentials(rest: KubeRest, env: AgentEnvir
       return { ok: true, credentials: { poll: { kind: 'bearer', value }, sandbox: value, source: 'environment-key', fingerprint: digest(value) } };
     }
     const apiKeyRef = env.spec.apiKeySecretRef;
-    const apiKey: Credential | undefined = apiKeyRef ? { kind: 'api-key', value: await readSecretKey(rest, namespace, apiKeyRef) } : defaultApiKey();
+    const apiKey: Credential | undefined = apiKeyRef ? { kind: 'api-key', value: await readSecretKey(rest, namespace, apiKeyRef) } : defaultApiKey(namespace);
     if (!apiKey) {
       return { ok: false, reason: 'CredentialsMissing', message: 'no environment key (spec.selfHosted.environmentKeySecretRef), no spec.apiKeySecretRef and no operator default API key' };
     }
@@ -57,7 +57,7 @@ export async function resolveDispatchCredentials(rest: KubeRest, env: AgentEnvir
  * The credential for work-item calls outside a poll (the session reconciler's read and stop): the
  * poll credential, or why there is none (the message names Secrets, never values).
  */
-export async function workItemCredential(rest: KubeRest, env: AgentEnvironment, defaultApiKey: () => Credential | undefined): Promise<Credential | string> {
+export async function workItemCredential(rest: KubeRest, env: AgentEnvironment, defaultApiKey: (namespace: string) => Credential | undefined): Promise<Credential | string> {
   const r = await resolveDispatchCredentials(rest, env, defaultApiKey);
   return r.ok ? r.credentials.poll : r.message;
 }

@@ -82,6 +82,7 @@ export interface PodSpec {
   nodeName?: string;
   nodeSelector?: Record<string, string>;
   terminationGracePeriodSeconds?: number;
+  imagePullSecrets?: Array<{ name?: string }>;
   [field: string]: unknown;
 }
 

@@ -342,3 +342,12 @@ describe('desiredPod: templates it cannot use', () => {
     expect(pod.metadata?.annotations).toEqual({ note: 'x' });
   });
 });
+
+describe('desiredPod: image pull Secrets', () => {
+  it("adds the operator's pull Secrets (sessions.imagePullSecrets) after the template's own, each name once; none set, no field", () => {
+    const withSecrets = { sidecar: { ...sidecar, imagePullSecrets: ['registry', 'shared'] } };
+    expect(build({}, withSecrets).spec.imagePullSecrets).toEqual([{ name: 'registry' }, { name: 'shared' }]);
+    expect(build(template({ containers: [shell()], imagePullSecrets: [{ name: 'shared' }, { name: 'team' }] }), withSecrets).spec.imagePullSecrets).toEqual([{ name: 'shared' }, { name: 'team' }, { name: 'registry' }]);
+    expect(build().spec).not.toHaveProperty('imagePullSecrets');
+  });
+});

@@ -82,6 +82,8 @@ export const FORBIDDEN_ENV = ['ANTHROPIC_ENVIRONMENT_KEY', 'ANTHROPIC_API_KEY', 
 export interface SidecarSettings {
   readonly image: string;
   readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  /** Pull Secrets (in the session's namespace) added to every session Pod, after the template's own: the sidecar's and runner's images may be private. */
+  readonly imagePullSecrets?: readonly string[];
 }
 export type { RunnerSettings };
 
@@ -162,6 +164,7 @@ export function desiredPod(inputs: PodInputs): PodBuild {
     ...(workspace.volumes ? { volumes: workspace.volumes } : {}),
     containers: containers.map((c, i) => (i === mainIndex ? mainWithEnv : c)),
     restartPolicy: 'Never',
+    ...pullSecrets(tspec.imagePullSecrets, inputs.sidecar.imagePullSecrets),
     automountServiceAccountToken: false,
     enableServiceLinks: false,
     terminationGracePeriodSeconds: Math.max(tspec.terminationGracePeriodSeconds ?? 30, selfHosted.stopGracePeriodSeconds + TERMINATION_MARGIN_SECONDS),
@@ -191,6 +194,11 @@ export function desiredPod(inputs: PodInputs): PodBuild {
       spec,
     },
   };
+}
+
+function pullSecrets(template: PodSpec['imagePullSecrets'], operator: readonly string[] = []): { imagePullSecrets?: Array<{ name: string }> } {
+  const names = [...(template ?? []).map((s) => s.name), ...operator].filter((n): n is string => !!n);
+  return names.length ? { imagePullSecrets: [...new Set(names)].map((name) => ({ name })) } : {};
 }
 
 /** The default runner image when the operator passes none (it always passes its `runnerImage` setting). */

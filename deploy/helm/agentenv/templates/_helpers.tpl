@@ -95,3 +95,15 @@ a Role (templates/leader-election-rbac.yaml) instead of cluster-wide.
 {{- end }}
 {{- toYaml $rules }}
 {{- end }}
+
+{{/* The leader Lease's name: leaderElection.id, else the release's full name (one leader per release). */}}
+{{- define "agentenv.leaseName" -}}
+{{- default (include "agentenv.fullname" .) .Values.leaderElection.id -}}
+{{- end }}
+
+{{/* A list of {name: …} objects as comma-separated names. */}}
+{{- define "agentenv.names" -}}
+{{- $names := list -}}
+{{- range . }}{{ $names = append $names .name }}{{ end -}}
+{{- join "," $names -}}
+{{- end }}
