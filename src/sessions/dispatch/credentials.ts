@@ -66,10 +66,11 @@ export async function workItemCredential(rest: KubeRest, env: AgentEnvironment, 
  * The organization API key of `env` (`spec.apiKeySecretRef`, else the operator's default), for
  * the session reads of the session reconciler; without one, the work-item credential.
  */
-export async function organizationCredential(rest: KubeRest, env: AgentEnvironment, defaultApiKey: () => Credential | undefined): Promise<Credential | string> {
+export async function organizationCredential(rest: KubeRest, env: AgentEnvironment, defaultApiKey: (namespace: string) => Credential | undefined): Promise<Credential | string> {
+  const namespace = env.metadata?.namespace ?? '';
   const ref = env.spec.apiKeySecretRef;
-  if (ref) return { kind: 'api-key', value: await readSecretKey(rest, env.metadata?.namespace ?? '', ref) };
-  return defaultApiKey() ?? workItemCredential(rest, env, defaultApiKey);
+  if (ref) return { kind: 'api-key', value: await readSecretKey(rest, namespace, ref) };
+  return defaultApiKey(namespace) ?? workItemCredential(rest, env, defaultApiKey);
 }
 
 const digest = (v: string): string => createHash('sha256').update(v).digest('hex').slice(0, 16);
