@@ -362,10 +362,10 @@ function stoppingVerdict(f: SessionFacts, work: Work): Verdict {
 /** How a session whose Pod ended is recorded: a stop requested before the end is a normal end. */
 function ended(f: SessionFacts, work: Work, pod: PodView): Verdict {
   const v = endedVerdict(f, work, pod);
-  // The runner exited 0 with no stop requested (its own end is a force-stop, which requests none)
-  // while the session is idle in the API: its idle timeout, not the session's end nor a remote
-  // stop. The session lives on; its next message queues a new work item.
-  if (v.reason === 'Completed' && f.apiSession === 'idle') {
+  // The runner ended normally with no stop requested in the API (its own end is a force-stop,
+  // which requests none) while the session is idle there: its idle timeout, not the session's end
+  // nor a remote stop. The session lives on; its next message queues a new work item.
+  if (v.phase === 'Succeeded' && !work.stop_requested_at && f.apiSession === 'idle') {
     return { ...v, reason: 'Idle', message: `the runner ended after the session was idle${f.workspace ? `; workspace ${f.workspace.claimName} is kept for its next message` : ''}` };
   }
   return v;
