@@ -11,7 +11,7 @@ function work(state: Work['state'], extra: Partial<Work> = {}): Work {
 }
 
 const acked: AgentSessionStatus = agentSession().acknowledged().session.status ?? {};
-const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, sessionTTLSecondsAfterFinished: 300, observeOnly: false };
+const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, sessionTTLSecondsAfterFinished: 300, observeOnly: false, defaultRunner: true };
 
 interface Case {
   rule: string;
@@ -25,6 +25,7 @@ interface Case {
   workspace?: WorkspaceSeen['phase'];
   launchWaiting?: string;
   apiSession?: ApiSessionFact;
+  template?: boolean;
   phase: string;
   reason?: string;
   actions: string[];
@@ -94,6 +95,7 @@ const cases: Case[] = [
   { rule: 'a bound workspace with the lease unclaimed at the deadline is a StartTimeout, not the workspace\'s fault', work: found(work('starting')), pod: pending(), workspace: 'Bound', now: 60, phase: 'Failed', reason: 'StartTimeout', actions: ['stopWork:force:StartTimeout', 'deletePod'] },
   { rule: 'a runner that exited 0 with no stop requested while its session is idle in the API ends Succeeded Idle', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', workspace: 'Bound', now: 8, phase: 'Succeeded', reason: 'Idle', actions: [] },
   { rule: 'a runner whose own force-stop was seen before its exit (Stopped) is Idle all the same', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Stopping', stopRequestedAt: iso(5.5) }, pod: exited(0, 6), apiSession: 'idle', now: 8, phase: 'Succeeded', reason: 'Idle', actions: [] },
+  { rule: 'a session template\'s runner that exits 0 while its session is idle ends Completed: its idle timeout cannot be told from another clean exit', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', template: true, now: 8, phase: 'Succeeded', reason: 'Completed', actions: [] },
   { rule: 'a remote stop of a session idle in the API is Stopped, not Idle', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', workspace: 'Bound', now: 8, phase: 'Succeeded', reason: 'Stopped', actions: [] },
   { rule: 'a runner that ended because its session terminated ends Succeeded Completed, not Idle', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'terminated', now: 8, phase: 'Succeeded', reason: 'Completed', actions: [] },
   { rule: 'a runner that failed while its session is idle is a failure, not Idle', work: found(work('stopped', { stopped_at: iso(6.5) })), pod: exited(2, 6, 'Failed'), apiSession: 'idle', now: 8, phase: 'Failed', reason: 'ContainerFailed', actions: [] },
@@ -114,7 +116,7 @@ function facts(c: Case): SessionFacts {
           : record;
   return {
     session: seen.session,
-    settings: { ...settings, observeOnly: c.observeOnly ?? false, stopGracePeriodSeconds: c.grace ?? settings.stopGracePeriodSeconds },
+    settings: { ...settings, observeOnly: c.observeOnly ?? false, stopGracePeriodSeconds: c.grace ?? settings.stopGracePeriodSeconds, defaultRunner: !c.template },
     work: c.work,
     pod: seen.podView,
     launchRefused: c.launchRefused,

@@ -76,6 +76,8 @@ export interface SessionSettings {
   readonly observeOnly: boolean;
   /** The environment's `workspace`, if it has one. */
   readonly workspace?: Workspace | undefined;
+  /** The environment runs the default runner (no `sessionTemplate`): its clean exits are its idle timeout or the session's end. */
+  readonly defaultRunner?: boolean;
 }
 
 /** What one pass observed. */
@@ -365,7 +367,9 @@ function ended(f: SessionFacts, work: Work, pod: PodView): Verdict {
   // The runner ended normally with no stop requested in the API (its own end is a force-stop,
   // which requests none) while the session is idle there: its idle timeout, not the session's end
   // nor a remote stop. The session lives on; its next message queues a new work item.
-  if (v.phase === 'Succeeded' && !work.stop_requested_at && f.apiSession === 'idle') {
+  // Only for the default runner: the operator cannot tell another runner's idle timeout from any
+  // other clean exit of it.
+  if (f.settings.defaultRunner && v.phase === 'Succeeded' && !work.stop_requested_at && f.apiSession === 'idle') {
     return { ...v, reason: 'Idle', message: `the runner ended after the session was idle${f.workspace ? `; workspace ${f.workspace.claimName} is kept for its next message` : ''}` };
   }
   return v;

@@ -85,6 +85,8 @@ export async function expire(deps: ReconcilerDeps, scope: SessionScope): Promise
 export async function observeApiSession(deps: ReconcilerDeps, scope: SessionScope, seen: PodSeen): Promise<ApiSessionFact | undefined> {
   const view = seen.view;
   if (!view || !(view.finished || view.mainExit)) return undefined;
+  // Needed for the default runner's Idle, and for a workspace's retention (a session terminated as its item ended).
+  if (!scope.settings.defaultRunner && !scope.settings.workspace) return undefined;
   if (FINISHED_PHASES.includes(scope.session.status?.phase ?? 'Pending') && scope.session.status?.workId === scope.session.spec.workId) return undefined;
   return readApiSession(deps, scope);
 }

@@ -57,6 +57,7 @@ export function settingsOf(env: AgentEnvironment | undefined): SessionSettings {
     sessionTTLSecondsAfterFinished: sh.sessionTTLSecondsAfterFinished,
     observeOnly: env === undefined || env.spec.managementPolicy === 'ObserveOnly',
     workspace: env?.spec.selfHosted?.workspace,
+    defaultRunner: env !== undefined && !env.spec.selfHosted?.sessionTemplate,
   };
 }
 
