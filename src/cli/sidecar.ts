@@ -2,11 +2,12 @@
  * `agentenv sidecar`: the lease keeper of one session Pod and its only door to the API (see
  * `src/sidecar/sidecar.ts`).
  *
- * Wiring only: parse the environment once, read the credential file once, start, and exit 0 after
- * SIGTERM. Loaded by `main.ts` without commander and on V8's interpreter alone: the sidecar runs in
+ * Wiring only: parse the environment once, read the credential file once, start, and exit after
+ * SIGTERM (0, or `SIDECAR_EXIT_LEASE_LOST`). Loaded by `main.ts` without commander and on V8's interpreter alone: the sidecar runs in
  * every sandbox Pod and loads nothing but Node built-ins and its own modules (commander alone costs
  * ~10 MB of RSS).
  */
+import { SIDECAR_EXIT_LEASE_LOST } from '../contract/sidecar.ts';
 import { ConfigError, parseSidecarConfig, type SidecarConfig } from '../sidecar/config.ts';
 import { createSidecarLogger } from '../sidecar/log.ts';
 import { startSidecar } from '../sidecar/sidecar.ts';
@@ -65,8 +66,9 @@ export async function run(args: readonly string[]): Promise<void> {
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
-  await sidecar.done;
-  process.exit(0);
+  const { leaseLost } = await sidecar.done;
+  // A lost lease is told to the operator by the exit code: it must not stop the item either.
+  process.exit(leaseLost ? SIDECAR_EXIT_LEASE_LOST : 0);
 }
 
 function fail(message: string): never {

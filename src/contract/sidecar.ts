@@ -56,6 +56,15 @@ export const STARTED_PATH = '/started';
  */
 export const READY_PATH = '/ready';
 
+/**
+ * The sidecar's exit code when it ends having lost the lease (a heartbeat 412, or no beat within
+ * the TTL): the item belongs to the queue or another worker, so nobody in this cluster may stop it.
+ * The operator reads it in the Pod status (the sidecar has no Kubernetes API access) and then does
+ * not force-stop the item of a Pod that ended while the API still shows it active. Any other end
+ * exits 0 (2: a configuration error).
+ */
+export const SIDECAR_EXIT_LEASE_LOST = 3;
+
 /** The sidecar's proxy: the main container's `ANTHROPIC_BASE_URL` is `http://<address>:<port>`. */
 export const DEFAULT_PROXY_ADDRESS = '127.0.0.1';
 export const DEFAULT_PROXY_PORT = 8096;

@@ -7,6 +7,7 @@ import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
 import type { AgentSessionStatus } from '../crd/agent-session.ts';
 import { viewPod, type PodView } from './objects/pod-view.ts';
 import { SIDECAR_NAME } from './objects/pod.ts';
+import { SIDECAR_EXIT_LEASE_LOST } from '../contract/sidecar.ts';
 import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
 import { podName, sessionName, workLabels } from './record/names.ts';
 import type { Pod, PodStatus } from './objects/pod-types.ts';
@@ -117,6 +118,11 @@ export const running = (startedSec = 2): PodStatus => ({
 export const exited = (exitCode: number, finishedSec: number, phase: PodStatus['phase'] = 'Succeeded'): PodStatus => ({
   phase,
   containerStatuses: [{ name: 'session', state: { terminated: { exitCode, finishedAt: iso(finishedSec), startedAt: iso(2) } } }],
+});
+/** A Pod that ended after its sidecar lost the lease: the sidecar exited `SIDECAR_EXIT_LEASE_LOST`. */
+export const endedLeaseLost = (finishedSec: number): PodStatus => ({
+  ...exited(0, finishedSec),
+  initContainerStatuses: [{ name: SIDECAR_NAME, started: false, ready: false, state: { terminated: { exitCode: SIDECAR_EXIT_LEASE_LOST, finishedAt: iso(finishedSec) } } }],
 });
 export const pending = (): PodStatus => ({ phase: 'Pending' });
 /**

@@ -31,7 +31,8 @@
  *       (`{"force": true}`: 409 = already stopped; for a `stopping` item this is the confirmation).
  *    The end is recorded in `lease.json`.
  * 7. Afterwards the sidecar serves the probes and the proxy (the virtual lease answers with the
- *    outcome) until SIGTERM, then exits 0.
+ *    outcome) until SIGTERM, then exits 0 — or `SIDECAR_EXIT_LEASE_LOST` when the lease was lost,
+ *    so the operator, which reads the exit code in the Pod status, does not stop the item either.
  */
 import type { SidecarConfig } from './config.ts';
 import { keepLease } from './heartbeat.ts';
@@ -55,8 +56,8 @@ export interface RunningSidecar {
   readonly proxyPort: number;
   /** SIGTERM: finish (force-stop if the lease is still held), then resolve `done`. */
   terminate(): void;
-  /** Resolves once the sidecar has shut down after `terminate`. */
-  readonly done: Promise<void>;
+  /** Resolves once the sidecar has shut down after `terminate`: whether it had lost the lease. */
+  readonly done: Promise<{ readonly leaseLost: boolean }>;
 }
 
 type StopOutcome = { outcome: 'stopped'; reply: unknown } | { outcome: 'already-stopped' } | { outcome: 'failed' };
@@ -173,7 +174,8 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
     await proxy.close();
     upstream.close();
     await probe.close();
-    log.info('sidecar exiting', { reason: lease.endReason, stopped: lease.stopped });
+    log.info('sidecar exiting', { reason: lease.endReason, stopped: lease.stopped, lost: lease.lost });
+    return { leaseLost: lease.lost };
   })();
 
   return { probePort: probe.port, proxyPort: proxy.port, terminate: () => terminated(), done };

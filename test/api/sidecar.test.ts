@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SIDECAR_EXIT_LEASE_LOST } from '../../src/contract/sidecar.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
 import { emulator } from '../support/emulator.ts';
 import { acknowledgedItem, LEASE_TTL_SECONDS, SidecarProcess, viaProxy, waitFor } from '../support/sidecar-process.ts';
@@ -112,7 +113,7 @@ describe('agentenv sidecar: the virtual lease', () => {
     expect(stale.json['error']['details']['current_state']).toMatchObject({ state: 'active', ttl_seconds: LEASE_TTL_SECONDS });
   });
 
-  it('a heartbeat 412 on the real lease turns the virtual lease to 412 and readiness to 503; nothing stops the item', async () => {
+  it('a heartbeat 412 on the real lease turns the virtual lease to 412 and readiness to 503; nothing stops the item, and the sidecar exits SIDECAR_EXIT_LEASE_LOST', async () => {
     const { item, sidecar, beat, stop, record } = await running();
     // Another holder echoes the current stamp first: the sidecar's next echo is stale.
     await item.api.heartbeatWork(item.environmentId, item.workId, { expectedLastHeartbeat: record().lastHeartbeat! });
@@ -123,16 +124,20 @@ describe('agentenv sidecar: the virtual lease', () => {
     expect((await stop()).status).toBe(409);
     expect(requests(STOP)).toEqual({});
     expect(record().work.state).toBe('active');
+    // SIGTERM (the Pod ends): still no stop, and the exit code tells the operator why.
+    sidecar.kill('SIGTERM');
+    expect(await sidecar.exited).toBe(SIDECAR_EXIT_LEASE_LOST);
+    expect(requests(STOP)).toEqual({});
   });
 
-  it('no successful heartbeat within the TTL means the lease is assumed lost: unready, 412 to the runner, no stop', async () => {
+  it('no successful heartbeat within the TTL means the lease is assumed lost: unready, 412 to the runner, no stop, exit SIDECAR_EXIT_LEASE_LOST', async () => {
     const { sidecar, beat } = await running();
     emu.admin.setFaults([{ method: 'POST', path: '/v1/environments/*/work/*/heartbeat', status: 503 }]);
     expect((await sidecar.logged('lease ends'))['reason']).toBe('lease-expired');
     expect(await sidecar.probe('/ready')).toBe(503);
     expect((await beat('NO_HEARTBEAT')).status).toBe(412);
     sidecar.kill('SIGTERM');
-    expect(await sidecar.exited).toBe(0);
+    expect(await sidecar.exited).toBe(SIDECAR_EXIT_LEASE_LOST);
     expect(requests(STOP)).toEqual({});
   });
 });

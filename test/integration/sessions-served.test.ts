@@ -5,15 +5,19 @@
  * emulator as the API. And the enforced stop: a main container that ignores the protocol is ended by
  * deleting its Pod after the grace.
  */
+import { Anthropic } from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeWorkSecret } from '../../src/api/work-secret.ts';
 import { PLACEHOLDER_WORK_SECRET, SIDECAR_FALLBACK_UID, SIDECAR_UID } from '../../src/contract/sidecar.ts';
 import { podName } from '../../src/sessions/record/names.ts';
 import { SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
+import { WORKSPACE_VOLUME } from '../../src/sessions/objects/default-template.ts';
 import type { Pod } from '../../src/sessions/objects/pod-types.ts';
 import { bash, resultText, scriptAgent, sessionEvents, terminated, toolUse, waitForToolResults } from '../support/agent-script.ts';
 import { createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
-import { createEnvironment, dispatch, eventsOf, getPod, sessionTemplate, startSessionsWorld, waitForSession, waitForWork, type SessionsWorld } from './sessions.fixtures.ts';
+import { API_KEY } from '../support/emulator.ts';
+import { volumeFile } from '../support/pod-files.ts';
+import { createEnvironment, dispatch, eventsOf, getPod, serveSession, sessionTemplate, startSessionsWorld, waitForSession, waitForWork, type SessionsWorld } from './sessions.fixtures.ts';
 
 let ns: TestNamespace;
 let w: SessionsWorld;
@@ -91,6 +95,40 @@ describe.concurrent('sessions served by the default runner', () => {
       expect(JSON.stringify(done)).not.toContain(secret);
       expect(w.logLines.join('\n')).not.toContain(secret);
     }
+  });
+
+  it('runs an always_ask call only once the user allows it through the public events route, and never runs a denied one', async () => {
+    const { d, sessionId, pod } = await serveSession(w, 'ask');
+    const ask = { evaluated_permission: 'ask' as const };
+    const [allowed, denied] = await scriptAgent(w.emu.url, sessionId, [bash('echo yes > allowed.txt', ask), bash('echo no > denied.txt', ask)]);
+    // Held: a later ungated call is answered while both wait for their verdicts, and neither ran.
+    const [probe] = await scriptAgent(w.emu.url, sessionId, [bash('ls -a')]);
+    const held = await waitForToolResults(w.emu.url, sessionId, [probe!], { timeoutMs: 60_000 });
+    expect(resultText(held.get(probe!))).not.toMatch(/allowed\.txt|denied\.txt/);
+
+    // The user's verdicts, sent as a client application sends them: the public route, an API key.
+    const user = new Anthropic({ apiKey: API_KEY, baseURL: w.emu.url, maxRetries: 2 });
+    await user.beta.sessions.events.send(sessionId, {
+      events: [
+        { type: 'user.tool_confirmation', tool_use_id: allowed!, result: 'allow' },
+        { type: 'user.tool_confirmation', tool_use_id: denied!, result: 'deny', deny_message: 'not this one' },
+      ],
+    });
+    const results = await waitForToolResults(w.emu.url, sessionId, [allowed!], { timeoutMs: 60_000 });
+    expect(results.get(allowed!)).toMatchObject({ is_error: false });
+    expect(volumeFile(pod, WORKSPACE_VOLUME, 'allowed.txt')).toBe('yes\n');
+
+    // The runner handles the stream in order: once a later call is answered, the denial was handled too.
+    const [after] = await scriptAgent(w.emu.url, sessionId, [bash('ls -a')]);
+    const later = await waitForToolResults(w.emu.url, sessionId, [after!], { timeoutMs: 60_000 });
+    expect(resultText(later.get(after!))).toContain('allowed.txt');
+    expect(resultText(later.get(after!))).not.toContain('denied.txt');
+    expect(volumeFile(pod, WORKSPACE_VOLUME, 'denied.txt')).toBeUndefined();
+    const history = await sessionEvents(w.emu.url, sessionId);
+    expect(history.filter((e) => e.type === 'user.tool_result' && e['tool_use_id'] === denied)).toEqual([]);
+
+    await scriptAgent(w.emu.url, sessionId, [terminated()]);
+    expect((await finished(d.name)).status).toMatchObject({ phase: 'Succeeded' });
   });
 
   it('ends a main container that ignores the protocol by deleting its Pod after stopGracePeriodSeconds (StopEnforced), then Succeeded Stopped', async () => {

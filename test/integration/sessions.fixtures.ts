@@ -18,6 +18,7 @@ import { CORE, type KubeObject, type KubeRest } from '../../src/k8s/rest.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
 import { workItemCredential } from '../../src/sessions/dispatch/credentials.ts';
 import { ensureWorkSecret, kubeRecordStore, recordClaim } from '../../src/sessions/record/record.ts';
+import { podName } from '../../src/sessions/record/names.ts';
 import { sessionController, type SessionController } from '../../src/sessions/controller/controller.ts';
 import type { Pod } from '../../src/sessions/objects/pod-types.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
@@ -261,4 +262,36 @@ export function processesOfWork(workId: string): Array<{ pid: number; environ: s
 export async function eventsOf(w: SessionsWorld, name: string): Promise<Array<{ type: string; reason: string; message: string }>> {
   const list = await w.admin.list<KubeObject & { type: string; reason: string; message: string; involvedObject?: { name?: string } }>(CORE.events, w.namespace);
   return list.items.filter((e) => e.involvedObject?.name === name).map((e) => ({ type: e.type, reason: e.reason, message: e.message }));
+}
+
+export interface ServedSession {
+  readonly env: TestEnvironment;
+  readonly d: Dispatched;
+  readonly sessionId: string;
+  /** The Pod with its main container running (the default runner has started). */
+  readonly pod: Pod;
+}
+
+/**
+ * A session of an environment without a template — the default runner, `agentenv runner` — dispatched
+ * and Running, its main container started.
+ */
+export async function serveSession(w: SessionsWorld, name: string, selfHosted: Record<string, unknown> = {}): Promise<ServedSession> {
+  const env = await createEnvironment(w, name, undefined, { leaseTTLSeconds: 6, ...selfHosted });
+  const d = await dispatch(w, env);
+  await waitForSession(w, d.name, (s) => s.status?.phase === 'Running', 'Running', 90_000);
+  const pod = await waitFor(async () => {
+    const p = await getPod(w, podName(d.name, d.work.id));
+    return p?.status?.containerStatuses?.some((c) => c.name === 'session' && c.state?.running) ? p : undefined;
+  }, { what: 'the runner running', timeoutMs: 60_000 });
+  return { env, d, sessionId: d.work.data.id, pod };
+}
+
+/** The main container's terminated state, once it has ended. */
+export async function mainExit(w: SessionsWorld, pod: Pod): Promise<{ exitCode: number }> {
+  return waitFor(async () => {
+    const p = await getPod(w, pod.metadata?.name ?? '');
+    const t = p?.status?.containerStatuses?.find((c) => c.name === 'session')?.state?.terminated;
+    return t ? { exitCode: t.exitCode } : undefined;
+  }, { what: `the main container of ${pod.metadata?.name} to end`, timeoutMs: 90_000 });
 }

@@ -2,7 +2,7 @@
 import { EnvironmentsClient } from '../../src/api/client.ts';
 import type { Credential } from '../../src/api/transport.ts';
 import type { Environment } from '../../src/api/wire.ts';
-import { startEmulator, type EmulatorOptions, type RunningEmulator } from '../../src/emulator/index.ts';
+import { startEmulator, type EmulatorOptions, type FaultRule as Rule, type RunningEmulator } from '../../src/emulator/index.ts';
 
 export const API_KEY = 'sk-ant-api03-test-key';
 
@@ -25,3 +25,23 @@ export async function selfHosted(api: EnvironmentsClient, name = 'self-hosted'):
 }
 
 export const versionHeaders = { 'anthropic-version': '2023-06-01', 'anthropic-beta': 'managed-agents-2026-04-01' };
+
+/** Add scripted fault rules through the admin route (added to the rules in force, not replacing them). */
+export async function addFaults(emulatorUrl: string, rules: Rule[]): Promise<void> {
+  const res = await fetch(`${emulatorUrl}/emulator/v1/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rules) });
+  if (!res.ok) throw new Error(`POST /emulator/v1/faults: ${res.status} ${await res.text()}`);
+}
+
+/** The rules in force with how often each matched (the admin state's `faults`). */
+export async function faultHits(emulatorUrl: string): Promise<Array<Rule & { hits: number }>> {
+  const res = await fetch(`${emulatorUrl}/emulator/v1/state`);
+  if (!res.ok) throw new Error(`GET /emulator/v1/state: ${res.status}`);
+  return ((await res.json()) as { faults: Array<Rule & { hits: number }> }).faults;
+}
+
+/**
+ * A rule that changes nothing (no status, no delay) but counts the requests matching it: how a
+ * test asserts that the API never received, say, a stop for one work item. The first matching rule
+ * wins, so a counter shadows any later rule on the same path.
+ */
+export const countOnly = (path: string, method?: string): Rule => ({ ...(method ? { method } : {}), path, latency_ms: 0 });

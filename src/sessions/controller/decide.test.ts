@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Work } from '../../api/wire.ts';
 import type { AgentSessionStatus } from '../../crd/agent-session.ts';
-import { agentSession, exited, iso, at, pending, POD, pullFailure, running, sidecarNotReady, unschedulable, WORK_ID } from '../fixtures.test-support.ts';
+import { agentSession, endedLeaseLost, exited, iso, at, pending, POD, pullFailure, running, sidecarNotReady, unschedulable, WORK_ID } from '../fixtures.test-support.ts';
 import type { PodStatus } from '../objects/pod-types.ts';
 import { decideSession, needsPod, type SessionFacts } from './decide.ts';
 import type { ApiSessionFact, WorkspaceSeen } from './workspace.ts';
@@ -76,11 +76,14 @@ const cases: Case[] = [
   { rule: 'the clock never starts before the main container\'s current run (a condition False for another reason)', work: found(work('active')), pod: sidecarNotReady(1, 8), now: 15, phase: 'Running', actions: [] },
   { rule: 'a sidecar whose startup probe has not passed asks nothing', work: found(work('active')), pod: sidecarNotReady(5, 2, { started: false }), now: 50, phase: 'Running', actions: [] },
   { rule: 'a Pod being deleted by an enforced stop stays StopEnforced, never PodDeleted', work: found(work('active')), pod: 'deleting', status: { ...acked, phase: 'Stopping', reason: 'StopEnforced' }, now: 20, phase: 'Stopping', reason: 'StopEnforced', actions: [] },
-  { rule: 'an item still active once the enforced-stop Pod is gone is force-stopped, not failed as PodDeleted', work: found(work('active')), status: { ...acked, phase: 'Stopping', reason: 'StopEnforced', podName: POD }, now: 20, phase: 'Stopping', reason: 'StopEnforced', actions: ['stopWork:force:StopEnforced'] },
+  { rule: 'an item its sidecar left active once the enforced-stop Pod is gone is not stopped (the lease may be lost) nor failed as PodDeleted: the API ends the lease', work: found(work('active')), status: { ...acked, phase: 'Stopping', reason: 'StopEnforced', podName: POD }, now: 20, phase: 'Stopping', reason: 'StopEnforced', actions: [] },
+  { rule: 'an item whose lease lapsed after an enforced stop is let go, never stopped', work: found(work('queued')), status: { ...acked, phase: 'Stopping', reason: 'StopEnforced', podName: POD }, now: 30, phase: 'Claimed', reason: 'AcknowledgementLapsed', actions: ['markNotAcknowledged'] },
   { rule: 'an enforced stop of a remote stop ends Succeeded Stopped, whatever the killed container\'s exit code', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(30) })), status: { ...acked, phase: 'Stopping', reason: 'StopEnforced' }, pod: exited(137, 25, 'Failed'), now: 31, phase: 'Succeeded', reason: 'Stopped', actions: [] },
   { rule: 'an enforced stop of our own is not read as a deletion that came first', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Stopping', reason: 'StopEnforced' }, pod: 'deletedAt5', now: 7, phase: 'Stopping', reason: 'StopEnforced', actions: [] },
   { rule: 'a stop requested before the Pod\'s deletion is the cause, even when the item stopped after it', work: found(work('stopped', { stop_requested_at: iso(4), stopped_at: iso(6) })), pod: 'deletedAt5', now: 7, phase: 'Stopping', reason: 'Stopping', actions: [] },
   // the lease lost to another worker: never stop it
+  { rule: 'a Pod whose sidecar ended having lost the lease stops nothing, even while the API still shows the item active', work: found(work('active', { started_at: iso(2) })), status: { ...acked, phase: 'Running', lease: { claimedAt: iso(2) } }, pod: endedLeaseLost(4), now: 20, phase: 'Stopping', reason: 'LeaseLost', actions: [] },
+  { rule: 'a Pod whose sidecar lost the lease lets the record go once the item is back in the queue', work: found(work('queued')), status: { ...acked, phase: 'Stopping', reason: 'LeaseLost', lease: { claimedAt: iso(2) } }, pod: endedLeaseLost(4), now: 30, phase: 'Claimed', reason: 'AcknowledgementLapsed', actions: ['markNotAcknowledged'] },
   { rule: 'an item claimed again since our claim is left alone: the Pod goes, the record lets go', work: found(work('active', { started_at: iso(30) })), status: { ...acked, phase: 'Running', lease: { claimedAt: iso(2) } }, pod: exited(0, 20), now: 31, phase: 'Failed', reason: 'LeaseLost', actions: ['deletePod', 'markNotAcknowledged'] },
   { rule: 'an item re-acknowledged elsewhere after our claim is not force-stopped as a crash', work: found(work('starting')), status: { ...acked, phase: 'Running', lease: { claimedAt: iso(2) } }, pod: exited(0, 20), now: 31, phase: 'Failed', reason: 'LeaseLost', actions: ['deletePod', 'markNotAcknowledged'] },
   { rule: 'a stopping item held by another worker is not confirmed by us', work: found(work('stopping', { started_at: iso(30) })), status: { ...acked, phase: 'Running', lease: { claimedAt: iso(2) } }, now: 31, phase: 'Failed', reason: 'LeaseLost', actions: ['markNotAcknowledged'] },

@@ -14,14 +14,17 @@
  *    the item with the reason recorded.
  * 4. `active` → Running. A Pod that is gone, finished or being deleted while the item is active is
  *    made sure of: the sidecar force-stops when the kubelet stops it, and the reconciler
- *    force-stops as well once the Pod is gone (409 = already stopped).
+ *    force-stops as well once the Pod is gone (409 = already stopped) — unless the sidecar ended
+ *    saying it lost the lease: then nothing stops the item, and rule 2 lets it go once it lapses.
  * 5. `stopping` / `stopped` → Stopping until the Pod has ended (deleted after the grace period
  *    plus {@link STOP_MARGIN_MS}), then Succeeded or Failed.
  * 6. The enforced stop, in rules 4 and 5: the sidecar reports not ready (a stop is due, the lease
  *    was lost or not extended) and the main container has not ended `stopGracePeriodSeconds`
  *    later → the Pod is deleted (`StopEnforced`). The kubelet does SIGTERM, grace, SIGKILL, the
  *    sidecar (stopped last) stops the item unless the lease was lost, and rules 4–5 record the
- *    end; a deletion made here is never read as the session's cause (`PodDeleted`).
+ *    end; a deletion made here is never read as the session's cause (`PodDeleted`), and an item
+ *    its sidecar left active is not stopped from here either (the lease may be lost): the API
+ *    ends the lease nobody beats, and rule 2 lets the record go.
  * The first failure reason recorded wins: later passes keep it.
  *
  * ObserveOnly environments: the operator never writes to the API, so force-stops are left out (the
@@ -262,8 +265,11 @@ function activeVerdict(f: SessionFacts, work: Work): Verdict {
   const now = f.now.getTime();
   const enforced = enforcedHere(f.session);
   if (!pod && enforced) {
-    // Our own deletion (rule 6) and the sidecar did not stop the item: we do, the end is no PodDeleted.
-    return { phase: 'Stopping', reason: STOP_ENFORCED, message: f.session.status?.message ?? '', actions: [{ kind: 'stopWork', force: true, reason: STOP_ENFORCED }], requeueAfterMs: 2_000 };
+    // Our own deletion (rule 6), and the item still active: its sidecar did not stop it because the
+    // lease was lost (then nothing may stop it: it belongs to the queue or another worker) or the
+    // API stopped extending it. Either way nobody beats the lease any more: the API ends it within
+    // one TTL, and rule 2 lets the record go. The end is no PodDeleted.
+    return { phase: 'Stopping', reason: STOP_ENFORCED, message: f.session.status?.message ?? '', actions: [], requeueAfterMs: leaseWaitMs(f) };
   }
   if (!pod) return fail(f, 'PodDeleted', `session Pod of work item ${work.id} is gone while the item was active`, false);
   if (pod.evicted) return fail(f, 'Evicted', `session Pod ${pod.name} was evicted while the item was active`, false);
@@ -272,6 +278,12 @@ function activeVerdict(f: SessionFacts, work: Work): Verdict {
     // force-stops the item, and once the Pod is gone the reconciler makes sure (rule 4).
     if (enforced) return { phase: 'Stopping', reason: STOP_ENFORCED, message: f.session.status?.message ?? '', actions: [], requeueAfterMs: 2_000 };
     return { phase: 'Stopping', reason: 'PodDeleted', message: `session Pod ${pod.name} is being deleted; its sidecar stops the work item`, actions: [], requeueAfterMs: 2_000 };
+  }
+  if (pod.sidecarLostLease) {
+    // The sidecar lost the lease (a heartbeat 412, or no beat within the TTL) before the Pod ended:
+    // the item belongs to the queue or another worker even while the API still shows our claim
+    // active. Never stop it; the API hands it back to the queue once the lease lapses (rule 2).
+    return { phase: 'Stopping', reason: 'LeaseLost', message: `the sidecar of ${pod.name} lost the lease of work item ${work.id}; it is not stopped from here`, actions: [], requeueAfterMs: leaseWaitMs(f) };
   }
   if (pod.finished || (pod.mainExit && now - (ms(pod.mainExit.finishedAt) ?? now) >= SIDECAR_STOP_MS)) {
     return { ...ended(f, work, pod), actions: [{ kind: 'stopWork', force: true, reason: 'ContainerExited' }] };
@@ -294,6 +306,9 @@ function activeVerdict(f: SessionFacts, work: Work): Verdict {
   // as it is until the grace is over (no write for a readiness blip), then rule 6.
   return now >= enforceAt ? enforceStop(f, pod) : { ...running, requeueAfterMs: Math.max(1_000, enforceAt - now) };
 }
+
+/** How often to look again while waiting for the API to end a lease nobody beats: the TTL, at most 10 s. */
+const leaseWaitMs = (f: SessionFacts): number => Math.min((f.settings.leaseTTLSeconds ?? 90) * 1000, 10_000);
 
 /**
  * Rule 6, when: the sidecar has asked the main container to end (`PodView.stopDueSince`) and

@@ -2,6 +2,7 @@
  * Reading a session Pod (pure): which container is the main one, whether it ran, how it ended,
  * and whether the Pod can still start. The decisions in `controller/decide.ts` are phrased in these terms.
  */
+import { SIDECAR_EXIT_LEASE_LOST } from '../../contract/sidecar.ts';
 import type { ContainerStatus, Pod } from './pod-types.ts';
 import { MAIN_CONTAINER_NAME, SIDECAR_NAME } from './pod.ts';
 
@@ -36,6 +37,11 @@ export interface PodView {
    * See {@link stopDueSince} for the clock.
    */
   readonly stopDueSince: number | undefined;
+  /**
+   * The sidecar ended saying it had lost the lease (exit code `SIDECAR_EXIT_LEASE_LOST`): the item
+   * belongs to the queue or another worker, and must not be stopped from here.
+   */
+  readonly sidecarLostLease: boolean;
 }
 
 /** The template's main container: the one named `session`, else the first. */
@@ -65,6 +71,7 @@ export function viewPod(pod: Pod): PodView {
     scheduled: Boolean(pod.spec?.nodeName),
     unschedulable: scheduled?.status === 'False' && scheduled.reason === 'Unschedulable' ? (scheduled.message ?? 'no node fits the Pod') : undefined,
     stopDueSince: stopDueSince(pod, mainStatus),
+    sidecarLostLease: (status.initContainerStatuses ?? []).find((c) => c.name === SIDECAR_NAME)?.state?.terminated?.exitCode === SIDECAR_EXIT_LEASE_LOST,
   };
 }
 
