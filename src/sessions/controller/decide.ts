@@ -39,6 +39,7 @@ import { isAcknowledged } from '../record/status.ts';
 import type { PodView } from '../objects/pod-view.ts';
 import type { Workspace } from '../../crd/agent-environment.ts';
 import type { ApiSessionFact, WorkspaceSeen } from './workspace.ts';
+import { idleEnding, keptIdle } from './idle.ts';
 
 /** Reasons the operator gives a work item it force-stopped; a session ending with one is Failed. */
 export const FAILURE_REASONS = [
@@ -144,20 +145,13 @@ export function decideSession(f: SessionFacts): SessionDecision {
   if (f.work.kind === 'unknown') {
     return { status: prev, actions: [], requeueAfterMs: 30_000 };
   }
-  const v = keptIdle(f, f.work.kind === 'gone' ? goneVerdict(f) : verdict(f, f.work.work));
+  const v = keptIdle(f.session, f.work.kind === 'gone' ? goneVerdict(f) : verdict(f, f.work.work));
   const actions = f.settings.observeOnly ? v.actions.filter((a) => a.kind !== 'stopWork') : v.actions;
   const status = nextStatus(f, v);
   const transition = status.phase !== prev.phase || status.reason !== prev.reason;
   const failed = (FAILURE_REASONS as readonly string[]).includes(v.reason) || v.reason === STOP_ENFORCED;
   const event = transition && v.reason ? { type: failed ? ('Warning' as const) : ('Normal' as const), reason: v.reason, message: v.message } : undefined;
   return { status, actions, event, requeueAfterMs: v.requeueAfterMs, becameRunning: status.phase === 'Running' && prev.phase !== 'Running' };
-}
-
-/** An `Idle` ending, once recorded for the current item, stays (later passes do not read the API session again). */
-function keptIdle(f: SessionFacts, v: Verdict): Verdict {
-  const prev = f.session.status;
-  if (v.phase !== 'Succeeded' || prev?.phase !== 'Succeeded' || prev.reason !== 'Idle' || prev.workId !== f.session.spec.workId) return v;
-  return { ...v, reason: 'Idle', message: prev.message ?? v.message };
 }
 
 function goneVerdict(f: SessionFacts): Verdict {
@@ -376,18 +370,9 @@ function stoppingVerdict(f: SessionFacts, work: Work): Verdict {
   return { ...(kept ?? waiting), phase: 'Stopping', actions: [], requeueAfterMs: Math.max(1_000, Math.min(giveUp - now, 10_000)), stopRequested: !pod.mainExit };
 }
 
-/** How a session whose Pod ended is recorded: a stop requested before the end is a normal end. */
+/** How a session whose Pod ended is recorded: a stop requested before the end is a normal end; the default runner's idle timeout is `Idle` (idle.ts). */
 function ended(f: SessionFacts, work: Work, pod: PodView): Verdict {
-  const v = endedVerdict(f, work, pod);
-  // The runner ended normally with no stop requested in the API (its own end is a force-stop,
-  // which requests none) while the session is idle there: its idle timeout, not the session's end
-  // nor a remote stop. The session lives on; its next message queues a new work item.
-  // Only for the default runner: the operator cannot tell another runner's idle timeout from any
-  // other clean exit of it.
-  if (f.settings.defaultRunner && v.phase === 'Succeeded' && !work.stop_requested_at && f.apiSession === 'idle') {
-    return { ...v, reason: 'Idle', message: `the runner ended after the session was idle${f.workspace ? `; workspace ${f.workspace.claimName} is kept for its next message` : ''}` };
-  }
-  return v;
+  return idleEnding(f, work, endedVerdict(f, work, pod));
 }
 
 function endedVerdict(f: SessionFacts, work: Work, pod: PodView): Verdict {
