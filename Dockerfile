@@ -25,9 +25,10 @@
 ARG BUILD_IMAGE=node:24-bookworm-slim
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
 
-# Compile TypeScript to dist/ and bundle the sidecar into dist/sidecar.cjs (esbuild). Install scripts
-# are skipped: the `node` dev package's (a Node binary for machines without Node) is redundant on
-# this base image, and esbuild's only verifies the platform binary it gets as an optional dependency.
+# Compile TypeScript to dist/ and bundle the sidecar into dist/sidecar.cjs and its startup probe into
+# dist/wait-started.cjs (esbuild). Install scripts are skipped: the `node` dev package's (a Node
+# binary for machines without Node) is redundant on this base image, and esbuild's only verifies the
+# platform binary it gets as an optional dependency.
 FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./

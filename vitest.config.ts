@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
  * - unit:        pure tests next to the code (src/**\/*.test.ts) and test/unit
  * - api:         the API client and the official SDK against the in-process emulator
  * - integration: a real kube-apiserver + etcd (built from Go modules) + the emulator + the process kubelet
+ * - runtime:     the same control plane with a real kubelet on containerd + runc, and the project's images
+ *                built from the Dockerfile with buildah (docs/runtime.md); root, runc, buildah, mmdebstrap
  */
 export default defineConfig({
   test: {
@@ -44,6 +46,17 @@ export default defineConfig({
           // One cluster for the run; files run in parallel, each in its own namespace.
           globalSetup: ['test/integration/global-setup.ts'],
           testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
+        test: {
+          name: 'runtime',
+          include: ['test/runtime/**/*.test.ts'],
+          // One containerd node for the run (it is one per machine: a bridge and a cgroup root); files
+          // run in parallel, each in its own namespace.
+          globalSetup: ['test/runtime/global-setup.ts'],
+          testTimeout: 180_000,
           hookTimeout: 180_000,
         },
       },

@@ -70,6 +70,9 @@ async function operator(w: World, ns: string, writes: Requests): Promise<Operato
     bindAddress: '127.0.0.1',
     leaderElect: false,
     identity: `bench_${randomBytes(4).toString('hex')}`,
+    // The environments are made through the API and adopted by id: that needs the administrator's
+    // grant (tenancy).
+    adoptionNamespaces: [ns],
   });
   return startOperator(config, {
     logger: createLogger({ level: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn', destination: { write: (l: string) => void process.stderr.write(l) } }),

@@ -73,6 +73,8 @@ export async function benchResume(): Promise<Record<string, number>> {
     bindAddress: '127.0.0.1',
     leaderElect: false,
     identity: `bench_${randomBytes(4).toString('hex')}`,
+    // The environment is made through the API and adopted by id: that needs the administrator's grant (tenancy).
+    adoptionNamespaces: [ns],
   });
   const op = await startOperator(config, { logger: createLogger({ level: 'warn', destination: { write: (l: string) => void process.stderr.write(l) } }) });
   try {

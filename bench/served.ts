@@ -132,6 +132,9 @@ export async function benchServed(): Promise<Record<string, number>> {
         sidecarImage: 'ghcr.io/agentenv-io/agentenv:bench',
         runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:bench',
         sessionProxyAddress: 'pod-ip',
+        // The environment below is made through the API, not by the AgentEnvironment: adopting it
+        // needs the administrator's grant (tenancy).
+        adoptionNamespaces: [NS],
       }),
       { logger: createLogger({ level: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn', destination: { write: (l: string) => void process.stderr.write(l) } }) },
     );

@@ -8,6 +8,7 @@
 import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive } from '../src/localcluster/index.ts';
+import { unmountUnder } from '../src/localcluster/node-host.ts';
 import { K8S_DIR, readState } from './k8s-state.ts';
 
 async function down(): Promise<void> {
@@ -23,6 +24,8 @@ async function down(): Promise<void> {
   } else {
     console.log('no local cluster running.');
   }
+  // A containerd node's mounts (volumes, root filesystems) if its host was killed: never remove through them.
+  await unmountUnder(K8S_DIR);
   rmSync(K8S_DIR, { recursive: true, force: true });
 }
 

@@ -14,6 +14,8 @@ export interface ClusterState {
   server: string;
   kubeconfig: string;
   operatorKubeconfig: string;
+  /** `process` (the process kubelet) or `containerd` (a real kubelet on containerd; `--runtime containerd`). */
+  runtime?: 'process' | 'containerd';
   /** Component pids (informational: stopping the host stops them). */
   pids: Record<string, number>;
   startedAt: string;

@@ -1,7 +1,9 @@
 /**
  * `npm run k8s:up` — a local cluster for development, left running in the background.
  *
- *   npm run k8s:up
+ *   npm run k8s:up                          # the process kubelet (fast, no isolation)
+ *   npm run k8s:up -- --runtime containerd  # a real kubelet on containerd + runc, with the project's
+ *                                           # images built from the Dockerfile (docs/runtime.md)
  *   PATH=$PWD/.k8s/bin:$PATH kubectl --kubeconfig .k8s/kubeconfig get nodes
  *   npm run k8s:down
  *
@@ -19,7 +21,8 @@ import { chmodSync, closeSync, copyFileSync, mkdirSync, openSync, readFileSync, 
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { isAlive, startLocalCluster } from '../src/localcluster/index.ts';
+import { defaultCacheDir, ensureProjectImages, isAlive, startLocalCluster } from '../src/localcluster/index.ts';
+import { unmountUnder } from '../src/localcluster/node-host.ts';
 import { HOST_LOG, K8S_DIR, REPO, STATE, readState, type ClusterState } from './k8s-state.ts';
 
 function printUsage(state: ClusterState): void {
@@ -30,25 +33,44 @@ function printUsage(state: ClusterState): void {
   stop: npm run k8s:down`);
 }
 
-async function up(): Promise<void> {
+type Runtime = 'process' | 'containerd';
+
+/** `--runtime containerd` or `--runtime=containerd`; default `process`. */
+function runtimeArg(argv: readonly string[]): Runtime {
+  const i = argv.findIndex((a) => a === '--runtime' || a.startsWith('--runtime='));
+  if (i < 0) return 'process';
+  const value = argv[i]?.includes('=') ? argv[i]?.split('=')[1] : argv[i + 1];
+  if (value !== 'process' && value !== 'containerd') throw new Error(`--runtime must be process or containerd, not ${value ?? '(nothing)'}`);
+  return value;
+}
+
+async function up(runtime: Runtime): Promise<void> {
   const running = readState();
   if (running && isAlive(running.hostPid)) {
-    console.log('already running.');
+    const current = running.runtime ?? 'process';
+    console.log(current === runtime ? 'already running.' : `already running with --runtime ${current}: run npm run k8s:down first to switch to ${runtime}.`);
     printUsage(running);
     return;
   }
-  // Leftovers of a host that died: its processes died with it, only files remain.
+  // Leftovers of a host that died: its processes died with it, only files (and a containerd node's
+  // mounts, which must go before the files) remain.
+  await unmountUnder(K8S_DIR);
   rmSync(K8S_DIR, { recursive: true, force: true });
   mkdirSync(K8S_DIR, { recursive: true });
   const out = openSync(HOST_LOG, 'a');
-  const host = spawn(process.execPath, [fileURLToPath(import.meta.url), '--host'], { detached: true, stdio: ['ignore', out, out], cwd: REPO });
+  const host = spawn(process.execPath, [fileURLToPath(import.meta.url), '--host', '--runtime', runtime], { detached: true, stdio: ['ignore', out, out], cwd: REPO });
   closeSync(out);
   host.unref();
   const hostPid = host.pid;
   if (hostPid === undefined) throw new Error('could not start the cluster host process');
-  console.log(`starting the local cluster (host pid ${hostPid}, log .k8s/cluster.log; the first run builds Kubernetes from Go modules and takes minutes) …`);
+  console.log(`starting the local cluster (runtime ${runtime}, host pid ${hostPid}, log .k8s/cluster.log; the first run builds Kubernetes from Go modules and takes minutes) …`);
   const deadline = Date.now() + 45 * 60_000;
+  // The host's progress lines (per component, with elapsed time) are echoed as they are written.
+  let shown = 0;
   for (;;) {
+    const lines = readFileSync(HOST_LOG, 'utf8').split('\n');
+    for (const line of lines.slice(shown, -1)) console.log(`  ${line}`);
+    shown = Math.max(shown, lines.length - 1);
     const state = readState();
     if (state?.hostPid === hostPid) return printUsage(state);
     if (!isAlive(hostPid) || Date.now() > deadline) {
@@ -60,12 +82,18 @@ async function up(): Promise<void> {
 }
 
 /** The detached host: runs the cluster until SIGTERM/SIGINT, then stops it and removes its state. */
-async function host(): Promise<void> {
+async function host(runtime: Runtime): Promise<void> {
+  const started = performance.now();
+  const log = (line: string): void => console.log(`[${((performance.now() - started) / 1000).toFixed(1)}s] ${line}`);
+  const cacheDir = process.env.AGENTENV_CACHE_DIR || defaultCacheDir();
+  const images = runtime === 'containerd' ? await ensureProjectImages({ repo: REPO, cacheDir, log }) : [];
   const cluster = await startLocalCluster({
     dir: join(K8S_DIR, 'cluster'),
     kubelet: true,
-    ...(process.env.AGENTENV_CACHE_DIR ? { cacheDir: process.env.AGENTENV_CACHE_DIR } : {}),
-    log: (line) => console.log(line),
+    runtime,
+    imageArchives: images.map((i) => i.archive),
+    cacheDir,
+    log,
   });
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
@@ -93,6 +121,7 @@ async function host(): Promise<void> {
     server: cluster.server,
     kubeconfig,
     operatorKubeconfig,
+    runtime,
     pids: cluster.pids(),
     startedAt: new Date().toISOString(),
   };
@@ -103,12 +132,14 @@ async function host(): Promise<void> {
 }
 
 if (process.argv.includes('--host')) {
-  host().catch((err: unknown) => {
+  host(runtimeArg(process.argv)).catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : String(err));
     process.exit(1);
   });
 } else {
-  up().catch((err: unknown) => {
+  Promise.resolve()
+    .then(() => up(runtimeArg(process.argv)))
+    .catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : String(err));
     process.exit(1);
   });

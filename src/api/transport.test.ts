@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from 'undici';
 import { EnvironmentsClient } from './client.ts';
 import { proxiedDispatcher } from './transport.ts';
+import { startRecordingProxy, type RecordingProxy } from '../../test/support/egress-proxy.ts';
 import { ConnectionError, MalformedResponseError, ServerError, TimeoutError } from './errors.ts';
 
 // A scripted raw HTTP server: below the unit level, to produce replies no well-behaved server sends.
@@ -133,40 +134,16 @@ describe('transport', () => {
 });
 
 describe('egress proxy', () => {
-  // An HTTP proxy on loopback (absolute-URI forwarding for http://, CONNECT tunnels for https://)
-  // that records which host it was asked to reach.
-  let proxy: Server;
+  // An HTTP proxy on loopback that records which host it was asked to reach.
+  let proxy: RecordingProxy;
   let proxyUrl: string;
-  const tunnels: string[] = [];
+  let tunnels: string[];
   beforeAll(async () => {
-    const { connect } = await import('node:net');
-    const { request: forward } = await import('node:http');
-    proxy = createServer((req, res) => {
-      const target = new URL(req.url ?? '');
-      tunnels.push(target.host);
-      const out = forward(target, { method: req.method, headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
-      out.on('error', () => res.writeHead(502).end());
-      req.pipe(out);
-    });
-    proxy.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      tunnels.push(req.url ?? '');
-      const [host, port] = (req.url ?? '').split(':');
-      const upstream = connect(Number(port), host, () => {
-        socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        upstream.write(head);
-        upstream.pipe(socket);
-        socket.pipe(upstream);
-      });
-      upstream.on('error', () => socket.destroy());
-      socket.on('error', () => upstream.destroy());
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    proxy = await startRecordingProxy();
+    proxyUrl = proxy.url;
+    tunnels = proxy.targets;
   });
-  afterAll(() => new Promise<void>((r) => proxy.close(() => r())));
+  afterAll(() => proxy.close());
 
   it('sends API requests through HTTP(S)_PROXY when one is configured', async () => {
     handler = (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(env));

@@ -122,9 +122,12 @@ async function run(flags: Flags): Promise<void> {
 
     // 4. live view + the demo
     const views = watchCluster(adminRest, flags.namespace, print, logger.child({ component: 'dev-view' }), stopping.signal);
-    watchWork(() => emulator.state.work.records().map((r) => r.work), print, stopping.signal);
+    // Tool calls before work states: both sample every 200 ms on timers of the same duration, which
+    // Node fires in the order they were created, so a session's results print before its item's
+    // `active → stopped` seen in the same round.
     const sessionIds = (): string[] => [...new Set(emulator.state.work.records().map((r) => r.work.data.id))];
     watchToolCalls(sessionIds, (id) => emulator.admin.sessionEvents(id), print, stopping.signal);
+    watchWork(() => emulator.state.work.records().map((r) => r.work), print, stopping.signal);
     const api = new EnvironmentsClient({ baseUrl: emulator.url, credential: { kind: 'api-key', value: apiKey } });
     await runDemo({
       rest: adminRest,

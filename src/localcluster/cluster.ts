@@ -8,8 +8,9 @@
  *  1. binaries from the cache (built from test/controlplane on first use);
  *  2. PKI and free ports; etcd; kube-apiserver until /readyz;
  *  3. kubeconfigs; kube-controller-manager; namespace, ServiceAccount, RBAC, CRDs; operator token;
- *  4. (kubelet) the volume provisioner and the default StorageClass (provisioner.ts), then the
- *     process kubelet until its Node is Ready.
+ *  4. (either node) the volume provisioner and the default StorageClass (provisioner.ts); then
+ *     (kubelet) the process kubelet until its Node is Ready; or (runtime: 'containerd') kube-scheduler
+ *     and a real kubelet on containerd and runc until its Node is Ready (see containerd-node.ts).
  * Every process is started through `reaper`, so none outlives the process that called this.
  */
 import { execFile } from 'node:child_process';
@@ -19,10 +20,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeRest } from '../k8s/rest.ts';
-import { defaultCacheDir, ensureControlPlaneBinaries, type ControlPlaneBinaries } from './controlplane-build.ts';
+import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './controlplane-build.ts';
 import { applyStorageClass, ensureProvisionerBinary, startProvisioner } from './provisioner.ts';
 import { applyCrds, applyIdentities, mintOperatorToken, waitForControllers, waitForNodeReady } from './controlplane-bootstrap.ts';
-import { startApiServer, startControllerManager, startEtcd, WORKLOAD_CONTROLLERS } from './controlplane-components.ts';
+import { NODE_CONTROLLERS, startApiServer, startControllerManager, startEtcd, startScheduler, WORKLOAD_CONTROLLERS } from './controlplane-components.ts';
+import { CONTAINERD_NODE_NAME } from './containerd-config.ts';
+import { startContainerdNode, type ContainerdNode } from './containerd-node.ts';
+import { unmountUnder } from './node-host.ts';
+import { ensureNetworkPolicyBinary, ensureRuntimeBinaries } from './runtime-build.ts';
+import { defaultCacheDir } from './go-build-cache.ts';
 import { createPki, writeKubeconfig } from './controlplane-pki.ts';
 import { freePort, isAlive, startProcess, type ManagedProcess } from './controlplane-process.ts';
 
@@ -36,6 +42,16 @@ export interface LocalClusterOptions {
   readonly dir?: string;
   /** Run the process kubelet (`agentenv kubelet`) and wait for its Node to be Ready. Default false. */
   readonly kubelet?: boolean;
+  /**
+   * `containerd`: run a real kubelet on containerd and runc (Node `agentenv-containerd`) with
+   * kube-scheduler, in place of the process kubelet (`kubelet` is then ignored). Needs root, runc
+   * and overlayfs; see docs/runtime.md. Default `process` (the `kubelet` option decides).
+   */
+  readonly runtime?: 'process' | 'containerd';
+  /** With `runtime: 'containerd'`: OCI image archives imported into the node (scripts/images.ts builds them). */
+  readonly imageArchives?: readonly string[];
+  /** With `runtime: 'containerd'`: enforce NetworkPolicies with kube-router's policy controller (needs ipset). */
+  readonly networkPolicy?: boolean;
   /** The process kubelet's Node name. Default `agentenv-local`. */
   readonly nodeName?: string;
   /** CRDs applied at start. Default `<repo>/crds`. */
@@ -64,6 +80,8 @@ export interface LocalCluster {
   readonly kubeletRootDir: string;
   readonly nodeName: string;
   readonly binaries: ControlPlaneBinaries;
+  /** The containerd node, when `runtime: 'containerd'`. */
+  readonly containerdNode?: ContainerdNode;
   /** Pids of the running components by name, e.g. for a state file. */
   pids(): Record<string, number>;
   /** Stops kube-apiserver and starts it again on the same port and etcd (watches must survive this). */
@@ -79,11 +97,17 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   const binaries = await ensureControlPlaneBinaries({ log, ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) });
   const dir = options.dir ?? (await temporaryStateDir());
   await mkdir(dir, { recursive: true });
-  const nodeName = options.nodeName ?? DEFAULT_NODE_NAME;
+  const containerd = options.runtime === 'containerd';
+  const nodeName = containerd ? CONTAINERD_NODE_NAME : (options.nodeName ?? DEFAULT_NODE_NAME);
   const kubeletRootDir = join(dir, 'kubelet');
   const processes = new Map<string, ManagedProcess>();
+  let node: ContainerdNode | undefined;
 
   const stopAll = async (): Promise<void> => {
+    // The real kubelet and containerd first, then the scheduler, while the API is still there.
+    await node?.stop();
+    await processes.get('kube-scheduler')?.stop(5_000);
+    processes.delete('kube-scheduler');
     // Reverse start order: the kubelet stops its Pods while the API is still there to record it.
     const graces: Record<string, number> = { kubelet: 60_000 };
     for (const name of ['kubelet', 'provisioner', 'kube-controller-manager', 'kube-apiserver', 'etcd']) {
@@ -107,7 +131,8 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     await writeKubeconfig(adminKubeconfig, server, pki.ca, 'agentenv-admin', pki.admin);
     await writeKubeconfig(controllerManagerKubeconfig, server, pki.ca, 'kube-controller-manager', pki.controllerManager);
     await writeKubeconfig(kubeletKubeconfig, server, pki.ca, 'agentenv-process-kubelet', pki.processKubelet);
-    processes.set('kube-controller-manager', startControllerManager(binaries, pki, dir, controllerManagerKubeconfig, options.workloadControllers ? WORKLOAD_CONTROLLERS : []));
+    const extraControllers = [...(options.workloadControllers ? WORKLOAD_CONTROLLERS : []), ...(containerd ? NODE_CONTROLLERS : [])];
+    processes.set('kube-controller-manager', startControllerManager(binaries, pki, dir, controllerManagerKubeconfig, extraControllers));
 
     log('applying RBAC and CRDs …');
     const admin = new KubeConfig();
@@ -119,11 +144,23 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     await writeKubeconfig(operatorKubeconfig, server, pki.ca, 'agentenv-operator', { token });
     await waitForControllers(rest);
 
-    if (options.kubelet) {
-      // Real volumes for the kubelet's Pods: the provisioner and the default StorageClass (provisioner.ts).
+    if (containerd || options.kubelet) {
+      // Real volumes for the node's Pods: the provisioner and the default StorageClass (provisioner.ts).
       const provisioner = await ensureProvisionerBinary(options.cacheDir ?? defaultCacheDir(), log);
       processes.set('provisioner', startProvisioner({ binary: provisioner, reaper: binaries.reaper, kubeconfig: adminKubeconfig, dir, nodeName }));
       await applyStorageClass(rest);
+    }
+    if (containerd) {
+      const cacheDir = options.cacheDir ?? defaultCacheDir();
+      const runtime = await ensureRuntimeBinaries({ log, cacheDir });
+      const schedulerKubeconfig = join(dir, 'scheduler.kubeconfig');
+      await writeKubeconfig(schedulerKubeconfig, server, pki.ca, 'system:kube-scheduler', pki.scheduler);
+      processes.set('kube-scheduler', startScheduler(binaries, dir, schedulerKubeconfig));
+      const networkPolicy = options.networkPolicy ? { kubeRouter: await ensureNetworkPolicyBinary({ log, cacheDir }), kubeconfig: adminKubeconfig } : undefined;
+      node = await startContainerdNode({ dir, cacheDir, server, pki, binaries, runtime, imageArchives: options.imageArchives ?? [], log, ...(networkPolicy ? { networkPolicy } : {}) });
+      const kubelet = node.processes.get('kubelet');
+      if (kubelet) await waitForNodeReady(rest, nodeName, kubelet, 180_000);
+    } else if (options.kubelet) {
       await bundleSidecar(log);
       log(`starting the process kubelet as node ${nodeName} …`);
       const kubelet = startProcess(
@@ -149,7 +186,8 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       kubeletRootDir,
       nodeName,
       binaries,
-      pids: () => Object.fromEntries([...processes].map(([name, p]) => [name, p.pid])),
+      ...(node ? { containerdNode: node } : {}),
+      pids: () => Object.fromEntries([...processes, ...(node?.processes ?? [])].map(([name, p]) => [name, p.pid])),
       async restartApiServer() {
         // kube-apiserver lingers after a graceful shutdown (it waits for long-running requests): 5 s is plenty.
         await processes.get('kube-apiserver')?.stop(5_000);
@@ -159,6 +197,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
         if (stopped) return;
         stopped = true;
         await stopAll();
+        await unmountUnder(dir);
         await rm(dir, { recursive: true, force: true });
       },
     };
@@ -177,7 +216,11 @@ async function temporaryStateDir(): Promise<string> {
     if (!entry.startsWith(TEMP_PREFIX)) continue;
     const stale = join(tmpdir(), entry);
     const owner = Number(await readFile(join(stale, 'owner.pid'), 'utf8').catch(() => ''));
-    if (owner && !isAlive(owner)) await rm(stale, { recursive: true, force: true });
+    if (owner && !isAlive(owner)) {
+      // A killed run may leave mounts (a containerd node's volumes, root filesystems): never remove through them.
+      await unmountUnder(stale);
+      await rm(stale, { recursive: true, force: true });
+    }
   }
   const dir = await mkdtemp(join(tmpdir(), TEMP_PREFIX));
   await writeFile(join(dir, 'owner.pid'), String(process.pid));

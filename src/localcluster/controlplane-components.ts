@@ -60,6 +60,11 @@ export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, sec
     // NodeRestriction plugin every production cluster enables.
     '--enable-admission-plugins=NodeRestriction',
     '--allow-privileged=true',
+    // Its identity towards kubelets (logs, exec): the containerd node's kubelet authorizes it.
+    `--kubelet-client-certificate=${pki.apiserverKubeletClientCertFile}`,
+    `--kubelet-client-key=${pki.apiserverKubeletClientKeyFile}`,
+    // A Node's name resolves nowhere here: reach kubelets at their InternalIP.
+    '--kubelet-preferred-address-types=InternalIP',
     // The "kubernetes" Service's endpoint would be 127.0.0.1, which Endpoints validation rejects.
     '--endpoint-reconciler-type=none',
     '--profiling=false',
@@ -115,6 +120,12 @@ const CONTROLLERS = [
 /** Added on request (the Helm lifecycle test runs the chart's Deployment and its pre-delete hook Job). */
 export const WORKLOAD_CONTROLLERS = ['deployment-controller', 'replicaset-controller', 'job-controller'];
 
+/**
+ * With a real kubelet (the containerd node) the node lifecycle controller runs too: it lifts the
+ * not-ready taint that admission puts on a new Node, and taints and evicts as on a real cluster.
+ */
+export const NODE_CONTROLLERS = ['node-lifecycle-controller'];
+
 export function startControllerManager(bin: ControlPlaneBinaries, pki: Pki, dir: string, kubeconfig: string, extraControllers: readonly string[] = []): ManagedProcess {
   return startProcess(
     'kube-controller-manager',
@@ -129,5 +140,15 @@ export function startControllerManager(bin: ControlPlaneBinaries, pki: Pki, dir:
       '--use-service-account-credentials=false',
     ],
     { reaper: bin.reaper, logFile: join(dir, 'kube-controller-manager.log') },
+  );
+}
+
+/** kube-scheduler for the containerd node (the process kubelet schedules its own node's Pods). */
+export function startScheduler(bin: ControlPlaneBinaries, dir: string, kubeconfig: string): ManagedProcess {
+  return startProcess(
+    'kube-scheduler',
+    bin.kubeScheduler,
+    [`--kubeconfig=${kubeconfig}`, `--authentication-kubeconfig=${kubeconfig}`, `--authorization-kubeconfig=${kubeconfig}`, '--leader-elect=false', '--bind-address=127.0.0.1', '--secure-port=0'],
+    { reaper: bin.reaper, logFile: join(dir, 'kube-scheduler.log') },
   );
 }

@@ -26,6 +26,12 @@ export interface Pki {
   readonly controllerManager: ClientCertificate;
   /** The process kubelet's identity (user agentenv:process-kubelet). */
   readonly processKubelet: ClientCertificate;
+  /** The containerd node's kubelet (system:node:agentenv-containerd, group system:nodes). */
+  readonly containerdNode: ClientCertificate;
+  /** kube-scheduler (system:kube-scheduler). */
+  readonly scheduler: ClientCertificate;
+  readonly apiserverKubeletClientCertFile: string;
+  readonly apiserverKubeletClientKeyFile: string;
 }
 
 export interface ClientCertificate {
@@ -49,6 +55,10 @@ export async function createPki(certsBinary: string, dir: string): Promise<Pki> 
     admin: await pair('admin'),
     controllerManager: await pair('controller-manager'),
     processKubelet: await pair('process-kubelet'),
+    containerdNode: await pair('node-containerd'),
+    scheduler: await pair('scheduler'),
+    apiserverKubeletClientCertFile: join(dir, 'apiserver-kubelet-client.crt'),
+    apiserverKubeletClientKeyFile: join(dir, 'apiserver-kubelet-client.key'),
   };
 }
 

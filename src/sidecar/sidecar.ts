@@ -5,14 +5,16 @@
  *
  * Flow:
  * 1. The configuration was parsed once at the entrypoint (`src/cli/sidecar.ts`).
- * 2. The probe server starts: `/healthz` 200 at once, `/started` 503 until the claim, `/ready` 503
- *    until the claim and again from the moment a stop is due.
+ * 2. The probe server starts: `/healthz` 200 at once, `/started` 503 until the claim (or held until
+ *    it: the startup probe's long poll), `/ready` 503 until the claim and again from the moment a
+ *    stop is due.
  * 3. The lease is restored from `lease.json` when a previous life of this sidecar left one for the
  *    same work item (the first beat echoes its `last_heartbeat`; the virtual lease keeps the stamp
  *    it last handed out); otherwise the first beat claims it with `NO_HEARTBEAT`. A restored lease
  *    that had already ended is not beaten again (a lost lease must never be re-claimed), unless a
  *    graceful stop was being drained: that lease is kept until the stop is confirmed. The first
- *    successful beat opens `/started`, so the kubelet starts the main container only then.
+ *    successful beat opens `/started` and answers the startup probe waiting on it, so the kubelet
+ *    starts the main container then and not before.
  * 4. The heartbeat loop (`heartbeat.ts`) keeps the lease on its own socket pool, writing
  *    `lease.json` after every beat.
  * 5. The proxy (`proxy.ts`) serves the main container: its own heartbeats from the virtual lease
@@ -151,7 +153,10 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
       log,
       signal: beating.signal,
       onBeat: async () => {
-        started = true;
+        if (!started) {
+          started = true;
+          probe.changed(); // the startup probe waiting on /started passes now
+        }
         save();
       },
       onEnd,

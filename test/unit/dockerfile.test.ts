@@ -5,7 +5,8 @@
  *   compiler output as dist/, the lockfile's production dependencies only as node_modules/, and
  *   package.json — and the ENTRYPOINT's script runs in it: `--help` lists every subcommand the image
  *   serves, and each subcommand loads with production dependencies alone; the bundled sidecar
- *   (dist/sidecar.cjs) runs as session Pods start it (`SIDECAR_COMMAND`);
+ *   (dist/sidecar.cjs) runs as session Pods start it (`SIDECAR_COMMAND`), and so does its startup
+ *   probe (dist/wait-started.cjs, `WAIT_STARTED_COMMAND`);
  * - the runtime is Node 24, a numeric non-root USER, OCI labels, exec-form ENTRYPOINT;
  * - the `runner` target (the default runner's image) has the agent toolset's tools, a writable
  *   /workspace, the session Pod's default UID, and `agentenv` on PATH as the default template runs it;
@@ -19,7 +20,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ignoredByDocker, parseDockerfile, type Instruction } from './dockerfile-parse.ts';
-import { DEFAULT_SESSION_UID, SIDECAR_COMMAND } from '../../src/sessions/objects/pod.ts';
+import { DEFAULT_SESSION_UID, SIDECAR_COMMAND, WAIT_STARTED_COMMAND } from '../../src/sessions/objects/pod.ts';
 import { defaultSessionTemplate, WORKSPACE_DIR } from '../../src/sessions/objects/default-template.ts';
 
 const run = promisify(execFile);
@@ -160,10 +161,12 @@ describe('Dockerfile, the runtime stage assembled from what the build produces',
     // `npm run build` in the build stage: the same compiler invocation, into a scratch outDir.
     expect(pkg.scripts['build']).toBe('tsc -p tsconfig.build.json && npm run -s build:sidecar');
     await run(join(REPO, 'node_modules', '.bin', 'tsc'), ['-p', join(REPO, 'tsconfig.build.json'), '--outDir', join(root, 'build-dist')], { cwd: REPO });
-    // …and the sidecar bundle, with the script's own arguments, into the same scratch dist/.
-    const [bundler, ...bundleArgs] = pkg.scripts['build:sidecar']!.split(' ');
-    expect(bundler).toBe('esbuild');
-    await run(join(REPO, 'node_modules', '.bin', 'esbuild'), bundleArgs.map((a) => a.replace(/^--outfile=dist\//, `--outfile=${join(root, 'build-dist')}/`)), { cwd: REPO });
+    // …and the sidecar's bundles (the sidecar, its startup probe), with the script's own arguments, into the same scratch dist/.
+    for (const command of pkg.scripts['build:sidecar']!.split(' && ')) {
+      const [bundler, ...bundleArgs] = command.split(' ');
+      expect(bundler).toBe('esbuild');
+      await run(join(REPO, 'node_modules', '.bin', 'esbuild'), bundleArgs.map((a) => a.replace(/^--outfile=dist\//, `--outfile=${join(root, 'build-dist')}/`)), { cwd: REPO });
+    }
     for (const [stage, into] of [[finalStage, app], [runnerStage, runnerApp]] as const) {
       for (const copy of stage.instructions.filter((i) => i.keyword === 'COPY')) {
         const [source, destination] = copy.args as [string, string];
@@ -193,6 +196,20 @@ describe('Dockerfile, the runtime stage assembled from what the build produces',
     expect(script).toBe('/app/dist/sidecar.cjs');
     const { stdout } = await run(process.execPath, [...nodeArgs.slice(0, -1), join(app, script.slice('/app/'.length)), '--help'], { cwd: app, env: { PATH: process.env['PATH'] ?? '', NODE_ENV: 'production' } });
     expect(stdout).toContain('Usage: agentenv sidecar');
+  }, 30_000);
+
+  it('runs the sidecar\'s startup probe as session Pods do: the image\'s Node on the bundled dist/wait-started.cjs', async () => {
+    const [node, ...nodeArgs] = WAIT_STARTED_COMMAND;
+    expect(node).toBe(SIDECAR_COMMAND[0]);
+    const script = nodeArgs.at(-1)!;
+    expect(script).toBe('/app/dist/wait-started.cjs');
+    // Bad use answers at once with its usage (exit 2): the bundle loads and runs on its own.
+    const failed = await run(process.execPath, [...nodeArgs.slice(0, -1), join(app, script.slice('/app/'.length))], { cwd: app, env: { PATH: process.env['PATH'] ?? '' } }).then(
+      () => undefined,
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(failed?.code).toBe(2);
+    expect(failed?.stderr).toContain('usage: wait-started <seconds>');
   }, 30_000);
 
   it('lists every subcommand the image serves', async () => {

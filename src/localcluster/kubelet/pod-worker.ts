@@ -235,7 +235,14 @@ export class PodWorker {
     const r = this.#container(name);
     const signal = active.probes.signal;
     const check = (kind: ProbeKind) => () =>
-      probeOnce(c[`${kind}Probe`]!, { podIP: this.record.podIP, container: c, run: active.run, workingDir: c.workingDir ?? '/' });
+      probeOnce(c[`${kind}Probe`]!, {
+        podIP: this.record.podIP,
+        container: c,
+        run: active.run,
+        workingDir: c.workingDir ?? '/',
+        // The container's image is runnable (it started), so mapping its paths cannot throw.
+        execArgv: (command) => containerArgv({ ...c, command: [...command], args: [] }, this.#ctx.images),
+      });
     const afterStarted = (): void => {
       r.started = true;
       r.ready = !c.readinessProbe;

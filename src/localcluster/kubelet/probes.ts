@@ -19,6 +19,8 @@ export interface ProbeTarget {
   readonly container: Container;
   readonly run: RunRecord;
   readonly workingDir: string;
+  /** An exec probe's command as this machine runs it in the container's image (kubelet/images.ts). */
+  readonly execArgv: (command: readonly string[]) => readonly string[];
 }
 
 const resolvePort = (port: number | string, container: Container): number | undefined =>
@@ -27,7 +29,7 @@ const resolvePort = (port: number | string, container: Container): number | unde
 /** One probe attempt: true = success. */
 export async function probeOnce(probe: Probe, target: ProbeTarget): Promise<boolean> {
   const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
-  if (probe.exec?.command?.length) return (await execInContainer(target.run, target.workingDir, probe.exec.command, timeoutMs)) === 0;
+  if (probe.exec?.command?.length) return (await execInContainer(target.run, target.workingDir, target.execArgv(probe.exec.command), timeoutMs)) === 0;
   if (probe.httpGet) {
     const port = resolvePort(probe.httpGet.port, target.container);
     if (port === undefined) return false;

@@ -186,8 +186,12 @@ function trySignal(pid: number, signal: NodeJS.Signals): void {
  * probes). Resolves with the exit code, or 124 after `timeoutMs` (the probe's timeoutSeconds).
  */
 export async function execInContainer(r: RunRecord, workingDir: string, argv: readonly string[], timeoutMs: number): Promise<number> {
-  const group = await containerGroup(r);
+  // A started container is always there to exec into on a real node; here its command records its
+  // pid a few milliseconds after the launch, so the first probe waits for that (within its timeout).
+  const begun = Date.now();
+  const group = await containerGroup(r, timeoutMs);
   if (group === undefined) return 126;
+  timeoutMs = Math.max(1, timeoutMs - (Date.now() - begun));
   const script = 'cd "$1" || exit 126; unset OLDPWD PWD; . "$2"; shift 2; exec "$@"';
   const child = spawn('nsenter', ['--target', String(group), '--mount', '--', '/bin/sh', '-c', script, 'probe', workingDir, r.envFile, ...argv], {
     stdio: 'ignore',

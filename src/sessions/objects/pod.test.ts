@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { agentEnvironment, agentSession, POD, SESSION } from '../fixtures.test-support.ts';
 import { PLACEHOLDER_WORK_SECRET, SIDECAR_FALLBACK_UID, SIDECAR_UID } from '../../contract/sidecar.ts';
-import { CREDENTIAL_DIR, DEFAULT_SESSION_UID, desiredPod, PROBE_PORT, PROXY_PORT, SIDECAR_NAME, STATE_DIR, type PodInputs } from './pod.ts';
+import { CREDENTIAL_DIR, DEFAULT_SESSION_UID, desiredPod, PROBE_PORT, PROXY_PORT, SIDECAR_NAME, STARTUP_WAIT_SECONDS, STATE_DIR, TERMINATION_MARGIN_SECONDS, type PodInputs } from './pod.ts';
 import type { Container, Pod } from './pod-types.ts';
 
 const sidecar = { image: 'ghcr.io/agentenv-io/agentenv:test', imagePullPolicy: 'IfNotPresent' as const };
@@ -46,13 +46,30 @@ describe('desiredPod: identity and injected parts', () => {
     expect(build().spec).not.toHaveProperty('shareProcessNamespace');
   });
 
-  it('runs the sidecar first, as a native sidecar gated by its /started startup probe', () => {
+  it('runs the sidecar first, as a native sidecar gated by its startup probe', () => {
     const pod = build(template({ containers: [shell()], initContainers: [{ name: 'setup', image: 'local/shell' }] }));
     expect(pod.spec.initContainers!.map((c) => c.name)).toEqual([SIDECAR_NAME, 'setup']);
     const sc = sidecarOf(pod);
     expect(sc).toMatchObject({ image: sidecar.image, command: ['/nodejs/bin/node', '--no-sparkplug', '--no-maglev', '--no-turbofan', '/app/dist/sidecar.cjs'], restartPolicy: 'Always' });
     expect(sc.args).toBeUndefined();
-    expect(sc.startupProbe).toMatchObject({ httpGet: { path: '/started', port: PROBE_PORT } });
+  });
+
+  it('the startup probe waits for the claim: an exec of the image\'s Node on dist/wait-started.cjs, which gives up before the kubelet\'s timeout', () => {
+    const probe = sidecarOf(build()).startupProbe as { exec: { command: string[] }; periodSeconds: number; timeoutSeconds: number };
+    expect(probe.exec.command).toEqual(['/nodejs/bin/node', '--no-sparkplug', '--no-maglev', '--no-turbofan', '/app/dist/wait-started.cjs', String(STARTUP_WAIT_SECONDS)]);
+    expect(probe).not.toHaveProperty('httpGet');
+    expect(probe.periodSeconds).toBe(1);
+    expect(probe.timeoutSeconds).toBeGreaterThan(STARTUP_WAIT_SECONDS);
+  });
+
+  it.each([
+    [300, 32],
+    [10, 3],
+    [86_400, 8_642],
+  ])('the startup probe outlasts startDeadlineSeconds %i plus the margin (failureThreshold %i): every failed attempt waits the whole wait', (startDeadlineSeconds, failureThreshold) => {
+    const probe = sidecarOf(build({ startDeadlineSeconds })).startupProbe as { failureThreshold: number };
+    expect(probe.failureThreshold).toBe(failureThreshold);
+    expect(probe.failureThreshold * STARTUP_WAIT_SECONDS).toBeGreaterThanOrEqual(startDeadlineSeconds + TERMINATION_MARGIN_SECONDS);
   });
 
   it('reads the sidecar\'s /ready every second, one failure flipping it: its "end now" to the operator', () => {

@@ -7,7 +7,7 @@
  *
  * Injected:
  * 1. the lease-keeping sidecar as a native sidecar (first init container, `restartPolicy: Always`)
- *    whose startup probe (`GET /started`) passes only once the lease is claimed, so the main
+ *    whose startup probe (an exec waiting on `/started`) passes once the lease is claimed, so the main
  *    container starts after the claim; its credential and its state emptyDir are mounted into the
  *    sidecar ONLY (a template container may not mount them). The credential is the per-item
  *    Secret's `token` when the poll carried a per-item secret, else the environment key, mounted
@@ -37,7 +37,6 @@ import {
   PLACEHOLDER_WORK_SECRET,
   READY_PATH,
   SIDECAR_ENV as E,
-  STARTED_PATH,
   type CredentialKind,
 } from '../../contract/sidecar.ts';
 import { defaultSessionTemplate, type RunnerSettings } from './default-template.ts';
@@ -56,6 +55,14 @@ export const MAIN_CONTAINER_NAME = 'session';
  * paths are the image's (Dockerfile: Node at /nodejs/bin/node, the build in /app/dist).
  */
 export const SIDECAR_COMMAND = ['/nodejs/bin/node', '--no-sparkplug', '--no-maglev', '--no-turbofan', '/app/dist/sidecar.cjs'] as const;
+/**
+ * The sidecar's startup probe, an `exec` in the sidecar container: the image's Node on its own small
+ * bundle (src/cli/wait-started-entry.ts), which waits for the claim and exits 0 at once, or 1 after
+ * {@link STARTUP_WAIT_SECONDS} (src/sidecar/wait-started.ts).
+ */
+export const WAIT_STARTED_COMMAND = ['/nodejs/bin/node', '--no-sparkplug', '--no-maglev', '--no-turbofan', '/app/dist/wait-started.cjs'] as const;
+/** How long one startup-probe attempt waits for the claim. */
+export const STARTUP_WAIT_SECONDS = 10;
 /** The sidecar's probe port (the sidecar contract's default, `AGENTENV_PROBE_PORT`). */
 export const PROBE_PORT = DEFAULT_PROBE_PORT;
 export const CREDENTIAL_VOLUME = 'agentenv-credential';
@@ -235,13 +242,17 @@ function sidecarContainer(inputs: PodInputs, uid: number): Container {
     restartPolicy: 'Always',
     env: envVars,
     ports: [{ name: 'probe', containerPort: PROBE_PORT, protocol: 'TCP' }],
-    // The main container starts only once this passes, i.e. once the lease is claimed. The
-    // reconciler enforces startDeadlineSeconds itself; the probe only needs to outlast it.
+    // The main container starts only once this passes, i.e. once the lease is claimed. Each
+    // attempt WAITS for the claim (a long poll of /started) instead of asking once: asked once, the
+    // first attempt comes before the sidecar listens and the next a period later, so the gate cost a
+    // second where the claim takes a tenth. The waiter ends before timeoutSeconds, so a failure is
+    // its own "not claimed" and not the kubelet's kill. The reconciler enforces startDeadlineSeconds
+    // itself; the probe only needs to outlast it, and every failed attempt lasts the whole wait.
     startupProbe: {
-      httpGet: { path: STARTED_PATH, port: PROBE_PORT },
+      exec: { command: [...WAIT_STARTED_COMMAND, String(STARTUP_WAIT_SECONDS)] },
       periodSeconds: 1,
-      timeoutSeconds: 1,
-      failureThreshold: sh.startDeadlineSeconds + TERMINATION_MARGIN_SECONDS,
+      timeoutSeconds: STARTUP_WAIT_SECONDS + 5,
+      failureThreshold: Math.ceil((sh.startDeadlineSeconds + TERMINATION_MARGIN_SECONDS) / STARTUP_WAIT_SECONDS),
     },
     // Not ready = "the main container should end now" (a stop is due, or the lease is lost): one
     // failed probe flips it, so the enforced stop's clock (the Pod's ContainersReady transition)

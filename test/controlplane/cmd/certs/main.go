@@ -13,6 +13,9 @@
 //	process-kubelet.crt/.key               client cert, CN=agentenv:process-kubelet: the process kubelet is also the
 //	                                       scheduler of its node, and NodeRestriction forbids a system:node user to
 //	                                       create pods/binding, so it is a plain user with its own ClusterRole
+//	node-containerd.crt/.key               client cert of the containerd node's kubelet, CN=system:node:agentenv-containerd
+//	scheduler.crt/.key                     client cert of kube-scheduler, CN=system:kube-scheduler
+//	apiserver-kubelet-client.crt/.key      kube-apiserver's client cert towards kubelets, O=system:masters
 //	service-account.key, service-account.pub  RSA key pair that signs and verifies service-account tokens
 //
 // Existing files are kept: the command is idempotent, so a restarted cluster keeps its identity.
@@ -47,6 +50,14 @@ var clients = []clientCert{
 	{"admin", "agentenv:admin", []string{"system:masters"}},
 	{"controller-manager", "system:kube-controller-manager", []string{"system:masters"}},
 	{"process-kubelet", "agentenv:process-kubelet", nil},
+	// The containerd node's real kubelet: a system:node identity, so the Node authorizer and
+	// NodeRestriction treat it as every production kubelet.
+	{"node-containerd", "system:node:agentenv-containerd", []string{"system:nodes"}},
+	// kube-scheduler (runs with the containerd node), bound by the default RBAC to system:kube-scheduler.
+	{"scheduler", "system:kube-scheduler", nil},
+	// kube-apiserver's client identity towards kubelets (logs, exec, port-forward); the kubelet
+	// authorizes it through a SubjectAccessReview.
+	{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}},
 }
 
 func main() {
@@ -58,7 +69,7 @@ func main() {
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		fail(err)
 	}
-	if exists(filepath.Join(*dir, "ca.crt")) && exists(filepath.Join(*dir, "service-account.pub")) {
+	if exists(filepath.Join(*dir, "ca.crt")) && exists(filepath.Join(*dir, "service-account.pub")) && exists(filepath.Join(*dir, clients[len(clients)-1].file+".crt")) {
 		return
 	}
 	caKey, caCert := must2(newCA())
