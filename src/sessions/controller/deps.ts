@@ -27,8 +27,8 @@ export interface SessionRecorder {
   workspaces?(byPhase: Readonly<Record<string, number>>): void;
 }
 
-/** The work-item calls the reconciler makes. */
-export type WorkApi = Pick<EnvironmentsClient, 'getWork' | 'stopWork' | 'getSession'>;
+/** The work-item calls the reconciler makes; without `getSession` the session's API status is unknown (no `Idle`, retention by time only). */
+export type WorkApi = Pick<EnvironmentsClient, 'getWork' | 'stopWork'> & Partial<Pick<EnvironmentsClient, 'getSession'>>;
 
 export interface SessionReconcilerDeps {
   readonly rest: KubeRest;

@@ -46,7 +46,9 @@ export async function readApiSession(deps: ReconcilerDeps, scope: { env: AgentEn
   const credential = await (deps.sessionCredential ?? deps.workCredential)(scope.env);
   if (typeof credential === 'string') return 'unknown';
   try {
-    const s = await deps.apiClient(credential).getSession(scope.session.spec.sessionId, { signal: scope.signal });
+    const api = deps.apiClient(credential);
+    if (!api.getSession) return 'unknown';
+    const s = await api.getSession(scope.session.spec.sessionId, { signal: scope.signal });
     return s.status === 'terminated' ? 'terminated' : s.status === 'idle' ? 'idle' : 'live';
   } catch (err) {
     if (err instanceof NotFoundError) return 'gone';
