@@ -4,13 +4,14 @@ import type { AgentSessionStatus } from '../../crd/agent-session.ts';
 import { agentSession, endedLeaseLost, exited, iso, at, pending, POD, pullFailure, running, sidecarNotReady, unschedulable, WORK_ID } from '../fixtures.test-support.ts';
 import type { PodStatus } from '../objects/pod-types.ts';
 import { decideSession, needsPod, type SessionFacts } from './decide.ts';
+import type { ApiSessionFact, WorkspaceSeen } from './workspace.ts';
 
 function work(state: Work['state'], extra: Partial<Work> = {}): Work {
   return { id: WORK_ID, type: 'work', environment_id: 'env_1', data: { id: 'sesn_01', type: 'session' }, state, metadata: {}, created_at: iso(-1), ...extra };
 }
 
 const acked: AgentSessionStatus = agentSession().acknowledged().session.status ?? {};
-const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, sessionTTLSecondsAfterFinished: 300, observeOnly: false };
+const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, sessionTTLSecondsAfterFinished: 300, observeOnly: false, defaultRunner: true };
 
 interface Case {
   rule: string;
@@ -21,6 +22,10 @@ interface Case {
   launchRefused?: SessionFacts['launchRefused'];
   observeOnly?: boolean;
   grace?: number;
+  workspace?: WorkspaceSeen['phase'];
+  launchWaiting?: string;
+  apiSession?: ApiSessionFact;
+  template?: boolean;
   phase: string;
   reason?: string;
   actions: string[];
@@ -86,6 +91,18 @@ const cases: Case[] = [
   { rule: 'a work item gone from the API ends the session and deletes its Pod', work: { kind: 'gone' }, pod: running(), now: 6, phase: 'Failed', reason: 'WorkGone', actions: ['deletePod'] },
   { rule: 'an item back in the queue is no longer ours', work: found(work('queued')), pod: pending(), now: 6, phase: 'Claimed', reason: 'AcknowledgementLapsed', actions: ['markNotAcknowledged'] },
   { rule: 'an unreadable work item changes nothing', work: { kind: 'unknown', message: 'no credential' }, pod: running(), now: 6, phase: 'Starting', actions: [] },
+  // the workspace (workspace.ts) and the idle timeout
+  { rule: 'a launch waiting for the session\'s earlier Pod is Starting WaitingForWorkspace', work: found(work('starting')), launchWaiting: 'earlier Pod x', now: 5, phase: 'Starting', reason: 'WaitingForWorkspace', actions: ['createPod'] },
+  { rule: 'a workspace claim still Pending at the deadline force-stops the item: WorkspaceUnavailable, the Pod deleted', work: found(work('starting')), pod: pending(), workspace: 'Pending', now: 60, phase: 'Failed', reason: 'WorkspaceUnavailable', actions: ['stopWork:force:WorkspaceUnavailable', 'deletePod'] },
+  { rule: 'a workspace claim still Pending before the deadline waits like any start', work: found(work('starting')), pod: pending(), workspace: 'Pending', now: 30, phase: 'Starting', reason: 'PodStarting', actions: [] },
+  { rule: 'a bound workspace with the lease unclaimed at the deadline is a StartTimeout, not the workspace\'s fault', work: found(work('starting')), pod: pending(), workspace: 'Bound', now: 60, phase: 'Failed', reason: 'StartTimeout', actions: ['stopWork:force:StartTimeout', 'deletePod'] },
+  { rule: 'a runner that exited 0 with no stop requested while its session is idle in the API ends Succeeded Idle', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', workspace: 'Bound', now: 8, phase: 'Succeeded', reason: 'Idle', actions: [] },
+  { rule: 'a runner whose own force-stop was seen before its exit (Stopped) is Idle all the same', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Stopping', stopRequestedAt: iso(5.5) }, pod: exited(0, 6), apiSession: 'idle', now: 8, phase: 'Succeeded', reason: 'Idle', actions: [] },
+  { rule: 'a session template\'s runner that exits 0 while its session is idle ends Completed: its idle timeout cannot be told from another clean exit', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', template: true, now: 8, phase: 'Succeeded', reason: 'Completed', actions: [] },
+  { rule: 'a remote stop of a session idle in the API is Stopped, not Idle', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', workspace: 'Bound', now: 8, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a runner that ended because its session terminated ends Succeeded Completed, not Idle', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'terminated', now: 8, phase: 'Succeeded', reason: 'Completed', actions: [] },
+  { rule: 'a runner that failed while its session is idle is a failure, not Idle', work: found(work('stopped', { stopped_at: iso(6.5) })), pod: exited(2, 6, 'Failed'), apiSession: 'idle', now: 8, phase: 'Failed', reason: 'ContainerFailed', actions: [] },
+  { rule: 'an Idle ending stays Idle once the Pod is gone (the API session is not read again)', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Succeeded', reason: 'Idle', message: 'idle' }, now: 400, phase: 'Succeeded', reason: 'Idle', actions: [] },
   // ObserveOnly
   { rule: 'ObserveOnly records a failure without stopping the item', work: found(work('starting')), pod: pullFailure(), now: 5, observeOnly: true, phase: 'Failed', reason: 'ImagePullFailed', actions: ['deletePod'] },
 ];
@@ -102,10 +119,13 @@ function facts(c: Case): SessionFacts {
           : record;
   return {
     session: seen.session,
-    settings: { ...settings, observeOnly: c.observeOnly ?? false, stopGracePeriodSeconds: c.grace ?? settings.stopGracePeriodSeconds },
+    settings: { ...settings, observeOnly: c.observeOnly ?? false, stopGracePeriodSeconds: c.grace ?? settings.stopGracePeriodSeconds, defaultRunner: !c.template },
     work: c.work,
     pod: seen.podView,
     launchRefused: c.launchRefused,
+    launchWaiting: c.launchWaiting,
+    workspace: c.workspace ? { claimName: 'claim', phase: c.workspace, deleting: false } : undefined,
+    apiSession: c.apiSession,
     now: at(c.now ?? 1),
   };
 }
@@ -146,6 +166,16 @@ describe('decideSession', () => {
   it('raises a Warning event when it enforces a stop', () => {
     const d = decideSession(facts(cases.find((c) => c.reason === 'StopEnforced' && c.actions.includes('deletePod'))!));
     expect(d.event).toMatchObject({ type: 'Warning', reason: 'StopEnforced', message: expect.stringMatching(/stopGracePeriodSeconds \(10s\)/) });
+  });
+
+  it('shows the workspace claim and its phase on the status', () => {
+    const d = decideSession(facts({ rule: '', work: found(work('active', { started_at: iso(2) })), pod: running(), workspace: 'Bound', now: 5, phase: '', actions: [] }));
+    expect(d.status.workspace).toEqual({ claimName: 'claim', phase: 'Bound' });
+  });
+
+  it('raises a Warning event when the workspace is unavailable', () => {
+    const d = decideSession(facts(cases.find((c) => c.reason === 'WorkspaceUnavailable')!));
+    expect(d.event).toMatchObject({ type: 'Warning', reason: 'WorkspaceUnavailable', message: expect.stringMatching(/claim is Pending, not Bound/) });
   });
 
   it('raises a Warning event for a failure reason', () => {

@@ -37,6 +37,9 @@ import type { AgentSessionStatus, SessionPhase } from '../../crd/agent-session.t
 import type { AgentSession } from '../../crd/resources.ts';
 import { isAcknowledged } from '../record/status.ts';
 import type { PodView } from '../objects/pod-view.ts';
+import type { Workspace } from '../../crd/agent-environment.ts';
+import type { ApiSessionFact, WorkspaceSeen } from './workspace.ts';
+import { idleEnding, keptIdle } from './idle.ts';
 
 /** Reasons the operator gives a work item it force-stopped; a session ending with one is Failed. */
 export const FAILURE_REASONS = [
@@ -50,6 +53,7 @@ export const FAILURE_REASONS = [
   'PodDeleted',
   'Evicted',
   'WorkGone',
+  'WorkspaceUnavailable',
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
@@ -74,6 +78,10 @@ export interface SessionSettings {
   readonly sessionTTLSecondsAfterFinished: number;
   /** Nothing is written to the API (ObserveOnly, or the environment is gone). */
   readonly observeOnly: boolean;
+  /** The environment's `workspace`, if it has one. */
+  readonly workspace?: Workspace | undefined;
+  /** The environment runs the default runner (no `sessionTemplate`): its clean exits are its idle timeout or the session's end. */
+  readonly defaultRunner?: boolean;
 }
 
 /** What one pass observed. */
@@ -86,6 +94,12 @@ export interface SessionFacts {
   readonly pod: PodView | undefined;
   /** Why the Pod cannot be built or created, when that was tried and refused. */
   readonly launchRefused?: { readonly reason: 'InvalidTemplate' | 'TemplateRefused' | 'PodCreateRefused'; readonly message: string } | undefined;
+  /** Why the launch waits before creating the Pod (controller/workspace.ts, rule 2). */
+  readonly launchWaiting?: string | undefined;
+  /** The session's workspace claim, when the environment has a workspace. */
+  readonly workspace?: WorkspaceSeen | undefined;
+  /** The session in the API, read once its Pod's main container has ended (an `idle` session makes the end `Idle`). */
+  readonly apiSession?: ApiSessionFact | undefined;
   readonly now: Date;
 }
 
@@ -131,7 +145,7 @@ export function decideSession(f: SessionFacts): SessionDecision {
   if (f.work.kind === 'unknown') {
     return { status: prev, actions: [], requeueAfterMs: 30_000 };
   }
-  const v = f.work.kind === 'gone' ? goneVerdict(f) : verdict(f, f.work.work);
+  const v = keptIdle(f.session, f.work.kind === 'gone' ? goneVerdict(f) : verdict(f, f.work.work));
   const actions = f.settings.observeOnly ? v.actions.filter((a) => a.kind !== 'stopWork') : v.actions;
   const status = nextStatus(f, v);
   const transition = status.phase !== prev.phase || status.reason !== prev.reason;
@@ -219,6 +233,11 @@ function startingVerdict(f: SessionFacts): Verdict {
   const { startDeadlineSeconds } = f.settings;
   const deadline = (ms(f.session.spec.claimedAt) ?? now) + startDeadlineSeconds * 1000;
   if (f.launchRefused) return fail(f, f.launchRefused.reason, f.launchRefused.message, false);
+  // Rule 3 for the workspace: a claim not bound by the deadline (no provisioner, no capacity).
+  if (now >= deadline && f.workspace && f.workspace.phase !== 'Bound') {
+    return fail(f, 'WorkspaceUnavailable', `workspace claim ${f.workspace.claimName} is ${f.workspace.phase}, not Bound, after startDeadlineSeconds (${startDeadlineSeconds}s)`, true);
+  }
+  if (!pod && f.launchWaiting) return { phase: 'Starting', reason: 'WaitingForWorkspace', message: f.launchWaiting, actions: [], requeueAfterMs: 2_000 };
   if (!pod) return { phase: 'Starting', reason: 'CreatingPod', message: 'creating the session Pod', actions: [], requeueAfterMs: Math.max(1_000, deadline - now) };
   if (pod.imagePullFailure) return fail(f, 'ImagePullFailed', `image pull failed: ${pod.imagePullFailure}`, true);
   if (pod.finished || pod.mainExit) return fail(f, 'CrashedBeforeClaim', `the session Pod ended before its sidecar claimed the lease${exitText(pod)}`, false);
@@ -351,8 +370,12 @@ function stoppingVerdict(f: SessionFacts, work: Work): Verdict {
   return { ...(kept ?? waiting), phase: 'Stopping', actions: [], requeueAfterMs: Math.max(1_000, Math.min(giveUp - now, 10_000)), stopRequested: !pod.mainExit };
 }
 
-/** How a session whose Pod ended is recorded: a stop requested before the end is a normal end. */
+/** How a session whose Pod ended is recorded: a stop requested before the end is a normal end; the default runner's idle timeout is `Idle` (idle.ts). */
 function ended(f: SessionFacts, work: Work, pod: PodView): Verdict {
+  return idleEnding(f, work, endedVerdict(f, work, pod));
+}
+
+function endedVerdict(f: SessionFacts, work: Work, pod: PodView): Verdict {
   const exit = pod.mainExit;
   const stopAt = ms(work.stop_requested_at) ?? ms(f.session.status?.stopRequestedAt);
   // Container times have one-second resolution: a stop within the second of the exit counts as before it.
@@ -396,6 +419,7 @@ function nextStatus(f: SessionFacts, v: Verdict): AgentSessionStatus {
   const next: AgentSessionStatus = { ...prev, phase: v.phase, reason: v.reason, message: v.message.slice(0, 4096) };
   if (work) next.workState = work.state;
   if (f.pod) next.podName = f.pod.name;
+  if (f.workspace) next.workspace = { claimName: f.workspace.claimName, phase: f.workspace.phase };
   const phaseChanged = prev.phase !== v.phase;
   if (work?.started_at) {
     next.lease = {
