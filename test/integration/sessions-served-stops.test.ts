@@ -7,6 +7,7 @@
  * nothing stops it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SIDECAR_EXIT_STOPPED_BY_API } from '../../src/contract/sidecar.ts';
 import { WORKSPACE_VOLUME } from '../../src/sessions/objects/default-template.ts';
 import { SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
 import { bash, resultText, scriptAgent, terminated, waitForToolResults } from '../support/agent-script.ts';
@@ -49,7 +50,12 @@ describe.concurrent('a served session ends', () => {
     expect(logged(containerLog(pod, SIDECAR_NAME), 'work item stopped')).toBe(true);
     expect((await eventsOf(w, d.name)).map((e) => e.reason)).not.toContain('StopEnforced');
     expect(w.stops.filter((s) => s.workId === d.work.id)).toEqual([]);
-    expect((await getPod(w, pod.metadata!.name!))?.metadata?.deletionTimestamp).toBeUndefined();
+    const ended = await getPod(w, pod.metadata!.name!);
+    expect(ended?.metadata?.deletionTimestamp).toBeUndefined();
+    // The API ordered the stop first, and the sidecar says so by its exit code; a native sidecar's
+    // exit code never counts in the Pod's phase (the main container's exit 0 does).
+    expect(ended?.status?.initContainerStatuses?.find((c) => c.name === SIDECAR_NAME)?.state?.terminated?.exitCode).toBe(SIDECAR_EXIT_STOPPED_BY_API);
+    expect(ended?.status?.phase).toBe('Succeeded');
   });
 
   it('a session that terminates ends the runner (exit 0), its stop is the sidecar\'s real force-stop: Succeeded Completed, no stop request recorded, the operator stops nothing', async () => {

@@ -17,7 +17,9 @@
  *    force-stops as well once the Pod is gone (409 = already stopped) — unless the sidecar ended
  *    saying it lost the lease: then nothing stops the item, and rule 2 lets it go once it lapses.
  * 5. `stopping` / `stopped` → Stopping until the Pod has ended (deleted after the grace period
- *    plus {@link STOP_MARGIN_MS}), then Succeeded or Failed.
+ *    plus {@link STOP_MARGIN_MS}), then Succeeded or Failed (`ending.ts`: an item stopped with no
+ *    request time is judged by its sidecar's exit code — the session's own stop is Completed, the
+ *    API's is Stopped — never by the order the stop and the exit were seen in).
  * 6. The enforced stop, in rules 4 and 5: the sidecar reports not ready (a stop is due, the lease
  *    was lost or not extended) and the main container has not ended `stopGracePeriodSeconds`
  *    later → the Pod is deleted (`StopEnforced`). The kubelet does SIGTERM, grace, SIGKILL, the
