@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { Work } from '../../api/wire.ts';
 import type { AgentSessionStatus } from '../../crd/agent-session.ts';
 import { agentSession, endedLeaseLost, exited, iso, at, pending, POD, pullFailure, running, sidecarNotReady, unschedulable, WORK_ID } from '../fixtures.test-support.ts';
+import { SIDECAR_EXIT_LEASE_LOST, SIDECAR_EXIT_STOPPED_BY_API } from '../../contract/sidecar.ts';
 import type { PodStatus } from '../objects/pod-types.ts';
+import { SIDECAR_NAME } from '../objects/pod.ts';
 import { decideSession, needsPod, type SessionFacts } from './decide.ts';
 import type { ApiSessionFact, WorkspaceSeen } from './workspace.ts';
 
@@ -32,6 +34,23 @@ interface Case {
 }
 
 const found = (w: Work): SessionFacts['work'] => ({ kind: 'found', work: w });
+
+/**
+ * A Pod whose main container exited `exitCode` at `finishedSec` and whose sidecar then exited
+ * `sidecar` (how it says the lease ended: `SIDECAR_EXIT_*`), or still shows running.
+ */
+const endedBySidecar = (exitCode: number, finishedSec: number, sidecar: number | 'running'): PodStatus => ({
+  ...exited(exitCode, finishedSec, exitCode === 0 ? 'Succeeded' : 'Failed'),
+  initContainerStatuses: [
+    sidecar === 'running'
+      ? { name: SIDECAR_NAME, started: true, ready: false, state: { running: { startedAt: iso(1) } } }
+      : { name: SIDECAR_NAME, started: false, ready: false, state: { terminated: { exitCode: sidecar, finishedAt: iso(finishedSec + 0.5) } } },
+  ],
+});
+/** The item stopped at 4 s with no request time (a forced stop: the runner's final one through its sidecar, or the API's). */
+const forceStopped = found(work('stopped', { stopped_at: iso(4) }));
+/** What the pass that saw the item stopped while the main container still ran recorded. */
+const seenStoppedWhileRunning: AgentSessionStatus = { ...acked, phase: 'Stopping', reason: 'Stopping', stopRequestedAt: iso(4), podName: POD };
 
 const cases: Case[] = [
   // launch
@@ -66,6 +85,18 @@ const cases: Case[] = [
   { rule: 'a Pod that outlives the stop by grace plus margin is deleted, even when its sidecar never said so', work: found(work('stopped', { stopped_at: iso(5) })), pod: running(), now: 5 + 10 + 45, phase: 'Stopping', reason: 'StopEnforced', actions: ['deletePod'] },
   { rule: 'an item stopped before the session container ran deletes its Pod', work: found(work('stopped', { stopped_at: iso(5) })), pod: pending(), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: ['deletePod'] },
   { rule: 'the first failure reason wins after the item stopped', work: found(work('stopped', { stopped_at: iso(5) })), status: { ...acked, phase: 'Failed', reason: 'ImagePullFailed', message: 'x' }, now: 6, phase: 'Failed', reason: 'ImagePullFailed', actions: [] },
+  // who stopped an item with no request time: the sidecar's exit code, once it has ended (both orders of observation)
+  { rule: 'a session that ended itself, its item seen stopped before the runner exited, ends Succeeded Completed: its sidecar exits 0', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, 0), now: 6, phase: 'Succeeded', reason: 'Completed', actions: [] },
+  { rule: 'a session that ended itself, its item first seen stopped after the Pod ended, ends Succeeded Completed', work: forceStopped, pod: endedBySidecar(0, 4.5, 0), now: 6, phase: 'Succeeded', reason: 'Completed', actions: [] },
+  { rule: 'a session that ended itself with a failing runner ends Failed ContainerFailed, never Stopped', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(1, 4.5, 0), now: 6, phase: 'Failed', reason: 'ContainerFailed', actions: [] },
+  { rule: 'a forced remote stop seen before the runner exited ends Succeeded Stopped: its sidecar exits SIDECAR_EXIT_STOPPED_BY_API', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, SIDECAR_EXIT_STOPPED_BY_API), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a forced remote stop first seen after the Pod ended ends Succeeded Stopped: the sidecar\'s exit code says the API stopped it first', work: forceStopped, pod: endedBySidecar(0, 4.5, SIDECAR_EXIT_STOPPED_BY_API), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a requested stop before the exit ends Succeeded Stopped whatever the sidecar\'s exit code', work: found(work('stopped', { stop_requested_at: iso(3), stopped_at: iso(4) })), pod: endedBySidecar(0, 4.5, 0), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a Pod that finished before its sidecar\'s exit code is reported waits for it', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, 'running'), now: 6, phase: 'Stopping', reason: 'Stopping', actions: [] },
+  { rule: 'a sidecar exit code not reported SIDECAR_WORD_MS after the exit is not waited for: the stop seen while the runner ran counts, as before', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, 'running'), now: 14.5, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a sidecar killed (an exit code outside the contract) says nothing: the stop seen while the runner ran counts, as before', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, 137), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a sidecar that lost the lease says nothing about who stopped the item: the stop seen while the runner ran counts', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, SIDECAR_EXIT_LEASE_LOST), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'an item stopped whose Pod is gone ends Succeeded Stopped: no sidecar is left to ask', work: forceStopped, status: seenStoppedWhileRunning, now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
   // the enforced stop (rule 6): the sidecar's readiness says "end now"; no signal crosses containers
   { rule: 'a sidecar not ready while the main container runs gives it stopGracePeriodSeconds, with no status change', work: found(work('active', { started_at: iso(2) })), pod: sidecarNotReady(5), status: { ...acked, phase: 'Running', reason: 'LeaseClaimed' }, now: 14.9, phase: 'Running', reason: 'LeaseClaimed', actions: [] },
   { rule: 'a main container still running stopGracePeriodSeconds after its sidecar turned not ready gets its Pod deleted', work: found(work('active', { started_at: iso(2) })), pod: sidecarNotReady(5), now: 15, phase: 'Stopping', reason: 'StopEnforced', actions: ['deletePod'] },
@@ -97,7 +128,8 @@ const cases: Case[] = [
   { rule: 'a workspace claim still Pending before the deadline waits like any start', work: found(work('starting')), pod: pending(), workspace: 'Pending', now: 30, phase: 'Starting', reason: 'PodStarting', actions: [] },
   { rule: 'a bound workspace with the lease unclaimed at the deadline is a StartTimeout, not the workspace\'s fault', work: found(work('starting')), pod: pending(), workspace: 'Bound', now: 60, phase: 'Failed', reason: 'StartTimeout', actions: ['stopWork:force:StartTimeout', 'deletePod'] },
   { rule: 'a runner that exited 0 with no stop requested while its session is idle in the API ends Succeeded Idle', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', workspace: 'Bound', now: 8, phase: 'Succeeded', reason: 'Idle', actions: [] },
-  { rule: 'a runner whose own force-stop was seen before its exit (Stopped) is Idle all the same', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Stopping', stopRequestedAt: iso(5.5) }, pod: exited(0, 6), apiSession: 'idle', now: 8, phase: 'Succeeded', reason: 'Idle', actions: [] },
+  { rule: 'a runner whose own force-stop was seen before its exit is Idle all the same: its sidecar exits 0 (the session ended it)', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Stopping', stopRequestedAt: iso(5.5) }, pod: endedBySidecar(0, 6, 0), apiSession: 'idle', now: 8, phase: 'Succeeded', reason: 'Idle', actions: [] },
+  { rule: 'a forced remote stop of a session idle in the API is Stopped, not Idle: its sidecar exits SIDECAR_EXIT_STOPPED_BY_API', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Stopping', stopRequestedAt: iso(5.5) }, pod: endedBySidecar(0, 6, SIDECAR_EXIT_STOPPED_BY_API), apiSession: 'idle', now: 8, phase: 'Succeeded', reason: 'Stopped', actions: [] },
   { rule: 'a session template\'s runner that exits 0 while its session is idle ends Completed: its idle timeout cannot be told from another clean exit', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', template: true, now: 8, phase: 'Succeeded', reason: 'Completed', actions: [] },
   { rule: 'a remote stop of a session idle in the API is Stopped, not Idle', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', workspace: 'Bound', now: 8, phase: 'Succeeded', reason: 'Stopped', actions: [] },
   { rule: 'a runner that ended because its session terminated ends Succeeded Completed, not Idle', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'terminated', now: 8, phase: 'Succeeded', reason: 'Completed', actions: [] },
@@ -161,6 +193,18 @@ describe('decideSession', () => {
   it('records the Pod name, start and finish times and the stop request', () => {
     const d = decideSession(facts({ rule: '', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(7), started_at: iso(2) })), pod: exited(0, 6), now: 8, phase: '', actions: [] }));
     expect(d.status).toMatchObject({ podName: POD, startedAt: iso(2), finishedAt: iso(7), stopRequestedAt: iso(5), workState: 'stopped' });
+  });
+
+  it('records no stop request for a session that ended itself, in either order of observation', () => {
+    const whileRunning = decideSession(facts({ rule: '', work: forceStopped, pod: running(), now: 4.2, phase: '', actions: [] }));
+    expect(whileRunning.status).toMatchObject({ phase: 'Stopping', stopRequestedAt: iso(4) });
+    const afterward = { rule: '', work: forceStopped, pod: endedBySidecar(0, 4.5, 0), now: 6, phase: '', actions: [] };
+    const seenBefore = decideSession({ ...facts(afterward), session: agentSession().withStatus(whileRunning.status).session });
+    const seenAfter = decideSession(facts(afterward));
+    for (const d of [seenBefore, seenAfter]) {
+      expect(d.status).toMatchObject({ phase: 'Succeeded', reason: 'Completed', finishedAt: iso(4) });
+      expect(d.status.stopRequestedAt).toBeUndefined();
+    }
   });
 
   it('raises a Warning event when it enforces a stop', () => {

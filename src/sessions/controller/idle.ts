@@ -3,7 +3,8 @@
  * the SDK runner's `maxIdleMs`), not because the session ended or was stopped. The session lives on
  * in the API, and its next message queues a new work item (on the same workspace, if it has one).
  *
- * How it is told (decide.ts applies it to a `Succeeded` ending):
+ * How it is told (decide.ts applies it to a `Completed` ending — a forced remote stop ends
+ * `Stopped` by the sidecar's exit code (ending.ts), so it never reads as idle):
  * - the environment runs the default runner: its clean exits are its idle timeout or the session's
  *   end (another runner's idle timeout cannot be told from any other clean exit of it: `Completed`);
  * - no stop was requested in the API (`stop_requested_at` unset): the runner's own end is a
@@ -33,7 +34,7 @@ export interface IdleFacts {
 
 /** The ending made `Idle` when the rules above say so; else as it is. */
 export function idleEnding<T extends Ending>(f: IdleFacts, work: Work, ending: T): T {
-  if (!f.settings.defaultRunner || ending.phase !== 'Succeeded' || work.stop_requested_at || f.apiSession !== 'idle') return ending;
+  if (!f.settings.defaultRunner || ending.reason !== 'Completed' || work.stop_requested_at || f.apiSession !== 'idle') return ending;
   const kept = f.workspace ? `; workspace ${f.workspace.claimName} is kept for its next message` : '';
   return { ...ending, reason: IDLE, message: `the runner ended after the session was idle${kept}` };
 }
