@@ -14,6 +14,9 @@ export const NODE_NETWORK = {
   prefixLength: 24,
 } as const;
 
+/** The `kubernetes` Service's ClusterIP: the first address of the apiserver's --service-cluster-ip-range. */
+export const KUBERNETES_SERVICE_IP = '10.0.0.1';
+
 /** Pod cgroups go under this root in every v1 hierarchy (`/sys/fs/cgroup/<controller>/agentenv`). */
 export const CGROUP_ROOT = '/agentenv';
 

@@ -1,6 +1,7 @@
 /**
  * The control plane's components and their flags: etcd, kube-apiserver, kube-controller-manager.
- * Everything listens on 127.0.0.1 only.
+ * Everything listens on 127.0.0.1 only, except the apiserver of a containerd node's cluster, which
+ * also serves on the node's bridge address (see apiServerArgs).
  */
 import { join } from 'node:path';
 import type { ControlPlaneBinaries } from './controlplane-build.ts';
@@ -39,11 +40,18 @@ export async function startEtcd(bin: ControlPlaneBinaries, dir: string, ports: E
   return etcd;
 }
 
-/** The kube-apiserver's flags: a normal cluster's security posture, on loopback. */
-export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, securePort: number): string[] {
+/**
+ * The kube-apiserver's flags: a normal cluster's security posture, on loopback. With an
+ * `advertiseAddress` (the containerd node's bridge address) it serves there too, as a real
+ * control plane serves on its node's address: it listens on every address (one `--bind-address`
+ * only; `guardApiServerPort` in node-host.ts drops what does not come from loopback or the bridge),
+ * and its lease reconciler publishes that address as the endpoint of the `kubernetes` Service,
+ * which kube-proxy makes reachable from Pods at its ClusterIP.
+ */
+export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, securePort: number, advertiseAddress?: string): string[] {
   return [
     `--etcd-servers=http://127.0.0.1:${etcdClientPort}`,
-    '--bind-address=127.0.0.1',
+    ...(advertiseAddress ? ['--bind-address=0.0.0.0', `--advertise-address=${advertiseAddress}`] : ['--bind-address=127.0.0.1']),
     `--secure-port=${securePort}`,
     `--cert-dir=${join(dir, 'apiserver')}`,
     `--tls-cert-file=${pki.servingCertFile}`,
@@ -65,14 +73,15 @@ export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, sec
     `--kubelet-client-key=${pki.apiserverKubeletClientKeyFile}`,
     // A Node's name resolves nowhere here: reach kubelets at their InternalIP.
     '--kubelet-preferred-address-types=InternalIP',
-    // The "kubernetes" Service's endpoint would be 127.0.0.1, which Endpoints validation rejects.
-    '--endpoint-reconciler-type=none',
+    // Without an advertise address the "kubernetes" Service's endpoint would be 127.0.0.1, which
+    // Endpoints validation rejects.
+    ...(advertiseAddress ? [] : ['--endpoint-reconciler-type=none']),
     '--profiling=false',
   ];
 }
 
-export async function startApiServer(bin: ControlPlaneBinaries, pki: Pki, dir: string, etcdClientPort: number, securePort: number): Promise<ManagedProcess> {
-  const apiserver = startProcess('kube-apiserver', bin.kubeApiserver, apiServerArgs(pki, dir, etcdClientPort, securePort), {
+export async function startApiServer(bin: ControlPlaneBinaries, pki: Pki, dir: string, etcdClientPort: number, securePort: number, advertiseAddress?: string): Promise<ManagedProcess> {
+  const apiserver = startProcess('kube-apiserver', bin.kubeApiserver, apiServerArgs(pki, dir, etcdClientPort, securePort, advertiseAddress), {
     reaper: bin.reaper,
     logFile: join(dir, 'kube-apiserver.log'),
   });
