@@ -182,8 +182,8 @@ export async function startContainerdNode(options: ContainerdNodeOptions): Promi
 
 /**
  * kube-proxy in iptables mode, as a process of the node (a DaemonSet on a real cluster). It touches
- * no machine-wide setting: conntrack limits and timeouts are left as they are (`0`), and no
- * `route_localnet` (NodePorts on 127.0.0.1 are off). Its chains (KUBE-SERVICES, KUBE-SVC-…) are
+ * no machine-wide setting: conntrack limits and timeouts are left as they are (`0`), no
+ * `route_localnet` (NodePorts on 127.0.0.1 are off), NodePorts only on the node's address. Its chains (KUBE-SERVICES, KUBE-SVC-…) are
  * removed with the node's other rules (node-host.ts). Ready once the `kubernetes` Service's ClusterIP
  * has its rule.
  */
@@ -203,6 +203,10 @@ async function startKubeProxy(kubeProxy: { binary: string; kubeconfig: string },
       '--conntrack-tcp-timeout-established=0',
       '--conntrack-tcp-timeout-close-wait=0',
       '--iptables-localhost-nodeports=false',
+      // NodePorts on the node's address only, never on the machine's other interfaces.
+      `--nodeport-addresses=${NODE_NETWORK.subnet}`,
+      // Its default (-999) needs CAP_SYS_RESOURCE, which these machines withhold (see containerd-config.ts).
+      '--oom-score-adj=0',
       '--v=1',
     ],
     { reaper, logFile: join(nodeDir, 'kube-proxy.log') },
