@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CGROUP_ROOT, cniConfig, containerdConfig, kubeletConfig, NODE_NETWORK, PAUSE_IMAGE } from './containerd-config.ts';
+import { CGROUP_ROOT, cniConfig, containerdConfig, kubeletConfig, NODE_NETWORK, PAUSE_IMAGE, SERVICE_CIDR } from './containerd-config.ts';
 import { mountsUnder, splitRule, withoutNodeRules } from './node-host.ts';
 import { apiServerArgs } from './controlplane-components.ts';
 import type { Pki } from './controlplane-pki.ts';
@@ -33,6 +33,12 @@ describe('the containerd node configuration', () => {
     const conf = JSON.parse(cniConfig('/s/ipam')) as { plugins: Array<Record<string, unknown>> };
     expect(conf.plugins[0]).toMatchObject({ type: 'bridge', bridge: NODE_NETWORK.bridge, ipMasq: false, ipam: { type: 'host-local', dataDir: '/s/ipam', ranges: [[{ subnet: NODE_NETWORK.subnet, gateway: NODE_NETWORK.gateway }]] } });
     expect(conf.plugins.map((p) => p['type'])).toEqual(['bridge', 'portmap']);
+  });
+
+  it("Pods get a route to the Services' ClusterIPs through the node (kube-proxy translates them there) and no default route", () => {
+    const conf = JSON.parse(cniConfig('/s/ipam')) as { plugins: Array<{ isDefaultGateway?: boolean; ipam?: { routes?: unknown[] } }> };
+    expect(conf.plugins[0]?.ipam?.routes).toEqual([{ dst: SERVICE_CIDR, gw: NODE_NETWORK.gateway }]);
+    expect(conf.plugins[0]?.isDefaultGateway).toBeUndefined();
   });
 });
 

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import type { ControlPlaneBinaries } from './controlplane-build.ts';
+import { SERVICE_CIDR } from './containerd-config.ts';
 import { apiRequest, type Pki } from './controlplane-pki.ts';
 import { startProcess, waitUntilReady, type ManagedProcess } from './controlplane-process.ts';
 
@@ -61,7 +62,7 @@ export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, sec
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
     `--service-account-key-file=${pki.serviceAccountPublicKeyFile}`,
     `--service-account-signing-key-file=${pki.serviceAccountKeyFile}`,
-    '--service-cluster-ip-range=10.0.0.0/24',
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
     // What real clusters run: the Node authorizer for kubelets, RBAC for everyone else.
     '--authorization-mode=Node,RBAC',
     // The default admission chain (ServiceAccount, ValidatingAdmissionPolicy, webhooks, …) plus the
