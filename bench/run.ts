@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { benchDispatch } from './dispatch.ts';
 import { benchEmulator } from './emulator.ts';
 import { benchProxy } from './proxy.ts';
+import { benchResume } from './resume.ts';
 import { benchServed } from './served.ts';
 import { benchSidecar } from './sidecar.ts';
 
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
   proxy: benchProxy,
   dispatch: benchDispatch,
   served: benchServed,
+  resume: benchResume,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

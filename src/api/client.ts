@@ -5,7 +5,7 @@
  * automatic retries follow the per-endpoint safety table in `endpoints.ts`.
  */
 import type { Dispatcher } from 'undici';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ApiError } from './errors.ts';
 import { ENDPOINTS, type EndpointName } from './endpoints.ts';
 import { DEFAULT_RETRY_POLICY, NO_RETRY, withRetry, type RetryPolicy } from './retry.ts';
@@ -77,6 +77,10 @@ export interface HeartbeatOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** The part of a session the operator reads; anything else in the reply is kept as is. */
+export const SessionSummary = z.looseObject({ id: z.string(), status: z.string() });
+export type SessionSummary = z.infer<typeof SessionSummary>;
 
 export class EnvironmentsClient {
   readonly #transport: Transport;
@@ -191,6 +195,13 @@ export class EnvironmentsClient {
 
   getQueueStats(environmentId: string, opts?: CallOptions): Promise<QueueStats> {
     return this.#call('work.stats', `${workPath(environmentId)}/stats`, QueueStats, {}, opts);
+  }
+
+  // --- sessions -----------------------------------------------------------------------------
+
+  /** A session's status (the operator needs no more of it): `running`, `idle`, `terminated`, … 404 when it is gone. */
+  getSession(sessionId: string, opts?: CallOptions): Promise<SessionSummary> {
+    return this.#call('sessions.get', `/v1/sessions/${seg(sessionId)}`, SessionSummary, {}, opts);
   }
 
   // --- plumbing -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@
  * | work.stop (force)      | yes        | a retry after a lost success answers 409 = already stopped            |
  * | work.list/get/stats    | yes        | reads                                                                |
  * | work.update            | yes        | a metadata merge is idempotent                                        |
+ * | sessions.get           | yes        | a read (the operator's retention and idle checks)                     |
  */
 export const ENDPOINTS = {
   'environments.create': { method: 'POST', retrySafe: false },
@@ -35,6 +36,7 @@ export const ENDPOINTS = {
   'work.get': { method: 'GET', retrySafe: true },
   'work.update': { method: 'POST', retrySafe: true },
   'work.stats': { method: 'GET', retrySafe: true },
+  'sessions.get': { method: 'GET', retrySafe: true },
 } as const satisfies Record<string, { method: 'GET' | 'POST' | 'DELETE'; retrySafe: boolean }>;
 
 export type EndpointName = keyof typeof ENDPOINTS;

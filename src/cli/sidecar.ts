@@ -3,11 +3,10 @@
  * `src/sidecar/sidecar.ts`).
  *
  * Wiring only: parse the environment once, read the credential file once, start, and exit after
- * SIGTERM (0, or `SIDECAR_EXIT_LEASE_LOST`). Loaded by `main.ts` without commander and on V8's interpreter alone: the sidecar runs in
+ * SIGTERM with the code that says how the lease ended (`SIDECAR_EXIT_*`). Loaded by `main.ts` without commander and on V8's interpreter alone: the sidecar runs in
  * every sandbox Pod and loads nothing but Node built-ins and its own modules (commander alone costs
  * ~10 MB of RSS).
  */
-import { SIDECAR_EXIT_LEASE_LOST } from '../contract/sidecar.ts';
 import { ConfigError, parseSidecarConfig, type SidecarConfig } from '../sidecar/config.ts';
 import { createSidecarLogger } from '../sidecar/log.ts';
 import { startSidecar } from '../sidecar/sidecar.ts';
@@ -66,9 +65,10 @@ export async function run(args: readonly string[]): Promise<void> {
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
-  const { leaseLost } = await sidecar.done;
-  // A lost lease is told to the operator by the exit code: it must not stop the item either.
-  process.exit(leaseLost ? SIDECAR_EXIT_LEASE_LOST : 0);
+  // How the lease ended is told to the operator by the exit code (src/contract/sidecar.ts): a lost
+  // lease must not be stopped by the operator either, and an API stop is no session that completed.
+  const { exitCode } = await sidecar.done;
+  process.exit(exitCode);
 }
 
 function fail(message: string): never {

@@ -57,13 +57,25 @@ export const STARTED_PATH = '/started';
 export const READY_PATH = '/ready';
 
 /**
- * The sidecar's exit code when it ends having lost the lease (a heartbeat 412, or no beat within
- * the TTL): the item belongs to the queue or another worker, so nobody in this cluster may stop it.
- * The operator reads it in the Pod status (the sidecar has no Kubernetes API access) and then does
- * not force-stop the item of a Pod that ended while the API still shows it active. Any other end
- * exits 0 (2: a configuration error).
+ * The sidecar's exit code tells the operator how the lease ended (the first reason wins, as in
+ * `src/sidecar/lease.ts`), in the Pod status it already watches: the sidecar has no Kubernetes API
+ * access, and the code costs no API call. It survives a sidecar restart (the reason is kept in
+ * `lease.json`). The sidecar is a native sidecar (an init container with `restartPolicy: Always`),
+ * whose exit code never counts in the Pod's phase: the kubelet computes it from the main container.
+ * - 0: the session ended it: the main container asked for the stop (the runner's final stop), or
+ *   ended and the sidecar stopped the item on SIGTERM (also a Pod deleted while the item ran, and a
+ *   beat the API refused for good);
+ * - {@link SIDECAR_EXIT_STOPPED_BY_API}: the API said `stopping`/`stopped` (or `lease_extended:
+ *   false`) first: a remote stop, graceful or forced;
+ * - {@link SIDECAR_EXIT_LEASE_LOST}: the lease was lost (a heartbeat 412, or no beat within the
+ *   TTL), whatever ended it first: the item belongs to the queue or another worker, so nobody in
+ *   this cluster may stop it, and the operator does not force-stop the item of a Pod that ended
+ *   while the API still shows it active;
+ * - 2: a configuration error (the sidecar never ran). Any other code: it was killed or crashed.
  */
 export const SIDECAR_EXIT_LEASE_LOST = 3;
+/** The sidecar's exit code when the API ordered the stop before the session ended the lease (see above). */
+export const SIDECAR_EXIT_STOPPED_BY_API = 4;
 
 /** The sidecar's proxy: the main container's `ANTHROPIC_BASE_URL` is `http://<address>:<port>`. */
 export const DEFAULT_PROXY_ADDRESS = '127.0.0.1';

@@ -97,13 +97,54 @@ export const SessionNetworkPolicy = z
   })
   .describe('Optional per-environment NetworkPolicy for session Pods: deny all ingress; egress only to DNS, the API and this allowlist.');
 
+/** Seconds a workspace is kept after its session's last work item ended: 7 days. */
+export const DEFAULT_RETAIN_SECONDS_AFTER_LAST_WORK = 7 * 24 * 3600;
+/**
+ * The default runner's idle timeout: 10 minutes. Between the SDK runner's 60 s (a Pod per reply,
+ * cold for every message of a conversation) and Anthropic's chart's 30 min (a Pod held through
+ * long pauses): with the workspace kept, a resume costs a Pod start, so a Pod is held only for a
+ * conversation's usual back-and-forth.
+ */
+export const DEFAULT_IDLE_TIMEOUT_SECONDS = 600;
+
+export const WORKSPACE_RECLAIM_POLICIES = ['Delete', 'Retain'] as const;
+
+export const Workspace = z
+  .object({
+    volumeClaimTemplate: z
+      .object({
+        metadata: z
+          .object({
+            labels: z.record(z.string(), z.string()).optional().describe('Labels added to the claim.'),
+            annotations: z.record(z.string(), z.string()).optional().describe('Annotations added to the claim.'),
+          })
+          .optional()
+          .describe('Labels and annotations of the claim (the operator\'s labels win).'),
+        spec: opaqueObject('A PersistentVolumeClaimSpec: accessModes, resources.requests.storage, storageClassName… ReadWriteOnce is enough: one Pod of a session runs at a time.'),
+      })
+      .describe('The claim made for each session (one PersistentVolumeClaim per session, named <AgentSession name>-workspace, owned by the AgentSession).'),
+    reclaimPolicy: z
+      .enum(WORKSPACE_RECLAIM_POLICIES)
+      .default('Delete')
+      .describe('"Delete" (default): the claim is deleted with its session (terminated in the API, retainSecondsAfterLastWork passed, or the AgentSession or AgentEnvironment deleted). "Retain": the claim is left behind, unowned, for forensics.'),
+    retainSecondsAfterLastWork: z
+      .number()
+      .int()
+      .min(0)
+      .max(31536000)
+      .default(DEFAULT_RETAIN_SECONDS_AFTER_LAST_WORK)
+      .describe(`Seconds after the session's last work item ended before its workspace (and its AgentSession) is deleted, when no new work came. Defaults to ${DEFAULT_RETAIN_SECONDS_AFTER_LAST_WORK} (7 days).`),
+  })
+  .describe('A workspace per session: a PersistentVolumeClaim mounted at /workspace in the main container of every Pod of the session, kept across its work items. Omitted: each Pod gets an emptyDir at /workspace, gone with the Pod.');
+export type Workspace = z.infer<typeof Workspace>;
+
 export const SelfHostedSpec = z
   .object({
     environmentKeySecretRef: SecretKeyRef('the environment key (sk-ant-oat01-…) created in the Console')
       .optional()
       .describe('The environment key used to poll this environment\'s work queue. It stays in the operator: session Pods only ever receive a per-item token, or this key in the sidecar alone. When omitted, the organization API key is used.'),
     sessionTemplate: opaqueObject(
-      'Pod template (a PodTemplateSpec) for session Pods: image, command, resources, volumes, nodeSelector, tolerations, runtimeClassName… The operator adds the sidecar (the Pod\'s only door to the API, holding the lease and the credential), the ANTHROPIC_* session variables (ANTHROPIC_BASE_URL is the sidecar) and hardening. Any runner that follows the contract works, e.g. one running `ant beta:worker run` or the SDK\'s handleItem. When omitted, sessions run the default runner: `agentenv runner` (the official SDK\'s handleItem with the bash, read, write, edit, glob and grep tools) in the operator\'s runner image, working in an emptyDir at /workspace.',
+      'Pod template (a PodTemplateSpec) for session Pods: image, command, resources, volumes, nodeSelector, tolerations, runtimeClassName… The operator adds the sidecar (the Pod\'s only door to the API, holding the lease and the credential), the ANTHROPIC_* session variables (ANTHROPIC_BASE_URL is the sidecar) and hardening. Any runner that follows the contract works, e.g. one running `ant beta:worker run` or the SDK\'s handleItem. When omitted, sessions run the default runner: `agentenv runner` (the official SDK\'s handleItem with the bash, read, write, edit, glob and grep tools) in the operator\'s runner image, working in /workspace (the session\'s workspace, else an emptyDir).',
     ).optional(),
     maxSessions: z
       .number()
@@ -152,6 +193,14 @@ export const SelfHostedSpec = z
       .default('Restricted')
       .describe('"Restricted" (default) makes session Pods meet the Restricted Pod Security Standard, filling in secure defaults and refusing templates that conflict. "Custom" leaves the template\'s security settings to you (the sidecar stays hardened).'),
     networkPolicy: SessionNetworkPolicy.optional(),
+    workspace: Workspace.optional(),
+    idleTimeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(86400)
+      .default(DEFAULT_IDLE_TIMEOUT_SECONDS)
+      .describe(`The default runner ends after its session has been idle this long (the SDK runner's maxIdleMs); the Pod ends Succeeded with reason Idle and the workspace stays for the next message. Defaults to ${DEFAULT_IDLE_TIMEOUT_SECONDS} (10 minutes). A sessionTemplate's own runner sets its own.`),
   })
   .describe('A self-hosted environment whose sessions run in this cluster, one Pod per session. Exactly one of cloud or selfHosted must be set.');
 export type SelfHostedSpec = z.infer<typeof SelfHostedSpec>;

@@ -52,6 +52,16 @@ export const LeaseStatus = z
   })
   .describe('The work lease held by the session Pod\'s sidecar.');
 
+export const WORKSPACE_PHASES = ['Pending', 'Bound', 'Lost', 'Missing'] as const;
+export type WorkspacePhase = (typeof WORKSPACE_PHASES)[number];
+
+export const WorkspaceStatus = z
+  .object({
+    claimName: z.string().describe('The session\'s PersistentVolumeClaim, mounted at /workspace.'),
+    phase: z.enum(WORKSPACE_PHASES).describe('Pending, Bound or Lost (the claim\'s phase), or Missing (not created yet, or deleted).'),
+  })
+  .describe('The session\'s workspace (spec.selfHosted.workspace of the environment).');
+
 export const AgentSessionStatus = z
   .object({
     phase: z.enum(SESSION_PHASES).optional().describe('Pending, Claimed (recorded, not yet acknowledged), Starting, Running, Stopping, Succeeded or Failed.'),
@@ -65,6 +75,7 @@ export const AgentSessionStatus = z
     message: z.string().max(4096).optional().describe('Human-readable details for the current phase.'),
     startedAt: timestamp('When the session container started.').optional(),
     finishedAt: timestamp('When the current work item finished.').optional(),
+    workspace: WorkspaceStatus.optional(),
     workItems: z.number().int().min(0).optional().describe('How many work items of this session this cluster has run.'),
     observedGeneration: z.number().int().min(0).optional().describe('The .metadata.generation last reconciled.'),
     conditions: Conditions.optional(),

@@ -32,6 +32,8 @@ export const CORE = {
   pods: resource('', 'v1', 'pods', 'Pod'),
   secrets: resource('', 'v1', 'secrets', 'Secret'),
   configMaps: resource('', 'v1', 'configmaps', 'ConfigMap'),
+  persistentvolumeclaims: resource('', 'v1', 'persistentvolumeclaims', 'PersistentVolumeClaim'),
+  persistentvolumes: resource('', 'v1', 'persistentvolumes', 'PersistentVolume', false),
   events: resource('', 'v1', 'events', 'Event'),
   namespaces: resource('', 'v1', 'namespaces', 'Namespace', false),
   nodes: resource('', 'v1', 'nodes', 'Node', false),

@@ -8,7 +8,8 @@
  *  1. binaries from the cache (built from test/controlplane on first use);
  *  2. PKI and free ports; etcd; kube-apiserver until /readyz;
  *  3. kubeconfigs; kube-controller-manager; namespace, ServiceAccount, RBAC, CRDs; operator token;
- *  4. (kubelet) the process kubelet until its Node is Ready; or (runtime: 'containerd') kube-scheduler
+ *  4. (either node) the volume provisioner and the default StorageClass (provisioner.ts); then
+ *     (kubelet) the process kubelet until its Node is Ready; or (runtime: 'containerd') kube-scheduler
  *     and a real kubelet on containerd and runc until its Node is Ready, with kube-proxy (see
  *     containerd-node.ts); the apiserver then also serves on the node's bridge address, the endpoint
  *     of the `kubernetes` Service, so Pods reach it in-cluster at its ClusterIP.
@@ -22,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeRest } from '../k8s/rest.ts';
 import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './controlplane-build.ts';
+import { applyStorageClass, ensureProvisionerBinary, startProvisioner } from './provisioner.ts';
 import { applyCrds, applyIdentities, kubeProxyToken, mintOperatorToken, waitForControllers, waitForNodeReady } from './controlplane-bootstrap.ts';
 import { NODE_CONTROLLERS, startApiServer, startControllerManager, startEtcd, startScheduler, WORKLOAD_CONTROLLERS } from './controlplane-components.ts';
 import { CONTAINERD_NODE_NAME, NODE_NETWORK } from './containerd-config.ts';
@@ -113,7 +115,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     processes.delete('kube-scheduler');
     // Reverse start order: the kubelet stops its Pods while the API is still there to record it.
     const graces: Record<string, number> = { kubelet: 60_000 };
-    for (const name of ['kubelet', 'kube-controller-manager', 'kube-apiserver', 'etcd']) {
+    for (const name of ['kubelet', 'provisioner', 'kube-controller-manager', 'kube-apiserver', 'etcd']) {
       await processes.get(name)?.stop(graces[name] ?? 10_000);
       processes.delete(name);
     }
@@ -152,6 +154,12 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     await writeKubeconfig(operatorKubeconfig, server, pki.ca, 'agentenv-operator', { token });
     await waitForControllers(rest);
 
+    if (containerd || options.kubelet) {
+      // Real volumes for the node's Pods: the provisioner and the default StorageClass (provisioner.ts).
+      const provisioner = await ensureProvisionerBinary(options.cacheDir ?? defaultCacheDir(), log);
+      processes.set('provisioner', startProvisioner({ binary: provisioner, reaper: binaries.reaper, kubeconfig: adminKubeconfig, dir, nodeName }));
+      await applyStorageClass(rest);
+    }
     if (containerd) {
       const cacheDir = options.cacheDir ?? defaultCacheDir();
       const runtime = await ensureRuntimeBinaries({ log, cacheDir });

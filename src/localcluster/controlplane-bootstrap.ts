@@ -46,6 +46,8 @@ const PROCESS_KUBELET_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['pods/status'], verbs: ['get', 'update', 'patch'] },
   // Volume sources and env valueFrom.
   { apiGroups: [''], resources: ['secrets', 'configmaps', 'services'], verbs: ['get', 'list', 'watch'] },
+  // persistentVolumeClaim volumes: the claim and its bound volume's host path (kubelet/host-volumes.ts).
+  { apiGroups: [''], resources: ['persistentvolumeclaims', 'persistentvolumes'], verbs: ['get'] },
   { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'update', 'patch'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'update', 'patch'] },

@@ -119,6 +119,12 @@ const CONTROLLERS = [
   'root-ca-certificate-publisher-controller',
   'clusterrole-aggregation-controller',
   'validatingadmissionpolicy-status-controller',
+  // Volumes (the local provisioner, provisioner.ts): binding claims to the volumes it makes, and the
+  // protection finalizers the admission chain puts on claims and volumes (without these controllers
+  // a deleted claim would never go).
+  'persistentvolume-binder-controller',
+  'persistentvolumeclaim-protection-controller',
+  'persistentvolume-protection-controller',
 ];
 
 /** Added on request (the Helm lifecycle test runs the chart's Deployment and its pre-delete hook Job). */

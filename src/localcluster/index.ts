@@ -6,6 +6,7 @@ export { startLocalCluster, DEFAULT_NODE_NAME, type LocalCluster, type LocalClus
 export { ensureControlPlaneBinaries, controlPlaneKey, defaultCacheDir, type ControlPlaneBinaries, type BuildOptions } from './controlplane-build.ts';
 export { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, OPERATOR_CLUSTER_ROLE, PROCESS_KUBELET_USER } from './controlplane-bootstrap.ts';
 export { isAlive } from './controlplane-process.ts';
+export { ensureProvisionerBinary, PROVISIONER_NAME, STORAGE_CLASS } from './provisioner.ts';
 export { ensureRuntimeBinaries, runtimeKey, type RuntimeBinaries } from './runtime-build.ts';
 export { ensureProjectImages, formatBytes, type ProjectImage } from './image-build.ts';
 export { CONTAINERD_NODE_NAME, NODE_NETWORK } from './containerd-config.ts';

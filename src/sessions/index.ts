@@ -12,13 +12,13 @@
 import type { EnvironmentsClient } from '../api/client.ts';
 import type { Credential } from '../api/transport.ts';
 import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
-import { classify } from '../k8s/errors.ts';
+import { classify, isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import { keyOf, type Informer, type InformerEvent } from '../k8s/informer.ts';
 import type { KubeObject, KubeRest } from '../k8s/rest.ts';
 import type { ControllerObserver } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { resolveDispatchCredentials, workItemCredential } from './dispatch/credentials.ts';
+import { resolveDispatchCredentials, workItemCredential, organizationCredential } from './dispatch/credentials.ts';
 import { envKey, RecordedSessions } from './dispatch/capacity.ts';
 import { Dispatchers } from './dispatch/dispatchers.ts';
 import type { DispatchRecorder } from './dispatch/environment-dispatch.ts';
@@ -27,6 +27,7 @@ import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from './object
 import { kubeRecordStore } from './record/record.ts';
 import type { SessionRecorder } from './controller/reconcile.ts';
 import { sessionController, type SessionController } from './controller/controller.ts';
+import { sweepWorkspaces } from './controller/workspace-sweep.ts';
 
 /** What the AgentEnvironment reconciler asks of the sessions feature (same shape as its `SessionsHook`). */
 export interface SessionsHook {
@@ -42,12 +43,29 @@ export interface SessionsHook {
  * controller's error policy retries it; a refusal (RBAC, admission) is logged and the environment's
  * own reconcile goes on — a session child must not block the environment.
  */
-async function reconcileChildren(controller: Pick<SessionController, 'applyNetworkPolicy'>, env: AgentEnvironment, log: Logger): Promise<void> {
+async function reconcileChildren(controller: Pick<SessionController, 'applyNetworkPolicy'>, env: AgentEnvironment, log: Logger, sweep: () => Promise<void>): Promise<void> {
   try {
     await controller.applyNetworkPolicy(env);
   } catch (err) {
     if (classify(err) === 'transient') throw err;
     log.warn({ err, environment: keyOf(env) }, 'could not apply the session NetworkPolicy; tried again on the next pass of the environment');
+  }
+  try {
+    await sweep();
+  } catch (err) {
+    if (classify(err) === 'transient') throw err;
+    log.warn({ err, environment: keyOf(env) }, 'could not sweep the workspace claims; tried again on the next pass of the environment');
+  }
+}
+
+/** Workspace claims by phase, per environment, summed for the metric. */
+class WorkspaceCounts {
+  readonly #byEnv = new Map<string, Readonly<Record<string, number>>>();
+  set(env: string, counts: Readonly<Record<string, number>>): Record<string, number> {
+    this.#byEnv.set(env, counts);
+    const total: Record<string, number> = {};
+    for (const c of this.#byEnv.values()) for (const [phase, n] of Object.entries(c)) total[phase] = (total[phase] ?? 0) + n;
+    return total;
   }
 }
 
@@ -103,6 +121,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
     namespaces: deps.namespaces,
     apiClient: (c) => deps.apiClient(c),
     workCredential: (env) => workItemCredential(deps.rest, env, deps.defaultCredential),
+    sessionCredential: (env) => organizationCredential(deps.rest, env, deps.defaultCredential),
     sidecar: deps.sidecar,
     runner: deps.runner,
     proxyAddress: deps.proxyAddress,
@@ -116,6 +135,17 @@ export function startSessions(deps: SessionsDeps): Sessions {
   const recorded = new RecordedSessions();
   for (const i of sessionInformers) i.on((e: InformerEvent<AgentSession>) => recorded.apply(e));
 
+  const workspaceCounts = new WorkspaceCounts();
+  const sessionExists = async (namespace: string, name: string): Promise<boolean> => {
+    if (sessionInformers.some((i) => i.get(namespace, name))) return true;
+    try {
+      await deps.rest.get(AGENT_SESSIONS, namespace, name);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  };
   const allEnvironments = (): AgentEnvironment[] => deps.environments.flatMap((i) => i.list());
   const conditionDeps = { rest: deps.rest, cached: envOf, logger: log };
   const dispatchers = new Dispatchers({
@@ -146,7 +176,11 @@ export function startSessions(deps: SessionsDeps): Sessions {
     informers: controller.informers,
     hook: {
       activeSessions: (env) => recorded.unfinished(envKey(env.metadata?.namespace ?? '', env.metadata?.name ?? '')).size,
-      reconcileChildren: (env) => reconcileChildren(controller, env, log),
+      reconcileChildren: (env) =>
+        reconcileChildren(controller, env, log, async () => {
+          const counts = await sweepWorkspaces({ rest: deps.rest, log, sessionExists }, env);
+          deps.metrics.workspaces?.(workspaceCounts.set(keyOf(env), counts));
+        }),
       async drainBeforeDeletion(env, signal) {
         // A deleted environment is no longer eligible: its dispatcher stops claiming (sync), and
         // its hand-offs in flight finish before the sessions are stopped.

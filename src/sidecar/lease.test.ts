@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { beatIntervalMs, Lease, NO_HEARTBEAT, type Beat } from './lease.ts';
+import { SIDECAR_EXIT_LEASE_LOST, SIDECAR_EXIT_STOPPED_BY_API } from '../contract/sidecar.ts';
+import { beatIntervalMs, Lease, NO_HEARTBEAT, type Beat, type EndReason } from './lease.ts';
 import { parseLeaseRecord } from './lease-file.ts';
 
 const beat = (over: Partial<Beat> = {}): Beat => ({ last_heartbeat: 't1', lease_extended: true, state: 'active', ttl_seconds: 60, ...over });
@@ -36,6 +37,22 @@ describe('Lease', () => {
     const lease = Lease.unclaimed('w');
     expect(lease.applyBeat(beat(over))).toBe('stop-requested');
     expect(lease.stopped).toBe(stopped);
+  });
+
+  it.each([
+    [['session-ended'], 0],
+    [['terminated'], 0],
+    [['stop-requested'], SIDECAR_EXIT_STOPPED_BY_API],
+    [['session-ended', 'stop-requested'], 0],
+    [['stop-requested', 'session-ended'], SIDECAR_EXIT_STOPPED_BY_API],
+    [['session-ended', 'lease-lost'], SIDECAR_EXIT_LEASE_LOST],
+    [['lease-expired'], SIDECAR_EXIT_LEASE_LOST],
+  ] as [EndReason[], number][])('exits with the code of the first end reason, a loss whatever came first (%o → %s), the same after a restore', (reasons, code) => {
+    const lease = Lease.unclaimed('w');
+    lease.applyBeat(beat());
+    for (const r of reasons) lease.end(r);
+    expect(lease.exitCode).toBe(code);
+    expect(Lease.restored(parseLeaseRecord(JSON.stringify(lease.record()))!).exitCode).toBe(code);
   });
 
   it('keeps the first end reason', () => {

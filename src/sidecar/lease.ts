@@ -6,6 +6,7 @@
  * was lost still reads as lost when the main container exits a moment later, so nobody calls stop
  * on an item that now belongs to the queue or another worker.
  */
+import { SIDECAR_EXIT_LEASE_LOST, SIDECAR_EXIT_STOPPED_BY_API } from '../contract/sidecar.ts';
 
 /** Literal the first heartbeat sends as `expected_last_heartbeat` to claim an unclaimed lease. */
 export const NO_HEARTBEAT = 'NO_HEARTBEAT';
@@ -195,6 +196,16 @@ export class Lease {
     if (this.#endReason !== undefined) return false;
     this.#endReason = reason;
     return true;
+  }
+
+  /**
+   * The exit code that tells the operator how the lease ended (`SIDECAR_EXIT_*` in the contract):
+   * lost whatever came first; else the first reason — the API's stop order, or the session's own
+   * end. Derived from what `lease.json` keeps, so a restarted sidecar exits with the same code.
+   */
+  get exitCode(): number {
+    if (this.#lost) return SIDECAR_EXIT_LEASE_LOST;
+    return this.#endReason === 'stop-requested' ? SIDECAR_EXIT_STOPPED_BY_API : 0;
   }
 
   /** What `lease.json` holds. */

@@ -33,8 +33,12 @@
  *       (`{"force": true}`: 409 = already stopped; for a `stopping` item this is the confirmation).
  *    The end is recorded in `lease.json`.
  * 7. Afterwards the sidecar serves the probes and the proxy (the virtual lease answers with the
- *    outcome) until SIGTERM, then exits 0 — or `SIDECAR_EXIT_LEASE_LOST` when the lease was lost,
- *    so the operator, which reads the exit code in the Pod status, does not stop the item either.
+ *    outcome) until SIGTERM, then exits with the code that tells the operator, which reads it in
+ *    the Pod status, how the lease ended (first reason wins; kept in `lease.json` across restarts):
+ *    0 when the session ended it (6c, 6d), `SIDECAR_EXIT_STOPPED_BY_API` when the API ordered the
+ *    stop first (6a) — so the operator records Completed or Stopped without guessing from the
+ *    order it saw things in — and `SIDECAR_EXIT_LEASE_LOST` when the lease was lost (6b), so the
+ *    operator does not stop the item either.
  */
 import type { SidecarConfig } from './config.ts';
 import { keepLease } from './heartbeat.ts';
@@ -58,8 +62,11 @@ export interface RunningSidecar {
   readonly proxyPort: number;
   /** SIGTERM: finish (force-stop if the lease is still held), then resolve `done`. */
   terminate(): void;
-  /** Resolves once the sidecar has shut down after `terminate`: whether it had lost the lease. */
-  readonly done: Promise<{ readonly leaseLost: boolean }>;
+  /**
+   * Resolves once the sidecar has shut down after `terminate`: whether it had lost the lease, and
+   * the exit code that tells the operator how the lease ended (`Lease.exitCode`).
+   */
+  readonly done: Promise<{ readonly leaseLost: boolean; readonly exitCode: number }>;
 }
 
 type StopOutcome = { outcome: 'stopped'; reply: unknown } | { outcome: 'already-stopped' } | { outcome: 'failed' };
@@ -179,8 +186,8 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
     await proxy.close();
     upstream.close();
     await probe.close();
-    log.info('sidecar exiting', { reason: lease.endReason, stopped: lease.stopped, lost: lease.lost });
-    return { leaseLost: lease.lost };
+    log.info('sidecar exiting', { reason: lease.endReason, stopped: lease.stopped, lost: lease.lost, exit_code: lease.exitCode });
+    return { leaseLost: lease.lost, exitCode: lease.exitCode };
   })();
 
   return { probePort: probe.port, proxyPort: proxy.port, terminate: () => terminated(), done };

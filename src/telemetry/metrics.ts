@@ -16,6 +16,7 @@ export class OperatorMetrics {
   readonly #apiDuration: Histogram<'endpoint'>;
   readonly #kubeRequests: Counter<'verb' | 'resource' | 'code'>;
   readonly #sessions: Gauge<'phase'>;
+  readonly #workspaces: Gauge<'phase'>;
   readonly #dispatchLatency: Histogram<string>;
   readonly #claimLatency: Histogram<string>;
   readonly #polls: Counter<'outcome' | 'code'>;
@@ -39,6 +40,7 @@ export class OperatorMetrics {
     this.#apiDuration = new Histogram({ name: 'agentenv_api_request_duration_seconds', help: 'Environments API call duration.', labelNames: ['endpoint'], buckets: LATENCY_BUCKETS, registers });
     this.#kubeRequests = new Counter({ name: 'agentenv_kube_requests_total', help: 'Kubernetes API requests by verb, resource and HTTP status.', labelNames: ['verb', 'resource', 'code'], registers });
     this.#sessions = new Gauge({ name: 'agentenv_sessions', help: 'AgentSessions by phase.', labelNames: ['phase'], registers });
+    this.#workspaces = new Gauge({ name: 'agentenv_workspace_claims', help: 'Session workspace PersistentVolumeClaims by phase (Pending, Bound, Lost, Retained), as of the last sweep.', labelNames: ['phase'], registers });
     this.#dispatchLatency = new Histogram({ name: 'agentenv_dispatch_latency_seconds', help: 'Work item seen by a poller → session Pod created.', buckets: LATENCY_BUCKETS, registers });
     this.#claimLatency = new Histogram({ name: 'agentenv_claim_latency_seconds', help: 'Work item seen by a poller → lease claimed by the sidecar (as observed).', buckets: LATENCY_BUCKETS, registers });
     this.#polls = new Counter({ name: 'agentenv_polls_total', help: 'Work queue polls by outcome (work, empty, error, fatal) and error code (empty unless an error).', labelNames: ['outcome', 'code'], registers });
@@ -69,6 +71,10 @@ export class OperatorMetrics {
   sessionsByPhase(counts: Readonly<Record<string, number>>): void {
     this.#sessions.reset();
     for (const [phase, n] of Object.entries(counts)) this.#sessions.set({ phase }, n);
+  }
+  workspaces(counts: Readonly<Record<string, number>>): void {
+    this.#workspaces.reset();
+    for (const [phase, n] of Object.entries(counts)) this.#workspaces.set({ phase }, n);
   }
   dispatched(latencyMs: number): void {
     this.#dispatchLatency.observe(latencyMs / 1000);

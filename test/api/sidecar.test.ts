@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SIDECAR_EXIT_LEASE_LOST } from '../../src/contract/sidecar.ts';
+import { SIDECAR_EXIT_LEASE_LOST, SIDECAR_EXIT_STOPPED_BY_API } from '../../src/contract/sidecar.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
 import { emulator } from '../support/emulator.ts';
 import { acknowledgedItem, LEASE_TTL_SECONDS, SidecarProcess, viaProxy, waitFor } from '../support/sidecar-process.ts';
@@ -143,7 +143,7 @@ describe('agentenv sidecar: the virtual lease', () => {
 });
 
 describe('agentenv sidecar: stop flows', () => {
-  it('a graceful stop from the API reaches the runner as stopping and turns readiness to 503; its final stop confirms it', async () => {
+  it('a graceful stop from the API reaches the runner as stopping and turns readiness to 503; its final stop confirms it, and the sidecar exits SIDECAR_EXIT_STOPPED_BY_API', async () => {
     const { item, sidecar, beat, stop, record } = await running();
     await item.api.stopWork(item.environmentId, item.workId);
     await waitFor('the sidecar to see the stop', async () => (await sidecar.probe('/ready')) === 503);
@@ -151,6 +151,9 @@ describe('agentenv sidecar: stop flows', () => {
     expect((await stop()).status).toBe(200);
     expect(record().work.state).toBe('stopped');
     expect(requests(STOP)).toEqual({ '200': 2 }); // the API's graceful stop, then the sidecar's confirmation
+    // The API ordered the stop before the runner's final one: the first reason is the exit code.
+    sidecar.kill('SIGTERM');
+    expect(await sidecar.exited).toBe(SIDECAR_EXIT_STOPPED_BY_API);
   });
 
   it('a sidecar restarted while a graceful stop drains keeps beating the lease until the runner confirms the stop', async () => {
@@ -171,16 +174,18 @@ describe('agentenv sidecar: stop flows', () => {
     expect(record().work.state).toBe('stopped');
   });
 
-  it('a force stop from the API reaches the runner as stopped; its final stop gets 409 and makes no call', async () => {
+  it('a force stop from the API reaches the runner as stopped; its final stop gets 409 and makes no call, and the sidecar exits SIDECAR_EXIT_STOPPED_BY_API', async () => {
     const { item, sidecar, beat, stop } = await running();
     await item.api.stopWork(item.environmentId, item.workId, { force: true });
     await waitFor('the sidecar to see the stop', async () => (await sidecar.probe('/ready')) === 503);
     expect(await beat('NO_HEARTBEAT')).toMatchObject({ status: 200, json: { state: 'stopped', lease_extended: false } });
     expect((await stop()).status).toBe(409);
     expect(requests(STOP)).toEqual({ '200': 1 });
+    sidecar.kill('SIGTERM');
+    expect(await sidecar.exited).toBe(SIDECAR_EXIT_STOPPED_BY_API);
   });
 
-  it('a stop from the main container means the session is done: the sidecar performs the real stop', async () => {
+  it('a stop from the main container means the session is done: the sidecar performs the real stop and exits 0 (the session ended the lease)', async () => {
     const { sidecar, stop, beat, record } = await running();
     const answer = await stop();
     expect(answer.status).toBe(200);
@@ -190,6 +195,27 @@ describe('agentenv sidecar: stop flows', () => {
     expect((await sidecar.logged('lease ends'))['reason']).toBe('session-ended');
     expect(await beat('NO_HEARTBEAT')).toMatchObject({ status: 200, json: { state: 'stopped' } });
     expect((await stop()).status).toBe(409);
+    // The item is stopped now, and a heartbeat would say so: the session's own stop came first.
+    sidecar.kill('SIGTERM');
+    expect(await sidecar.exited).toBe(0);
+  });
+
+  it.each([
+    ['the session ended it (the main container\'s stop)', 'session' as const, 0],
+    ['the API stopped it first (a force stop)', 'api' as const, SIDECAR_EXIT_STOPPED_BY_API],
+  ])('a sidecar restarted after %s exits with the same code: lease.json keeps how the lease ended', async (_, by, code) => {
+    const { item, sidecar, stop } = await running();
+    if (by === 'session') expect((await stop()).status).toBe(200);
+    else await item.api.stopWork(item.environmentId, item.workId, { force: true });
+    await waitFor('lease.json to keep the end', () => JSON.parse(readFileSync(join(dir, 'state', 'lease.json'), 'utf8')).ended !== undefined);
+    sidecar.kill('SIGKILL');
+    await sidecar.exited;
+    const again = new SidecarProcess(item, emu, dir);
+    started.push(again);
+    expect((await again.logged('sidecar started'))['lease']).toMatch(/^ended/);
+    again.kill('SIGTERM');
+    expect(await again.exited).toBe(code);
+    expect(again.logs().find((l) => l['msg'] === 'sidecar exiting')).toMatchObject({ exit_code: code });
   });
 
   it('SIGTERM (the main container ended by itself, or the Pod is deleted) force-stops the item and exits 0', async () => {

@@ -7,6 +7,7 @@
  * nothing stops it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SIDECAR_EXIT_STOPPED_BY_API } from '../../src/contract/sidecar.ts';
 import { WORKSPACE_VOLUME } from '../../src/sessions/objects/default-template.ts';
 import { SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
 import { bash, resultText, scriptAgent, terminated, waitForToolResults } from '../support/agent-script.ts';
@@ -49,10 +50,15 @@ describe.concurrent('a served session ends', () => {
     expect(logged(containerLog(pod, SIDECAR_NAME), 'work item stopped')).toBe(true);
     expect((await eventsOf(w, d.name)).map((e) => e.reason)).not.toContain('StopEnforced');
     expect(w.stops.filter((s) => s.workId === d.work.id)).toEqual([]);
-    expect((await getPod(w, pod.metadata!.name!))?.metadata?.deletionTimestamp).toBeUndefined();
+    const ended = await getPod(w, pod.metadata!.name!);
+    expect(ended?.metadata?.deletionTimestamp).toBeUndefined();
+    // The API ordered the stop first, and the sidecar says so by its exit code; a native sidecar's
+    // exit code never counts in the Pod's phase (the main container's exit 0 does).
+    expect(ended?.status?.initContainerStatuses?.find((c) => c.name === SIDECAR_NAME)?.state?.terminated?.exitCode).toBe(SIDECAR_EXIT_STOPPED_BY_API);
+    expect(ended?.status?.phase).toBe('Succeeded');
   });
 
-  it('a session that terminates ends the runner (exit 0), its stop is the sidecar\'s real force-stop: Succeeded, the operator stops nothing', async () => {
+  it('a session that terminates ends the runner (exit 0), its stop is the sidecar\'s real force-stop: Succeeded Completed, no stop request recorded, the operator stops nothing', async () => {
     const { env, d, sessionId, pod } = await serveSession(w, 'ends');
     const [echo] = await scriptAgent(w.emu.url, sessionId, [bash('echo last words')]);
     expect(resultText((await waitForToolResults(w.emu.url, sessionId, [echo!], { timeoutMs: 60_000 })).get(echo!)).trim()).toBe('last words');
@@ -60,9 +66,11 @@ describe.concurrent('a served session ends', () => {
     await scriptAgent(w.emu.url, sessionId, [terminated()]);
     expect((await mainExit(w, pod)).exitCode).toBe(0);
     const done = await finished(d.name);
-    // Completed, or Stopped when a pass saw the item stopped a moment before the runner's exit (see the report).
-    expect(done.status).toMatchObject({ phase: 'Succeeded', workState: 'stopped' });
-    expect(['Completed', 'Stopped']).toContain(done.status?.reason);
+    // Completed whatever a pass saw first (the item stopped, or the runner's exit): the sidecar's
+    // exit 0 says the session ended the lease itself, so its final stop is no stop request.
+    expect(done.status).toMatchObject({ phase: 'Succeeded', reason: 'Completed', workState: 'stopped' });
+    expect(done.status?.stopRequestedAt).toBeUndefined();
+    expect((await getPod(w, pod.metadata!.name!))?.status?.initContainerStatuses?.find((c) => c.name === SIDECAR_NAME)?.state?.terminated?.exitCode).toBe(0);
     await waitForWork(w, env, d.work.id, 'stopped');
     // The sidecar stopped it; the operator had nothing to do.
     expect(logged(containerLog(pod, SIDECAR_NAME), 'work item stopped')).toBe(true);

@@ -47,7 +47,7 @@ describe.concurrent('sessions served by the default runner', () => {
     const pod = (await getPod(w, name))!;
     const main = mainOf(pod);
     const sidecar = pod.spec.initContainers!.find((c) => c.name === SIDECAR_NAME)!;
-    expect(main).toMatchObject({ command: ['agentenv', 'runner'], workingDir: '/workspace' });
+    expect(main).toMatchObject({ command: ['agentenv', 'runner', '--idle-timeout', '600s'], workingDir: '/workspace' });
     expect(pod.spec.shareProcessNamespace).toBeUndefined();
     expect([SIDECAR_UID, SIDECAR_FALLBACK_UID]).toContain(sidecar.securityContext?.runAsUser);
     expect(sidecar.securityContext?.runAsUser).not.toBe(main.securityContext?.runAsUser ?? pod.spec.securityContext?.runAsUser);

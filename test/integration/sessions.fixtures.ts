@@ -102,6 +102,7 @@ export async function startSessionsWorld(namespace: string, options: { workSecre
         const client = new EnvironmentsClient({ baseUrl: emu.url, credential, retry: { maxRetries: 2, backoff: { baseMs: 50, capMs: 200, jitter: 0.5 }, maxRetryAfterMs: 2_000 } });
         return {
           getWork: (environmentId, workId, opts) => client.getWork(environmentId, workId, opts),
+          getSession: (sessionId, opts) => client.getSession(sessionId, opts),
           stopWork: (environmentId, workId, stop = {}, opts) => {
             stops.push({ environmentId, workId, force: stop.force ?? false });
             return client.stopWork(environmentId, workId, stop, opts);

@@ -3,7 +3,8 @@
  *
  *   <root-dir>/pods/<namespace>_<name>_<uid>/
  *     record.json             the kubelet's record of the Pod (container states, runs) — survives a restart
- *     volumes/<volume>/       emptyDir / secret / configMap / downwardAPI / projected contents
+ *     volumes/<volume>/       emptyDir / secret / configMap / downwardAPI / projected contents;
+ *                             a link to the host directory of a hostPath or persistentVolumeClaim volume
  *     containers/<container>/ run files: env (0600), pid.<n>, exit.<n>
  *     logs/<container>.log    stdout+stderr of every run, appended
  *
@@ -19,6 +20,7 @@ import type { PodRecord } from './plan.ts';
 import type { Container, KeyedData, Pod } from './pod-types.ts';
 import type { Mount, RunRecord } from './process.ts';
 import { volumeFiles, writeVolume, type ProjectedTokens } from './volumes.ts';
+import { isHostVolume, linkHostVolume } from './host-volumes.ts';
 
 export const podsDir = (rootDir: string): string => join(rootDir, 'pods');
 
@@ -67,6 +69,10 @@ export async function loadPods(rootDir: string): Promise<Array<{ dir: string; st
 
 /** Removes what must not outlive the Pod (volumes with Secret contents, env files) and keeps the logs for inspection. */
 export async function removePodFiles(dir: string): Promise<void> {
+  // Host volumes are links: unlink them first, so nothing below can reach into the host directory.
+  for (const entry of await readdir(join(dir, 'volumes'), { withFileTypes: true }).catch(() => [])) {
+    if (entry.isSymbolicLink()) await rm(join(dir, 'volumes', entry.name), { force: true });
+  }
   await rm(join(dir, 'volumes'), { recursive: true, force: true });
   await rm(join(dir, 'containers'), { recursive: true, force: true });
   await rm(join(dir, 'record.json'), { force: true });
@@ -118,9 +124,17 @@ export async function requestTokens(rest: KubeRest, pod: Pod, known: Map<string,
   return known;
 }
 
-/** Writes every volume of the Pod into its directory (throws VolumeError while a source is missing). */
-export async function writeVolumes(dir: string, pod: Pod, objects: PodObjects, tokens: ProjectedTokens): Promise<void> {
-  for (const v of pod.spec.volumes ?? []) await writeVolume(volumeDir(dir, v.name), volumeFiles(pod, v, objects, tokens));
+/**
+ * Writes every volume of the Pod into its directory (throws VolumeError while a source is missing);
+ * host volumes (`hostPath`, a bound `persistentVolumeClaim`) become links to their host directory.
+ */
+export async function writeVolumes(dir: string, pod: Pod, objects: PodObjects, tokens: ProjectedTokens, hostPaths: ReadonlyMap<string, string> = new Map()): Promise<void> {
+  await mkdir(join(dir, 'volumes'), { recursive: true });
+  for (const v of pod.spec.volumes ?? []) {
+    const host = hostPaths.get(v.name);
+    if (host !== undefined) await linkHostVolume(volumeDir(dir, v.name), host);
+    else if (!isHostVolume(v)) await writeVolume(volumeDir(dir, v.name), volumeFiles(pod, v, objects, tokens));
+  }
 }
 
 /** The bind mounts of a container (its volumeMounts onto the Pod's volume directories), or why there can be none. */

@@ -17,8 +17,9 @@ import type { Logger } from '../../telemetry/logger.ts';
 import { isConflict, isNotFound } from '../../k8s/errors.ts';
 import { CORE, type KubeRest } from '../../k8s/rest.ts';
 import { containerEnv, ContainerConfigError, expandArgs } from './env.ts';
-import { containerArgv, ImagePullError, type ImageRuntime } from './images.ts';
+import { containerArgv, imageHostPaths, ImagePullError, type ImageRuntime } from './images.ts';
 import { decide, emptyRecord, kindOf, restartDelayMs, willRestart, type ContainerRecord, type Plan, type PodRecord } from './plan.ts';
+import { resolveHostPaths } from './host-volumes.ts';
 import * as files from './pod-files.ts';
 import { isSidecar, type Container, type Pod } from './pod-types.ts';
 import { probeOnce, watchProbe, type ProbeKind } from './probes.ts';
@@ -155,7 +156,8 @@ export class PodWorker {
     try {
       const objects = await files.fetchPodObjects(this.#ctx.rest, this.pod);
       const tokens = await files.requestTokens(this.#ctx.rest, this.pod, this.#tokens);
-      await files.writeVolumes(this.dir, this.#podView(), objects, tokens);
+      const hostPaths = await resolveHostPaths(this.#ctx.rest, this.pod);
+      await files.writeVolumes(this.dir, this.#podView(), objects, tokens, hostPaths);
       this.#volumesAt = Date.now();
       this.#volumeError = undefined;
     } catch (err) {
@@ -210,6 +212,7 @@ export class PodWorker {
       env,
       workingDir: c.workingDir ?? '/',
       mounts,
+      hostPaths: imageHostPaths(this.#ctx.images),
       logFile: files.logFile(this.dir, name),
       reaper: this.#ctx.reaper,
       anchorPid: this.#ctx.anchorPid,

@@ -13,10 +13,11 @@ import { secretName } from '../record/names.ts';
 import type { SessionFacts } from './decide.ts';
 import type { ReconcilerDeps } from './deps.ts';
 
-/** What a launch did: created the Pod, found it existing (neither field), or was refused. */
+/** What a launch did: created the Pod, found it existing (no field), was refused, or waits (for the workspace). */
 export interface Launch {
   readonly pod?: Pod;
   readonly refused?: SessionFacts['launchRefused'];
+  readonly waiting?: string;
 }
 
 /**

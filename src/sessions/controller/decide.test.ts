@@ -2,15 +2,18 @@ import { describe, expect, it } from 'vitest';
 import type { Work } from '../../api/wire.ts';
 import type { AgentSessionStatus } from '../../crd/agent-session.ts';
 import { agentSession, endedLeaseLost, exited, iso, at, pending, POD, pullFailure, running, sidecarNotReady, unschedulable, WORK_ID } from '../fixtures.test-support.ts';
+import { SIDECAR_EXIT_LEASE_LOST, SIDECAR_EXIT_STOPPED_BY_API } from '../../contract/sidecar.ts';
 import type { PodStatus } from '../objects/pod-types.ts';
+import { SIDECAR_NAME } from '../objects/pod.ts';
 import { decideSession, needsPod, type SessionFacts } from './decide.ts';
+import type { ApiSessionFact, WorkspaceSeen } from './workspace.ts';
 
 function work(state: Work['state'], extra: Partial<Work> = {}): Work {
   return { id: WORK_ID, type: 'work', environment_id: 'env_1', data: { id: 'sesn_01', type: 'session' }, state, metadata: {}, created_at: iso(-1), ...extra };
 }
 
 const acked: AgentSessionStatus = agentSession().acknowledged().session.status ?? {};
-const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, sessionTTLSecondsAfterFinished: 300, observeOnly: false };
+const settings = { startDeadlineSeconds: 60, stopGracePeriodSeconds: 10, leaseTTLSeconds: undefined, sessionTTLSecondsAfterFinished: 300, observeOnly: false, defaultRunner: true };
 
 interface Case {
   rule: string;
@@ -21,12 +24,33 @@ interface Case {
   launchRefused?: SessionFacts['launchRefused'];
   observeOnly?: boolean;
   grace?: number;
+  workspace?: WorkspaceSeen['phase'];
+  launchWaiting?: string;
+  apiSession?: ApiSessionFact;
+  template?: boolean;
   phase: string;
   reason?: string;
   actions: string[];
 }
 
 const found = (w: Work): SessionFacts['work'] => ({ kind: 'found', work: w });
+
+/**
+ * A Pod whose main container exited `exitCode` at `finishedSec` and whose sidecar then exited
+ * `sidecar` (how it says the lease ended: `SIDECAR_EXIT_*`), or still shows running.
+ */
+const endedBySidecar = (exitCode: number, finishedSec: number, sidecar: number | 'running'): PodStatus => ({
+  ...exited(exitCode, finishedSec, exitCode === 0 ? 'Succeeded' : 'Failed'),
+  initContainerStatuses: [
+    sidecar === 'running'
+      ? { name: SIDECAR_NAME, started: true, ready: false, state: { running: { startedAt: iso(1) } } }
+      : { name: SIDECAR_NAME, started: false, ready: false, state: { terminated: { exitCode: sidecar, finishedAt: iso(finishedSec + 0.5) } } },
+  ],
+});
+/** The item stopped at 4 s with no request time (a forced stop: the runner's final one through its sidecar, or the API's). */
+const forceStopped = found(work('stopped', { stopped_at: iso(4) }));
+/** What the pass that saw the item stopped while the main container still ran recorded. */
+const seenStoppedWhileRunning: AgentSessionStatus = { ...acked, phase: 'Stopping', reason: 'Stopping', stopRequestedAt: iso(4), podName: POD };
 
 const cases: Case[] = [
   // launch
@@ -61,6 +85,18 @@ const cases: Case[] = [
   { rule: 'a Pod that outlives the stop by grace plus margin is deleted, even when its sidecar never said so', work: found(work('stopped', { stopped_at: iso(5) })), pod: running(), now: 5 + 10 + 45, phase: 'Stopping', reason: 'StopEnforced', actions: ['deletePod'] },
   { rule: 'an item stopped before the session container ran deletes its Pod', work: found(work('stopped', { stopped_at: iso(5) })), pod: pending(), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: ['deletePod'] },
   { rule: 'the first failure reason wins after the item stopped', work: found(work('stopped', { stopped_at: iso(5) })), status: { ...acked, phase: 'Failed', reason: 'ImagePullFailed', message: 'x' }, now: 6, phase: 'Failed', reason: 'ImagePullFailed', actions: [] },
+  // who stopped an item with no request time: the sidecar's exit code, once it has ended (both orders of observation)
+  { rule: 'a session that ended itself, its item seen stopped before the runner exited, ends Succeeded Completed: its sidecar exits 0', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, 0), now: 6, phase: 'Succeeded', reason: 'Completed', actions: [] },
+  { rule: 'a session that ended itself, its item first seen stopped after the Pod ended, ends Succeeded Completed', work: forceStopped, pod: endedBySidecar(0, 4.5, 0), now: 6, phase: 'Succeeded', reason: 'Completed', actions: [] },
+  { rule: 'a session that ended itself with a failing runner ends Failed ContainerFailed, never Stopped', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(1, 4.5, 0), now: 6, phase: 'Failed', reason: 'ContainerFailed', actions: [] },
+  { rule: 'a forced remote stop seen before the runner exited ends Succeeded Stopped: its sidecar exits SIDECAR_EXIT_STOPPED_BY_API', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, SIDECAR_EXIT_STOPPED_BY_API), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a forced remote stop first seen after the Pod ended ends Succeeded Stopped: the sidecar\'s exit code says the API stopped it first', work: forceStopped, pod: endedBySidecar(0, 4.5, SIDECAR_EXIT_STOPPED_BY_API), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a requested stop before the exit ends Succeeded Stopped whatever the sidecar\'s exit code', work: found(work('stopped', { stop_requested_at: iso(3), stopped_at: iso(4) })), pod: endedBySidecar(0, 4.5, 0), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a Pod that finished before its sidecar\'s exit code is reported waits for it', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, 'running'), now: 6, phase: 'Stopping', reason: 'Stopping', actions: [] },
+  { rule: 'a sidecar exit code not reported SIDECAR_WORD_MS after the exit is not waited for: the stop seen while the runner ran counts, as before', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, 'running'), now: 14.5, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a sidecar killed (an exit code outside the contract) says nothing: the stop seen while the runner ran counts, as before', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, 137), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a sidecar that lost the lease says nothing about who stopped the item: the stop seen while the runner ran counts', work: forceStopped, status: seenStoppedWhileRunning, pod: endedBySidecar(0, 4.5, SIDECAR_EXIT_LEASE_LOST), now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'an item stopped whose Pod is gone ends Succeeded Stopped: no sidecar is left to ask', work: forceStopped, status: seenStoppedWhileRunning, now: 6, phase: 'Succeeded', reason: 'Stopped', actions: [] },
   // the enforced stop (rule 6): the sidecar's readiness says "end now"; no signal crosses containers
   { rule: 'a sidecar not ready while the main container runs gives it stopGracePeriodSeconds, with no status change', work: found(work('active', { started_at: iso(2) })), pod: sidecarNotReady(5), status: { ...acked, phase: 'Running', reason: 'LeaseClaimed' }, now: 14.9, phase: 'Running', reason: 'LeaseClaimed', actions: [] },
   { rule: 'a main container still running stopGracePeriodSeconds after its sidecar turned not ready gets its Pod deleted', work: found(work('active', { started_at: iso(2) })), pod: sidecarNotReady(5), now: 15, phase: 'Stopping', reason: 'StopEnforced', actions: ['deletePod'] },
@@ -86,6 +122,19 @@ const cases: Case[] = [
   { rule: 'a work item gone from the API ends the session and deletes its Pod', work: { kind: 'gone' }, pod: running(), now: 6, phase: 'Failed', reason: 'WorkGone', actions: ['deletePod'] },
   { rule: 'an item back in the queue is no longer ours', work: found(work('queued')), pod: pending(), now: 6, phase: 'Claimed', reason: 'AcknowledgementLapsed', actions: ['markNotAcknowledged'] },
   { rule: 'an unreadable work item changes nothing', work: { kind: 'unknown', message: 'no credential' }, pod: running(), now: 6, phase: 'Starting', actions: [] },
+  // the workspace (workspace.ts) and the idle timeout
+  { rule: 'a launch waiting for the session\'s earlier Pod is Starting WaitingForWorkspace', work: found(work('starting')), launchWaiting: 'earlier Pod x', now: 5, phase: 'Starting', reason: 'WaitingForWorkspace', actions: ['createPod'] },
+  { rule: 'a workspace claim still Pending at the deadline force-stops the item: WorkspaceUnavailable, the Pod deleted', work: found(work('starting')), pod: pending(), workspace: 'Pending', now: 60, phase: 'Failed', reason: 'WorkspaceUnavailable', actions: ['stopWork:force:WorkspaceUnavailable', 'deletePod'] },
+  { rule: 'a workspace claim still Pending before the deadline waits like any start', work: found(work('starting')), pod: pending(), workspace: 'Pending', now: 30, phase: 'Starting', reason: 'PodStarting', actions: [] },
+  { rule: 'a bound workspace with the lease unclaimed at the deadline is a StartTimeout, not the workspace\'s fault', work: found(work('starting')), pod: pending(), workspace: 'Bound', now: 60, phase: 'Failed', reason: 'StartTimeout', actions: ['stopWork:force:StartTimeout', 'deletePod'] },
+  { rule: 'a runner that exited 0 with no stop requested while its session is idle in the API ends Succeeded Idle', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', workspace: 'Bound', now: 8, phase: 'Succeeded', reason: 'Idle', actions: [] },
+  { rule: 'a runner whose own force-stop was seen before its exit is Idle all the same: its sidecar exits 0 (the session ended it)', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Stopping', stopRequestedAt: iso(5.5) }, pod: endedBySidecar(0, 6, 0), apiSession: 'idle', now: 8, phase: 'Succeeded', reason: 'Idle', actions: [] },
+  { rule: 'a forced remote stop of a session idle in the API is Stopped, not Idle: its sidecar exits SIDECAR_EXIT_STOPPED_BY_API', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Stopping', stopRequestedAt: iso(5.5) }, pod: endedBySidecar(0, 6, SIDECAR_EXIT_STOPPED_BY_API), apiSession: 'idle', now: 8, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a session template\'s runner that exits 0 while its session is idle ends Completed: its idle timeout cannot be told from another clean exit', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', template: true, now: 8, phase: 'Succeeded', reason: 'Completed', actions: [] },
+  { rule: 'a remote stop of a session idle in the API is Stopped, not Idle', work: found(work('stopped', { stop_requested_at: iso(5), stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'idle', workspace: 'Bound', now: 8, phase: 'Succeeded', reason: 'Stopped', actions: [] },
+  { rule: 'a runner that ended because its session terminated ends Succeeded Completed, not Idle', work: found(work('stopped', { stopped_at: iso(5.5) })), pod: exited(0, 6), apiSession: 'terminated', now: 8, phase: 'Succeeded', reason: 'Completed', actions: [] },
+  { rule: 'a runner that failed while its session is idle is a failure, not Idle', work: found(work('stopped', { stopped_at: iso(6.5) })), pod: exited(2, 6, 'Failed'), apiSession: 'idle', now: 8, phase: 'Failed', reason: 'ContainerFailed', actions: [] },
+  { rule: 'an Idle ending stays Idle once the Pod is gone (the API session is not read again)', work: found(work('stopped', { stopped_at: iso(5.5) })), status: { ...acked, phase: 'Succeeded', reason: 'Idle', message: 'idle' }, now: 400, phase: 'Succeeded', reason: 'Idle', actions: [] },
   // ObserveOnly
   { rule: 'ObserveOnly records a failure without stopping the item', work: found(work('starting')), pod: pullFailure(), now: 5, observeOnly: true, phase: 'Failed', reason: 'ImagePullFailed', actions: ['deletePod'] },
 ];
@@ -102,10 +151,13 @@ function facts(c: Case): SessionFacts {
           : record;
   return {
     session: seen.session,
-    settings: { ...settings, observeOnly: c.observeOnly ?? false, stopGracePeriodSeconds: c.grace ?? settings.stopGracePeriodSeconds },
+    settings: { ...settings, observeOnly: c.observeOnly ?? false, stopGracePeriodSeconds: c.grace ?? settings.stopGracePeriodSeconds, defaultRunner: !c.template },
     work: c.work,
     pod: seen.podView,
     launchRefused: c.launchRefused,
+    launchWaiting: c.launchWaiting,
+    workspace: c.workspace ? { claimName: 'claim', phase: c.workspace, deleting: false } : undefined,
+    apiSession: c.apiSession,
     now: at(c.now ?? 1),
   };
 }
@@ -143,9 +195,31 @@ describe('decideSession', () => {
     expect(d.status).toMatchObject({ podName: POD, startedAt: iso(2), finishedAt: iso(7), stopRequestedAt: iso(5), workState: 'stopped' });
   });
 
+  it('records no stop request for a session that ended itself, in either order of observation', () => {
+    const whileRunning = decideSession(facts({ rule: '', work: forceStopped, pod: running(), now: 4.2, phase: '', actions: [] }));
+    expect(whileRunning.status).toMatchObject({ phase: 'Stopping', stopRequestedAt: iso(4) });
+    const afterward = { rule: '', work: forceStopped, pod: endedBySidecar(0, 4.5, 0), now: 6, phase: '', actions: [] };
+    const seenBefore = decideSession({ ...facts(afterward), session: agentSession().withStatus(whileRunning.status).session });
+    const seenAfter = decideSession(facts(afterward));
+    for (const d of [seenBefore, seenAfter]) {
+      expect(d.status).toMatchObject({ phase: 'Succeeded', reason: 'Completed', finishedAt: iso(4) });
+      expect(d.status.stopRequestedAt).toBeUndefined();
+    }
+  });
+
   it('raises a Warning event when it enforces a stop', () => {
     const d = decideSession(facts(cases.find((c) => c.reason === 'StopEnforced' && c.actions.includes('deletePod'))!));
     expect(d.event).toMatchObject({ type: 'Warning', reason: 'StopEnforced', message: expect.stringMatching(/stopGracePeriodSeconds \(10s\)/) });
+  });
+
+  it('shows the workspace claim and its phase on the status', () => {
+    const d = decideSession(facts({ rule: '', work: found(work('active', { started_at: iso(2) })), pod: running(), workspace: 'Bound', now: 5, phase: '', actions: [] }));
+    expect(d.status.workspace).toEqual({ claimName: 'claim', phase: 'Bound' });
+  });
+
+  it('raises a Warning event when the workspace is unavailable', () => {
+    const d = decideSession(facts(cases.find((c) => c.reason === 'WorkspaceUnavailable')!));
+    expect(d.event).toMatchObject({ type: 'Warning', reason: 'WorkspaceUnavailable', message: expect.stringMatching(/claim is Pending, not Bound/) });
   });
 
   it('raises a Warning event for a failure reason', () => {

@@ -17,7 +17,9 @@
  *    force-stops as well once the Pod is gone (409 = already stopped) — unless the sidecar ended
  *    saying it lost the lease: then nothing stops the item, and rule 2 lets it go once it lapses.
  * 5. `stopping` / `stopped` → Stopping until the Pod has ended (deleted after the grace period
- *    plus {@link STOP_MARGIN_MS}), then Succeeded or Failed.
+ *    plus {@link STOP_MARGIN_MS}), then Succeeded or Failed (`ending.ts`: an item stopped with no
+ *    request time is judged by its sidecar's exit code — the session's own stop is Completed, the
+ *    API's is Stopped — never by the order the stop and the exit were seen in).
  * 6. The enforced stop, in rules 4 and 5: the sidecar reports not ready (a stop is due, the lease
  *    was lost or not extended) and the main container has not ended `stopGracePeriodSeconds`
  *    later → the Pod is deleted (`StopEnforced`). The kubelet does SIGTERM, grace, SIGKILL, the
@@ -33,25 +35,16 @@
  * an API write, and not launching would strand the item.
  */
 import type { Work } from '../../api/wire.ts';
-import type { AgentSessionStatus, SessionPhase } from '../../crd/agent-session.ts';
+import type { AgentSessionStatus } from '../../crd/agent-session.ts';
 import type { AgentSession } from '../../crd/resources.ts';
 import { isAcknowledged } from '../record/status.ts';
 import type { PodView } from '../objects/pod-view.ts';
+import type { Workspace } from '../../crd/agent-environment.ts';
+import type { ApiSessionFact, WorkspaceSeen } from './workspace.ts';
+import { idleEnding, keptIdle } from './idle.ts';
+import { awaitsSidecarWord, deletedFirst, ended as endedVerdict, exitText, FAILURE_REASONS, keptFailure, ms, type FailureReason, type Verdict } from './ending.ts';
 
-/** Reasons the operator gives a work item it force-stopped; a session ending with one is Failed. */
-export const FAILURE_REASONS = [
-  'PodCreateRefused',
-  'InvalidTemplate',
-  'TemplateRefused',
-  'ImagePullFailed',
-  'Unschedulable',
-  'StartTimeout',
-  'CrashedBeforeClaim',
-  'PodDeleted',
-  'Evicted',
-  'WorkGone',
-] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
+export { FAILURE_REASONS, type FailureReason } from './ending.ts';
 
 /** After a stop, how much longer than `stopGracePeriodSeconds` the Pod gets to end by itself (one heartbeat interval and the sidecar's own stop call). */
 export const STOP_MARGIN_MS = 45_000;
@@ -74,6 +67,10 @@ export interface SessionSettings {
   readonly sessionTTLSecondsAfterFinished: number;
   /** Nothing is written to the API (ObserveOnly, or the environment is gone). */
   readonly observeOnly: boolean;
+  /** The environment's `workspace`, if it has one. */
+  readonly workspace?: Workspace | undefined;
+  /** The environment runs the default runner (no `sessionTemplate`): its clean exits are its idle timeout or the session's end. */
+  readonly defaultRunner?: boolean;
 }
 
 /** What one pass observed. */
@@ -86,6 +83,12 @@ export interface SessionFacts {
   readonly pod: PodView | undefined;
   /** Why the Pod cannot be built or created, when that was tried and refused. */
   readonly launchRefused?: { readonly reason: 'InvalidTemplate' | 'TemplateRefused' | 'PodCreateRefused'; readonly message: string } | undefined;
+  /** Why the launch waits before creating the Pod (controller/workspace.ts, rule 2). */
+  readonly launchWaiting?: string | undefined;
+  /** The session's workspace claim, when the environment has a workspace. */
+  readonly workspace?: WorkspaceSeen | undefined;
+  /** The session in the API, read once its Pod's main container has ended (an `idle` session makes the end `Idle`). */
+  readonly apiSession?: ApiSessionFact | undefined;
   readonly now: Date;
 }
 
@@ -107,21 +110,6 @@ export interface SessionDecision {
   readonly becameRunning?: boolean;
 }
 
-interface Verdict {
-  phase: SessionPhase;
-  reason: string;
-  message: string;
-  actions: SessionAction[];
-  requeueAfterMs?: number | undefined;
-  finished?: boolean;
-  stopRequested?: boolean;
-}
-
-const ms = (t: string | null | undefined): number | undefined => {
-  const v = t ? Date.parse(t) : NaN;
-  return Number.isNaN(v) ? undefined : v;
-};
-
 export function decideSession(f: SessionFacts): SessionDecision {
   const prev = f.session.status ?? {};
   if (!isAcknowledged(f.session)) {
@@ -131,7 +119,7 @@ export function decideSession(f: SessionFacts): SessionDecision {
   if (f.work.kind === 'unknown') {
     return { status: prev, actions: [], requeueAfterMs: 30_000 };
   }
-  const v = f.work.kind === 'gone' ? goneVerdict(f) : verdict(f, f.work.work);
+  const v = keptIdle(f.session, f.work.kind === 'gone' ? goneVerdict(f) : verdict(f, f.work.work));
   const actions = f.settings.observeOnly ? v.actions.filter((a) => a.kind !== 'stopWork') : v.actions;
   const status = nextStatus(f, v);
   const transition = status.phase !== prev.phase || status.reason !== prev.reason;
@@ -219,6 +207,11 @@ function startingVerdict(f: SessionFacts): Verdict {
   const { startDeadlineSeconds } = f.settings;
   const deadline = (ms(f.session.spec.claimedAt) ?? now) + startDeadlineSeconds * 1000;
   if (f.launchRefused) return fail(f, f.launchRefused.reason, f.launchRefused.message, false);
+  // Rule 3 for the workspace: a claim not bound by the deadline (no provisioner, no capacity).
+  if (now >= deadline && f.workspace && f.workspace.phase !== 'Bound') {
+    return fail(f, 'WorkspaceUnavailable', `workspace claim ${f.workspace.claimName} is ${f.workspace.phase}, not Bound, after startDeadlineSeconds (${startDeadlineSeconds}s)`, true);
+  }
+  if (!pod && f.launchWaiting) return { phase: 'Starting', reason: 'WaitingForWorkspace', message: f.launchWaiting, actions: [], requeueAfterMs: 2_000 };
   if (!pod) return { phase: 'Starting', reason: 'CreatingPod', message: 'creating the session Pod', actions: [], requeueAfterMs: Math.max(1_000, deadline - now) };
   if (pod.imagePullFailure) return fail(f, 'ImagePullFailed', `image pull failed: ${pod.imagePullFailure}`, true);
   if (pod.finished || pod.mainExit) return fail(f, 'CrashedBeforeClaim', `the session Pod ended before its sidecar claimed the lease${exitText(pod)}`, false);
@@ -331,6 +324,7 @@ function stoppingVerdict(f: SessionFacts, work: Work): Verdict {
     // `stopping` with the Pod ended: confirm the stop (the sidecar normally has).
     const confirm: SessionAction[] = work.state === 'stopping' ? [{ kind: 'stopWork', force: true, reason: 'StopConfirmed' }] : [];
     if (kept) return { ...kept, phase: 'Failed', actions: confirm, finished: true };
+    if (pod && awaitsSidecarWord(f, work, pod)) return { phase: 'Stopping', reason: 'Stopping', message: `work item ${work.id} is ${work.state}; waiting for the sidecar of ${pod.name} to say how the session ended`, actions: [], requeueAfterMs: 2_000 };
     if (pod) return { ...ended(f, work, pod), actions: confirm };
     return { phase: 'Succeeded', reason: 'Stopped', message: `work item ${work.id} stopped`, actions: confirm, finished: true };
   }
@@ -351,38 +345,9 @@ function stoppingVerdict(f: SessionFacts, work: Work): Verdict {
   return { ...(kept ?? waiting), phase: 'Stopping', actions: [], requeueAfterMs: Math.max(1_000, Math.min(giveUp - now, 10_000)), stopRequested: !pod.mainExit };
 }
 
-/** How a session whose Pod ended is recorded: a stop requested before the end is a normal end. */
+/** How a session whose Pod ended is recorded (ending.ts); the default runner's idle timeout is `Idle` (idle.ts). */
 function ended(f: SessionFacts, work: Work, pod: PodView): Verdict {
-  const exit = pod.mainExit;
-  const stopAt = ms(work.stop_requested_at) ?? ms(f.session.status?.stopRequestedAt);
-  // Container times have one-second resolution: a stop within the second of the exit counts as before it.
-  const stoppedFirst = stopAt !== undefined && (!exit?.finishedAt || stopAt < (ms(exit.finishedAt) ?? 0) + 1_000);
-  if (pod.evicted) return { phase: 'Failed', reason: 'Evicted', message: `session Pod ${pod.name} was evicted`, actions: [], finished: true };
-  if (stoppedFirst) return { phase: 'Succeeded', reason: 'Stopped', message: `work item ${work.id} was stopped${exitText(pod)}`, actions: [], finished: true };
-  if (exit && exit.exitCode === 0) return { phase: 'Succeeded', reason: 'Completed', message: 'session container exited with code 0', actions: [], finished: true };
-  return { phase: 'Failed', reason: 'ContainerFailed', message: `session container failed${exitText(pod)}`, actions: [], finished: true };
-}
-
-const exitText = (pod: PodView): string => (pod.mainExit ? ` (exit code ${pod.mainExit.exitCode}${pod.mainExit.reason ? `, ${pod.mainExit.reason}` : ''})` : '');
-
-/**
- * A Pod whose deletion was requested before the item's stop: the deletion ended the session (its
- * sidecar force-stopped the item when the kubelet stopped it), even when this is the first pass to
- * see it. A stop *requested* before the deletion is the cause, even when the item stopped after.
- */
-function deletedFirst(work: Work, pod: PodView | undefined): { reason: string; message: string } | undefined {
-  const stoppedAt = ms(work.stop_requested_at) ?? ms(work.stopped_at);
-  if (!pod?.deleting || pod.deletionRequestedAt === undefined || stoppedAt === undefined || pod.deletionRequestedAt > stoppedAt) return undefined;
-  return { reason: pod.evicted ? 'Evicted' : 'PodDeleted', message: `session Pod ${pod.name} was deleted while the work item was running` };
-}
-
-/** The failure reason recorded earlier for the current work item, if any (first reason wins). */
-function keptFailure(s: AgentSession): { reason: string; message: string } | undefined {
-  const st = s.status;
-  if (!st?.reason || st.workId !== s.spec.workId) return undefined;
-  if (!(FAILURE_REASONS as readonly string[]).includes(st.reason)) return undefined;
-  if (st.phase !== 'Failed' && st.reason !== 'PodDeleted') return undefined;
-  return { reason: st.reason, message: st.message ?? '' };
+  return idleEnding(f, work, endedVerdict(f, work, pod));
 }
 
 /**
@@ -396,6 +361,7 @@ function nextStatus(f: SessionFacts, v: Verdict): AgentSessionStatus {
   const next: AgentSessionStatus = { ...prev, phase: v.phase, reason: v.reason, message: v.message.slice(0, 4096) };
   if (work) next.workState = work.state;
   if (f.pod) next.podName = f.pod.name;
+  if (f.workspace) next.workspace = { claimName: f.workspace.claimName, phase: f.workspace.phase };
   const phaseChanged = prev.phase !== v.phase;
   if (work?.started_at) {
     next.lease = {
@@ -407,6 +373,8 @@ function nextStatus(f: SessionFacts, v: Verdict): AgentSessionStatus {
   }
   const stopAt = work?.stop_requested_at ?? (v.stopRequested ? (work?.stopped_at ?? undefined) : undefined);
   if (stopAt && !prev.stopRequestedAt) next.stopRequestedAt = stopAt;
+  // The session's own final stop, seen before its runner exited, was never a stop request.
+  if (v.endedItself && !work?.stop_requested_at) delete next.stopRequestedAt;
   if (f.pod?.mainStartedAt && !prev.startedAt) next.startedAt = f.pod.mainStartedAt;
   if (v.finished && !prev.finishedAt) next.finishedAt = work?.stopped_at ?? f.now.toISOString();
   if (!v.finished) delete next.finishedAt;

@@ -23,10 +23,12 @@ export interface SessionRecorder {
   stopped(reason: string): void;
   /** Lease outcomes as the operator observes them (claimed, lost). */
   heartbeats(outcome: string, n: number): void;
+  /** Workspace claims the operator made, by phase (Pending, Bound, Lost, Retained), from the sweep. */
+  workspaces?(byPhase: Readonly<Record<string, number>>): void;
 }
 
-/** The work-item calls the reconciler makes. */
-export type WorkApi = Pick<EnvironmentsClient, 'getWork' | 'stopWork'>;
+/** The work-item calls the reconciler makes; without `getSession` the session's API status is unknown (no `Idle`, retention by time only). */
+export type WorkApi = Pick<EnvironmentsClient, 'getWork' | 'stopWork'> & Partial<Pick<EnvironmentsClient, 'getSession'>>;
 
 export interface SessionReconcilerDeps {
   readonly rest: KubeRest;
@@ -37,6 +39,8 @@ export interface SessionReconcilerDeps {
    * (the operator wires the dispatch credential: dispatch/credentials.ts `workItemCredential`).
    */
   readonly workCredential: (env: AgentEnvironment) => Promise<Credential | string>;
+  /** The organization key for `GET /v1/sessions/{id}` (retention, the `Idle` ending). Default: {@link workCredential}. */
+  readonly sessionCredential?: (env: AgentEnvironment) => Promise<Credential | string>;
   readonly sidecar: SidecarSettings;
   /** The default runner's image (environments without a sessionTemplate). Default: objects/pod.ts `DEFAULT_RUNNER`. */
   readonly runner?: RunnerSettings;

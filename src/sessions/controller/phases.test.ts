@@ -25,6 +25,7 @@ function world(o: { work?: Work } = {}) {
     apiClient: () => ({
       getWork: async () => (calls.push('getWork'), o.work ?? item('active')),
       stopWork: async () => (calls.push('stopWork'), o.work ?? item('stopped')),
+      getSession: async () => (calls.push('getSession'), { id: 'sesn_1', status: 'running' }),
     }),
     workCredential: async () => ({ kind: 'bearer', value: 'env-key' }),
     sidecar: { image: 'agentenv:test', imagePullPolicy: 'IfNotPresent' },

@@ -18,7 +18,8 @@ import { needsPod, type SessionDecision, type SessionFacts } from './decide.ts';
 import type { ReconcilerDeps } from './deps.ts';
 import { decideFinalize, ttlRemainingMs } from './finalize.ts';
 import type { SessionScope } from './scope.ts';
-import { NOT_ACKNOWLEDGED, readWork, stopWork, type WorkFact } from './work-item.ts';
+import { NOT_ACKNOWLEDGED, readApiSession, readWork, stopWork, type WorkFact } from './work-item.ts';
+import { createClaim, launchGate, observeWorkspace, releaseWorkspace, retention, type ApiSessionFact } from './workspace.ts';
 
 /** The current work item's Pod as this pass sees it: the object (for deleting it) and its reading. */
 export interface PodSeen {
@@ -40,15 +41,32 @@ export async function finalize(deps: ReconcilerDeps, scope: SessionScope): Promi
   for (const a of d.actions) {
     if (a.kind === 'stopWork') await stopWork(deps, scope.env, session, a, log);
     if (a.kind === 'deletePods') await deleteSessionObjects(deps, session, pods, pods.filter((p) => !p.metadata?.deletionTimestamp));
-    if (a.kind === 'removeFinalizer') await deleteSessionObjects(deps, session, [], []);
+    if (a.kind === 'removeFinalizer') {
+      await deleteSessionObjects(deps, session, [], []);
+      await releaseWorkspace(deps, session);
+    }
   }
   return d.requeueAfterMs === undefined ? { done: true } : { done: false, retry: requeueAfter(d.requeueAfterMs) };
 }
 
-/** Expire: a finished record past `sessionTTLSecondsAfterFinished` is deleted. */
+/**
+ * Expire: a finished record past `sessionTTLSecondsAfterFinished` is deleted. With a workspace the
+ * record is the workspace's owner and is kept by the retention rule instead (workspace.ts, rule 4);
+ * past the TTL only its finished Pods and Secrets go.
+ */
 export async function expire(deps: ReconcilerDeps, scope: SessionScope): Promise<Outcome | undefined> {
   const ttl = ttlRemainingMs(scope.session, scope.settings.sessionTTLSecondsAfterFinished, scope.now);
-  if (ttl === undefined || ttl > 0) return undefined;
+  const workspace = scope.settings.workspace;
+  if (workspace) {
+    if (ttl === undefined) return undefined;
+    if (ttl <= 0 && scope.pods.length) await deleteSessionObjects(deps, scope.session, scope.pods, scope.pods.filter((p) => !p.metadata?.deletionTimestamp));
+    const apiSession = await readApiSession(deps, scope);
+    const r = retention({ session: scope.session, workspace, apiSession, now: scope.now });
+    if (!r.expire) return r.recheckMs === undefined ? undefined : requeueAfter(ttl > 0 ? Math.min(ttl + 100, r.recheckMs) : r.recheckMs);
+    scope.log.info({ reason: r.reason }, 'session workspace retention ended');
+  } else if (ttl === undefined || ttl > 0) {
+    return undefined;
+  }
   const { metadata } = scope.session;
   try {
     // Guarded by the resourceVersion read: a session that just came back with new work is kept.
@@ -58,6 +76,19 @@ export async function expire(deps: ReconcilerDeps, scope: SessionScope): Promise
     if (!isNotFound(err) && !isConflict(err)) throw err;
   }
   return requeueAfter(0);
+}
+
+/**
+ * The session in the API, once the current item's main container has ended and the record is
+ * not finished yet: an `idle` session means the runner ended on its idle timeout (decide.ts, `Idle`).
+ */
+export async function observeApiSession(deps: ReconcilerDeps, scope: SessionScope, seen: PodSeen): Promise<ApiSessionFact | undefined> {
+  const view = seen.view;
+  if (!view || !(view.finished || view.mainExit)) return undefined;
+  // Needed for the default runner's Idle, and for a workspace's retention (a session terminated as its item ended).
+  if (!scope.settings.defaultRunner && !scope.settings.workspace) return undefined;
+  if (FINISHED_PHASES.includes(scope.session.status?.phase ?? 'Pending') && scope.session.status?.workId === scope.session.spec.workId) return undefined;
+  return readApiSession(deps, scope);
 }
 
 /**
@@ -72,11 +103,23 @@ export async function observeWork(deps: ReconcilerDeps, scope: SessionScope): Pr
   return readWork(deps, scope.env, scope.session, scope.signal);
 }
 
-/** Launch: the only place a Pod is created — when the item is `starting` and no Pod is seen ({@link needsPod}). */
+/**
+ * Launch: the only place a Pod is created — when the item is `starting` and no Pod is seen
+ * ({@link needsPod}). With a workspace, its claim is created first, and the Pod waits while an
+ * earlier Pod of the session still exists (workspace.ts, rules 1–2).
+ */
 export async function launch(deps: ReconcilerDeps, scope: SessionScope, work: WorkFact): Promise<Launch | undefined> {
   const cached = cachedPod(scope);
   if (!needsPod({ session: scope.session, work, pod: cached ? viewPod(cached) : undefined })) return undefined;
   if (!scope.env) return { refused: { reason: 'InvalidTemplate', message: `AgentEnvironment ${scope.session.spec.environmentRef.name} not found` } };
+  const workspace = scope.settings.workspace;
+  if (workspace) {
+    const seen = await observeWorkspace(deps, scope.session, workspace);
+    const earlierPods = scope.pods.filter((p) => p.metadata?.name !== scope.podName).map((p) => p.metadata?.name ?? '');
+    const gate = launchGate({ seen, earlierPods });
+    if (gate.kind === 'wait') return { waiting: gate.message };
+    if (gate.kind === 'createClaim') await createClaim(deps, scope.session, workspace);
+  }
   return createPod(deps, scope.env, scope.session, scope.log);
 }
 
@@ -98,7 +141,7 @@ export async function observePod(deps: ReconcilerDeps, scope: SessionScope, work
 
 /** What the decision is made on. */
 export function sessionFacts(scope: SessionScope, work: WorkFact, seen: PodSeen, launched: Launch | undefined): SessionFacts {
-  return { session: scope.session, settings: scope.settings, work, pod: seen.view, launchRefused: launched?.refused, now: scope.now };
+  return { session: scope.session, settings: scope.settings, work, pod: seen.view, launchRefused: launched?.refused, launchWaiting: launched?.waiting, now: scope.now };
 }
 
 /**

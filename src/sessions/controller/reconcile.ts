@@ -11,19 +11,24 @@
  * 4. expire          — a finished record past `sessionTTLSecondsAfterFinished` is deleted.
  * 5. observe work    — the work item from the API; a held ack reply stands in for the read when no
  *                      Pod is seen yet (acknowledgements.ts: the acknowledgement is written with the Pod).
- * 6. launch          — the only place a Pod is created: the item is `starting` and no Pod is seen.
- * 7. observe Pod     — the current item's Pod: the cache, the one just created, else a read.
+ * 6. launch          — the only place a Pod is created: the item is `starting` and no Pod is seen;
+ *                      with a workspace, its claim first, and only once no earlier Pod of the
+ *                      session is left (workspace.ts).
+ * 7. observe Pod     — the current item's Pod: the cache, the one just created, else a read; the
+ *                      workspace claim; the session in the API once the main container ended.
  * 8. decide          — pure, once per pass: status, actions, event (decide.ts).
  * 9. apply decision  — the actions, then the status, written only when it changed.
  * 10. tidy           — Pods of earlier work items of the session are deleted.
  */
+import { FINISHED_PHASES } from '../../crd/agent-session.ts';
 import { SESSION_FINALIZER } from '../../crd/meta.ts';
 import { AGENT_SESSIONS } from '../../crd/resources.ts';
 import { finalizer } from '../../k8s/finalizer.ts';
 import { FORGET, requeueAfter, type Outcome, type ReconcileContext } from '../../runtime/controller.ts';
 import { decideSession } from './decide.ts';
 import { reconcilerDeps, type ReconcilerDeps, type SessionReconcilerDeps } from './deps.ts';
-import { applyDecision, expire, finalize, launch, observePod, observeWork, sessionFacts, tidy } from './phases.ts';
+import { applyDecision, expire, finalize, launch, observeApiSession, observePod, observeWork, sessionFacts, tidy } from './phases.ts';
+import { observeWorkspace } from './workspace.ts';
 import { gather, type SessionScope } from './scope.ts';
 
 export type { SessionReconcilerDeps, SessionRecorder } from './deps.ts';
@@ -49,9 +54,15 @@ async function reconcileLive(deps: ReconcilerDeps, scope: SessionScope): Promise
   const work = await observeWork(deps, scope);
   const launched = await launch(deps, scope, work);
   const pod = await observePod(deps, scope, work, launched);
-  const decision = decideSession(sessionFacts(scope, work, pod, launched));
+  const workspace = await observeWorkspace(deps, scope.session, scope.settings.workspace);
+  const apiSession = await observeApiSession(deps, scope, pod);
+  const decision = decideSession({ ...sessionFacts(scope, work, pod, launched), workspace, apiSession });
   const outcome = await applyDecision(deps, scope, decision, work, pod, launched);
   await tidy(deps, scope);
+  // A session seen terminated in the API as its item ended: its workspace's retention ends now, on
+  // the next pass (workspace.ts, rule 4), not at the next periodic look.
+  const ended = decision.status.phase !== undefined && FINISHED_PHASES.includes(decision.status.phase);
+  if (scope.settings.workspace && ended && (apiSession === 'terminated' || apiSession === 'gone')) return requeueAfter(0);
   return outcome;
 }
 

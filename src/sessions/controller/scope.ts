@@ -56,6 +56,8 @@ export function settingsOf(env: AgentEnvironment | undefined): SessionSettings {
     leaseTTLSeconds: sh.leaseTTLSeconds,
     sessionTTLSecondsAfterFinished: sh.sessionTTLSecondsAfterFinished,
     observeOnly: env === undefined || env.spec.managementPolicy === 'ObserveOnly',
+    workspace: env?.spec.selfHosted?.workspace,
+    defaultRunner: env !== undefined && !env.spec.selfHosted?.sessionTemplate,
   };
 }
 

@@ -8,6 +8,7 @@ import type { AgentEnvironment, AgentSession } from '../../crd/resources.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { SessionFacts } from './decide.ts';
 import type { ReconcilerDeps, WorkApi } from './deps.ts';
+import type { ApiSessionFact } from './workspace.ts';
 
 export type WorkFact = SessionFacts['work'];
 
@@ -31,6 +32,28 @@ export async function readWork(deps: ReconcilerDeps, env: AgentEnvironment | und
     // A refused key (401, 403) or another 4xx: the item cannot be read until something changes.
     if (classify(err) === 'fatal') return { kind: 'unknown', message: `the API refused to read work item ${session.spec.workId}: ${(err as Error).message}` };
     throw err;
+  }
+}
+
+/**
+ * The session in the API (rule 4 of workspace.ts, and the `Idle` ending): with the organization
+ * key (`deps.sessionCredential`), else the work-item credential. 404 = gone; a refused read, no
+ * credential or a transient failure is `unknown` (retention then waits for the next look, and an
+ * ending is not called `Idle`): this read never blocks a pass.
+ */
+export async function readApiSession(deps: ReconcilerDeps, scope: { env: AgentEnvironment | undefined; session: AgentSession; signal: AbortSignal; log: Logger }): Promise<ApiSessionFact> {
+  if (!scope.env) return 'unknown';
+  const credential = await (deps.sessionCredential ?? deps.workCredential)(scope.env);
+  if (typeof credential === 'string') return 'unknown';
+  try {
+    const api = deps.apiClient(credential);
+    if (!api.getSession) return 'unknown';
+    const s = await api.getSession(scope.session.spec.sessionId, { signal: scope.signal });
+    return s.status === 'terminated' ? 'terminated' : s.status === 'idle' ? 'idle' : 'live';
+  } catch (err) {
+    if (err instanceof NotFoundError) return 'gone';
+    scope.log.debug({ err }, 'could not read the session in the API');
+    return 'unknown';
   }
 }
 

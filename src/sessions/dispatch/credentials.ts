@@ -62,6 +62,17 @@ export async function workItemCredential(rest: KubeRest, env: AgentEnvironment, 
   return r.ok ? r.credentials.poll : r.message;
 }
 
+/**
+ * The organization API key of `env` (`spec.apiKeySecretRef`, else the operator's default), for
+ * the session reads of the session reconciler; without one, the work-item credential.
+ */
+export async function organizationCredential(rest: KubeRest, env: AgentEnvironment, defaultApiKey: (namespace: string) => Credential | undefined): Promise<Credential | string> {
+  const namespace = env.metadata?.namespace ?? '';
+  const ref = env.spec.apiKeySecretRef;
+  if (ref) return { kind: 'api-key', value: await readSecretKey(rest, namespace, ref) };
+  return defaultApiKey(namespace) ?? workItemCredential(rest, env, defaultApiKey);
+}
+
 const digest = (v: string): string => createHash('sha256').update(v).digest('hex').slice(0, 16);
 
 export interface CredentialSourceOptions {

@@ -13,11 +13,16 @@ export interface RunnerSettings {
   readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
 }
 
-/** The runner's working directory: the agent's files live here (an emptyDir, gone with the Pod). */
+/** The runner's working directory: the agent's files live here (the session's workspace claim, else an emptyDir gone with the Pod). */
 export const WORKSPACE_DIR = '/workspace';
 export const WORKSPACE_VOLUME = 'workspace';
 
-export function defaultSessionTemplate(runner: RunnerSettings): PodTemplate {
+/**
+ * The default runner's template. `idleTimeoutSeconds` (the environment's `spec.selfHosted.idleTimeoutSeconds`)
+ * is its `--idle-timeout` (the SDK's `maxIdleMs`): the runner ends once the session has been idle
+ * that long, and the next message starts a new Pod.
+ */
+export function defaultSessionTemplate(runner: RunnerSettings, idleTimeoutSeconds?: number): PodTemplate {
   return {
     spec: {
       containers: [
@@ -25,7 +30,7 @@ export function defaultSessionTemplate(runner: RunnerSettings): PodTemplate {
           name: 'session',
           image: runner.image,
           imagePullPolicy: runner.imagePullPolicy,
-          command: ['agentenv', 'runner'],
+          command: ['agentenv', 'runner', ...(idleTimeoutSeconds !== undefined ? ['--idle-timeout', `${idleTimeoutSeconds}s`] : [])],
           workingDir: WORKSPACE_DIR,
           volumeMounts: [{ name: WORKSPACE_VOLUME, mountPath: WORKSPACE_DIR }],
           // Modest: one agent's shell commands. Set a sessionTemplate for heavier work.

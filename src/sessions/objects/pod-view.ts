@@ -2,7 +2,7 @@
  * Reading a session Pod (pure): which container is the main one, whether it ran, how it ended,
  * and whether the Pod can still start. The decisions in `controller/decide.ts` are phrased in these terms.
  */
-import { SIDECAR_EXIT_LEASE_LOST } from '../../contract/sidecar.ts';
+import { SIDECAR_EXIT_LEASE_LOST, SIDECAR_EXIT_STOPPED_BY_API } from '../../contract/sidecar.ts';
 import type { ContainerStatus, Pod } from './pod-types.ts';
 import { MAIN_CONTAINER_NAME, SIDECAR_NAME } from './pod.ts';
 
@@ -42,7 +42,16 @@ export interface PodView {
    * belongs to the queue or another worker, and must not be stopped from here.
    */
   readonly sidecarLostLease: boolean;
+  /**
+   * How the sidecar said the lease ended, by its exit code (`SIDECAR_EXIT_*` in the contract):
+   * `session` (0: the session ended it), `api` (the API ordered the stop first), `lost`, `other`
+   * (killed or crashed: it says nothing); `running` while it has not ended; undefined when the Pod
+   * shows no sidecar at all.
+   */
+  readonly sidecarEnd: SidecarEnd | undefined;
 }
+
+export type SidecarEnd = 'running' | 'session' | 'api' | 'lost' | 'other';
 
 /** The template's main container: the one named `session`, else the first. */
 export function mainContainerName(pod: Pod): string {
@@ -71,8 +80,20 @@ export function viewPod(pod: Pod): PodView {
     scheduled: Boolean(pod.spec?.nodeName),
     unschedulable: scheduled?.status === 'False' && scheduled.reason === 'Unschedulable' ? (scheduled.message ?? 'no node fits the Pod') : undefined,
     stopDueSince: stopDueSince(pod, mainStatus),
-    sidecarLostLease: (status.initContainerStatuses ?? []).find((c) => c.name === SIDECAR_NAME)?.state?.terminated?.exitCode === SIDECAR_EXIT_LEASE_LOST,
+    sidecarLostLease: sidecarEnd(pod) === 'lost',
+    sidecarEnd: sidecarEnd(pod),
   };
+}
+
+/** The sidecar's exit code, read as the contract defines it (`SIDECAR_EXIT_*`). */
+function sidecarEnd(pod: Pod): SidecarEnd | undefined {
+  const sidecar = (pod.status?.initContainerStatuses ?? []).find((c) => c.name === SIDECAR_NAME);
+  if (!sidecar) return undefined;
+  const code = sidecar.state?.terminated?.exitCode;
+  if (code === undefined) return 'running';
+  if (code === 0) return 'session';
+  if (code === SIDECAR_EXIT_STOPPED_BY_API) return 'api';
+  return code === SIDECAR_EXIT_LEASE_LOST ? 'lost' : 'other';
 }
 
 /**

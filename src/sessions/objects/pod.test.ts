@@ -321,14 +321,36 @@ describe('desiredPod: templates it cannot use', () => {
   it('runs the default runner for an environment without a session template', () => {
     const env = agentEnvironment();
     delete env.spec.selfHosted!.sessionTemplate;
+    env.spec.selfHosted!.idleTimeoutSeconds = 5;
     const r = desiredPod({ ...inputs(), env, runner: { image: 'ghcr.io/agentenv-io/agentenv-runner:1.2.3', imagePullPolicy: 'Always' } });
     if (!r.ok) throw new Error(r.message);
     const main = mainOf(r.pod);
-    expect(main).toMatchObject({ name: 'session', image: 'ghcr.io/agentenv-io/agentenv-runner:1.2.3', imagePullPolicy: 'Always', command: ['agentenv', 'runner'], workingDir: '/workspace', volumeMounts: [{ name: 'workspace', mountPath: '/workspace' }] });
+    expect(main).toMatchObject({ name: 'session', image: 'ghcr.io/agentenv-io/agentenv-runner:1.2.3', imagePullPolicy: 'Always', command: ['agentenv', 'runner', '--idle-timeout', '5s'], workingDir: '/workspace', volumeMounts: [{ name: 'workspace', mountPath: '/workspace' }] });
     expect(main.resources?.limits?.['memory']).toBeDefined();
     expect(r.pod.spec.volumes!.find((v) => v.name === 'workspace')?.emptyDir).toBeDefined();
     // The default template meets Restricted: it is hardened like any other, never refused.
     expect(r.pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: DEFAULT_SESSION_UID });
+  });
+
+  it('mounts the session\'s workspace claim at /workspace in the main container only, in place of the default runner\'s emptyDir', () => {
+    const env = agentEnvironment();
+    delete env.spec.selfHosted!.sessionTemplate;
+    env.spec.selfHosted!.workspace = { volumeClaimTemplate: { spec: { accessModes: ['ReadWriteOnce'] } }, reclaimPolicy: 'Delete', retainSecondsAfterLastWork: 60 };
+    const r = desiredPod({ ...inputs(), env });
+    if (!r.ok) throw new Error(r.message);
+    const claimName = `${r.pod.metadata?.labels?.['agentenv.io/session']}-workspace`;
+    expect(r.pod.spec.volumes!.filter((v) => v.name === 'workspace')).toEqual([{ name: 'workspace', persistentVolumeClaim: { claimName } }]);
+    expect(mainOf(r.pod).volumeMounts).toEqual([{ name: 'workspace', mountPath: '/workspace' }]);
+    expect(r.pod.spec.initContainers![0]!.volumeMounts!.some((m) => m.name === 'workspace')).toBe(false);
+  });
+
+  it('mounts the workspace over a template\'s own /workspace mount', () => {
+    const env = agentEnvironment();
+    env.spec.selfHosted!.sessionTemplate = { spec: { containers: [{ name: 'session', image: 'local/shell', volumeMounts: [{ name: 'scratch', mountPath: '/workspace' }, { name: 'cache', mountPath: '/cache' }] }], volumes: [{ name: 'scratch', emptyDir: {} }, { name: 'cache', emptyDir: {} }] } };
+    env.spec.selfHosted!.workspace = { volumeClaimTemplate: { spec: {} }, reclaimPolicy: 'Retain', retainSecondsAfterLastWork: 60 };
+    const r = desiredPod({ ...inputs(), env });
+    if (!r.ok) throw new Error(r.message);
+    expect(mainOf(r.pod).volumeMounts).toEqual([{ name: 'cache', mountPath: '/cache' }, { name: 'workspace', mountPath: '/workspace' }]);
   });
 
   it('keeps the template\'s labels and annotations, with the operator\'s labels winning', () => {

@@ -42,6 +42,7 @@ import {
 import { defaultSessionTemplate, type RunnerSettings } from './default-template.ts';
 import { effectiveUid, hardenContainer, hardenPod, restrictedViolations, sidecarUid } from './pod-security.ts';
 import { ownedBySession } from './work-secret.ts';
+import { withWorkspace, workspaceClaimName } from './workspace.ts';
 import type { Container, EnvVar, Pod, PodSpec, PodTemplate, Volume } from './pod-types.ts';
 
 /** Name of the injected sidecar container. */
@@ -127,7 +128,7 @@ export function desiredPod(inputs: PodInputs): PodBuild {
   const { session, env } = inputs;
   const selfHosted = env.spec.selfHosted;
   if (!selfHosted) return refused('InvalidTemplate', 'the environment is not self-hosted');
-  const template = (selfHosted.sessionTemplate as PodTemplate | undefined) ?? defaultSessionTemplate(inputs.runner ?? DEFAULT_RUNNER);
+  const template = (selfHosted.sessionTemplate as PodTemplate | undefined) ?? defaultSessionTemplate(inputs.runner ?? DEFAULT_RUNNER, selfHosted.idleTimeoutSeconds);
   const tspec = template.spec ?? {};
   const containers = tspec.containers ?? [];
   if (!Array.isArray(containers) || containers.length === 0) return refused('InvalidTemplate', 'sessionTemplate.spec.containers is empty');
@@ -159,12 +160,15 @@ export function desiredPod(inputs: PodInputs): PodBuild {
   const main = containers[mainIndex]!;
   const sidecarUser = sidecarUid(tspec);
   if (sidecarUser === undefined) return refused('TemplateRefused', 'the template\'s containers run as both UIDs reserved for the sidecar (65533, 65531): the sidecar must run as a user of its own');
-  const mainWithEnv: Container = { ...main, env: [...(main.env ?? []).filter((e) => !isOwnedEnv(e.name)), ...contractEnv(inputs)] };
+  // The session's workspace claim replaces the `workspace` volume and is mounted at /workspace.
+  const workspace = selfHosted.workspace ? withWorkspace(tspec.volumes ?? [], main, workspaceClaimName(sessionObj)) : { volumes: tspec.volumes, main };
+  const mainWithEnv: Container = { ...workspace.main, env: [...(main.env ?? []).filter((e) => !isOwnedEnv(e.name)), ...contractEnv(inputs)] };
   // No shareProcessNamespace (a template's `true` included): with it, /proc/<sidecar pid>/root
   // would show the main container the sidecar's mounted credential.
   const { shareProcessNamespace: _shared, ...templateSpec } = tspec;
   let spec: PodSpec = {
     ...templateSpec,
+    ...(workspace.volumes ? { volumes: workspace.volumes } : {}),
     containers: containers.map((c, i) => (i === mainIndex ? mainWithEnv : c)),
     restartPolicy: 'Never',
     ...pullSecrets(tspec.imagePullSecrets, inputs.sidecar.imagePullSecrets),
