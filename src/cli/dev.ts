@@ -2,7 +2,9 @@
  * `agentenv dev` (`npm run dev`): the whole product on one machine, with a live view.
  *
  * 1. a local control plane (kube-apiserver + etcd + controller-manager built from Go modules) and the
- *    process kubelet — or, with `--kubeconfig`/`--current-context`, the cluster you point it at;
+ *    process kubelet — or, with `--runtime containerd`, a real kubelet on containerd and runc running
+ *    the project's images built from the Dockerfile (docs/runtime.md) — or, with
+ *    `--kubeconfig`/`--current-context`, the cluster you point it at;
  * 2. the Environments API emulator, in process;
  * 3. the operator, in process, as the chart's least-privilege ServiceAccount on the local cluster;
  * 4. the samples applied, demo sessions enqueued, a stop handled — see `src/dev/demo.ts`;
@@ -21,7 +23,7 @@ import { line, watchCluster, watchToolCalls, watchWork } from '../dev/view.ts';
 import { startEmulator } from '../emulator/index.ts';
 import { KubeRest, CORE } from '../k8s/rest.ts';
 import { isAlreadyExists } from '../k8s/errors.ts';
-import { isAlive, startLocalCluster } from '../localcluster/index.ts';
+import { defaultCacheDir, ensureProjectImages, isAlive, NODE_NETWORK, startLocalCluster } from '../localcluster/index.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { startOperator } from './operator.ts';
 
@@ -31,6 +33,17 @@ interface Flags {
   namespace: string;
   sessions: string;
   emulatorPort: string;
+  runtime: string;
+}
+
+/** The session images and where Pods reach the emulator and their sidecar, per kind of cluster. */
+interface SessionRuntime {
+  readonly sidecarImage: string;
+  readonly runnerImage: string;
+  /** Where the emulator listens: Pods with a network namespace of their own reach the node's address, not loopback. */
+  readonly emulatorHost: string;
+  /** The process kubelet's Pods share the machine's network (`pod-ip`); real Pods have their own loopback. */
+  readonly sessionProxyAddress: 'loopback' | 'pod-ip';
 }
 
 const REPO = resolve(import.meta.dirname, '..', '..');
@@ -42,6 +55,7 @@ export function command(): Command {
     .option('--namespace <ns>', 'namespace for the demo resources', 'agentenv-demo')
     .option('--sessions <n>', 'demo sessions to enqueue', '3')
     .option('--emulator-port <port>', 'port of the API emulator (0 = any free port)', '18080')
+    .option('--runtime <runtime>', 'local node: process (the process kubelet, fast) or containerd (a real kubelet on containerd and runc, the images built from the Dockerfile; needs root, see docs/runtime.md)', 'process')
     .action(async (flags: Flags) => run(flags));
 }
 
@@ -67,18 +81,33 @@ async function run(flags: Flags): Promise<void> {
   if (other && other !== process.pid && isAlive(other)) throw new Error(`npm run dev is already running (pid ${other}) and owns ${stateDir}; stop it first (Ctrl-C there, or kill ${other})`);
   writeFileSync(pidFile, String(process.pid));
   cleanups.push({ what: 'the dev state marker', run: async () => rmSync(pidFile, { force: true }) });
+  if (flags.runtime !== 'process' && flags.runtime !== 'containerd') throw new Error(`--runtime must be process or containerd, not ${flags.runtime}`);
   const logFile = join(stateDir, 'operator.log');
   const logger = createLogger({ level: 'info', format: 'json', base: { process: 'operator' }, destination: createWriteStream(logFile) });
   try {
     // 1. the cluster
     let adminKubeconfig: string;
     let operatorKubeconfig: string;
+    // The process kubelet maps these :dev names to the repository's sources (kubelet/images.ts).
+    let sessions: SessionRuntime = { sidecarImage: 'ghcr.io/agentenv-io/agentenv:dev', runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:dev', emulatorHost: '127.0.0.1', sessionProxyAddress: 'pod-ip' };
     if (flags.kubeconfig || flags.currentContext) {
       const kc = new KubeConfig();
       if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
       else kc.loadFromDefault();
       adminKubeconfig = operatorKubeconfig = flags.kubeconfig ?? process.env['KUBECONFIG'] ?? join(process.env['HOME'] ?? '', '.kube', 'config');
       say(`using cluster ${kc.getCurrentCluster()?.server}; apply the CRDs first: kubectl apply -f crds/`);
+      // A real cluster has real Pod networking: each Pod's sidecar proxy on the Pod's own loopback.
+      sessions = { ...sessions, sessionProxyAddress: 'loopback' };
+    } else if (flags.runtime === 'containerd') {
+      say('starting the local control plane and a real kubelet on containerd (the first run builds Kubernetes, containerd and the images: see docs/runtime.md for the times)…');
+      const images = await ensureProjectImages({ repo: REPO, cacheDir: process.env['AGENTENV_CACHE_DIR'] || defaultCacheDir(), log: (l) => say(l) });
+      const cluster = await startLocalCluster({ dir: join(stateDir, 'cluster'), runtime: 'containerd', imageArchives: images.map((i) => i.archive), log: (l) => say(l) });
+      cleanups.unshift({ what: 'the local cluster (the kubelet, containerd and every container)', run: () => cluster.stop() });
+      adminKubeconfig = cluster.adminKubeconfig;
+      operatorKubeconfig = cluster.operatorKubeconfig;
+      const image = (target?: string): string => images.find((i) => i.target === target)?.name ?? '';
+      sessions = { sidecarImage: image(), runnerImage: image('runner'), emulatorHost: NODE_NETWORK.gateway, sessionProxyAddress: 'loopback' };
+      say(`cluster ready at ${cluster.server} (node ${cluster.nodeName}, images ${images.map((i) => i.name).join(', ')}); kubectl --kubeconfig ${adminKubeconfig} get pods -A`);
     } else {
       say('starting the local control plane and the process kubelet (the first run builds kube-apiserver from Go modules)…');
       const cluster = await startLocalCluster({ dir: join(stateDir, 'cluster'), kubelet: true, log: (l) => say(l) });
@@ -91,7 +120,7 @@ async function run(flags: Flags): Promise<void> {
 
     // 2. the emulator
     const apiKey = `sk-ant-api03-dev-${randomBytes(12).toString('base64url')}`;
-    const emulator = await startEmulator({ apiKeys: [apiKey], port: Number(flags.emulatorPort), workSecrets: true });
+    const emulator = await startEmulator({ apiKeys: [apiKey], port: Number(flags.emulatorPort), host: sessions.emulatorHost, workSecrets: true });
     cleanups.unshift({ what: 'the emulator', run: () => emulator.close() });
     say(`Environments API emulator at ${emulator.url} (state: curl ${emulator.url}/emulator/v1/state)`);
 
@@ -107,12 +136,13 @@ async function run(flags: Flags): Promise<void> {
       bindAddress: '127.0.0.1',
       leaderElectionNamespace: flags.namespace,
       identity: `dev_${randomBytes(4).toString('hex')}`,
-      sidecarImage: 'ghcr.io/agentenv-io/agentenv:dev',
-      runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:dev',
+      sidecarImage: sessions.sidecarImage,
+      runnerImage: sessions.runnerImage,
       // The process kubelet has no per-Pod network namespace: each Pod's sidecar proxy listens on
       // the Pod's own loopback IP (127.0.0.1:8096 would be shared by every Pod on the machine).
-      // A cluster given with --kubeconfig/--current-context has real Pod networking: loopback.
-      sessionProxyAddress: flags.kubeconfig || flags.currentContext ? 'loopback' : 'pod-ip',
+      // The containerd node and a cluster given with --kubeconfig/--current-context have real Pod
+      // networking: loopback, the chart's default.
+      sessionProxyAddress: sessions.sessionProxyAddress,
     });
     const adminRest = new KubeRest(kubeConfigFrom(adminKubeconfig));
     await ensureNamespace(adminRest, flags.namespace);

@@ -10,7 +10,9 @@
  *  3. kubeconfigs; kube-controller-manager; namespace, ServiceAccount, RBAC, CRDs; operator token;
  *  4. (either node) the volume provisioner and the default StorageClass (provisioner.ts); then
  *     (kubelet) the process kubelet until its Node is Ready; or (runtime: 'containerd') kube-scheduler
- *     and a real kubelet on containerd and runc until its Node is Ready (see containerd-node.ts).
+ *     and a real kubelet on containerd and runc until its Node is Ready, with kube-proxy (see
+ *     containerd-node.ts); the apiserver then also serves on the node's bridge address, the endpoint
+ *     of the `kubernetes` Service, so Pods reach it in-cluster at its ClusterIP.
  * Every process is started through `reaper`, so none outlives the process that called this.
  */
 import { execFile } from 'node:child_process';
@@ -22,12 +24,12 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeRest } from '../k8s/rest.ts';
 import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './controlplane-build.ts';
 import { applyStorageClass, ensureProvisionerBinary, startProvisioner } from './provisioner.ts';
-import { applyCrds, applyIdentities, mintOperatorToken, waitForControllers, waitForNodeReady } from './controlplane-bootstrap.ts';
+import { applyCrds, applyIdentities, kubeProxyToken, mintOperatorToken, waitForControllers, waitForNodeReady } from './controlplane-bootstrap.ts';
 import { NODE_CONTROLLERS, startApiServer, startControllerManager, startEtcd, startScheduler, WORKLOAD_CONTROLLERS } from './controlplane-components.ts';
-import { CONTAINERD_NODE_NAME } from './containerd-config.ts';
+import { CONTAINERD_NODE_NAME, NODE_NETWORK } from './containerd-config.ts';
 import { startContainerdNode, type ContainerdNode } from './containerd-node.ts';
-import { unmountUnder } from './node-host.ts';
-import { ensureNetworkPolicyBinary, ensureRuntimeBinaries } from './runtime-build.ts';
+import { guardApiServerPort, removeApiServerGuard, unmountUnder } from './node-host.ts';
+import { ensureKubeProxyBinary, ensureNetworkPolicyBinary, ensureRuntimeBinaries } from './runtime-build.ts';
 import { defaultCacheDir } from './go-build-cache.ts';
 import { createPki, writeKubeconfig } from './controlplane-pki.ts';
 import { freePort, isAlive, startProcess, type ManagedProcess } from './controlplane-process.ts';
@@ -102,6 +104,9 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   const kubeletRootDir = join(dir, 'kubelet');
   const processes = new Map<string, ManagedProcess>();
   let node: ContainerdNode | undefined;
+  // With the containerd node the apiserver also serves on the bridge address, behind a guard (see apiServerArgs).
+  const advertiseAddress = containerd ? NODE_NETWORK.gateway : undefined;
+  let guardedPort: number | undefined;
 
   const stopAll = async (): Promise<void> => {
     // The real kubelet and containerd first, then the scheduler, while the API is still there.
@@ -114,14 +119,19 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       await processes.get(name)?.stop(graces[name] ?? 10_000);
       processes.delete(name);
     }
+    if (guardedPort) await removeApiServerGuard(guardedPort);
   };
 
   try {
     const pki = await createPki(binaries.certs, join(dir, 'pki'));
     const [etcdClientPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    if (advertiseAddress) {
+      await guardApiServerPort(apiPort);
+      guardedPort = apiPort;
+    }
     log('starting etcd and kube-apiserver …');
     processes.set('etcd', await startEtcd(binaries, dir, { clientPort: etcdClientPort, peerPort: etcdPeerPort }));
-    processes.set('kube-apiserver', await startApiServer(binaries, pki, dir, etcdClientPort, apiPort));
+    processes.set('kube-apiserver', await startApiServer(binaries, pki, dir, etcdClientPort, apiPort, advertiseAddress));
     const server = `https://127.0.0.1:${apiPort}`;
 
     const adminKubeconfig = join(dir, 'admin.kubeconfig');
@@ -157,7 +167,9 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       await writeKubeconfig(schedulerKubeconfig, server, pki.ca, 'system:kube-scheduler', pki.scheduler);
       processes.set('kube-scheduler', startScheduler(binaries, dir, schedulerKubeconfig));
       const networkPolicy = options.networkPolicy ? { kubeRouter: await ensureNetworkPolicyBinary({ log, cacheDir }), kubeconfig: adminKubeconfig } : undefined;
-      node = await startContainerdNode({ dir, cacheDir, server, pki, binaries, runtime, imageArchives: options.imageArchives ?? [], log, ...(networkPolicy ? { networkPolicy } : {}) });
+      const kubeProxy = { binary: await ensureKubeProxyBinary({ log, cacheDir }), kubeconfig: join(dir, 'kube-proxy.kubeconfig') };
+      await writeKubeconfig(kubeProxy.kubeconfig, server, pki.ca, 'kube-proxy', { token: await kubeProxyToken(rest, server, pki, OPERATOR_TOKEN_SECONDS) });
+      node = await startContainerdNode({ dir, cacheDir, server, pki, binaries, runtime, imageArchives: options.imageArchives ?? [], log, kubeProxy, ...(networkPolicy ? { networkPolicy } : {}) });
       const kubelet = node.processes.get('kubelet');
       if (kubelet) await waitForNodeReady(rest, nodeName, kubelet, 180_000);
     } else if (options.kubelet) {
@@ -191,7 +203,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       async restartApiServer() {
         // kube-apiserver lingers after a graceful shutdown (it waits for long-running requests): 5 s is plenty.
         await processes.get('kube-apiserver')?.stop(5_000);
-        processes.set('kube-apiserver', await startApiServer(binaries, pki, dir, etcdClientPort, apiPort));
+        processes.set('kube-apiserver', await startApiServer(binaries, pki, dir, etcdClientPort, apiPort, advertiseAddress));
       },
       async stop() {
         if (stopped) return;

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { CGROUP_ROOT, cniConfig, containerdConfig, kubeletConfig, NODE_NETWORK, PAUSE_IMAGE } from './containerd-config.ts';
-import { mountsUnder, withoutNodeRules } from './node-host.ts';
+import { CGROUP_ROOT, cniConfig, containerdConfig, kubeletConfig, NODE_NETWORK, PAUSE_IMAGE, SERVICE_CIDR } from './containerd-config.ts';
+import { mountsUnder, splitRule, withoutNodeRules } from './node-host.ts';
+import { apiServerArgs } from './controlplane-components.ts';
+import type { Pki } from './controlplane-pki.ts';
 
 const paths = { root: '/s/root', state: '/s/state', socket: '/s/c.sock', runc: '/usr/sbin/runc', cniBinDir: '/cache/bin', cniConfDir: '/s/cni' };
 const kubelet = kubeletConfig({ caFile: '/pki/ca.crt', socket: '/s/c.sock', podLogsDir: '/s/logs', resolvConf: '/s/resolv.conf', port: 10250, healthzPort: 10248 });
@@ -31,6 +33,12 @@ describe('the containerd node configuration', () => {
     const conf = JSON.parse(cniConfig('/s/ipam')) as { plugins: Array<Record<string, unknown>> };
     expect(conf.plugins[0]).toMatchObject({ type: 'bridge', bridge: NODE_NETWORK.bridge, ipMasq: false, ipam: { type: 'host-local', dataDir: '/s/ipam', ranges: [[{ subnet: NODE_NETWORK.subnet, gateway: NODE_NETWORK.gateway }]] } });
     expect(conf.plugins.map((p) => p['type'])).toEqual(['bridge', 'portmap']);
+  });
+
+  it("Pods get a route to the Services' ClusterIPs through the node (kube-proxy translates them there) and no default route", () => {
+    const conf = JSON.parse(cniConfig('/s/ipam')) as { plugins: Array<{ isDefaultGateway?: boolean; ipam?: { routes?: unknown[] } }> };
+    expect(conf.plugins[0]?.ipam?.routes).toEqual([{ dst: SERVICE_CIDR, gw: NODE_NETWORK.gateway }]);
+    expect(conf.plugins[0]?.isDefaultGateway).toBeUndefined();
   });
 });
 
@@ -67,5 +75,46 @@ describe("the node's firewall rules", () => {
 
   it("removes the kubelet's and kube-router's chains and the rules using them, and keeps everyone else's", () => {
     expect(withoutNodeRules(saved).split('\n')).toEqual(['*filter', ':INPUT ACCEPT [0:0]', ':OTHER-CHAIN - [0:0]', '-A INPUT -s 10.9.0.0/16 -j OTHER-CHAIN', 'COMMIT']);
+  });
+
+  it("removes kube-proxy's chains and jumps, and keeps the cluster's apiserver guard (it goes with the apiserver, not the node)", () => {
+    const nat = [
+      '*nat',
+      ':PREROUTING ACCEPT [0:0]',
+      ':KUBE-SERVICES - [0:0]',
+      ':KUBE-SVC-NPX46M4PTMTKRN6Y - [0:0]',
+      ':KUBE-SEP-ABC - [0:0]',
+      ':KUBE-POSTROUTING - [0:0]',
+      '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-A KUBE-SERVICES -d 10.0.0.1/32 -p tcp -m comment --comment "default/kubernetes:https cluster IP" -j KUBE-SVC-NPX46M4PTMTKRN6Y',
+      '-A KUBE-SEP-ABC -p tcp -j DNAT --to-destination 10.244.0.1:40000',
+      'COMMIT',
+    ].join('\n');
+    expect(withoutNodeRules(nat).split('\n')).toEqual(['*nat', ':PREROUTING ACCEPT [0:0]', 'COMMIT']);
+    const guard = '-A INPUT -p tcp -m tcp --dport 40000 -m comment --comment "agentenv apiserver guard pid=42" -j AGENTENV-API-40000';
+    expect(withoutNodeRules(guard)).toBe(guard);
+  });
+
+  it('an iptables -S rule splits into argv with its quoted comment whole', () => {
+    expect(splitRule('INPUT -p tcp --dport 40000 -m comment --comment "agentenv apiserver guard pid=42" -j AGENTENV-API-40000')).toEqual([
+      'INPUT', '-p', 'tcp', '--dport', '40000', '-m', 'comment', '--comment', 'agentenv apiserver guard pid=42', '-j', 'AGENTENV-API-40000',
+    ]);
+  });
+});
+
+describe("the apiserver's addresses", () => {
+  const pki = { caFile: 'ca', servingCertFile: 'crt', servingKeyFile: 'key', serviceAccountKeyFile: 'sa', serviceAccountPublicKeyFile: 'sa.pub', apiserverKubeletClientCertFile: 'kc', apiserverKubeletClientKeyFile: 'kk' } as unknown as Pki;
+
+  it('without an advertise address it listens on loopback only and publishes no endpoint for the kubernetes Service', () => {
+    const args = apiServerArgs(pki, '/d', 2379, 6443);
+    expect(args).toContain('--bind-address=127.0.0.1');
+    expect(args).toContain('--endpoint-reconciler-type=none');
+    expect(args.some((a) => a.startsWith('--advertise-address'))).toBe(false);
+  });
+
+  it("with the node's bridge address it serves there too and that address becomes the kubernetes Service's endpoint", () => {
+    const args = apiServerArgs(pki, '/d', 2379, 6443, '10.244.0.1');
+    expect(args).toEqual(expect.arrayContaining(['--bind-address=0.0.0.0', '--advertise-address=10.244.0.1']));
+    expect(args.some((a) => a.startsWith('--endpoint-reconciler-type'))).toBe(false);
   });
 });

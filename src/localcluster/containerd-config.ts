@@ -14,6 +14,12 @@ export const NODE_NETWORK = {
   prefixLength: 24,
 } as const;
 
+/** The apiserver's --service-cluster-ip-range: Services' ClusterIPs, which kube-proxy serves on the node. */
+export const SERVICE_CIDR = '10.0.0.0/24';
+
+/** The `kubernetes` Service's ClusterIP: the first address of SERVICE_CIDR. */
+export const KUBERNETES_SERVICE_IP = '10.0.0.1';
+
 /** Pod cgroups go under this root in every v1 hierarchy (`/sys/fs/cgroup/<controller>/agentenv`). */
 export const CGROUP_ROOT = '/agentenv';
 
@@ -75,7 +81,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 
 /**
  * The CNI network list: a bridge with host-local addresses, loopback, and portmap for hostPorts.
- * No masquerade: Pods talk to the node (its gateway address) and to each other, never beyond.
+ * No masquerade and no default route: Pods talk to the node (its gateway address), to each other and
+ * to Services' ClusterIPs (a route through the node, where kube-proxy translates them), never beyond.
  */
 export function cniConfig(ipamDataDir: string): string {
   return JSON.stringify(
@@ -92,6 +99,7 @@ export function cniConfig(ipamDataDir: string): string {
             type: 'host-local',
             dataDir: ipamDataDir,
             ranges: [[{ subnet: NODE_NETWORK.subnet, gateway: NODE_NETWORK.gateway }]],
+            routes: [{ dst: SERVICE_CIDR, gw: NODE_NETWORK.gateway }],
           },
         },
         { type: 'portmap', capabilities: { portMappings: true } },

@@ -7,7 +7,8 @@
  *     killed run left (mounts, bridge, cgroups);
  *  2. bridge, cgroup root, config files; containerd in a PID namespace of its own, until it answers;
  *  3. import the pause image and the given image archives (no registry is ever contacted);
- *  4. the kubelet, until its Node is Ready; optionally kube-router's NetworkPolicy controller.
+ *  4. the kubelet, until its Node is Ready; kube-proxy (Services from Pods); optionally kube-router's
+ *     NetworkPolicy controller.
  *
  * Nothing outlives the run: containerd is PID 1 of its own PID namespace and is started as
  * `reaper -- unshare --pid --fork --kill-child --mount-proc -- containerd`, so the death of the
@@ -22,7 +23,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { CONTAINERD_NODE_NAME, NODE_NETWORK, PAUSE_IMAGE, cniConfig, containerdConfig, kubeletConfig } from './containerd-config.ts';
+import { CONTAINERD_NODE_NAME, KUBERNETES_SERVICE_IP, NODE_NETWORK, PAUSE_IMAGE, cniConfig, containerdConfig, kubeletConfig } from './containerd-config.ts';
 import type { ControlPlaneBinaries } from './controlplane-build.ts';
 import type { Pki } from './controlplane-pki.ts';
 import { writeKubeconfig } from './controlplane-pki.ts';
@@ -49,6 +50,12 @@ export interface ContainerdNodeOptions {
    * kubeconfig: NetworkPolicies are enforced on the node's Pods. Absent: not enforced, as before.
    */
   readonly networkPolicy?: { readonly kubeRouter: string; readonly kubeconfig: string };
+  /**
+   * kube-proxy (binary from `ensureKubeProxyBinary`), run with this kubeconfig (its ServiceAccount):
+   * Services' ClusterIPs work from Pods — the `kubernetes` Service above all, which is how a Pod's
+   * in-cluster client reaches the apiserver. Absent: no Service is reachable from Pods.
+   */
+  readonly kubeProxy?: { readonly binary: string; readonly kubeconfig: string };
   readonly log: (line: string) => void;
 }
 
@@ -85,6 +92,7 @@ export async function startContainerdNode(options: ContainerdNodeOptions): Promi
     if (stopped) return;
     stopped = true;
     await processes.get('kube-router')?.stop(5_000);
+    await processes.get('kube-proxy')?.stop(5_000);
     await processes.get('kubelet')?.stop(10_000);
     // SIGTERM reaches unshare, not containerd; the SIGKILL after 2 s reaches containerd through
     // --kill-child, and the namespace goes with it. Containers get no grace here: the node is going away.
@@ -144,6 +152,7 @@ export async function startContainerdNode(options: ContainerdNodeOptions): Promi
     );
     processes.set('kubelet', kubelet);
     await waitUntilReady('kubelet /healthz', async () => (await fetch(`http://127.0.0.1:${config.healthzPort as number}/healthz`)).ok, { process: kubelet, timeoutMs: 120_000, intervalMs: 500 });
+    if (options.kubeProxy) processes.set('kube-proxy', await startKubeProxy(options.kubeProxy, nodeDir, options.binaries.reaper, log));
     if (options.networkPolicy) {
       log('starting kube-router (NetworkPolicy controller only) …');
       const kubeRouter = startProcess(
@@ -169,6 +178,45 @@ export async function startContainerdNode(options: ContainerdNodeOptions): Promi
     await stop();
     throw err;
   }
+}
+
+/**
+ * kube-proxy in iptables mode, as a process of the node (a DaemonSet on a real cluster). It touches
+ * no machine-wide setting: conntrack limits and timeouts are left as they are (`0`), no
+ * `route_localnet` (NodePorts on 127.0.0.1 are off), NodePorts only on the node's address. Its chains (KUBE-SERVICES, KUBE-SVC-…) are
+ * removed with the node's other rules (node-host.ts). Ready once the `kubernetes` Service's ClusterIP
+ * has its rule.
+ */
+async function startKubeProxy(kubeProxy: { binary: string; kubeconfig: string }, nodeDir: string, reaper: string, log: (line: string) => void): Promise<ManagedProcess> {
+  log('starting kube-proxy (iptables mode) …');
+  const proxy = startProcess(
+    'kube-proxy',
+    kubeProxy.binary,
+    [
+      `--kubeconfig=${kubeProxy.kubeconfig}`,
+      `--hostname-override=${CONTAINERD_NODE_NAME}`,
+      '--proxy-mode=iptables',
+      `--cluster-cidr=${NODE_NETWORK.subnet}`,
+      `--healthz-bind-address=127.0.0.1:${await freePort()}`,
+      `--metrics-bind-address=127.0.0.1:${await freePort()}`,
+      '--conntrack-max-per-core=0',
+      '--conntrack-tcp-timeout-established=0',
+      '--conntrack-tcp-timeout-close-wait=0',
+      '--iptables-localhost-nodeports=false',
+      // NodePorts on the node's address only, never on the machine's other interfaces.
+      `--nodeport-addresses=${NODE_NETWORK.subnet}`,
+      // Its default (-999) needs CAP_SYS_RESOURCE, which these machines withhold (see containerd-config.ts).
+      '--oom-score-adj=0',
+      '--v=1',
+    ],
+    { reaper, logFile: join(nodeDir, 'kube-proxy.log') },
+  );
+  await waitUntilReady('kube-proxy rules for the kubernetes Service', async () => (await run('iptables', ['-t', 'nat', '-S', 'KUBE-SERVICES'])).stdout.includes(`-d ${KUBERNETES_SERVICE_IP}/32`), {
+    process: proxy,
+    timeoutMs: 60_000,
+    intervalMs: 500,
+  });
+  return proxy;
 }
 
 /**

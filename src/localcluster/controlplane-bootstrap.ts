@@ -91,15 +91,34 @@ export async function applyIdentities(rest: KubeRest, operatorRulesFile: string)
 
 /** A TokenRequest for the operator's ServiceAccount (bound to nothing but the SA; valid `seconds`). */
 export async function mintOperatorToken(server: string, pki: Pki, seconds: number): Promise<string> {
-  const path = `/api/v1/namespaces/${OPERATOR_NAMESPACE}/serviceaccounts/${OPERATOR_SERVICE_ACCOUNT}/token`;
+  return mintToken(server, pki, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, seconds);
+}
+
+/** A TokenRequest for `namespace/serviceAccount`, as cluster-admin. */
+async function mintToken(server: string, pki: Pki, namespace: string, serviceAccount: string, seconds: number): Promise<string> {
+  const path = `/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`;
   const reply = await apiRequest(server, pki.ca, pki.admin, 'POST', path, {
     apiVersion: 'authentication.k8s.io/v1',
     kind: 'TokenRequest',
     spec: { expirationSeconds: seconds },
   });
   const token = (reply.body as { status?: { token?: string } } | undefined)?.status?.token;
-  if (reply.status !== 201 || !token) throw new Error(`TokenRequest for ${OPERATOR_NAMESPACE}/${OPERATOR_SERVICE_ACCOUNT} failed with HTTP ${reply.status}`);
+  if (reply.status !== 201 || !token) throw new Error(`TokenRequest for ${namespace}/${serviceAccount} failed with HTTP ${reply.status}`);
   return token;
+}
+
+export const KUBE_PROXY_NAMESPACE = 'kube-system';
+export const KUBE_PROXY_SERVICE_ACCOUNT = 'kube-proxy';
+
+/**
+ * kube-proxy's identity, as kubeadm makes it: ServiceAccount kube-system/kube-proxy bound to the
+ * built-in ClusterRole system:node-proxier (watch Services, EndpointSlices and Nodes; write Events).
+ * Returns a token for it, valid `seconds`.
+ */
+export async function kubeProxyToken(rest: KubeRest, server: string, pki: Pki, seconds: number): Promise<string> {
+  await apply(rest, CORE.serviceAccounts, KUBE_PROXY_NAMESPACE, { metadata: { name: KUBE_PROXY_SERVICE_ACCOUNT, namespace: KUBE_PROXY_NAMESPACE } });
+  await apply(rest, CLUSTER_ROLE_BINDINGS, undefined, clusterRoleBinding('agentenv:node-proxier', 'system:node-proxier', { kind: 'ServiceAccount', name: KUBE_PROXY_SERVICE_ACCOUNT, namespace: KUBE_PROXY_NAMESPACE }));
+  return mintToken(server, pki, KUBE_PROXY_NAMESPACE, KUBE_PROXY_SERVICE_ACCOUNT, seconds);
 }
 
 interface CustomResourceDefinition extends KubeObject {

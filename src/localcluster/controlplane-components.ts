@@ -1,9 +1,11 @@
 /**
  * The control plane's components and their flags: etcd, kube-apiserver, kube-controller-manager.
- * Everything listens on 127.0.0.1 only.
+ * Everything listens on 127.0.0.1 only, except the apiserver of a containerd node's cluster, which
+ * also serves on the node's bridge address (see apiServerArgs).
  */
 import { join } from 'node:path';
 import type { ControlPlaneBinaries } from './controlplane-build.ts';
+import { SERVICE_CIDR } from './containerd-config.ts';
 import { apiRequest, type Pki } from './controlplane-pki.ts';
 import { startProcess, waitUntilReady, type ManagedProcess } from './controlplane-process.ts';
 
@@ -39,11 +41,18 @@ export async function startEtcd(bin: ControlPlaneBinaries, dir: string, ports: E
   return etcd;
 }
 
-/** The kube-apiserver's flags: a normal cluster's security posture, on loopback. */
-export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, securePort: number): string[] {
+/**
+ * The kube-apiserver's flags: a normal cluster's security posture, on loopback. With an
+ * `advertiseAddress` (the containerd node's bridge address) it serves there too, as a real
+ * control plane serves on its node's address: it listens on every address (one `--bind-address`
+ * only; `guardApiServerPort` in node-host.ts drops what does not come from loopback or the bridge),
+ * and its lease reconciler publishes that address as the endpoint of the `kubernetes` Service,
+ * which kube-proxy makes reachable from Pods at its ClusterIP.
+ */
+export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, securePort: number, advertiseAddress?: string): string[] {
   return [
     `--etcd-servers=http://127.0.0.1:${etcdClientPort}`,
-    '--bind-address=127.0.0.1',
+    ...(advertiseAddress ? ['--bind-address=0.0.0.0', `--advertise-address=${advertiseAddress}`] : ['--bind-address=127.0.0.1']),
     `--secure-port=${securePort}`,
     `--cert-dir=${join(dir, 'apiserver')}`,
     `--tls-cert-file=${pki.servingCertFile}`,
@@ -53,7 +62,7 @@ export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, sec
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
     `--service-account-key-file=${pki.serviceAccountPublicKeyFile}`,
     `--service-account-signing-key-file=${pki.serviceAccountKeyFile}`,
-    '--service-cluster-ip-range=10.0.0.0/24',
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
     // What real clusters run: the Node authorizer for kubelets, RBAC for everyone else.
     '--authorization-mode=Node,RBAC',
     // The default admission chain (ServiceAccount, ValidatingAdmissionPolicy, webhooks, …) plus the
@@ -65,14 +74,15 @@ export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, sec
     `--kubelet-client-key=${pki.apiserverKubeletClientKeyFile}`,
     // A Node's name resolves nowhere here: reach kubelets at their InternalIP.
     '--kubelet-preferred-address-types=InternalIP',
-    // The "kubernetes" Service's endpoint would be 127.0.0.1, which Endpoints validation rejects.
-    '--endpoint-reconciler-type=none',
+    // Without an advertise address the "kubernetes" Service's endpoint would be 127.0.0.1, which
+    // Endpoints validation rejects.
+    ...(advertiseAddress ? [] : ['--endpoint-reconciler-type=none']),
     '--profiling=false',
   ];
 }
 
-export async function startApiServer(bin: ControlPlaneBinaries, pki: Pki, dir: string, etcdClientPort: number, securePort: number): Promise<ManagedProcess> {
-  const apiserver = startProcess('kube-apiserver', bin.kubeApiserver, apiServerArgs(pki, dir, etcdClientPort, securePort), {
+export async function startApiServer(bin: ControlPlaneBinaries, pki: Pki, dir: string, etcdClientPort: number, securePort: number, advertiseAddress?: string): Promise<ManagedProcess> {
+  const apiserver = startProcess('kube-apiserver', bin.kubeApiserver, apiServerArgs(pki, dir, etcdClientPort, securePort, advertiseAddress), {
     reaper: bin.reaper,
     logFile: join(dir, 'kube-apiserver.log'),
   });

@@ -11,6 +11,7 @@ import { copyFile, mkdir, readdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CGROUP_ROOT, NODE_NETWORK } from './containerd-config.ts';
+import { isAlive } from './controlplane-process.ts';
 
 const run = promisify(execFile);
 const CGROUP_FS = '/sys/fs/cgroup';
@@ -100,9 +101,13 @@ export async function cleanUpNode(stateDir: string): Promise<void> {
 
 /**
  * iptables chains the node's components create, and the rules that jump to them: the kubelet's
- * (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT), CNI portmap's (CNI-…) and kube-router's policy controller's.
+ * (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT), CNI portmap's (CNI-…), kube-router's
+ * policy controller's (KUBE-ROUTER-, KUBE-POD-FW-, KUBE-NWPLCY-, KUBE-SRC-, KUBE-DST-) and
+ * kube-proxy's (KUBE-SERVICES, KUBE-SVC-, KUBE-SEP-, KUBE-POSTROUTING, KUBE-MARK-, KUBE-PROXY-,
+ * KUBE-NODEPORTS, KUBE-FORWARD, …): every KUBE- chain on this machine is the node's. The apiserver
+ * guard (AGENTENV-API-) is not: it belongs to the cluster and goes with its apiserver.
  */
-const NODE_RULES = /KUBE-FIREWALL|KUBE-KUBELET-CANARY|KUBE-IPTABLES-HINT|KUBE-ROUTER-|KUBE-POD-FW-|KUBE-NWPLCY-|KUBE-SRC-|KUBE-DST-|kube-router netpol|CNI-/;
+const NODE_RULES = /KUBE-|kube-router netpol|CNI-/;
 
 /** An iptables-save table without the node's chains and the rules that use them. */
 export function withoutNodeRules(table: string): string {
@@ -127,4 +132,44 @@ export async function removeNodeRules(): Promise<void> {
   }
   const sets = await run('ipset', ['list', '-n']).then((r) => r.stdout.split('\n'), () => [] as string[]);
   for (const set of sets.filter((s) => s.startsWith('KUBE-') || s.startsWith('inet6:KUBE-'))) await run('ipset', ['destroy', set]).catch(() => {});
+}
+
+const GUARD_COMMENT = 'agentenv apiserver guard pid=';
+const guardChain = (port: number): string => `AGENTENV-API-${port}`;
+
+/**
+ * The apiserver of a containerd node's cluster listens on every address (it must serve on the
+ * bridge, and 127.0.0.1 stays every other client's address): this keeps it to loopback and the
+ * bridge, as the machine's loopback-only rule wants. INPUT jumps to a chain of its own that returns
+ * for loopback and for the bridge address coming from the bridge (so kube-router's and the kubelet's
+ * INPUT rules still see Pod traffic) and drops the rest. The rule names its owner's pid, so a guard
+ * left by a killed run is removed at the next install. Installed before the apiserver starts.
+ */
+export async function guardApiServerPort(port: number): Promise<void> {
+  const { stdout } = await run('iptables', ['-S', 'INPUT']);
+  for (const [, owner, stalePort] of stdout.matchAll(new RegExp(`${GUARD_COMMENT}(\\d+)" -j AGENTENV-API-(\\d+)`, 'g'))) {
+    if (!isAlive(Number(owner))) await removeApiServerGuard(Number(stalePort));
+  }
+  const chain = guardChain(port);
+  await run('iptables', ['-N', chain]);
+  await run('iptables', ['-A', chain, '-i', 'lo', '-j', 'RETURN']);
+  await run('iptables', ['-A', chain, '-i', NODE_NETWORK.bridge, '-d', NODE_NETWORK.gateway, '-j', 'RETURN']);
+  await run('iptables', ['-A', chain, '-j', 'DROP']);
+  await run('iptables', ['-I', 'INPUT', '1', '-p', 'tcp', '--dport', String(port), '-m', 'comment', '--comment', `${GUARD_COMMENT}${process.pid}`, '-j', chain]);
+}
+
+/** Removes the guard of `port` (its INPUT rule, then its chain). Idempotent; run after the apiserver stopped. */
+export async function removeApiServerGuard(port: number): Promise<void> {
+  const chain = guardChain(port);
+  const { stdout } = await run('iptables', ['-S', 'INPUT']);
+  for (const line of stdout.split('\n').filter((l) => l.endsWith(`-j ${chain}`))) {
+    await run('iptables', ['-D', ...splitRule(line.replace(/^-A /, ''))]).catch(() => {});
+  }
+  await run('iptables', ['-F', chain]).catch(() => {});
+  await run('iptables', ['-X', chain]).catch(() => {});
+}
+
+/** `INPUT -p tcp -m comment --comment "a b" -j X` → argv, keeping quoted words whole. */
+export function splitRule(rule: string): string[] {
+  return [...rule.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? '');
 }

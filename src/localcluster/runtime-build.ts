@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KUBERNETES_VERSION } from './controlplane-build.ts';
 import { ensureGoBinaries, goModuleKey, type BuildOptions, type GoModuleBuild } from './go-build-cache.ts';
 
 export const RUNTIME_MODULE = fileURLToPath(new URL('../../test/controlplane/runtime/', import.meta.url));
@@ -101,4 +102,24 @@ export async function ensureNetworkPolicyBinary(options: BuildOptions = {}): Pro
     throw new Error('ipset is not installed: the NetworkPolicy enforcer (kube-router) needs it (`apt-get install -y ipset`)');
   }
   return join(await ensureGoBinaries(NETPOL, options), 'kube-router');
+}
+
+export const PROXY_MODULE = fileURLToPath(new URL('../../test/controlplane/proxy/', import.meta.url));
+
+const KUBE_PROXY: GoModuleBuild = {
+  label: 'kube-proxy',
+  module: PROXY_MODULE,
+  keyPrefix: `kube-proxy-${KUBERNETES_VERSION}`,
+  packages: { 'k8s.io/kubernetes/cmd/kube-proxy': 'kube-proxy' },
+  // The version kube-proxy reports, as the control plane's binaries do (controlplane-build.ts).
+  ldflags: [`-X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION}`, '-X k8s.io/component-base/version.gitMajor=1', '-X k8s.io/component-base/version.gitMinor=36', '-s -w'].join(' '),
+};
+
+/**
+ * kube-proxy (iptables mode) for the containerd node, built from test/controlplane/proxy: the same
+ * k8s.io/kubernetes version as the kubelet and the apiserver, in a module of its own (its extra
+ * dependencies would otherwise change the control plane's go.sum and so its cache key).
+ */
+export async function ensureKubeProxyBinary(options: BuildOptions = {}): Promise<string> {
+  return join(await ensureGoBinaries(KUBE_PROXY, options), 'kube-proxy');
 }

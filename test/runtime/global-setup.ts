@@ -66,7 +66,8 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   const networkPolicyUnavailable = existsSync('/usr/sbin/ipset') ? '' : 'ipset is not installed (apt-get install -y ipset): kube-router cannot enforce NetworkPolicies';
   if (networkPolicyUnavailable) say(`NetworkPolicy tests will be SKIPPED: ${networkPolicyUnavailable}`);
   project.provide('networkPolicyUnavailable', networkPolicyUnavailable);
-  const cluster = await startLocalCluster({ runtime: 'containerd', imageArchives: images.map((i) => i.archive), networkPolicy: !networkPolicyUnavailable, cacheDir, log });
+  // workloadControllers: the chart's Deployment (chart-operator.test.ts) needs its ReplicaSet made.
+  const cluster = await startLocalCluster({ runtime: 'containerd', imageArchives: images.map((i) => i.archive), networkPolicy: !networkPolicyUnavailable, workloadControllers: true, cacheDir, log });
   say(`containerd node ready in ${((performance.now() - started) / 1000).toFixed(1)}s (state in ${cluster.dir})`);
   project.provide('adminKubeconfig', cluster.adminKubeconfig);
   project.provide('operatorKubeconfig', cluster.operatorKubeconfig);

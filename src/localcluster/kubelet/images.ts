@@ -15,6 +15,8 @@
  *   (`/bin/sh -c …` when the command says so) and `args` alone are the whole command line.
  * - Anything else cannot be pulled: the container waits with ErrImagePull, then ImagePullBackOff.
  */
+import { realpathSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Container } from './pod-types.ts';
 
@@ -78,4 +80,14 @@ export function containerArgv(container: Container, runtime: ImageRuntime): stri
     return args.length > 0 ? [...args] : ['/bin/sh'];
   }
   throw new ImagePullError(image);
+}
+
+/**
+ * The host directories that stand in for the images' files (the repository for `/app`, Node's
+ * installation for `/nodejs`): a container must still see them when a volume is mounted over one
+ * of their parents (an emptyDir at /tmp with the repository under /tmp).
+ */
+export function imageHostPaths(runtime: ImageRuntime): string[] {
+  const node = realpathSync(runtime.nodeBinary);
+  return [runtime.repoRoot, dirname(dirname(node))];
 }

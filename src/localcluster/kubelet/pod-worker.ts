@@ -17,7 +17,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import { isConflict, isNotFound } from '../../k8s/errors.ts';
 import { CORE, type KubeRest } from '../../k8s/rest.ts';
 import { containerEnv, ContainerConfigError, expandArgs } from './env.ts';
-import { containerArgv, ImagePullError, type ImageRuntime } from './images.ts';
+import { containerArgv, imageHostPaths, ImagePullError, type ImageRuntime } from './images.ts';
 import { decide, emptyRecord, kindOf, restartDelayMs, willRestart, type ContainerRecord, type Plan, type PodRecord } from './plan.ts';
 import { resolveHostPaths } from './host-volumes.ts';
 import * as files from './pod-files.ts';
@@ -212,6 +212,7 @@ export class PodWorker {
       env,
       workingDir: c.workingDir ?? '/',
       mounts,
+      hostPaths: imageHostPaths(this.#ctx.images),
       logFile: files.logFile(this.dir, name),
       reaper: this.#ctx.reaper,
       anchorPid: this.#ctx.anchorPid,

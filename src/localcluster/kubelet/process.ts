@@ -12,14 +12,19 @@
  *   test run) dies, so no container outlives the run even when the kubelet was SIGKILLed.
  * - Each container gets its own mount namespace; its volumes are bind-mounted at their mountPaths
  *   (readOnly remounted read-only) there and nowhere else. Mount points are created on the host if
- *   missing (the namespace shares the host's file tree).
+ *   missing (the namespace shares the host's file tree). A volume mounted over a directory the
+ *   container itself needs from the host (its run files, the repository and Node that play the
+ *   image, the other volumes' sources — e.g. an emptyDir at /tmp while all of these live under
+ *   /tmp) would hide them, so every source and host path is first bound into a private staging
+ *   tmpfs, the volumes are mounted from there, the hidden host paths are bound back at their own
+ *   paths, and the staging tmpfs is detached before exec (`mountScript`).
  * - The environment reaches the command through a 0600 file sourced just before exec, never argv;
  *   the wrapper, reaper and mount script run with PATH only, so /proc/<pid>/environ shows the
  *   container's variables on the container's process alone and nothing of the kubelet's own.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_PATH } from './env.ts';
 
@@ -38,6 +43,12 @@ export interface LaunchSpec {
   readonly env: Readonly<Record<string, string>>;
   readonly workingDir: string;
   readonly mounts: readonly Mount[];
+  /**
+   * Host directories the command needs besides its volumes (the repository and Node that stand in
+   * for the image): bound back at their own paths when a volume's mountPath hides them. The run
+   * directory always is.
+   */
+  readonly hostPaths?: readonly string[];
   /** stdout and stderr are appended here. */
   readonly logFile: string;
   /** The reaper binary (test/controlplane/cmd/reaper); without it, setsid. */
@@ -56,23 +67,45 @@ export interface RunRecord {
   readonly envFile: string;
 }
 
-const MOUNT_SCRIPT = `set -e
-pidfile=$1; envfile=$2; wd=$3; n=$4; shift 4
-while [ "$n" -gt 0 ]; do
-  if [ -d "$1" ]; then mkdir -p "$2"; else mkdir -p "$(dirname "$2")"; [ -e "$2" ] || : > "$2"; fi
-  mount --bind "$1" "$2"
-  if [ "$3" = ro ]; then mount -o remount,bind,ro "$2"; fi
-  shift 3; n=$((n - 1))
-done
-shift
-mkdir -p "$wd"
-cd "$wd"
-unset OLDPWD PWD
-echo $$ > "$pidfile"
-set +e
-. "$envfile"
-exec "$@"
-`;
+/** Where the staging tmpfs goes: the first candidate no volume hides (see {@link mountScript}). */
+export const STAGE_CANDIDATES = ['/run/agentenv-process-kubelet/stage', '/var/lib/agentenv-process-kubelet/stage', '/.agentenv-process-kubelet-stage'] as const;
+
+const isWithin = (path: string, dir: string): boolean => dir === '/' || path === dir || path.startsWith(`${dir.replace(/\/+$/, '')}/`);
+
+/** The staging directory for these mounts: not under any mountPath, so no volume hides it. */
+export function stageDir(mounts: readonly Mount[]): string {
+  const free = STAGE_CANDIDATES.find((c) => !mounts.some((m) => isWithin(c, m.target)));
+  if (!free) throw new Error('every staging directory is under a volume mountPath');
+  return free;
+}
+
+/**
+ * The script that runs as the container's process group inside its own mount namespace (pure):
+ * 1. a private tmpfs at `stage` (only this namespace sees it);
+ * 2. each volume source and each host path bound into it, while nothing hides them yet;
+ * 3. the volumes mounted at their mountPaths from the staged copies (readOnly remounted read-only);
+ * 4. host paths that a mountPath hid bound back at their own paths;
+ * 5. the staging tmpfs detached (the mounts made from it stay);
+ * 6. cd, pid file, the environment file, exec.
+ * Arguments: pidFile envFile workingDir -- argv…
+ */
+export function mountScript(stage: string, mounts: readonly Mount[], hostPaths: readonly string[]): string {
+  const q = shellQuote;
+  const st = (name: string): string => q(`${stage}/${name}`);
+  const hidden = [...new Set(hostPaths.map((h) => h.replace(/\/+$/, '')))].filter((h) => h !== '' && mounts.some((m) => isWithin(h, m.target)));
+  const lines = ['set -e', `mount -t tmpfs -o mode=0700,size=64k agentenv-stage ${q(stage)}`];
+  mounts.forEach((m, i) => lines.push(`if [ -d ${q(m.source)} ]; then mkdir ${st(`v${i}`)}; else : > ${st(`v${i}`)}; fi; mount --bind ${q(m.source)} ${st(`v${i}`)}`));
+  hidden.forEach((h, i) => lines.push(`mkdir ${st(`h${i}`)}; mount --bind ${q(h)} ${st(`h${i}`)}`));
+  mounts.forEach((m, i) => {
+    const t = q(m.target);
+    lines.push(`if [ -d ${st(`v${i}`)} ]; then mkdir -p ${t}; else mkdir -p "$(dirname ${t})"; [ -e ${t} ] || : > ${t}; fi; mount --bind ${st(`v${i}`)} ${t}`);
+    if (m.readOnly) lines.push(`mount -o remount,bind,ro ${t}`);
+  });
+  hidden.forEach((h, i) => lines.push(`mkdir -p ${q(h)}; mount --bind ${st(`h${i}`)} ${q(h)}`));
+  lines.push(`umount -l ${q(stage)}`);
+  lines.push('pidfile=$1; envfile=$2; wd=$3; shift 4', 'mkdir -p "$wd"', 'cd "$wd"', 'unset OLDPWD PWD', 'echo $$ > "$pidfile"', 'set +e', '. "$envfile"', 'exec "$@"');
+  return `${lines.join('\n')}\n`;
+}
 
 const WRAPPER_SCRIPT = 'f=$1; shift; "$@"; echo $? > "$f.tmp"; mv "$f.tmp" "$f"';
 
@@ -101,12 +134,14 @@ export async function launch(spec: LaunchSpec): Promise<StartedRun> {
   // Variable names the shell cannot export are dropped: POSIX programs cannot read them either.
   await writeFile(envFile, envFileContent(spec.env), { mode: 0o600 });
   const guard = spec.reaper ? [spec.reaper, ...(spec.anchorPid ? ['--anchor', String(spec.anchorPid)] : []), '--'] : ['setsid'];
-  const mountArgs = spec.mounts.flatMap((m) => [m.source, m.target, m.readOnly ? 'ro' : 'rw']);
+  const stage = stageDir(spec.mounts);
+  await mkdir(stage, { recursive: true });
+  const script = mountScript(stage, spec.mounts, [spec.runDir, ...(spec.hostPaths ?? [])]);
   const argv = [
     exitFile,
     ...guard,
     'unshare', '--mount', '--propagation', 'private', '--',
-    '/bin/sh', '-c', MOUNT_SCRIPT, 'container', pidFile, envFile, spec.workingDir, String(spec.mounts.length), ...mountArgs, '--',
+    '/bin/sh', '-c', script, 'container', pidFile, envFile, spec.workingDir, '--',
     ...spec.argv,
   ];
   const out = openSync(spec.logFile, 'a');

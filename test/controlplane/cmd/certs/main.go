@@ -5,8 +5,10 @@
 // DIR receives PEM files:
 //
 //	ca.crt, ca.key                         cluster CA (signs every serving and client certificate)
-//	apiserver.crt, apiserver.key           kube-apiserver serving cert for 127.0.0.1, ::1, localhost and
-//	                                       the in-cluster names of the "kubernetes" Service
+//	apiserver.crt, apiserver.key           kube-apiserver serving cert for 127.0.0.1, ::1, localhost, the
+//	                                       in-cluster names and ClusterIP of the "kubernetes" Service, and
+//	                                       10.244.0.1, the containerd node's bridge address, which is the
+//	                                       apiserver's advertise address (the Service's endpoint) there
 //	admin.crt, admin.key                   client cert, O=system:masters (cluster-admin, for tests and kubectl)
 //	controller-manager.crt/.key            client cert for kube-controller-manager, O=system:masters because it runs
 //	                                       its controllers with its own identity (--use-service-account-credentials=false)
@@ -78,7 +80,7 @@ func main() {
 	serving := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.0.0.1")},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.0.0.1"), net.ParseIP("10.244.0.1")},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	cert, key := must2(sign(serving, caCert, caKey))
