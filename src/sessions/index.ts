@@ -106,16 +106,57 @@ export interface Sessions {
 
 export function startSessions(deps: SessionsDeps): Sessions {
   const log = deps.logger.child({ component: 'sessions' });
-  const envOf = (namespace: string, name: string): AgentEnvironment | undefined => {
-    for (const i of deps.environments) {
+  const envOf = cachedEnvironment(deps.environments);
+  const controller = buildController(deps, envOf);
+  const sessionInformers = controller.informers.filter((i): i is Informer<AgentSession> => i.type === AGENT_SESSIONS);
+  const recorded = new RecordedSessions();
+  for (const i of sessionInformers) i.on((e: InformerEvent<AgentSession>) => recorded.apply(e));
+  const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, { rest: deps.rest, cached: envOf, logger: log });
+  const allEnvironments = (): AgentEnvironment[] => deps.environments.flatMap((i) => i.list());
+
+  // Dispatchers follow the environments: any change may start, stop or re-limit one.
+  let leading = false;
+  for (const i of deps.environments) {
+    i.on(() => {
+      if (leading) dispatchers.sync(allEnvironments());
+    });
+  }
+
+  return {
+    informers: controller.informers,
+    hook: sessionsHook(deps, log, controller, dispatchers, recorded, sessionInformers),
+    async run(signal) {
+      await Promise.all(controller.informers.map((i) => i.synced(signal)));
+      if (signal.aborted) return;
+      for (const i of sessionInformers) for (const s of i.list()) controller.enqueue(s.metadata?.namespace ?? '', s.metadata?.name ?? '');
+      leading = true;
+      try {
+        await Promise.all([controller.controller.run(signal), dispatchers.run(signal, allEnvironments())]);
+      } finally {
+        leading = false;
+      }
+    },
+  };
+}
+
+type EnvironmentLookup = (namespace: string, name: string) => AgentEnvironment | undefined;
+
+/** An environment from the operator's AgentEnvironment informers' caches. */
+function cachedEnvironment(informers: readonly Informer<AgentEnvironment>[]): EnvironmentLookup {
+  return (namespace, name) => {
+    for (const i of informers) {
       const e = i.get(namespace, name);
       if (e) return e;
     }
     return undefined;
   };
-  const controller = sessionController({
+}
+
+/** The AgentSession controller, with the credentials and Pod settings it launches with. */
+function buildController(deps: SessionsDeps, envOf: EnvironmentLookup): SessionController {
+  return sessionController({
     rest: deps.rest,
-    cachedEnvironment: (namespace, name) => envOf(namespace, name),
+    cachedEnvironment: envOf,
     events: deps.events,
     logger: deps.logger.child({ component: 'session-controller' }),
     namespaces: deps.namespaces,
@@ -131,24 +172,17 @@ export function startSessions(deps: SessionsDeps): Sessions {
     ...(deps.concurrency !== undefined ? { concurrency: deps.concurrency } : {}),
     ...(deps.resyncMs !== undefined ? { resyncMs: deps.resyncMs } : {}),
   });
-  const sessionInformers = controller.informers.filter((i): i is Informer<AgentSession> => i.type === AGENT_SESSIONS);
-  const recorded = new RecordedSessions();
-  for (const i of sessionInformers) i.on((e: InformerEvent<AgentSession>) => recorded.apply(e));
+}
 
-  const workspaceCounts = new WorkspaceCounts();
-  const sessionExists = async (namespace: string, name: string): Promise<boolean> => {
-    if (sessionInformers.some((i) => i.get(namespace, name))) return true;
-    try {
-      await deps.rest.get(AGENT_SESSIONS, namespace, name);
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
-  };
-  const allEnvironments = (): AgentEnvironment[] => deps.environments.flatMap((i) => i.list());
-  const conditionDeps = { rest: deps.rest, cached: envOf, logger: log };
-  const dispatchers = new Dispatchers({
+/** The dispatchers: they meet the controller only through the acknowledgement hand-over. */
+function buildDispatchers(
+  deps: SessionsDeps,
+  controller: SessionController,
+  sessionInformers: readonly Informer<AgentSession>[],
+  recorded: RecordedSessions,
+  conditionDeps: Parameters<typeof reportDispatching>[0],
+): Dispatchers {
+  return new Dispatchers({
     store: kubeRecordStore(deps.rest),
     logger: deps.logger,
     metrics: deps.metrics,
@@ -163,41 +197,40 @@ export function startSessions(deps: SessionsDeps): Sessions {
     acknowledgementPending: (key) => controller.acknowledgementPending(key),
     ...(deps.settleIntervalMs !== undefined ? { settleIntervalMs: deps.settleIntervalMs } : {}),
   });
+}
 
-  // Dispatchers follow the environments: any change may start, stop or re-limit one.
-  let leading = false;
-  for (const i of deps.environments) {
-    i.on(() => {
-      if (leading) dispatchers.sync(allEnvironments());
-    });
-  }
-
+/** What the AgentEnvironment reconciler asks: active sessions, the session children, draining. */
+function sessionsHook(
+  deps: SessionsDeps,
+  log: Logger,
+  controller: SessionController,
+  dispatchers: Dispatchers,
+  recorded: RecordedSessions,
+  sessionInformers: readonly Informer<AgentSession>[],
+): SessionsHook {
+  const workspaceCounts = new WorkspaceCounts();
+  const sessionExists = async (namespace: string, name: string): Promise<boolean> => {
+    if (sessionInformers.some((i) => i.get(namespace, name))) return true;
+    try {
+      await deps.rest.get(AGENT_SESSIONS, namespace, name);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  };
   return {
-    informers: controller.informers,
-    hook: {
-      activeSessions: (env) => recorded.unfinished(envKey(env.metadata?.namespace ?? '', env.metadata?.name ?? '')).size,
-      reconcileChildren: (env) =>
-        reconcileChildren(controller, env, log, async () => {
-          const counts = await sweepWorkspaces({ rest: deps.rest, log, sessionExists }, env);
-          deps.metrics.workspaces?.(workspaceCounts.set(keyOf(env), counts));
-        }),
-      async drainBeforeDeletion(env, signal) {
-        // A deleted environment is no longer eligible: its dispatcher stops claiming (sync), and
-        // its hand-offs in flight finish before the sessions are stopped.
-        await dispatchers.stop(envKey(env.metadata?.namespace ?? '', env.metadata?.name ?? ''));
-        return controller.stopEnvironmentSessions(env, signal);
-      },
-    },
-    async run(signal) {
-      await Promise.all(controller.informers.map((i) => i.synced(signal)));
-      if (signal.aborted) return;
-      for (const i of sessionInformers) for (const s of i.list()) controller.enqueue(s.metadata?.namespace ?? '', s.metadata?.name ?? '');
-      leading = true;
-      try {
-        await Promise.all([controller.controller.run(signal), dispatchers.run(signal, allEnvironments())]);
-      } finally {
-        leading = false;
-      }
+    activeSessions: (env) => recorded.unfinished(envKey(env.metadata?.namespace ?? '', env.metadata?.name ?? '')).size,
+    reconcileChildren: (env) =>
+      reconcileChildren(controller, env, log, async () => {
+        const counts = await sweepWorkspaces({ rest: deps.rest, log, sessionExists }, env);
+        deps.metrics.workspaces?.(workspaceCounts.set(keyOf(env), counts));
+      }),
+    async drainBeforeDeletion(env, signal) {
+      // A deleted environment is no longer eligible: its dispatcher stops claiming (sync), and
+      // its hand-offs in flight finish before the sessions are stopped.
+      await dispatchers.stop(envKey(env.metadata?.namespace ?? '', env.metadata?.name ?? ''));
+      return controller.stopEnvironmentSessions(env, signal);
     },
   };
 }
