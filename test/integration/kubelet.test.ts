@@ -4,7 +4,7 @@
  * container), reports status, delivers SIGTERM on deletion and then removes the Pod, reports image
  * pull failures, and gives each process exactly the environment and volumes its spec describes.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -80,6 +80,9 @@ describe.concurrent('process kubelet', () => {
 
   it('restarts a native sidecar that exits while the main container runs', async () => {
     const runs = join(hostDir, 'sidecar-runs');
+    // A sidecar without a startup probe counts as started at launch, so main may run before the
+    // sidecar's first line: with no file yet, main's `wc -l <` would fail and end its loop at once.
+    await writeFile(runs, '');
     await createPod('sidecar-restart', {
       restartPolicy: 'Never',
       terminationGracePeriodSeconds: 5,
