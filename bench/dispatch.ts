@@ -252,19 +252,25 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
 /** 100 idle environments: poll rate per environment and Kubernetes writes at steady state. */
 async function idle(w: World, count: number, windowSeconds: number): Promise<Record<string, number>> {
   const ns = await namespace(w.admin, 'bench-idle');
-  const writes = { count: 0 };
+  const writes = { count: 0, byResource: new Map<string, number>(), reads: new Map<string, number>() };
   const op = await operator(w, ns, writes);
   const ids: string[] = [];
   for (let i = 0; i < count; i++) ids.push(await environment(w, ns, `idle-${i}`, 5));
   const readyStart = performance.now();
   await dispatching(w.admin, ns, count);
   const readySeconds = (performance.now() - readyStart) / 1000;
+  process.stderr.write(`idle start-up: Kubernetes writes by verb and resource: ${JSON.stringify(Object.fromEntries(writes.byResource))}\n`);
+  process.stderr.write(`idle start-up: Kubernetes reads by verb and resource: ${JSON.stringify(Object.fromEntries(writes.reads))}\n`);
   await sleep(3_000); // trailing writes of the first passes
   const polls = (): number => Object.values(w.emu.state.requestCounts()['GET /v1/environments/{environment_id}/work/poll'] ?? {}).reduce((a, b) => a + b, 0);
   const polls0 = polls();
   writes.count = 0;
+  writes.byResource.clear();
+  writes.reads.clear();
   const t0 = performance.now();
   await sleep(windowSeconds * 1000);
+  process.stderr.write(`idle window: Kubernetes writes by verb and resource: ${JSON.stringify(Object.fromEntries(writes.byResource))}\n`);
+  process.stderr.write(`idle window: Kubernetes reads by verb and resource: ${JSON.stringify(Object.fromEntries(writes.reads))}\n`);
   const seconds = (performance.now() - t0) / 1000;
   const pollRate = (polls() - polls0) / seconds / count;
   const kubeWrites = writes.count;

@@ -22,7 +22,7 @@ import { resolveDispatchCredentials, workItemCredential, organizationCredential 
 import { envKey, RecordedSessions } from './dispatch/capacity.ts';
 import { Dispatchers } from './dispatch/dispatchers.ts';
 import type { DispatchRecorder } from './dispatch/environment-dispatch.ts';
-import { reportDispatching } from './dispatch/dispatching-condition.ts';
+import { DispatchingConditionWriter } from './dispatch/dispatching-condition.ts';
 import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from './objects/pod.ts';
 import { kubeRecordStore } from './record/record.ts';
 import type { SessionRecorder } from './controller/reconcile.ts';
@@ -111,14 +111,15 @@ export function startSessions(deps: SessionsDeps): Sessions {
   const sessionInformers = controller.informers.filter((i): i is Informer<AgentSession> => i.type === AGENT_SESSIONS);
   const recorded = new RecordedSessions();
   for (const i of sessionInformers) i.on((e: InformerEvent<AgentSession>) => recorded.apply(e));
-  const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, { rest: deps.rest, cached: envOf, logger: log });
+  const conditions = new DispatchingConditionWriter({ rest: deps.rest, cached: envOf, logger: log });
+  const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions);
   const allEnvironments = (): AgentEnvironment[] => deps.environments.flatMap((i) => i.list());
 
-  // Dispatchers follow the environments: any change may start, stop or re-limit one.
+  // Dispatchers follow the environments: a change may start, stop or re-limit that environment's.
   let leading = false;
   for (const i of deps.environments) {
-    i.on(() => {
-      if (leading) dispatchers.sync(allEnvironments());
+    i.on((e) => {
+      if (leading) dispatchers.apply(e);
     });
   }
 
@@ -180,7 +181,7 @@ function buildDispatchers(
   controller: SessionController,
   sessionInformers: readonly Informer<AgentSession>[],
   recorded: RecordedSessions,
-  conditionDeps: Parameters<typeof reportDispatching>[0],
+  conditions: DispatchingConditionWriter,
 ): Dispatchers {
   return new Dispatchers({
     store: kubeRecordStore(deps.rest),
@@ -192,7 +193,7 @@ function buildDispatchers(
     recorded,
     sessionsOf: (namespace, envName) =>
       sessionInformers.flatMap((i) => i.list((s) => s.metadata?.namespace === namespace && s.spec?.environmentRef?.name === envName)),
-    reportCondition: (env, state) => void reportDispatching(conditionDeps, env, state),
+    reportCondition: (env, state) => conditions.report(env, state),
     onAcknowledged: (namespace, name, work) => controller.acknowledged(namespace, name, work),
     acknowledgementPending: (key) => controller.acknowledgementPending(key),
     ...(deps.settleIntervalMs !== undefined ? { settleIntervalMs: deps.settleIntervalMs } : {}),

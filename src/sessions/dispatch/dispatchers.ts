@@ -5,10 +5,13 @@
  * not dispatched is reported here ({@link reportsNotDispatching}); a dispatched one reports its own.
  */
 import type { AgentEnvironment } from '../../crd/resources.ts';
+import type { InformerEvent } from '../../k8s/informer.ts';
 import { envKey } from './capacity.ts';
 import { dispatchEligibility, reportsNotDispatching } from './eligibility.ts';
 import { EnvironmentDispatch, type EnvironmentDispatchDeps } from './environment-dispatch.ts';
 import type { DispatchLimits, DispatchState } from './poller.ts';
+
+const keyOf = (env: AgentEnvironment): string => envKey(env.metadata?.namespace ?? '', env.metadata?.name ?? '');
 
 export type DispatchersDeps = EnvironmentDispatchDeps;
 
@@ -30,30 +33,45 @@ export class Dispatchers {
 
   /** Bring the running set in line with `envs` (the whole cache). No-op while not leading. */
   sync(envs: readonly AgentEnvironment[]): void {
-    const leading = this.#leading;
-    if (!leading || leading.aborted) return;
+    if (!this.#leading || this.#leading.aborted) return;
     const seen = new Set<string>();
-    for (const env of envs) {
-      const key = envKey(env.metadata?.namespace ?? '', env.metadata?.name ?? '');
-      const uid = env.metadata?.uid ?? '';
-      const verdict = dispatchEligibility(env);
-      const current = this.#running.get(key);
-      if (verdict.eligible) seen.add(key);
-      if (current && (!verdict.eligible || current.uid !== uid)) this.#stop(key);
-      if (verdict.eligible) {
-        const running = this.#running.get(key);
-        if (running) {
-          running.dispatch.update(env, verdict.environmentId, verdict.limits);
-          // Level-triggered: a condition lost to a failed write (or overwritten) is put back; an equal one costs nothing.
-          if (running.dispatch.lastState) this.#report(env, running.dispatch.lastState);
-        } else {
-          this.#start(key, uid, env, verdict.environmentId, verdict.limits, leading);
-        }
-      } else if (reportsNotDispatching(env, verdict)) {
-        this.#report(env, { dispatching: false, reason: verdict.reason, message: verdict.message });
-      }
-    }
+    for (const env of envs) if (this.#follow(env)) seen.add(keyOf(env));
     for (const key of [...this.#running.keys()]) if (!seen.has(key)) this.#stop(key);
+  }
+
+  /**
+   * One environment changed or went: only its dispatcher can start, stop or change. (Re-checking the
+   * whole cache on every event made start-up quadratic in the number of environments.) No-op while
+   * not leading.
+   */
+  apply(e: InformerEvent<AgentEnvironment>): void {
+    if (!this.#leading || this.#leading.aborted) return;
+    if (e.type === 'delete') void this.#stop(keyOf(e.object));
+    else if (!this.#follow(e.object)) void this.#stop(keyOf(e.object));
+  }
+
+  /** Start, re-limit or stop the dispatcher of `env`; true when it is dispatched. */
+  #follow(env: AgentEnvironment): boolean {
+    const leading = this.#leading;
+    if (!leading || leading.aborted) return false;
+    const key = keyOf(env);
+    const uid = env.metadata?.uid ?? '';
+    const verdict = dispatchEligibility(env);
+    const current = this.#running.get(key);
+    if (current && (!verdict.eligible || current.uid !== uid)) this.#stop(key);
+    if (verdict.eligible) {
+      const running = this.#running.get(key);
+      if (running) {
+        running.dispatch.update(env, verdict.environmentId, verdict.limits);
+        // Level-triggered: a condition lost to a failed write (or overwritten) is put back; an equal one costs nothing.
+        if (running.dispatch.lastState) this.#report(env, running.dispatch.lastState);
+      } else {
+        this.#start(key, uid, env, verdict.environmentId, verdict.limits, leading);
+      }
+      return true;
+    }
+    if (reportsNotDispatching(env, verdict)) this.#report(env, { dispatching: false, reason: verdict.reason, message: verdict.message });
+    return false;
   }
 
   /** Run while leading: dispatchers run until `signal` aborts, then every hand-off in flight finishes. */
@@ -89,7 +107,7 @@ export class Dispatchers {
     return r.done;
   }
 
-  /** The writer compares with the cached object, so a condition already in place costs nothing. */
+  /** The writer compares with the cached object (and its own writes in flight), so a condition already in place costs nothing. */
   #report(env: AgentEnvironment, state: DispatchState): void {
     this.#deps.reportCondition(env, state);
   }
