@@ -51,6 +51,8 @@ export interface EnvironmentsClientOptions {
   readonly retry?: RetryPolicy;
   readonly onCall?: (record: ApiCallRecord) => void;
   readonly userAgent?: string;
+  /** Reply bodies longer than this are not read (a MalformedResponseError). Default 16 MiB (`MAX_REPLY_BYTES`). */
+  readonly maxReplyBytes?: number;
 }
 
 export interface CallOptions {
@@ -94,6 +96,7 @@ export class EnvironmentsClient {
       baseUrl: options.baseUrl,
       ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
       ...(options.userAgent ? { userAgent: options.userAgent } : {}),
+      ...(options.maxReplyBytes ? { maxReplyBytes: options.maxReplyBytes } : {}),
     });
     const c = options.credential;
     this.#credential = typeof c === 'function' ? c : () => c;

@@ -89,14 +89,25 @@ export interface TransportOptions {
   readonly baseUrl: string;
   readonly dispatcher?: Dispatcher;
   readonly userAgent?: string;
+  /** Reply bodies longer than this are not read. Default {@link MAX_REPLY_BYTES}. */
+  readonly maxReplyBytes?: number;
 }
+
+/**
+ * The most of a reply body the client reads (16 MiB). The largest legitimate reply, a page of 100
+ * environments with full package lists and metadata, is well under 1 MiB; anything longer is a
+ * broken server or proxy, and reading it whole would let it grow the operator's memory at will.
+ */
+export const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 
 export class Transport {
   readonly baseUrl: string;
   readonly #dispatcher: Dispatcher;
   readonly #userAgent: string;
+  readonly #maxReplyBytes: number;
 
   constructor(options: TransportOptions) {
+    this.#maxReplyBytes = options.maxReplyBytes ?? MAX_REPLY_BYTES;
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.#dispatcher = options.dispatcher ?? sharedDispatcher();
     this.#userAgent = options.userAgent ?? 'agentenv/0.1';
@@ -125,7 +136,7 @@ export class Transport {
     };
     if (x.body !== undefined) headers['content-type'] = 'application/json';
     let res: Dispatcher.ResponseData;
-    let text: string;
+    let text: string | undefined;
     try {
       res = await request(this.url(x.path, x.query), {
         method: x.method,
@@ -134,7 +145,7 @@ export class Transport {
         dispatcher: this.#dispatcher,
         signal,
       });
-      text = await res.body.text();
+      text = await readCapped(res.body, this.#maxReplyBytes);
     } catch (err) {
       if (x.signal?.aborted) throw x.signal.reason;
       if (deadline.signal.aborted) {
@@ -149,9 +160,31 @@ export class Transport {
       return Array.isArray(v) ? v[0] : v;
     };
     const requestId = header(REQUEST_ID_HEADER);
-    if (res.statusCode >= 400) throw errorFromReply(x, res.statusCode, text, requestId, header);
+    if (res.statusCode >= 400) throw errorFromReply(x, res.statusCode, text ?? '', requestId, header);
+    if (text === undefined) {
+      const message = `${x.method} ${x.path}: reply body exceeds ${this.#maxReplyBytes} bytes; not read further`;
+      throw new MalformedResponseError(message, '(body)', { status: res.statusCode, requestId });
+    }
     return { value: parseReply(x, text, res.statusCode, requestId), status: res.statusCode, requestId };
   }
+}
+
+/**
+ * The body as text, or undefined once it passes `max` bytes: reading stops there and the
+ * connection is discarded (the rest is never buffered).
+ */
+async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function connectionMessage(err: unknown): string {

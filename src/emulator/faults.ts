@@ -1,7 +1,8 @@
 /**
- * Scripted faults for the public API routes: a status (with Retry-After), added latency, or a
- * connection reset, for requests matching a method and path pattern, with a probability or for
- * the next N matches. Admin routes are never faulted.
+ * Scripted faults for the public API routes: a status (with Retry-After), added latency, a
+ * connection reset, or a reply with a body of the test's choosing (malformed, wrongly typed,
+ * truncated mid-body, or N bytes long), for requests matching a method and path pattern, with a
+ * probability or for the next N matches. Admin routes are never faulted.
  */
 import { z } from 'zod';
 
@@ -14,8 +15,8 @@ export const FaultRule = z.object({
   probability: z.number().min(0).max(1).optional(),
   /** Fault only the next `count` matching requests. Unlimited when omitted. */
   count: z.number().int().positive().optional(),
-  /** Reply with this status and an Anthropic error body. */
-  status: z.number().int().min(400).max(599).optional(),
+  /** Reply with this status: an Anthropic error body, or with `body`/`body_bytes` the body given (default 200 then). */
+  status: z.number().int().min(200).max(599).optional(),
   /** `retry-after` header for the faulted reply (seconds, or an HTTP date). */
   retry_after: z.union([z.number().nonnegative(), z.string()]).optional(),
   /** Delay before replying (and before serving normally when no status/reset is given). */
@@ -24,6 +25,17 @@ export const FaultRule = z.object({
   reset: z.boolean().optional(),
   message: z.string().optional(),
   error_type: z.string().optional(),
+  /** Reply with this raw body instead of the route's (not JSON-encoded: `"{\\"id\\": 1"` is sent as is). */
+  body: z.string().optional(),
+  /** Reply with a body of exactly this many bytes: `body` repeated (`x` without one), streamed, cut at this length. */
+  body_bytes: z.number().int().min(0).max(1024 * 1024 * 1024).optional(),
+  /** Declare the whole body's `content-length` but send only its first N bytes, then cut the connection. */
+  truncate_at: z.number().int().min(0).optional(),
+  /** Extra headers on a faulted reply (e.g. a wrong `content-type`). */
+  headers: z.record(z.string(), z.string()).optional(),
+}).refine((r) => r.status === undefined || r.status >= 400 || r.body !== undefined || r.body_bytes !== undefined, {
+  message: 'a status below 400 needs a body or body_bytes',
+  path: ['status'],
 });
 export type FaultRule = z.infer<typeof FaultRule>;
 export const FaultRules = z.union([z.array(FaultRule), z.object({ rules: z.array(FaultRule) }).transform((o) => o.rules)]);

@@ -166,6 +166,10 @@ async function applyFault(fault: FaultRule, res: ServerResponse): Promise<boolea
     res.statusCode = 0;
     return true;
   }
+  if (fault.body !== undefined || fault.body_bytes !== undefined) {
+    await replyWithBody(fault, res);
+    return true;
+  }
   if (!fault.status) return false;
   const e = new EmulatorError(fault.status, fault.message ?? `injected fault (${fault.status})`, {
     ...(fault.error_type ? { type: fault.error_type } : {}),
@@ -174,6 +178,37 @@ async function applyFault(fault: FaultRule, res: ServerResponse): Promise<boolea
   for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
   send(res, e.status, e.body());
   return true;
+}
+
+/**
+ * A scripted body: `body` as is, or `body_bytes` of it (repeated), streamed in chunks with
+ * back-pressure so a reply of a gigabyte costs the emulator no more than one chunk; with
+ * `truncate_at`, the full length is declared and the connection cut after that many bytes.
+ */
+async function replyWithBody(fault: FaultRule, res: ServerResponse): Promise<void> {
+  const unit = Buffer.from(fault.body === undefined || fault.body === '' ? 'x' : fault.body, 'utf8');
+  const total = fault.body_bytes ?? Buffer.byteLength(fault.body ?? '');
+  const sent = Math.min(total, fault.truncate_at ?? total);
+  res.writeHead(fault.status ?? 200, { 'content-type': 'application/json', 'content-length': total, ...fault.headers });
+  // A whole number of repetitions per chunk, so every chunk starts the pattern again.
+  const chunk = Buffer.concat(Array.from({ length: Math.max(1, Math.floor(64 * 1024 / unit.length)) }, () => unit));
+  for (let offset = 0; offset < sent && !res.destroyed; ) {
+    const part = chunk.subarray(0, Math.min(chunk.length, sent - offset));
+    offset += part.length;
+    if (!res.write(part)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    }
+  }
+  if (sent < total) res.socket?.destroy();
+  else res.end();
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
