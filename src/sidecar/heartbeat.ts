@@ -6,7 +6,7 @@
  * 2. Beats are `min(ttl/2, 30 s)` apart (at least 1 s), from the TTL the server reports, so two
  *    beats fit in every TTL. Each attempt is cut off after one interval: a hung request must not
  *    outlive the lease it is meant to renew.
- * 3. Transient failures (connection errors, timeouts, 408, 429, 5xx) are retried with backoff; a
+ * 3. Transient failures (connection errors, timeouts, 408, 429, 5xx) and malformed replies are retried with backoff; a
  *    `Retry-After` is honoured (no beat is sent before it expires). Retrying a beat whose reply was
  *    lost can answer 412 (the server moved on with our own beat) — the same risk the next regular
  *    beat would run, so the retry adds none.
@@ -87,7 +87,10 @@ export async function keepLease(loop: HeartbeatLoop): Promise<void> {
         end('stop-requested');
         return;
       }
-      if (!isTransient(err)) {
+      // A malformed reply (not JSON, wrong types, cut short by a broken proxy, too long) is retried
+      // like a transient failure, within the TTL: the beat may not have reached the server, and if
+      // it did, the retry's stale echo gets a 412 — the lease-lost ending a give-up would have had.
+      if (!isTransient(err) && err.code !== 'malformed_response') {
         log.error('heartbeat rejected', { err, status: err.status });
         end('heartbeat-rejected');
         return;

@@ -70,6 +70,13 @@ export interface WorkItem {
   readonly workId: string;
 }
 
+/**
+ * The most of a reply the sidecar reads (256 KiB): a heartbeat reply is under 200 bytes and a stop
+ * reply one work item (at most 16 metadata values of 512 characters). A longer body is a broken
+ * server or proxy, and the sidecar's memory is the Pod's.
+ */
+export const MAX_REPLY_BYTES = 256 * 1024;
+
 const WORK_STATES: ReadonlySet<string> = new Set(['queued', 'starting', 'active', 'stopping', 'stopped']);
 
 export class WorkApi {
@@ -152,7 +159,14 @@ export class WorkApi {
       };
       const req = this.#upstream.request('lease', 'POST', target, headers, (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size <= MAX_REPLY_BYTES) return void chunks.push(c);
+          clearTimeout(timer);
+          req.destroy();
+          reject(new WorkApiError('malformed_response', `${what}: reply body exceeds ${MAX_REPLY_BYTES} bytes; not read further`, { status: res.statusCode ?? 0 }));
+        });
         res.on('error', fail);
         res.on('end', () => {
           clearTimeout(timer);
