@@ -391,3 +391,50 @@ describe('settling records after a restart', () => {
     expect(store.sessions.get(`ns/${sessionName('prod', session_id)}`)?.status).toMatchObject({ phase: 'Failed', reason: 'NotAcknowledged' });
   });
 });
+
+describe('bad poll and ack replies', () => {
+  const POLL = 'GET /v1/environments/{environment_id}/work/poll';
+  const polls = (): number => Object.values(emu.state.requestCounts()[POLL] ?? {}).reduce((a, b) => a + b, 0);
+
+  it('a malformed poll reply pauses dispatch with MalformedApiReply: one poll in the window, not a loop', async () => {
+    emu.admin.setFaults([{ method: 'GET', path: '/v1/environments/*/work/poll', body: '{"id": 42, "type": "work"}' }]);
+    const reports: DispatchState[] = [];
+    const d = dispatch({ maxSessions: 3, reports });
+    await until(() => reports.some((r) => !r.dispatching), 'a Dispatching=False report');
+    await new Promise((r) => setTimeout(r, 1_500));
+    await d.stop();
+    expect(reports).toEqual([{ dispatching: false, reason: 'MalformedApiReply', message: expect.stringContaining("reply field 'id'") }]);
+    // The slow retry (FATAL_RETRY_MS, 60 s) is the next poll: a tight loop would make hundreds here.
+    expect(polls()).toBe(1);
+  });
+
+  it('poll replies cut mid-body back off exponentially: a bounded number of polls in the window, then dispatch resumes', async () => {
+    emu.admin.setFaults([{ method: 'GET', path: '/v1/environments/*/work/poll', body: `{"id":"work_${'x'.repeat(500)}"}`, truncate_at: 64 }]);
+    const reports: DispatchState[] = [];
+    const d = dispatch({ maxSessions: 3, reports });
+    await new Promise((r) => setTimeout(r, 2_500));
+    // Backoff 1 s doubling (jittered ±50 %): at most 3 polls in 2.5 s; a loop without it, thousands.
+    expect(polls()).toBeGreaterThanOrEqual(1);
+    expect(polls()).toBeLessThanOrEqual(3);
+    emu.admin.clearFaults();
+    const { work_id } = emu.admin.createSession(environmentId);
+    await until(() => workOf(work_id)?.state === 'starting', 'the item acknowledged once the replies are whole', 15_000);
+    await d.stop();
+    expect(reports.some((r) => !r.dispatching)).toBe(false);
+  });
+
+  it('a malformed ack reply is not a loss: the record stays claimed and the item is acknowledged on a later pass', async () => {
+    const { work_id } = emu.admin.createSession(environmentId);
+    const api = new EnvironmentsClient({ baseUrl: emu.url, credential: bearer(envKeyValue) });
+    const work = await api.pollWork(environmentId);
+    emu.admin.setFaults([{ method: 'POST', path: '/v1/environments/*/work/*/ack', body: '<html>502</html>', count: 1 }]);
+    const result = await handOff(handOffDeps(api), { work: work!, env: env(), credentials: envKeyCredentials(), workerId: 'w', seenAt: performance.now() });
+    expect(result).toEqual({ outcome: 'ackFailed', holdsSlot: true });
+    expect(workOf(work_id)?.state).toBe('queued');
+    expect(store.sessions.size).toBe(1);
+    // What the settle pass does with the claimed record: the ack, again, succeeds.
+    const [record] = store.list();
+    expect(await settleSession({ store, api, now: () => new Date() }, record!)).toBe('acknowledged');
+    expect(workOf(work_id)?.state).toBe('starting');
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AuthenticationError, ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError, RateLimitError, ServerError, TimeoutError } from '../../api/errors.ts';
+import { AuthenticationError, ConflictError, InvalidRequestError, MalformedResponseError, NotFoundError, PermissionDeniedError, RateLimitError, ServerError, TimeoutError } from '../../api/errors.ts';
 import { classifyPollFailure, DispatchPausedError, nextTarget, pauseAfterEmpty, pollBackoffMs, pollsToStart } from './plan.ts';
 
 describe('pollsToStart', () => {
@@ -74,12 +74,14 @@ describe('classifyPollFailure', () => {
     [new PermissionDeniedError('no', { status: 403 }), 'fatal'],
     [new NotFoundError('gone', { status: 404 }), 'fatal'],
     [new InvalidRequestError('bad', { status: 400 }), 'fatal'],
+    [new MalformedResponseError('not JSON', '(body)', { status: 200 }), 'fatal'],
   ])('%s is %s', (err, kind) => {
     expect(classifyPollFailure(err).kind).toBe(kind);
   });
   it('gives fatal failures a condition reason and keeps Retry-After of transient ones', () => {
     expect(classifyPollFailure(new AuthenticationError('bad key', { status: 401 }))).toMatchObject({ reason: 'CredentialsInvalid', code: 'authentication_failed' });
     expect(classifyPollFailure(new NotFoundError('gone', { status: 404 }))).toMatchObject({ reason: 'EnvironmentNotFound' });
+    expect(classifyPollFailure(new MalformedResponseError("reply field 'id' expected string", 'id', { status: 200 }))).toMatchObject({ reason: 'MalformedApiReply', message: expect.stringContaining('field id') });
     expect(classifyPollFailure(new DispatchPausedError('CredentialsMissing', 'Secret x not found'))).toMatchObject({ kind: 'fatal', reason: 'CredentialsMissing' });
     expect(classifyPollFailure(new RateLimitError('slow', { status: 429, retryAfterMs: 4_000 }))).toMatchObject({ retryAfterMs: 4_000 });
   });

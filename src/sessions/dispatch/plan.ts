@@ -3,7 +3,7 @@
  * are tested with tables: how many polls may run, how the poller count scales, how long to back
  * off, and when a poll failure stops polling.
  */
-import { ApiError, AuthenticationError, classify, NotFoundError, PermissionDeniedError } from '../../api/errors.ts';
+import { ApiError, AuthenticationError, classify, MalformedResponseError, NotFoundError, PermissionDeniedError } from '../../api/errors.ts';
 import { backoffDelay, type BackoffPolicy } from '../../util/backoff.ts';
 
 /** The API's cap for `block_ms`: a long poll waits at most this long for work. */
@@ -107,5 +107,8 @@ export function classifyPollFailure(err: unknown): PollFailure {
   if (err instanceof AuthenticationError) return { kind: 'fatal', code: err.code, reason: 'CredentialsInvalid', message: `the API refused the polling credential: ${err.message}${reqId}` };
   if (err instanceof PermissionDeniedError) return { kind: 'fatal', code: err.code, reason: 'PermissionDenied', message: `the polling credential may not poll this environment: ${err.message}${reqId}` };
   if (err instanceof NotFoundError) return { kind: 'fatal', code: err.code, reason: 'EnvironmentNotFound', message: `the environment's work queue does not exist: ${err.message}${reqId}` };
+  // A 2xx the client cannot read (not JSON, wrong types, over the read cap) was not a refusal: say
+  // what broke, as the environment reconciler does; polling retries after the slow pause.
+  if (err instanceof MalformedResponseError) return { kind: 'fatal', code: err.code, reason: 'MalformedApiReply', message: `the API returned an unexpected poll reply (field ${err.field}): ${err.message}${reqId}` };
   return { kind: 'fatal', code: err.code, reason: 'PollRejected', message: `the API rejected the poll: ${err.message}${reqId}` };
 }
