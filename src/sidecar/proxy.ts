@@ -257,6 +257,10 @@ async function listenGated(server: Server, address: string, port: number): Promi
     gate.once('error', reject);
     gate.listen(port, address, () => resolve());
   });
+  // node:http arms its periodic connections check — what enforces headersTimeout and
+  // requestTimeout — on its own 'listening' event. This server never listens (the gate accepts for
+  // it), so without this a client trickling its headers (slowloris) held its slot for ever.
+  server.emit('listening');
   return {
     port: (gate.address() as AddressInfo).port,
     close: () =>
