@@ -13,7 +13,7 @@ interface Secret extends KubeObject {
 
 /** Why a Secret reference could not be resolved; messages name the Secret and key, never a value. */
 export class SecretRefError extends Error {
-  readonly reason: 'SecretNotFound' | 'SecretKeyMissing' | 'SecretForbidden' | 'SecretEmpty';
+  readonly reason: 'SecretNotFound' | 'SecretKeyMissing' | 'SecretForbidden' | 'SecretEmpty' | 'SecretMalformed';
   constructor(reason: SecretRefError['reason'], message: string) {
     super(message);
     this.name = 'SecretRefError';
@@ -30,9 +30,26 @@ export async function readSecretKey(rest: KubeRest, namespace: string, ref: { na
     if (isForbidden(err)) throw new SecretRefError('SecretForbidden', `the operator may not read Secret ${namespace}/${ref.name}`);
     throw err;
   }
+  const where = `Secret ${namespace}/${ref.name} key ${JSON.stringify(ref.key)}`;
   const encoded = secret.data?.[ref.key];
-  if (encoded === undefined) throw new SecretRefError('SecretKeyMissing', `Secret ${namespace}/${ref.name} has no key "${ref.key}"`);
+  if (encoded === undefined) throw new SecretRefError('SecretKeyMissing', `Secret ${namespace}/${ref.name} has no key ${JSON.stringify(ref.key)}`);
+  // Surrounding whitespace is dropped: `echo key | kubectl create secret --from-file` leaves a newline.
   const value = Buffer.from(encoded, 'base64').toString('utf8').trim();
-  if (value === '') throw new SecretRefError('SecretEmpty', `Secret ${namespace}/${ref.name} key "${ref.key}" is empty`);
+  if (value === '') throw new SecretRefError('SecretEmpty', `${where} is empty`);
+  // A credential travels in an HTTP header: only visible ASCII. A line break or a control byte
+  // inside is refused by the HTTP client as an invalid header (which read as a connection failure,
+  // retried for ever as ApiUnavailable); a space inside is sent and refused by the API. Say what is
+  // wrong where it can be fixed, naming the Secret and key, never the value.
+  const defect = credentialDefect(value);
+  if (defect) throw new SecretRefError('SecretMalformed', `${where} is not a credential: it contains ${defect}`);
   return value;
+}
+
+/** What makes `value` unusable as a header credential, or undefined when it is visible ASCII. */
+export function credentialDefect(value: string): string | undefined {
+  if (/[\r\n]/.test(value)) return 'a line break';
+  if (/\s/.test(value)) return 'whitespace';
+  // eslint-disable-next-line no-control-regex
+  if (/[^\x21-\x7e]/.test(value)) return 'bytes that are not printable ASCII (binary data, or text that is not a key)';
+  return undefined;
 }
