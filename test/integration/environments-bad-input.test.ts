@@ -1,13 +1,19 @@
 /**
- * Bad replies from the API to the AgentEnvironment reconciler, on the real apiserver: malformed,
+ * Bad input to the AgentEnvironment reconciler, on the real apiserver.
+ *
+ * Bad replies from the API: malformed,
  * wrongly typed, truncated and oversized bodies (the emulator's "reply with this body" fault) on
  * environment create, get and update and on the queue stats. Each becomes a condition and a
  * Warning event naming what broke — never a crash, never a tight retry loop: a reply the client
  * cannot read waits for a change of the spec (or the slow resync); a reply cut short is transient
  * and backs off. Retry counts are asserted over a window, never timings.
+ *
+ * Secrets of the wrong shape (a missing key, an empty value, binary bytes, a space or a line break
+ * inside the key): a condition and an event naming the Secret and the key, never the value.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CORE, type KubeObject } from '../../src/k8s/rest.ts';
 import { waitFor } from '../support/cluster.ts';
 import { API_KEY } from '../support/emulator.ts';
 import {
@@ -17,6 +23,7 @@ import {
   everythingVisible,
   getEnvironment,
   patchSpec,
+  putSecret,
   waitForCondition,
   waitForEvent,
   waitForReady,
@@ -114,9 +121,39 @@ describe('bad replies to the environment reconciler', () => {
     expect(f.op.logLines.slice(logsBefore).some((l) => l.includes('queue stats unavailable') && l.includes('malformed_response'))).toBe(true);
     expect(calls('work.stats', before)).toBeLessThanOrEqual(2);
   });
+});
 
-  it('no bad reply put a credential in a log line, event or status', async () => {
-    expect(await everythingVisible(f)).not.toContain(API_KEY);
+const SECRET_VALUE = 'sk-ant-api03-not-a-real-key-SECRETVALUE';
+
+describe('Secrets of the wrong shape', () => {
+  it.each([
+    ['a missing key', { other: SECRET_VALUE }, 'has no key "api-key"'],
+    ['an empty value', { 'api-key': '' }, 'key "api-key" is empty'],
+    ['binary bytes', { 'api-key': Buffer.from([0x73, 0x6b, 0x00, 0xff, 0x13, 0x80, 0x01]) }, 'key "api-key" is not a credential: it contains bytes that are not printable ASCII'],
+    ['a line break inside', { 'api-key': `${SECRET_VALUE}\n${SECRET_VALUE}` }, 'key "api-key" is not a credential: it contains a line break'],
+    ['a space inside', { 'api-key': `x-api-key: ${SECRET_VALUE}` }, 'key "api-key" is not a credential: it contains whitespace'],
+  ] as const)('%s: Synced=False CredentialsMissing with an event naming the Secret and key, no API call', async (_name, data, message) => {
+    const name = `shape-${Math.random().toString(36).slice(2, 8)}`;
+    const secret = { metadata: { name, namespace: f.ns.name }, type: 'Opaque', data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) };
+    await f.admin.create(CORE.secrets, f.ns.name, secret as KubeObject);
+    const before = f.op.apiCalls.length;
+    await createEnvironment(f.admin, f.ns.name, name, { cloud: {}, apiKeySecretRef: { name, key: 'api-key' } });
+    const env = await waitForCondition(f.admin, f.ns.name, name, 'Synced', 'False', 'CredentialsMissing');
+    expect(conditionOf(env, 'Synced')?.message).toContain(`Secret ${f.ns.name}/${name}`);
+    expect(conditionOf(env, 'Synced')?.message).toContain(message);
+    expect((await waitForEvent(f.admin, f.ns.name, name, 'CredentialsMissing')).message).toContain(message);
+    expect(f.op.apiCalls.length - before).toBe(0);
+
+    // Fixed in place: served without a change to the resource (the Secret is re-read).
+    await putSecret(f.admin, f.ns.name, name, 'api-key', `${API_KEY}\n`);
+    await waitForReady(f.admin, f.ns.name, name);
   });
 });
 
+describe('at the end', () => {
+  it('no bad reply or Secret put a credential in a log line, event or status', async () => {
+    const visible = await everythingVisible(f);
+    expect(visible).not.toContain(API_KEY);
+    expect(visible).not.toContain('SECRETVALUE');
+  });
+});
