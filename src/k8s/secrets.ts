@@ -49,7 +49,6 @@ export async function readSecretKey(rest: KubeRest, namespace: string, ref: { na
 export function credentialDefect(value: string): string | undefined {
   if (/[\r\n]/.test(value)) return 'a line break';
   if (/\s/.test(value)) return 'whitespace';
-  // eslint-disable-next-line no-control-regex
   if (/[^\x21-\x7e]/.test(value)) return 'bytes that are not printable ASCII (binary data, or text that is not a key)';
   return undefined;
 }
