@@ -32,6 +32,8 @@ describe.concurrent('a session Pod that cannot start', () => {
     const d = await dispatch(w, env);
     const done = await failed(d.name);
     expect(done.status?.reason).toBe('ImagePullFailed');
+    // The kubelet's own words: which container, ErrImagePull or ImagePullBackOff, and the image.
+    expect(done.status?.message).toMatch(/^image pull failed: .*(ErrImagePull|ImagePullBackOff).*registry\.invalid\/no-such-image:1/);
     await waitForWork(w, env, d.work.id, 'stopped');
     expect(w.metrics.stopped).toContain('ImagePullFailed');
     await waitFor(async () => (await eventsOf(w, d.name)).some((e) => e.type === 'Warning' && e.reason === 'ImagePullFailed'), { what: 'a Warning event ImagePullFailed' });
@@ -48,6 +50,22 @@ describe.concurrent('a session Pod that cannot start', () => {
     expect(done.status?.reason).toBe('Unschedulable');
     await waitForWork(w, env, d.work.id, 'stopped');
     await waitFor(async () => (await eventsOf(w, d.name)).some((e) => e.type === 'Warning' && e.reason === 'Unschedulable'), { what: 'a Warning event Unschedulable' });
+  });
+
+  it('requests larger than any node: the AgentSession says Unschedulable with the scheduler\'s reason while it waits, then the item is force-stopped with it', async () => {
+    const template = sessionTemplate();
+    const spec = template['spec'] as { containers: Array<Record<string, unknown>> };
+    spec.containers[0]!['resources'] = { requests: { cpu: '4096', memory: '64Ti' } };
+    const env = await createEnvironment(w, 'toolarge', template, { startDeadlineSeconds: 10 });
+    const d = await dispatch(w, env);
+    // Before the deadline: still Starting, the Pod's PodScheduled=False/Unschedulable message on the record.
+    const waiting = await waitForSession(w, d.name, (s) => s.status?.reason === 'Unschedulable' && s.status.phase === 'Starting', 'Starting/Unschedulable', 30_000);
+    expect(waiting.status?.message).toContain('Insufficient cpu, Insufficient memory');
+    const done = await failed(d.name);
+    expect(done.status?.reason).toBe('Unschedulable');
+    expect(done.status?.message).toMatch(/not scheduled within startDeadlineSeconds \(10s\): .*Insufficient cpu/);
+    await waitForWork(w, env, d.work.id, 'stopped');
+    expect(w.metrics.stopped).toContain('Unschedulable');
   });
 
   it('a template that breaks the Restricted standard is refused: TemplateRefused, no Pod', async () => {

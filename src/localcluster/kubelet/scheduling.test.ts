@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { pod } from './fixtures.test-support.ts';
 import { allocatePodIP } from './pod-ip.ts';
 import { containerArgv, ImagePullError, imageName } from './images.ts';
-import { fitsNode } from './scheduling.ts';
+import { fitsNode, quantity } from './scheduling.ts';
 import type { Node } from './pod-types.ts';
 
 const node = (extra: Partial<Node> = {}): Node => ({ metadata: { name: 'n', labels: { 'kubernetes.io/os': 'linux', disk: 'ssd' } }, spec: {}, ...extra });
@@ -25,6 +25,30 @@ describe('scheduling onto this node', () => {
     expect(!result.fits && result.message).toMatch(/untolerated taint \{dedicated: gpu\}/);
     expect(fitsNode(pod({ tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }] }), tainted).fits).toBe(true);
     expect(fitsNode(pod({ tolerations: [{ operator: 'Exists' }] }), tainted).fits).toBe(true);
+  });
+
+  it('requests larger than the node\'s allocatable make the Pod unschedulable, as kube-scheduler says it', () => {
+    const sized = node({ status: { allocatable: { cpu: '2', memory: '4Gi', pods: '110' } } });
+    const asking = (requests: Record<string, string>, extra: object = {}) => pod({ containers: [{ name: 'main', image: 'x', resources: { requests } }], ...extra });
+    expect(fitsNode(asking({ cpu: '1500m', memory: '1Gi' }), sized).fits).toBe(true);
+    const tooMuch = fitsNode(asking({ cpu: '64', memory: '1Ti' }), sized);
+    expect(!tooMuch.fits && tooMuch.message).toMatch(/^0\/1 nodes are available: 1 Insufficient cpu, Insufficient memory\./);
+    // A sidecar's request adds to the app containers'.
+    const sidecar = { initContainers: [{ name: 'side', image: 'x', restartPolicy: 'Always', resources: { requests: { cpu: '1' } } }] };
+    expect(fitsNode(asking({ cpu: '1500m' }, sidecar), sized)).toMatchObject({ fits: false, message: expect.stringContaining('Insufficient cpu') });
+    // Limits without requests count as requests (the API server defaults them so).
+    expect(fitsNode(pod({ containers: [{ name: 'main', image: 'x', resources: { limits: { memory: '5Gi' } } }] }), sized).fits).toBe(false);
+  });
+
+  it.each([
+    ['500m', 0.5],
+    ['2', 2],
+    ['1.5Gi', 1.5 * 2 ** 30],
+    ['128974848', 128974848],
+    ['129M', 129e6],
+    ['lots', Number.NaN],
+  ])('the quantity %s is %s', (q, n) => {
+    expect(quantity(q)).toBe(n);
   });
 
   it("reports the kube-scheduler's message for a selector mismatch", () => {

@@ -1,12 +1,12 @@
 /**
  * The process kubelet is also the scheduler of its one node: a Pending Pod without `nodeName` is
- * bound to it when its nodeSelector, required node affinity and tolerations allow (pure part:
- * {@link fitsNode}); otherwise the Pod stays Pending with PodScheduled=False, reason Unschedulable,
+ * bound to it when its nodeSelector, required node affinity and tolerations allow and its cpu and
+ * memory requests fit the node's allocatable (pure part: {@link fitsNode}); otherwise the Pod stays Pending with PodScheduled=False, reason Unschedulable,
  * as kube-scheduler reports it.
  */
 import type { KubeRest } from '../../k8s/rest.ts';
 import { resource } from '../../k8s/rest.ts';
-import type { Node, NodeSelectorRequirement, Pod, Toleration } from './pod-types.ts';
+import { isSidecar, type Container, type Node, type NodeSelectorRequirement, type Pod, type Toleration } from './pod-types.ts';
 
 export type Fit = { readonly fits: true } | { readonly fits: false; readonly message: string };
 
@@ -50,7 +50,33 @@ export function fitsNode(pod: Pod, node: Node): Fit {
   const blocking = (node.spec?.taints ?? []).filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute');
   const untolerated = blocking.find((t) => !tolerates(pod.spec.tolerations ?? [], t));
   if (untolerated) return why(`node(s) had untolerated taint {${untolerated.key}: ${untolerated.value ?? ''}}`);
+  const allocatable = (node.status?.['allocatable'] ?? {}) as Record<string, string>;
+  const insufficient = (['cpu', 'memory'] as const).filter((r) => allocatable[r] !== undefined && podRequest(pod, r) > quantity(allocatable[r]));
+  if (insufficient.length > 0) return why(insufficient.map((r) => `Insufficient ${r}`).join(', '));
   return { fits: true };
+}
+
+/**
+ * What the Pod asks of a node for `resource`, as kube-scheduler counts it: the app containers and
+ * the sidecars together, or the largest ordinary init container beside the sidecars, whichever is
+ * more. (Only whether the Pod could ever fit is checked: this node does not account for other Pods.)
+ */
+function podRequest(pod: Pod, resource: 'cpu' | 'memory'): number {
+  const request = (c: Container): number => quantity(c.resources?.requests?.[resource] ?? c.resources?.limits?.[resource] ?? '0');
+  const sidecars = (pod.spec.initContainers ?? []).filter(isSidecar).reduce((sum, c) => sum + request(c), 0);
+  const app = pod.spec.containers.reduce((sum, c) => sum + request(c), 0);
+  const init = Math.max(0, ...(pod.spec.initContainers ?? []).filter((c) => !isSidecar(c)).map(request));
+  return Math.max(app, init) + sidecars;
+}
+
+const SUFFIXES: Readonly<Record<string, number>> = { m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/** A Kubernetes quantity (`500m`, `2`, `1.5Gi`, `128974848`) as a number; NaN when it is not one. */
+export function quantity(q: string): number {
+  const m = /^([0-9.]+)([a-zA-Z]*)$/.exec(q.trim());
+  if (!m) return Number.NaN;
+  const factor = m[2] === '' ? 1 : SUFFIXES[m[2]!];
+  return factor === undefined ? Number.NaN : Number(m[1]) * factor;
 }
 
 /** POST pods/<name>/binding, as kube-scheduler does (the apiserver sets nodeName and PodScheduled=True). */
