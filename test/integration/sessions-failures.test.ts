@@ -8,6 +8,7 @@ import { PLACEHOLDER_WORK_SECRET } from '../../src/contract/sidecar.ts';
 import { CORE } from '../../src/k8s/rest.ts';
 import { podName, secretName } from '../../src/sessions/record/names.ts';
 import { createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
+import { faultHits } from '../support/emulator.ts';
 import { createEnvironment, dispatch, eventsOf, getPod, processesOfWork, sessionTemplate, startSessionsWorld, waitForSession, waitForWork, type SessionsWorld } from './sessions.fixtures.ts';
 
 let ns: TestNamespace;
@@ -66,6 +67,27 @@ describe.concurrent('a session Pod that cannot start', () => {
     expect(done.status?.message).toMatch(/not scheduled within startDeadlineSeconds \(10s\): .*Insufficient cpu/);
     await waitForWork(w, env, d.work.id, 'stopped');
     expect(w.metrics.stopped).toContain('Unschedulable');
+  });
+
+  it('force-stop replies that are garbage or cut short are retried with backoff, a bounded number of times, until the item is stopped', async () => {
+    const env = await createEnvironment(w, 'garbledstop', sessionTemplate({ image: 'registry.invalid/no-such-image:2' }));
+    const stops = `/v1/environments/${env.environmentId}/work/*/stop`;
+    w.emu.admin.setFaults([
+      { method: 'POST', path: stops, body: '<html>502 Bad Gateway</html>', count: 2 },
+      { method: 'POST', path: stops, body: '{"id":"work_0123456789', body_bytes: 4096, truncate_at: 100, count: 2 },
+      // Matches every later stop of this environment and serves it unchanged: counts them.
+      { method: 'POST', path: stops, latency_ms: 0 },
+    ]);
+    const d = await dispatch(w, env);
+    expect((await failed(d.name)).status?.reason).toBe('ImagePullFailed');
+    await waitForWork(w, env, d.work.id, 'stopped');
+    // Four bad replies, then the stop that lands: per-key backoff (the malformed ones) and the client's
+    // own retries (the cut ones) — a handful of calls, where a loop without backoff makes hundreds.
+    const hits = (await faultHits(w.emu.url)).filter((r) => r.path === stops).map((r) => r.hits);
+    expect(hits.slice(0, 2)).toEqual([2, 2]);
+    expect(hits[2]).toBeGreaterThanOrEqual(1);
+    expect(hits[2]).toBeLessThanOrEqual(4);
+    w.emu.admin.clearFaults();
   });
 
   it('a template that breaks the Restricted standard is refused: TemplateRefused, no Pod', async () => {
