@@ -113,3 +113,22 @@ describe('the read cap', () => {
     expect(process.memoryUsage().rss - before).toBeLessThan(96 * 1024 * 1024);
   });
 });
+
+describe('the emulator\'s body fault', () => {
+  it('sends its headers and status as given, and refuses a status below 400 without a body', async () => {
+    emu.admin.setFaults([{ method: 'GET', path: `/v1/environments/${ENV}`, status: 203, body: '<html>proxy</html>', headers: { 'content-type': 'text/html', 'x-proxy': 'squid' } }]);
+    const res = await fetch(`${emu.url}/v1/environments/${ENV}`);
+    expect(res.status).toBe(203);
+    expect(res.headers.get('content-type')).toBe('text/html');
+    expect(res.headers.get('x-proxy')).toBe('squid');
+    expect(await res.text()).toBe('<html>proxy</html>');
+    expect(() => emu.admin.setFaults([{ path: '/v1/**', status: 200 }])).toThrow(/a status below 400 needs a body/);
+  });
+
+  it('body_bytes repeats the body to exactly that length', async () => {
+    emu.admin.setFaults([{ method: 'GET', path: `/v1/environments/${ENV}`, body: 'abc', body_bytes: 200_000 }]);
+    const text = await (await fetch(`${emu.url}/v1/environments/${ENV}`)).text();
+    expect(text).toHaveLength(200_000);
+    expect(text).toBe('abc'.repeat(66_667).slice(0, 200_000));
+  });
+});
