@@ -20,7 +20,8 @@ export interface DrivenSession {
   resultAt?: number;
   /** The runner's answer was not the echo it was asked for. */
   wrongResult?: string;
-  endedByRun?: number;
+  /** When the run ended it (terminated, or asked for the remote stop). */
+  endedAt?: number;
   /** When the remote stop was requested. */
   stopAt?: number;
   stopError?: string;
@@ -82,8 +83,11 @@ export class SessionDriver {
       if (result) {
         s.resultAt = Date.now();
         if (text(result).trim() !== `chaos-${s.plan.index}`) s.wrongResult = text(result).slice(0, 200);
-        await this.#end(s);
       }
+    }
+    if (s.resultAt !== undefined && s.endedAt === undefined && Date.now() >= s.resultAt + s.plan.endDelayMs) {
+      s.endedAt = Date.now();
+      this.#end(s);
     }
     const work = this.workOf(s.id);
     const phase = seen.sessions.get(s.id);
@@ -92,12 +96,11 @@ export class SessionDriver {
     if (work.length > 0 && work.every((w) => w.state === 'stopped') && finished) s.settledAt = Date.now();
   }
 
-  async #end(s: DrivenSession): Promise<void> {
+  #end(s: DrivenSession): void {
     const { emu, environmentId, api } = this.#world;
     if (s.plan.ending === 'terminate') {
       try {
         emu.admin.appendAgentEvents(s.id, [{ type: 'session.status_terminated' }]);
-        s.endedByRun = Date.now();
       } catch (err) {
         this.#print(`session ${s.plan.index}: could not terminate: ${String(err)}`);
       }
@@ -105,7 +108,7 @@ export class SessionDriver {
     }
     const current = this.workOf(s.id).at(-1);
     if (!current) return;
-    s.stopAt = Date.now();
+    s.stopAt = s.endedAt;
     // The stop goes through the public API, faults included; its client retries (5xx, 429, resets).
     api.stopWork(environmentId, current.id, {}).then(
       () => undefined,

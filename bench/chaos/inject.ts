@@ -26,6 +26,7 @@ export const API_FAULT_RULES: Readonly<Record<ApiFaults, FaultRule[]>> = {
 /** During a duplicate-delivery window acknowledgements are slow, so items stay pending long enough to be reclaimed. */
 const SLOW_ACKS: FaultRule[] = [{ method: 'POST', path: '/v1/environments/*/work/*/ack', latency_ms: 1_500 }];
 const RECLAIM_EVERY_MS = 250;
+const SIDECAR_WAIT_MS = 10_000;
 /** A failover not seen within this long counts as failed. */
 const FAILOVER_GIVE_UP_MS = 60_000;
 
@@ -35,10 +36,11 @@ export interface InjectionLog {
   readonly applied: Record<string, number>;
   readonly skipped: string[];
   reclaimed: number;
+  killedSidecars: number;
 }
 
 export class Injector {
-  readonly log: InjectionLog = { failovers: [], applied: {}, skipped: [], reclaimed: 0 };
+  readonly log: InjectionLog = { failovers: [], applied: {}, skipped: [], reclaimed: 0, killedSidecars: 0 };
   readonly #world: World;
   readonly #print: (line: string) => void;
   readonly #rules = new Map<number, FaultRule[]>();
@@ -59,7 +61,7 @@ export class Injector {
       this.#print(`inject ${describeEvent(e)}`);
       try {
         await this.#apply(e, signal);
-        this.log.applied[e.kind] = (this.log.applied[e.kind] ?? 0) + 1;
+        if (e.kind !== 'sidecar-kill') this.log.applied[e.kind] = (this.log.applied[e.kind] ?? 0) + 1;
       } catch (err) {
         this.log.skipped.push(`${describeEvent(e)}: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -83,7 +85,8 @@ export class Injector {
       case 'kubelet-restart':
         return w.cluster.restartKubelet();
       case 'sidecar-kill':
-        return this.#killSidecar(e.pick);
+        // In the background: it may wait for a sidecar to run, and must not hold up the next event.
+        return this.#background(this.#killSidecar(e.pick).catch((err: unknown) => void this.log.skipped.push(`${describeEvent(e)}: ${err instanceof Error ? err.message : String(err)}`)));
       case 'api-faults':
         return this.#background(this.#window(API_FAULT_RULES[e.faults], e.durationMs, signal));
       case 'duplicate-delivery':
@@ -119,8 +122,24 @@ export class Injector {
     this.#print(`no failover within ${FAILOVER_GIVE_UP_MS} ms`);
   }
 
-  /** SIGKILL the sidecar of one Pod whose sidecar runs (from the process kubelet's run records); the kubelet restarts it. */
-  #killSidecar(pick: number): void {
+  /**
+   * SIGKILL the sidecar of one Pod whose sidecar runs (from the process kubelet's run records); the
+   * kubelet restarts it. Waits up to SIDECAR_WAIT_MS for one to run.
+   */
+  async #killSidecar(pick: number): Promise<void> {
+    for (const until = Date.now() + SIDECAR_WAIT_MS; ; await sleep(250)) {
+      const victim = this.#pickSidecar(pick);
+      if (victim) {
+        process.kill(victim.pid, 'SIGKILL');
+        this.#print(`  killed the sidecar of ${victim.pod} (pid ${victim.pid})`);
+        this.log.killedSidecars++;
+        return;
+      }
+      if (Date.now() > until) throw new Error('no sidecar running');
+    }
+  }
+
+  #pickSidecar(pick: number): { pod: string; pid: number } | undefined {
     const dir = join(this.#world.cluster.kubeletRootDir, 'pods');
     const running: Array<{ pod: string; pid: number }> = [];
     for (const entry of readdirSync(dir).filter((d) => d.startsWith(`${NAMESPACE}_`)).sort()) {
@@ -133,10 +152,7 @@ export class Injector {
         // a Pod directory being written or removed
       }
     }
-    const victim = running[Math.floor(pick * running.length)];
-    if (!victim) throw new Error('no sidecar running');
-    process.kill(victim.pid, 'SIGKILL');
-    this.#print(`  killed the sidecar of ${victim.pod} (pid ${victim.pid})`);
+    return running[Math.floor(pick * running.length)];
   }
 
   async #window(rules: FaultRule[], durationMs: number, signal: AbortSignal): Promise<void> {

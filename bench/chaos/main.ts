@@ -59,9 +59,11 @@ try {
   const chaos = new AbortController();
   interrupted.signal.addEventListener('abort', () => chaos.abort(), { once: true });
   const injecting = injector.run(plan.events, start, chaos.signal);
-  await driver.run(plan.sessions, start, start + profile.deadlineMs, interrupted.signal);
-  chaos.abort(); // sessions settled (or time is up): no more faults
-  await injecting;
+  const deadline = start + profile.deadlineMs;
+  const timeUp = setTimeout(() => chaos.abort(), profile.deadlineMs);
+  // Every planned fault is applied (the plan's window ends before the last session is enqueued).
+  await Promise.all([driver.run(plan.sessions, start, deadline, interrupted.signal), injecting]);
+  clearTimeout(timeUp);
   if (interrupted.signal.aborted) throw new Error('interrupted');
   const driven = Math.round((Date.now() - start) / 1000);
   print(`sessions done after ${driven} s; waiting for the finished sessions' cleanup (TTL ${SESSION_TTL_SECONDS} s) …`);
@@ -69,7 +71,10 @@ try {
   const result = verdict(outcome(w, driver), leaks, injector.log, { seed, profile: profile.name, sessions: profile.sessions, seconds: driven, lives: w.replicas.lives() });
   console.log(result.table);
   for (const f of result.failures) console.log(`FAILED ${f}`);
-  if (result.failures.length > 0) console.log(`replay: npm run chaos -- ${profile.name === 'small' ? '--small ' : ''}--seed ${seed}`);
+  if (result.failures.length > 0) {
+    console.log(`replay: npm run chaos -- ${profile.name === 'small' ? '--small ' : ''}--seed ${seed}`);
+    await w.keepLogs(`.chaos/seed-${seed}`).then(() => console.log(`logs kept in .chaos/seed-${seed}/`), (err: unknown) => print(`could not keep the logs: ${String(err)}`));
+  }
   exitCode = result.failures.length > 0 ? 1 : 0;
 } catch (err) {
   print(`the run failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

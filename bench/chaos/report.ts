@@ -133,7 +133,7 @@ export function verdict(o: Outcome, leaks: Leaks, injected: InjectionLog, meta: 
     ['leaked', `${total(leaks)} (Pods ${leaks.pods}, Secrets ${leaks.secrets}, AgentSessions ${leaks.agentSessions}, PVCs ${leaks.pvcs}, work items ${leaks.workItems})`, 'target 0'],
     ['failover p50 / max', `${secs(pct(injected.failovers, 50))} / ${secs(maxFailover)} (${injected.failovers.length} kills)`, `target max ≤ ${secs(FAILOVER_TARGET_MS)}`],
     ['stop latency p50 / max', `${secs(pct(o.stopLatencies, 50))} / ${secs(o.stopLatencies.length ? Math.max(...o.stopLatencies) : NaN)} (${o.stopLatencies.length} remote stops)`, 'measured'],
-    ['faults applied', Object.entries(injected.applied).map(([k, n]) => `${k} ${n}`).join(', ') || 'none', ''],
+    ['faults applied', [...Object.entries(injected.applied), ['sidecar-kill', injected.killedSidecars] as const].map(([k, n]) => `${k} ${n}`).join(', '), ''],
     ['faults skipped', injected.skipped.length ? injected.skipped.join('; ') : '0', ''],
     ['duplicate deliveries (reclaimed pending items)', String(injected.reclaimed), ''],
     ['operator processes started', String(meta.lives), ''],

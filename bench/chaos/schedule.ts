@@ -24,6 +24,8 @@ export interface SessionPlan {
   readonly at: number;
   /** `terminate`: the agent ends the session after the tool result; `remote-stop`: a stop through the API. */
   readonly ending: 'terminate' | 'remote-stop';
+  /** How long after its tool result the session is ended (a stop lands anywhere in the runner's heartbeat cycle). */
+  readonly endDelayMs: number;
 }
 
 export interface Profile {
@@ -31,7 +33,7 @@ export interface Profile {
   readonly sessions: number;
   /** Sessions are enqueued evenly over this span (with jitter). */
   readonly enqueueMs: number;
-  /** Faults are injected in [0, windowMs). */
+  /** Faults are injected in [0, windowMs); the run goes on until the last one was applied and every session settled. */
   readonly windowMs: number;
   readonly faults: Readonly<Record<FaultKind, number>>;
   /** The environment's maxSessions: how many Pods run at once. */
@@ -46,9 +48,9 @@ export const PROFILES: Readonly<Record<Profile['name'], Profile>> = {
   // CI: must finish within 4 minutes on 2 cores, cluster start-up and cleanup included.
   small: {
     name: 'small',
-    sessions: 24,
-    enqueueMs: 50_000,
-    windowMs: 70_000,
+    sessions: 30,
+    enqueueMs: 75_000,
+    windowMs: 75_000,
     faults: { 'leader-kill': 2, 'apiserver-restart': 1, 'api-faults': 4, 'sidecar-kill': 3, 'kubelet-restart': 1, 'duplicate-delivery': 3 },
     maxSessions: 6,
     deadlineMs: 150_000,
@@ -58,7 +60,7 @@ export const PROFILES: Readonly<Record<Profile['name'], Profile>> = {
     name: 'full',
     sessions: 500,
     enqueueMs: 600_000,
-    windowMs: 620_000,
+    windowMs: 600_000,
     faults: { 'leader-kill': 10, 'apiserver-restart': 4, 'api-faults': 24, 'sidecar-kill': 30, 'kubelet-restart': 5, 'duplicate-delivery': 16 },
     maxSessions: 10,
     deadlineMs: 1_200_000,
@@ -94,6 +96,7 @@ export function chaosPlan(profile: Profile, seed: number): ChaosPlan {
     index,
     at: Math.round(index * step + random() * step * 0.9),
     ending: random() < profile.remoteStopShare ? 'remote-stop' : 'terminate',
+    endDelayMs: Math.round(random() * 3_000),
   }));
 
   const events: ChaosEvent[] = [];

@@ -4,7 +4,7 @@
  * TTLs, two operator replicas (replicas.ts), and informers over the run's Pods and AgentSessions
  * that keep what the invariants need (observations.ts). `stop()` ends every process it started.
  */
-import { mkdir } from 'node:fs/promises';
+import { cp, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -38,6 +38,8 @@ export interface World {
   readonly seen: Observations;
   /** The POD_NAME of the replica holding the leader Lease, if a live one does. */
   leader(): Promise<string | undefined>;
+  /** Copy the operators' and the kubelet's logs to `dest` (the cluster's directory goes with `stop()`). */
+  keepLogs(dest: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -107,7 +109,13 @@ export async function startWorld(profile: Profile, log: (line: string) => void):
       await sleep(250);
     }
     log(`ready: environment ${remote.id} dispatching, leader ${(await leader()) ?? '(none yet)'}; logs in ${logDir}`);
-    return { cluster, emu, admin, api, environmentId: remote.id, replicas, seen, leader, stop: stopAll };
+    const keepLogs = async (dest: string): Promise<void> => {
+      await mkdir(dest, { recursive: true });
+      await cp(logDir, dest, { recursive: true });
+      await cp(join(cluster.dir, 'kubelet.log'), join(dest, 'kubelet.log'));
+      await cp(join(cluster.dir, 'kubelet'), join(dest, 'kubelet'), { recursive: true, filter: (src) => !src.includes('/volumes/') });
+    };
+    return { cluster, emu, admin, api, environmentId: remote.id, replicas, seen, leader, keepLogs, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
