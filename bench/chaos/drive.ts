@@ -6,11 +6,13 @@
  * item is stopped in the API and its AgentSession finished (or was already deleted by its TTL).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ConflictError } from '../../src/api/errors.ts';
 import type { SessionEvent } from '../../src/api/sessions-wire.ts';
 import type { SessionPlan } from './schedule.ts';
 import type { World } from './world.ts';
 
 const TICK_MS = 200;
+const STOP_ATTEMPTS = 30;
 
 export interface DrivenSession {
   readonly plan: SessionPlan;
@@ -24,7 +26,11 @@ export interface DrivenSession {
   endedAt?: number;
   /** When the remote stop was requested. */
   stopAt?: number;
-  stopError?: string;
+  /** Remote stop requests that failed after the client's retries (each asked again a second later). */
+  stopFailures: number;
+  lastStopError?: string;
+  /** When the remote stop was accepted by the API. */
+  stoppedAt?: number;
   settledAt?: number;
 }
 
@@ -72,7 +78,7 @@ export class SessionDriver {
     const { admin } = this.#world.emu;
     const { session_id: id } = admin.createSession(this.#world.environmentId, { chaos: String(plan.index) });
     const [, toolUseId] = admin.appendAgentEvents(id, [{ type: 'session.status_running' }, { type: 'agent.tool_use', name: 'bash', input: { command: `echo chaos-${plan.index}` } }]);
-    this.sessions.push({ plan, id, toolUseId: toolUseId!, enqueuedAt: Date.now() });
+    this.sessions.push({ plan, id, toolUseId: toolUseId!, enqueuedAt: Date.now(), stopFailures: 0 });
   }
 
   async #tick(s: DrivenSession): Promise<void> {
@@ -97,7 +103,7 @@ export class SessionDriver {
   }
 
   #end(s: DrivenSession): void {
-    const { emu, environmentId, api } = this.#world;
+    const { emu } = this.#world;
     if (s.plan.ending === 'terminate') {
       try {
         emu.admin.appendAgentEvents(s.id, [{ type: 'session.status_terminated' }]);
@@ -109,12 +115,24 @@ export class SessionDriver {
     const current = this.workOf(s.id).at(-1);
     if (!current) return;
     s.stopAt = s.endedAt;
-    // The stop goes through the public API, faults included; its client retries (5xx, 429, resets).
-    api.stopWork(environmentId, current.id, {}).then(
-      () => undefined,
-      (err: unknown) => {
-        s.stopError = err instanceof Error ? err.message : String(err);
-      },
-    );
+    // The stop goes through the public API, faults included; its client retries (5xx, 429, resets),
+    // and a stop that still failed is asked again, as a user would, until it lands (409: already stopped).
+    void this.#stop(s, current.id);
+  }
+
+  async #stop(s: DrivenSession, workId: string): Promise<void> {
+    const { api, environmentId } = this.#world;
+    for (let attempt = 0; attempt < STOP_ATTEMPTS; attempt++) {
+      try {
+        await api.stopWork(environmentId, workId, {});
+        s.stoppedAt = Date.now();
+        return;
+      } catch (err) {
+        if (err instanceof ConflictError) return;
+        s.stopFailures++;
+        s.lastStopError = err instanceof Error ? err.message : String(err);
+        await sleep(1_000);
+      }
+    }
   }
 }

@@ -61,6 +61,8 @@ export interface Outcome {
   readonly reclaims: number;
   readonly wrongResults: number;
   readonly stopLatencies: number[];
+  /** Remote stop requests that failed after the client's own retries and were asked again. */
+  readonly stopRetries: number;
 }
 
 /** Classify each session and count the served-twice signals. */
@@ -95,11 +97,13 @@ export function outcome(w: World, driver: SessionDriver): Outcome {
     reclaims: leases.reduce((n, r) => n + Math.max(0, r.history.leases.length - 1), 0),
     wrongResults: driver.sessions.filter((s) => s.wrongResult !== undefined).length,
     stopLatencies,
+    stopRetries: driver.sessions.reduce((n, s) => n + s.stopFailures, 0),
   };
 }
 
 function why(s: DrivenSession, work: Array<{ id: string; state: string }>, seen: { phase?: string | undefined; reason?: string | undefined } | undefined): string {
-  const parts = [s.resultAt === undefined ? 'no tool result' : 'answered', `work ${work.map((x) => x.state).join('→') || 'none'}`, `AgentSession ${seen?.phase ?? 'never seen'}${seen?.reason ? ` (${seen.reason})` : ''}`];
+  const stop = s.plan.ending === 'remote-stop' ? [`remote stop ${s.stopAt === undefined ? 'never sent' : s.stoppedAt !== undefined ? `accepted after ${s.stoppedAt - s.stopAt} ms` : `not accepted (${s.stopFailures} failures${s.lastStopError ? `, last: ${s.lastStopError}` : ''})`}`] : [s.endedAt === undefined ? 'never terminated' : 'terminated'];
+  const parts = [s.resultAt === undefined ? 'no tool result' : 'answered', ...stop, `work ${work.map((x) => x.state).join('→') || 'none'}`, `AgentSession ${seen?.phase ?? 'never seen'}${seen?.reason ? ` (${seen.reason})` : ''}`];
   return parts.join(', ');
 }
 
@@ -132,7 +136,7 @@ export function verdict(o: Outcome, leaks: Leaks, injected: InjectionLog, meta: 
     ['served twice', `${servedTwice} (answers ${o.duplicateAnswers}, Pods at once ${o.concurrentPods}; shown only: re-claims ${o.reclaims}, stale beats ${o.staleBeats})`, 'target 0'],
     ['leaked', `${total(leaks)} (Pods ${leaks.pods}, Secrets ${leaks.secrets}, AgentSessions ${leaks.agentSessions}, PVCs ${leaks.pvcs}, work items ${leaks.workItems})`, 'target 0'],
     ['failover p50 / max', `${secs(pct(injected.failovers, 50))} / ${secs(maxFailover)} (${injected.failovers.length} kills)`, `target max ≤ ${secs(FAILOVER_TARGET_MS)}`],
-    ['stop latency p50 / max', `${secs(pct(o.stopLatencies, 50))} / ${secs(o.stopLatencies.length ? Math.max(...o.stopLatencies) : NaN)} (${o.stopLatencies.length} remote stops)`, 'measured'],
+    ['stop latency p50 / max', `${secs(pct(o.stopLatencies, 50))} / ${secs(o.stopLatencies.length ? Math.max(...o.stopLatencies) : NaN)} (${o.stopLatencies.length} remote stops, ${o.stopRetries} asked again)`, 'measured'],
     ['faults applied', [...Object.entries(injected.applied), ['sidecar-kill', injected.killedSidecars] as const].map(([k, n]) => `${k} ${n}`).join(', '), ''],
     ['faults skipped', injected.skipped.length ? injected.skipped.join('; ') : '0', ''],
     ['duplicate deliveries (reclaimed pending items)', String(injected.reclaimed), ''],
