@@ -34,6 +34,9 @@ interface Flags {
   leaderElect: boolean;
   leaderElectionNamespace?: string;
   leaderElectionId?: string;
+  leaderElectLeaseDuration?: string;
+  leaderElectRenewDeadline?: string;
+  leaderElectRetryPeriod?: string;
   apiKeyFile?: string;
   adoptionNamespaces?: string;
   defaultApiKeyNamespaces?: string;
@@ -57,6 +60,9 @@ export function command(): Command {
     .option('--no-leader-elect', 'run without leader election (a single replica only)')
     .option('--leader-election-namespace <ns>', 'namespace of the leader Lease (env POD_NAMESPACE; default "default")')
     .option('--leader-election-id <name>', 'name of the leader Lease, unique per release (env AGENTENV_LEADER_ELECTION_ID; default agentenv-operator)')
+    .option('--leader-elect-lease-duration <duration>', 'how long a standby waits after the last renewal before taking the lead, whole seconds (default 15s)')
+    .option('--leader-elect-renew-deadline <duration>', 'how long the leader keeps trying to renew before giving up the lead (default 10s)')
+    .option('--leader-elect-retry-period <duration>', 'how often the leader renews and a standby retries (default 2s)')
     .option('--adoption-namespaces <list>', 'comma-separated namespaces whose AgentEnvironments may adopt an environment they do not own, * for all (env AGENTENV_ADOPTION_NAMESPACES; default none)')
     .option('--default-api-key-namespaces <list>', 'comma-separated namespaces the default API key serves; others must set spec.apiKeySecretRef (env AGENTENV_DEFAULT_API_KEY_NAMESPACES; default all)')
     .option('--session-image-pull-secrets <list>', 'comma-separated image pull Secrets added to every session Pod (env AGENTENV_SESSION_IMAGE_PULL_SECRETS)')
@@ -93,6 +99,9 @@ export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfi
     leaderElect: flags.leaderElect,
     leaderElectionNamespace: flags.leaderElectionNamespace ?? env['POD_NAMESPACE'],
     leaderElectionId: flags.leaderElectionId ?? (env['AGENTENV_LEADER_ELECTION_ID'] || undefined),
+    leaderElectionLeaseDurationMs: flags.leaderElectLeaseDuration,
+    leaderElectionRenewDeadlineMs: flags.leaderElectRenewDeadline,
+    leaderElectionRetryPeriodMs: flags.leaderElectRetryPeriod,
     adoptionNamespaces: list(flags.adoptionNamespaces ?? env['AGENTENV_ADOPTION_NAMESPACES']),
     defaultApiKeyNamespaces: list(flags.defaultApiKeyNamespaces ?? env['AGENTENV_DEFAULT_API_KEY_NAMESPACES']),
     sessionImagePullSecrets: list(flags.sessionImagePullSecrets ?? env['AGENTENV_SESSION_IMAGE_PULL_SECRETS']),
@@ -108,7 +117,7 @@ export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfi
   };
   const parsed = OperatorConfig.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
   if (!parsed.success) {
-    throw new Error(`invalid configuration:\n${describeIssues(parsed.error, { baseUrl: 'ANTHROPIC_BASE_URL', resyncMs: '--resync' })}`);
+    throw new Error(`invalid configuration:\n${describeIssues(parsed.error, { baseUrl: 'ANTHROPIC_BASE_URL', resyncMs: '--resync', leaderElectionLeaseDurationMs: '--leader-elect-lease-duration', leaderElectionRenewDeadlineMs: '--leader-elect-renew-deadline', leaderElectionRetryPeriodMs: '--leader-elect-retry-period' })}`);
   }
   return parsed.data;
 }
@@ -249,6 +258,9 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
         namespace: config.leaderElectionNamespace,
         name: config.leaderElectionId,
         identity: config.identity,
+        leaseDurationSeconds: config.leaderElectionLeaseDurationMs / 1_000,
+        renewDeadlineMs: config.leaderElectionRenewDeadlineMs,
+        retryPeriodMs: config.leaderElectionRetryPeriodMs,
         logger: logger.child({ component: 'leader-election' }),
         onLeadership: (leading) => metrics.leader(leading),
       })

@@ -46,6 +46,15 @@ export const OperatorConfig = z.object({
   leaderElect: z.boolean().default(true),
   leaderElectionNamespace: z.string().min(1).default('default'),
   leaderElectionId: z.string().min(1).default('agentenv-operator'),
+  /**
+   * Leader-election timings (controller-runtime's names and defaults): a standby takes over at most
+   * about `leaseDuration + retryPeriod` after the leader died; the leader gives up the lead when it
+   * could not renew for `renewDeadline`. Defaults 15 s / 10 s / 2 s. Shorter values fail over faster
+   * and cost one Lease write per `retryPeriod`; the chaos run uses 3 s / 2 s / 500 ms.
+   */
+  leaderElectionLeaseDurationMs: duration.default(15_000),
+  leaderElectionRenewDeadlineMs: duration.default(10_000),
+  leaderElectionRetryPeriodMs: duration.default(2_000),
   identity: z.string().min(1),
   sidecarImage: z.string().min(1).default(`${DEFAULT_IMAGE}:latest`),
   sidecarImagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
@@ -57,6 +66,18 @@ export const OperatorConfig = z.object({
   httpsProxy: z.url({ message: 'HTTPS_PROXY must be a URL such as http://proxy.example.com:3128' }).optional(),
   httpProxy: z.url({ message: 'HTTP_PROXY must be a URL such as http://proxy.example.com:3128' }).optional(),
   noProxy: z.string().optional(),
+}).superRefine((c, ctx) => {
+  // The Lease's leaseDurationSeconds is whole seconds; a leader must give up (renewDeadline) before
+  // a standby may take over (leaseDuration), and retry more than once within its renew deadline.
+  if (c.leaderElectionLeaseDurationMs < 1_000 || c.leaderElectionLeaseDurationMs % 1_000 !== 0) {
+    ctx.addIssue({ code: 'custom', path: ['leaderElectionLeaseDurationMs'], message: 'the lease duration must be whole seconds, at least 1s' });
+  }
+  if (c.leaderElectionRenewDeadlineMs >= c.leaderElectionLeaseDurationMs) {
+    ctx.addIssue({ code: 'custom', path: ['leaderElectionRenewDeadlineMs'], message: 'the renew deadline must be shorter than the lease duration' });
+  }
+  if (c.leaderElectionRetryPeriodMs < 100 || c.leaderElectionRetryPeriodMs * 2 > c.leaderElectionRenewDeadlineMs) {
+    ctx.addIssue({ code: 'custom', path: ['leaderElectionRetryPeriodMs'], message: 'the retry period must be at least 100ms and at most half the renew deadline' });
+  }
 });
 export type OperatorConfig = z.infer<typeof OperatorConfig>;
 

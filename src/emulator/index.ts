@@ -53,6 +53,8 @@ export interface RunningEmulator {
     /** The whole history of a session (as `GET /emulator/v1/sessions/{id}/events`). */
     sessionEvents(sessionId: string): SessionEvent[];
     mintKey(environmentId: string): string;
+    /** Make pending items deliverable again at once (as `POST …/work/reclaim`); returns how many. */
+    reclaimPending(environmentId: string): number;
     setFaults(rules: FaultRule[]): void;
     clearFaults(): void;
     snapshot(): Record<string, unknown>;
@@ -96,6 +98,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       appendAgentEvents: (sessionId, events) => state.sessions.appendAgent(sessionId, AgentEventsBody.parse({ events }).events).map((e) => e.id),
       sessionEvents: (sessionId) => state.sessions.history(sessionId),
       mintKey: (environmentId) => state.mintEnvironmentKey(environmentId),
+      reclaimPending: (environmentId) => state.work.reclaimPending(environmentId),
       setFaults: (rules) => {
         faults.clear();
         faults.add(rules.map((r) => FaultRule.parse(r)));

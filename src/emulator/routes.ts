@@ -100,6 +100,11 @@ export function routes(state: EmulatorState, faults: FaultInjector, options: Rou
       state.wake(r.params['environment_id']!, r.params['session_id']!),
     ),
     route('POST', '/emulator/v1/environments/{environment_id}/keys', 'admin', (r) => ({ key: state.mintEnvironmentKey(env(r).id) })),
+    route('POST', '/emulator/v1/environments/{environment_id}/work/reclaim', 'admin', (r) => ({ reclaimed: state.work.reclaimPending(env(r).id) })),
+    route('GET', '/emulator/v1/environments/{environment_id}/workers', 'admin', (r) => ({ data: state.work.workers(env(r).id) })),
+    route('GET', '/emulator/v1/environments/{environment_id}/work/leases', 'admin', (r) => ({
+      data: state.work.records(env(r).id).map((w) => ({ work_id: w.work.id, session_id: w.work.data.id, state: w.work.state, ...w.history })),
+    })),
     route('POST', '/emulator/v1/faults', 'admin', (r) => {
       faults.add(r.body(FaultRules));
       return { rules: faults.list() };

@@ -178,6 +178,11 @@ export class SessionStore {
     return () => r.listeners.delete(listener);
   }
 
+  /** End every open stream of a session, as a dropped connection would (tests of a client's reconnect). */
+  closeStreams(id: string): void {
+    for (const l of this.#record(id).listeners) l.close();
+  }
+
   openStreams(): number {
     let n = 0;
     for (const r of this.#byId.values()) n += r.listeners.size;

@@ -12,6 +12,7 @@ import { encodeWorkSecret } from '../api/work-secret.ts';
 import { EmulatorError } from './errors.ts';
 import { checkMetadata, mergeMetadata, pageAfter, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './environments.ts';
 import { MonotonicStamp, newId, newSecret, rfc3339 } from './ids.ts';
+import { newLeaseHistory, noteBeat, noteLeaseEnd, noteRefusedBeat, type LeaseHistory } from './lease-history.ts';
 
 export interface LeaseTtl {
   /** Applied when a heartbeat asks for no particular TTL. Default 90 s (what the SDK assumes). */
@@ -35,6 +36,8 @@ export interface WorkRecord {
   deadline: number | undefined;
   /** Per-item bearer token, minted on first delivery when work secrets are enabled. */
   sessionsToken: string | undefined;
+  /** Every lease the item had (admin reads only). */
+  history: LeaseHistory;
 }
 
 export interface SessionRecord {
@@ -137,7 +140,7 @@ export class WorkQueueModel {
       stop_requested_at: null,
       stopped_at: null,
     };
-    const record: WorkRecord = { work, deliveredAt: undefined, lastHeartbeat: null, ttlSeconds: this.#ttl.defaultSeconds, deadline: undefined, sessionsToken: undefined };
+    const record: WorkRecord = { work, deliveredAt: undefined, lastHeartbeat: null, ttlSeconds: this.#ttl.defaultSeconds, deadline: undefined, sessionsToken: undefined, history: newLeaseHistory() };
     this.#items.set(work.id, record);
     let forEnvironment = this.#byEnvironment.get(session.environmentId);
     if (!forEnvironment) this.#byEnvironment.set(session.environmentId, (forEnvironment = new Map()));
@@ -179,6 +182,27 @@ export class WorkQueueModel {
     return { ...best.work, secret: encodeWorkSecret({ sessions_token: best.sessionsToken, api_base_url: withSecret.apiBaseUrl }) };
   }
 
+  /**
+   * Admin: make every pending item (delivered, not yet acknowledged) deliverable again at once, as
+   * a poll's `reclaim_older_than_ms` would once it is old enough: the next polls deliver it a
+   * second time (duplicate delivery). Returns how many items were reclaimed.
+   */
+  reclaimPending(environmentId: string): number {
+    let n = 0;
+    for (const r of this.#recordsOf(environmentId)) {
+      if (r.work.state !== 'queued' || r.deliveredAt === undefined) continue;
+      r.deliveredAt = undefined;
+      n++;
+    }
+    if (n > 0) this.onQueued(environmentId);
+    return n;
+  }
+
+  /** Admin: each worker that polled the environment with when it last did. */
+  workers(environmentId: string): Array<{ worker_id: string; last_poll_at: string }> {
+    return [...(this.#workers.get(environmentId) ?? [])].map(([id, at]) => ({ worker_id: id, last_poll_at: rfc3339(at) }));
+  }
+
   ack(environmentId: string, workId: string): Work {
     const r = this.get(environmentId, workId);
     if (r.work.state !== 'queued') throw new EmulatorError(409, `work item ${workId} cannot be acknowledged: it is ${r.work.state}`);
@@ -199,6 +223,7 @@ export class WorkQueueModel {
     if (state === 'stopped') throw new EmulatorError(409, `work item ${workId} is stopped`);
     const claiming = expected === NO_HEARTBEAT;
     if (claiming ? r.lastHeartbeat !== null : expected !== r.lastHeartbeat) {
+      if (!claiming) noteRefusedBeat(r.history, expected);
       throw new EmulatorError(412, claiming ? `the lease of work item ${workId} is already claimed` : `expected_last_heartbeat does not match the lease of work item ${workId}`, {
         details: { current_state: { state, ttl_seconds: r.ttlSeconds, last_heartbeat: r.lastHeartbeat } },
       });
@@ -207,6 +232,7 @@ export class WorkQueueModel {
     const ttl = clamp(desiredTtl ?? r.ttlSeconds, this.#ttl.minSeconds, this.#ttl.maxSeconds);
     const stamp = this.#stamp.next(now);
     r.lastHeartbeat = stamp;
+    noteBeat(r.history, stamp, claiming);
     r.ttlSeconds = ttl;
     this.#setDeadline(r, now + ttl * 1000);
     r.work = {
@@ -295,6 +321,7 @@ export class WorkQueueModel {
       if (r.work.state === 'stopping') {
         this.#finish(r, now);
       } else if (r.work.state === 'active' || r.work.state === 'starting') {
+        noteLeaseEnd(r.history, rfc3339(now), 'lapsed');
         r.work = { ...r.work, state: 'queued', acknowledged_at: null, started_at: null, latest_heartbeat_at: null };
         r.lastHeartbeat = null;
         r.deadline = undefined;
@@ -313,6 +340,7 @@ export class WorkQueueModel {
   }
 
   #finish(r: WorkRecord, now: number): void {
+    noteLeaseEnd(r.history, rfc3339(now), 'stopped');
     r.work = { ...r.work, state: 'stopped', stopped_at: rfc3339(now) };
     r.deadline = undefined;
     r.deliveredAt = undefined;

@@ -88,6 +88,12 @@ export interface LocalCluster {
   pids(): Record<string, number>;
   /** Stops kube-apiserver and starts it again on the same port and etcd (watches must survive this). */
   restartApiServer(): Promise<void>;
+  /**
+   * SIGKILLs the process kubelet (a crash: its containers keep running, anchored to this process)
+   * and starts it again on the same root dir, where it re-adopts them; resolves once the new
+   * process runs (not waiting for Node Ready). Only with `kubelet: true`.
+   */
+  restartKubelet(): Promise<void>;
   /** Stops every process (kubelet first, so it can stop its Pods) and removes the state directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -172,10 +178,9 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       node = await startContainerdNode({ dir, cacheDir, server, pki, binaries, runtime, imageArchives: options.imageArchives ?? [], log, kubeProxy, ...(networkPolicy ? { networkPolicy } : {}) });
       const kubelet = node.processes.get('kubelet');
       if (kubelet) await waitForNodeReady(rest, nodeName, kubelet, 180_000);
-    } else if (options.kubelet) {
-      await bundleSidecar(log);
-      log(`starting the process kubelet as node ${nodeName} …`);
-      const kubelet = startProcess(
+    }
+    const startKubelet = (): ManagedProcess =>
+      startProcess(
         'kubelet',
         process.execPath,
         // --reaper: the kubelet starts containers under reaper anchored to this process, so they die
@@ -183,6 +188,10 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
         [join(REPO, 'src/cli/main.ts'), 'kubelet', '--kubeconfig', kubeletKubeconfig, '--node-name', nodeName, '--root-dir', kubeletRootDir, '--reaper', binaries.reaper],
         { reaper: binaries.reaper, logFile: join(dir, 'kubelet.log'), cwd: REPO },
       );
+    if (!containerd && options.kubelet) {
+      await bundleSidecar(log);
+      log(`starting the process kubelet as node ${nodeName} …`);
+      const kubelet = startKubelet();
       processes.set('kubelet', kubelet);
       await waitForNodeReady(rest, nodeName, kubelet);
     }
@@ -204,6 +213,12 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
         // kube-apiserver lingers after a graceful shutdown (it waits for long-running requests): 5 s is plenty.
         await processes.get('kube-apiserver')?.stop(5_000);
         processes.set('kube-apiserver', await startApiServer(binaries, pki, dir, etcdClientPort, apiPort, advertiseAddress));
+      },
+      async restartKubelet() {
+        const kubelet = processes.get('kubelet');
+        if (!kubelet) throw new Error('this cluster runs no process kubelet');
+        await kubelet.kill('SIGKILL');
+        processes.set('kubelet', startKubelet());
       },
       async stop() {
         if (stopped) return;

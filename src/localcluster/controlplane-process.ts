@@ -22,6 +22,8 @@ export interface ManagedProcess {
   running(): boolean;
   /** SIGTERM, then SIGKILL after `graceMs` (default 10 s); resolves once it ended. */
   stop(graceMs?: number): Promise<void>;
+  /** Send `signal` at once (a crash when SIGKILL); resolves once it ended. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
 export interface StartOptions {
@@ -75,6 +77,11 @@ export function startProcess(name: string, command: string, args: readonly strin
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
+    },
+    async kill(signal) {
+      if (done) return;
+      child.kill(signal);
+      await exited;
     },
   };
 }

@@ -11,18 +11,25 @@
  * 3. end when the session has been idle `maxIdleMs`, when a heartbeat says `stopping`/`stopped`
  *    or `lease_extended: false`, or when `signal` aborts (SIGTERM);
  * 4. force-stop the item unless the lease was lost (the sidecar turns that into the real stop).
+ * Ours: a termination the SDK missed while its event stream was down ends the run too
+ * (termination.ts).
  *
  * Credentials: the client is built with the contract's placeholder token, never a real key; the
  * SDK then scopes every per-item call to the work secret's token (in an agentenv Pod the
  * placeholder too), and the sidecar replaces whatever credential arrives with the real one.
  */
 import { Anthropic } from '@anthropic-ai/sdk';
+import { sessionsTokenFromSecret } from '@anthropic-ai/sdk/lib/environments/worker';
 import { PLACEHOLDER_SESSIONS_TOKEN } from '../contract/sidecar.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RunnerOptions } from './options.ts';
+import { TERMINATION_CHECK_MS, watchTermination } from './termination.ts';
 
-/** Serve the work item named by `options`; resolves when the SDK's runner has ended and stopped it. */
-export async function serveWorkItem(options: RunnerOptions, log: Logger, signal: AbortSignal): Promise<void> {
+/**
+ * Serve the work item named by `options`; resolves when the SDK's runner has ended and stopped it.
+ * `terminationCheckMs`: how often the session's status is read (default {@link TERMINATION_CHECK_MS}).
+ */
+export async function serveWorkItem(options: RunnerOptions, log: Logger, signal: AbortSignal, terminationCheckMs = TERMINATION_CHECK_MS): Promise<void> {
   const client = new Anthropic({
     baseURL: options.baseUrl,
     // A non-empty credential of its own keeps the SDK from looking for one (environment
@@ -37,14 +44,38 @@ export async function serveWorkItem(options: RunnerOptions, log: Logger, signal:
     workdir: options.workdir,
     ...(options.maxIdleMs !== undefined ? { maxIdleMs: options.maxIdleMs } : {}),
   });
-  await worker.handleItem({
-    workId: options.workId,
-    environmentId: options.environmentId,
-    sessionId: options.sessionId,
-    ...(options.workSecret !== undefined ? { workSecret: options.workSecret } : {}),
-    ...(options.environmentKey !== undefined ? { environmentKey: options.environmentKey } : {}),
-    signal,
-  });
+  // The status read authenticates as handleItem's per-item calls do: the work secret's token, else
+  // the environment key (in an agentenv Pod a placeholder either way; the sidecar puts the real one in).
+  const statusClient = client.withOptions({ authToken: sessionsTokenFromSecret(options.workSecret) ?? options.environmentKey ?? PLACEHOLDER_SESSIONS_TOKEN, maxRetries: 0 });
+  const run = new AbortController();
+  const forward = (): void => run.abort();
+  signal.addEventListener('abort', forward, { once: true });
+  const watching = watchTermination(
+    {
+      status: async () => (await statusClient.beta.sessions.retrieve(options.sessionId, {}, { signal: run.signal })).status,
+      intervalMs: terminationCheckMs,
+      onTerminated: () => {
+        log.info({ sessionId: options.sessionId }, 'the session is terminated: ending the run (its termination event was missed)');
+        run.abort();
+      },
+      onError: (err) => log.debug({ err }, 'could not read the session status; trying again at the next check'),
+    },
+    run.signal,
+  );
+  try {
+    await worker.handleItem({
+      workId: options.workId,
+      environmentId: options.environmentId,
+      sessionId: options.sessionId,
+      ...(options.workSecret !== undefined ? { workSecret: options.workSecret } : {}),
+      ...(options.environmentKey !== undefined ? { environmentKey: options.environmentKey } : {}),
+      signal: run.signal,
+    });
+  } finally {
+    signal.removeEventListener('abort', forward);
+    run.abort();
+    await watching;
+  }
 }
 
 type SdkLogFn = (message: string, ...rest: unknown[]) => void;

@@ -221,3 +221,37 @@ describe('per-item secrets', () => {
     }
   });
 });
+
+describe('emulator admin reads and duplicate delivery', () => {
+  const admin = async <T>(path: string, method = 'GET'): Promise<T> => (await (await fetch(`${emu.url}/emulator/v1${path}`, { method })).json()) as T;
+
+  it('a reclaim makes a pending item deliverable again at once: the next poll delivers it a second time', async () => {
+    const { api, env, work_id } = await queued();
+    expect((await api.pollWork(env.id))?.id).toBe(work_id);
+    expect(await api.pollWork(env.id)).toBeNull();
+    expect(await admin(`/environments/${env.id}/work/reclaim`, 'POST')).toEqual({ reclaimed: 1 });
+    expect((await api.pollWork(env.id))?.id).toBe(work_id);
+    await api.ackWork(env.id, work_id);
+    expect(await admin(`/environments/${env.id}/work/reclaim`, 'POST')).toEqual({ reclaimed: 0 });
+  });
+
+  it('lists each worker that polled with its last poll', async () => {
+    const { api, env } = await queued();
+    await api.pollWork(env.id, { workerId: 'replica-a/1' });
+    expect(await admin(`/environments/${env.id}/workers`)).toEqual({ data: [{ worker_id: 'replica-a/1', last_poll_at: '2026-11-22T12:00:00.000Z' }] });
+  });
+
+  it('records each lease of an item, and counts a beat of an earlier lease after a new claim as stale', async () => {
+    const { api, env, work_id } = await queued();
+    await api.pollWork(env.id);
+    await api.ackWork(env.id, work_id);
+    const first = await api.heartbeatWork(env.id, work_id, { expectedLastHeartbeat: NO_HEARTBEAT, desiredTtlSeconds: 10 });
+    clock.advance(10_001); // the first holder's lease lapses; the item is queued again
+    await api.pollWork(env.id);
+    await api.ackWork(env.id, work_id);
+    await api.heartbeatWork(env.id, work_id, { expectedLastHeartbeat: NO_HEARTBEAT });
+    await expect(api.heartbeatWork(env.id, work_id, { expectedLastHeartbeat: first.last_heartbeat }, { retry: { maxRetries: 0, backoff: { baseMs: 1, capMs: 1 }, maxRetryAfterMs: 0 } })).rejects.toBeInstanceOf(PreconditionFailedError);
+    const { data } = await admin<{ data: Array<{ work_id: string; leases: Array<{ end: string | null }>; stale_heartbeats: number }> }>(`/environments/${env.id}/work/leases`);
+    expect(data).toEqual([expect.objectContaining({ work_id, stale_heartbeats: 1, leases: [expect.objectContaining({ end: 'lapsed' }), expect.objectContaining({ end: null })] })]);
+  });
+});

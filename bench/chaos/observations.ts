@@ -1,0 +1,77 @@
+/**
+ * What the chaos run sees of Kubernetes while it runs, from watches of the run's AgentSessions and
+ * Pods (the objects are deleted by their TTL before the end, so the invariants cannot be read from
+ * a final list):
+ *  - each session's last phase and reason (by session id), and whether its record was deleted;
+ *  - when each session's runner (the main container `session`) was seen ending;
+ *  - Pods of one work item whose runners ran at the same time (two holders of one work item).
+ */
+import { LABELS } from '../../src/crd/meta.ts';
+import type { AgentSession } from '../../src/crd/resources.ts';
+import type { Pod } from '../../src/sessions/objects/pod-types.ts';
+
+const MAIN = 'session';
+
+export interface SessionSeen {
+  phase: string | undefined;
+  reason: string | undefined;
+  message: string | undefined;
+  deleted: boolean;
+}
+
+type Change = 'add' | 'update' | 'delete';
+
+export class Observations {
+  /** By session id. */
+  readonly sessions = new Map<string, SessionSeen>();
+  /** By AgentSession name: each time one of its runners was seen ending (terminated, or its Pod deleted while it ran). */
+  readonly #runnerEnds = new Map<string, number[]>();
+  readonly #names = new Map<string, string>(); // session id → AgentSession name
+  /** Work items (label value) for which two Pods ran their runner at once, with the Pod names. */
+  readonly concurrent = new Map<string, string[]>();
+  /** Pods ever seen (uid → name). */
+  readonly pods = new Map<string, string>();
+  readonly #running = new Map<string, Map<string, string>>(); // work label → uid → pod name
+  readonly #ended = new Set<string>(); // uid/restartCount of a runner end already counted
+
+  session(type: Change, s: AgentSession): void {
+    const id = s.spec?.sessionId;
+    if (!id) return;
+    const seen = this.sessions.get(id) ?? { phase: undefined, reason: undefined, message: undefined, deleted: false };
+    if (s.metadata?.name) this.#names.set(id, s.metadata.name);
+    if (type === 'delete') seen.deleted = true;
+    seen.phase = s.status?.phase ?? seen.phase;
+    seen.reason = s.status?.reason ?? seen.reason;
+    seen.message = s.status?.message ?? seen.message;
+    this.sessions.set(id, seen);
+  }
+
+  pod(type: Change, p: Pod): void {
+    const uid = p.metadata?.uid ?? '';
+    const name = p.metadata?.name ?? '';
+    const work = p.metadata?.labels?.[LABELS.workId];
+    const session = p.metadata?.labels?.[LABELS.session];
+    this.pods.set(uid, name);
+    const main = p.status?.containerStatuses?.find((c) => c.name === MAIN);
+    const runs = type !== 'delete' && main?.state?.running !== undefined;
+    if (work) {
+      const holders = this.#running.get(work) ?? new Map<string, string>();
+      if (runs) holders.set(uid, name);
+      else holders.delete(uid);
+      this.#running.set(work, holders);
+      if (holders.size > 1) this.concurrent.set(work, [...new Set([...(this.concurrent.get(work) ?? []), ...holders.values()])]);
+    }
+    const ended = main?.state?.terminated !== undefined || (type === 'delete' && main?.state?.running !== undefined);
+    const key = `${uid}/${main?.restartCount ?? 0}`;
+    if (session && ended && !this.#ended.has(key)) {
+      this.#ended.add(key);
+      this.#runnerEnds.set(session, [...(this.#runnerEnds.get(session) ?? []), Date.now()]);
+    }
+  }
+
+  /** When the runners of a session (by session id) were seen ending. */
+  runnerEnds(sessionId: string): readonly number[] {
+    const name = this.#names.get(sessionId);
+    return name ? (this.#runnerEnds.get(name) ?? []) : [];
+  }
+}
