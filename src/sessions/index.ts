@@ -28,6 +28,8 @@ import { kubeRecordStore } from './record/record.ts';
 import type { SessionRecorder } from './controller/reconcile.ts';
 import { sessionController, type SessionController } from './controller/controller.ts';
 import { sweepWorkspaces } from './controller/workspace-sweep.ts';
+import type { EnvironmentFigures } from '../telemetry/metrics.ts';
+import { environmentFigures } from './signals.ts';
 
 /** What the AgentEnvironment reconciler asks of the sessions feature (same shape as its `SessionsHook`). */
 export interface SessionsHook {
@@ -73,7 +75,13 @@ export interface SessionsDeps {
   readonly rest: KubeRest;
   readonly events: EventRecorder;
   readonly logger: Logger;
-  readonly metrics: DispatchRecorder & SessionRecorder & ControllerObserver & { sessionsByPhase(counts: Readonly<Record<string, number>>): void };
+  readonly metrics: DispatchRecorder &
+    SessionRecorder &
+    ControllerObserver & {
+      sessionsByPhase(counts: Readonly<Record<string, number>>): void;
+      /** Where the per-environment autoscaling figures are read at scrape time (signals.ts). */
+      environments?(source: () => readonly EnvironmentFigures[]): void;
+    };
   /** Namespaces watched; all when empty. */
   readonly namespaces: readonly string[];
   /** The operator's AgentEnvironment informers (shared: dispatchers follow them). */
@@ -114,6 +122,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
   const conditions = new DispatchingConditionWriter({ rest: deps.rest, cached: envOf, logger: log });
   const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions);
   const allEnvironments = (): AgentEnvironment[] => deps.environments.flatMap((i) => i.list());
+  deps.metrics.environments?.(() => environmentFigures(allEnvironments(), (namespace, name) => recorded.unfinished(envKey(namespace, name)).size));
 
   // Dispatchers follow the environments: a change may start, stop or re-limit that environment's.
   let leading = false;

@@ -8,6 +8,7 @@ import type { Credential } from '../../api/transport.ts';
 import type { AgentEnvironment } from '../../crd/resources.ts';
 import type { EventRecorder } from '../../k8s/events.ts';
 import type { KubeRest } from '../../k8s/rest.ts';
+import type { SessionStart } from '../../telemetry/metrics.ts';
 import type { Pod } from '../objects/pod-types.ts';
 import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from '../objects/pod.ts';
 import { kubeRecordStore, type RecordStore } from '../record/record.ts';
@@ -19,6 +20,11 @@ export interface SessionRecorder {
   podCreated(latencyMs: number): void;
   /** claimedAt → lease claimed (item `active`, as observed). */
   claimed(latencyMs: number): void;
+  /**
+   * The item's lease became active: its enqueue (`created_at`) → lease active (`started_at`), both
+   * the API's own timestamps, per environment and by how the Pod started.
+   */
+  sessionStarted?(env: { readonly namespace: string; readonly name: string }, start: SessionStart, latencyMs: number): void;
   /** A work item stopped by the operator, by reason. */
   stopped(reason: string): void;
   /** Lease outcomes as the operator observes them (claimed, lost). */
