@@ -23,7 +23,7 @@ import { envKey, RecordedSessions } from './dispatch/capacity.ts';
 import { Dispatchers } from './dispatch/dispatchers.ts';
 import type { DispatchRecorder } from './dispatch/environment-dispatch.ts';
 import { DispatchingConditionWriter } from './dispatch/dispatching-condition.ts';
-import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from './objects/pod.ts';
+import type { ProxyAddressMode, RunnerSettings, SessionPodPolicy, SidecarSettings } from './objects/pod.ts';
 import { kubeRecordStore } from './record/record.ts';
 import type { SessionRecorder } from './controller/reconcile.ts';
 import { sessionController, type SessionController } from './controller/controller.ts';
@@ -98,6 +98,8 @@ export interface SessionsDeps {
   readonly runner: RunnerSettings;
   /** Where session Pods' sidecar proxy listens. */
   readonly proxyAddress: ProxyAddressMode;
+  /** Session Pods' priority class and disruption defaults (a template's own values win). */
+  readonly podPolicy?: SessionPodPolicy;
   readonly concurrency?: number;
   readonly resyncMs?: number;
   /** Settle pass period of each dispatcher. Default 30 s. */
@@ -176,6 +178,7 @@ function buildController(deps: SessionsDeps, envOf: EnvironmentLookup): SessionC
     sidecar: deps.sidecar,
     runner: deps.runner,
     proxyAddress: deps.proxyAddress,
+    ...(deps.podPolicy ? { podPolicy: deps.podPolicy } : {}),
     baseUrl: deps.baseUrl,
     metrics: deps.metrics,
     observer: deps.metrics,

@@ -34,6 +34,7 @@ export async function createPod(deps: ReconcilerDeps, env: AgentEnvironment, ses
     baseUrl: deps.baseUrl,
     ...(deps.runner ? { runner: deps.runner } : {}),
     ...(deps.proxyAddress ? { proxyAddress: deps.proxyAddress } : {}),
+    ...(deps.podPolicy ? { podPolicy: deps.podPolicy } : {}),
   });
   if (!build.ok) return { refused: { reason: build.reason, message: build.message } };
   let pod: Pod;

@@ -10,7 +10,7 @@ import type { EventRecorder } from '../../k8s/events.ts';
 import type { KubeRest } from '../../k8s/rest.ts';
 import type { SessionStart } from '../../telemetry/metrics.ts';
 import type { Pod } from '../objects/pod-types.ts';
-import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from '../objects/pod.ts';
+import type { ProxyAddressMode, RunnerSettings, SessionPodPolicy, SidecarSettings } from '../objects/pod.ts';
 import { kubeRecordStore, type RecordStore } from '../record/record.ts';
 import type { Acknowledgements } from './acknowledgements.ts';
 
@@ -52,6 +52,8 @@ export interface SessionReconcilerDeps {
   readonly runner?: RunnerSettings;
   /** Where session Pods' sidecar proxy listens. Default `loopback`. */
   readonly proxyAddress?: ProxyAddressMode;
+  /** Session Pods' priority class and disruption defaults. Default none. */
+  readonly podPolicy?: SessionPodPolicy;
   /** API base URL given to session Pods. */
   readonly baseUrl: string;
   /** The Pods of one session (any work item), from the Pod informer. */
