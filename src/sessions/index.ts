@@ -15,7 +15,7 @@ import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd
 import { classify, isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import { keyOf, type Informer, type InformerEvent } from '../k8s/informer.ts';
-import type { KubeObject, KubeRest } from '../k8s/rest.ts';
+import { CORE, type KubeObject, type KubeRest } from '../k8s/rest.ts';
 import type { ControllerObserver } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { resolveDispatchCredentials, workItemCredential, organizationCredential } from './dispatch/credentials.ts';
@@ -23,7 +23,11 @@ import { envKey, RecordedSessions } from './dispatch/capacity.ts';
 import { Dispatchers } from './dispatch/dispatchers.ts';
 import type { DispatchRecorder } from './dispatch/environment-dispatch.ts';
 import { DispatchingConditionWriter } from './dispatch/dispatching-condition.ts';
-import type { ProxyAddressMode, RunnerSettings, SessionPodPolicy, SidecarSettings } from './objects/pod.ts';
+import type { PodInputs, ProxyAddressMode, RunnerSettings, SessionPodPolicy, SidecarSettings } from './objects/pod.ts';
+import type { Pod } from './objects/pod-types.ts';
+import type { PodRefusal } from './objects/pod-refusal.ts';
+import type { AdmissionSource } from './dispatch/admission.ts';
+import { admissionSource, quotaInformers } from './admission-source.ts';
 import { kubeRecordStore } from './record/record.ts';
 import type { SessionRecorder } from './controller/reconcile.ts';
 import { sessionController, type SessionController } from './controller/controller.ts';
@@ -117,12 +121,20 @@ export interface Sessions {
 export function startSessions(deps: SessionsDeps): Sessions {
   const log = deps.logger.child({ component: 'sessions' });
   const envOf = cachedEnvironment(deps.environments);
-  const controller = buildController(deps, envOf);
+  // The controller reports capacity refusals to the dispatchers, which are built after it.
+  const late: { dispatchers?: Dispatchers } = {};
+  const controller = buildController(deps, envOf, (namespace, envName, refusal) => late.dispatchers?.refused(envKey(namespace, envName), refusal));
   const sessionInformers = controller.informers.filter((i): i is Informer<AgentSession> => i.type === AGENT_SESSIONS);
+  const podInformers = controller.informers.filter((i): i is Informer<Pod> => i.type === CORE.pods);
   const recorded = new RecordedSessions();
   for (const i of sessionInformers) i.on((e: InformerEvent<AgentSession>) => recorded.apply(e));
   const conditions = new DispatchingConditionWriter({ rest: deps.rest, cached: envOf, logger: log });
-  const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions);
+  const quotas = quotaInformers(deps.rest, deps.namespaces, deps.logger);
+  const admission = admissionSource({ rest: deps.rest, quotas, sessions: sessionInformers, pods: podInformers, podSettings: podSettings(deps) });
+  const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions, admission);
+  late.dispatchers = dispatchers;
+  // Backpressure: a quota's status changed (a Pod created or ended, the quota raised): the namespace's dispatchers look again.
+  for (const i of quotas) i.on((e) => dispatchers.nudgeNamespace(e.object.metadata?.namespace ?? ''));
   const allEnvironments = (): AgentEnvironment[] => deps.environments.flatMap((i) => i.list());
   deps.metrics.environments?.(() => environmentFigures(allEnvironments(), (namespace, name) => recorded.unfinished(envKey(namespace, name)).size));
 
@@ -135,7 +147,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
   }
 
   return {
-    informers: controller.informers,
+    informers: [...controller.informers, ...quotas],
     hook: sessionsHook(deps, log, controller, dispatchers, recorded, sessionInformers),
     async run(signal) {
       await Promise.all(controller.informers.map((i) => i.synced(signal)));
@@ -164,8 +176,13 @@ function cachedEnvironment(informers: readonly Informer<AgentEnvironment>[]): En
   };
 }
 
+/** What every session Pod is built with. */
+function podSettings(deps: SessionsDeps): Omit<PodInputs, 'session' | 'env'> {
+  return { sidecar: deps.sidecar, runner: deps.runner, proxyAddress: deps.proxyAddress, baseUrl: deps.baseUrl, ...(deps.podPolicy ? { podPolicy: deps.podPolicy } : {}) };
+}
+
 /** The AgentSession controller, with the credentials and Pod settings it launches with. */
-function buildController(deps: SessionsDeps, envOf: EnvironmentLookup): SessionController {
+function buildController(deps: SessionsDeps, envOf: EnvironmentLookup, onCapacityRefused: (namespace: string, envName: string, refusal: PodRefusal) => void): SessionController {
   return sessionController({
     rest: deps.rest,
     cachedEnvironment: envOf,
@@ -180,6 +197,7 @@ function buildController(deps: SessionsDeps, envOf: EnvironmentLookup): SessionC
     proxyAddress: deps.proxyAddress,
     ...(deps.podPolicy ? { podPolicy: deps.podPolicy } : {}),
     baseUrl: deps.baseUrl,
+    onCapacityRefused,
     metrics: deps.metrics,
     observer: deps.metrics,
     ...(deps.concurrency !== undefined ? { concurrency: deps.concurrency } : {}),
@@ -194,6 +212,7 @@ function buildDispatchers(
   sessionInformers: readonly Informer<AgentSession>[],
   recorded: RecordedSessions,
   conditions: DispatchingConditionWriter,
+  admission: AdmissionSource,
 ): Dispatchers {
   return new Dispatchers({
     store: kubeRecordStore(deps.rest),
@@ -208,6 +227,7 @@ function buildDispatchers(
     reportCondition: (env, state) => conditions.report(env, state),
     onAcknowledged: (namespace, name, work) => controller.acknowledged(namespace, name, work),
     acknowledgementPending: (key) => controller.acknowledgementPending(key),
+    admission,
     ...(deps.settleIntervalMs !== undefined ? { settleIntervalMs: deps.settleIntervalMs } : {}),
   });
 }

@@ -9,6 +9,7 @@ import type { AgentEnvironment } from '../../crd/resources.ts';
 import type { EventRecorder } from '../../k8s/events.ts';
 import type { KubeRest } from '../../k8s/rest.ts';
 import type { SessionStart } from '../../telemetry/metrics.ts';
+import type { PodRefusal } from '../objects/pod-refusal.ts';
 import type { Pod } from '../objects/pod-types.ts';
 import type { ProxyAddressMode, RunnerSettings, SessionPodPolicy, SidecarSettings } from '../objects/pod.ts';
 import { kubeRecordStore, type RecordStore } from '../record/record.ts';
@@ -52,6 +53,8 @@ export interface SessionReconcilerDeps {
   readonly runner?: RunnerSettings;
   /** Where session Pods' sidecar proxy listens. Default `loopback`. */
   readonly proxyAddress?: ProxyAddressMode;
+  /** A session Pod create of environment `namespace/envName` was refused for capacity (its dispatch then holds). */
+  readonly onCapacityRefused?: (namespace: string, envName: string, refusal: PodRefusal) => void;
   /** Session Pods' priority class and disruption defaults. Default none. */
   readonly podPolicy?: SessionPodPolicy;
   /** API base URL given to session Pods. */
