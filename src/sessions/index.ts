@@ -150,7 +150,8 @@ export function startSessions(deps: SessionsDeps): Sessions {
     informers: [...controller.informers, ...quotas],
     hook: sessionsHook(deps, log, controller, dispatchers, recorded, sessionInformers),
     async run(signal) {
-      await Promise.all(controller.informers.map((i) => i.synced(signal)));
+      // The quotas too: dispatch must not claim before it knows whether the namespace has room.
+      await Promise.all([...controller.informers, ...quotas].map((i) => i.synced(signal)));
       if (signal.aborted) return;
       for (const i of sessionInformers) for (const s of i.list()) controller.enqueue(s.metadata?.namespace ?? '', s.metadata?.name ?? '');
       leading = true;

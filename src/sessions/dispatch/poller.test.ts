@@ -300,4 +300,20 @@ describe('Poller: the poll loop of one environment', () => {
     expect(h.handOffs).toHaveLength(2);
     expect(queue).toHaveLength(6);
   });
+
+  it('calls off a long poll in flight when the namespace stops admitting session Pods, so it claims nothing', async () => {
+    const queue: Work[] = [];
+    let verdict: AdmissionVerdict = { open: true, room: Infinity };
+    const h = harness({ maxSessions: 10, maxPollers: 4, queue, admission: () => verdict });
+    await h.clock.advance(100);
+    expect(h.polls).toHaveLength(1); // a long poll is waiting
+    verdict = { open: false, reason: 'LimitRangeRefused', message: 'a LimitRange refuses session Pods' };
+    h.dispatcher.nudge();
+    await h.clock.advance(10);
+    queue.push(workItem()); // work arrives while the poll would still have been waiting
+    await h.clock.advance(5_000);
+    expect(h.handOffs).toEqual([]);
+    expect(queue).toHaveLength(1);
+    expect(h.reports.at(-1)).toMatchObject({ dispatching: false, reason: 'LimitRangeRefused' });
+  });
 });

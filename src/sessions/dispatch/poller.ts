@@ -100,6 +100,8 @@ export class Poller {
   #woken = false;
   readonly #polls = new Set<Promise<void>>();
   readonly #handOffs = new Set<Promise<void>>();
+  /** Aborted to call off the polls in flight (backpressure closed the gate); replaced after each use. */
+  #pollsCalledOff = new AbortController();
 
   constructor(options: PollerOptions) {
     this.#o = options;
@@ -151,6 +153,9 @@ export class Poller {
       // a lifted hold or the recheck timer bring the loop back.
       const admission = this.#o.admission?.() ?? UNLIMITED;
       if (!admission.open) {
+        // A long poll in flight would still claim: call it off. An item the server handed to a
+        // poll whose reply is lost is not acknowledged, so the queue redelivers it (reclaim).
+        if (this.#polling > 0) this.#callOffPolls();
         this.#setReported({ dispatching: false, reason: admission.reason, message: admission.message });
         await this.#waitForChange(signal, ADMISSION_RECHECK_MS);
         continue;
@@ -171,7 +176,7 @@ export class Poller {
     this.#polling++;
     const workerId = `${this.#o.workerIdPrefix}/${slot}`;
     const started = this.#clock.now();
-    const p = this.#pollOnce(workerId, started, signal).finally(() => {
+    const p = this.#pollOnce(workerId, started, AbortSignal.any([signal, this.#pollsCalledOff.signal])).finally(() => {
       this.#slots.delete(slot);
       this.#polling--;
       this.#polls.delete(p);
@@ -244,6 +249,11 @@ export class Poller {
         this.nudge();
       });
     this.#handOffs.add(h);
+  }
+
+  #callOffPolls(): void {
+    this.#pollsCalledOff.abort();
+    this.#pollsCalledOff = new AbortController();
   }
 
   #enterFatal(f: PollFailure): void {
