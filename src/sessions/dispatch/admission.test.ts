@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../telemetry/logger.ts';
+import type { PodRefusal } from '../objects/pod-refusal.ts';
 import { admissionVerdict, type AdmissionFacts } from './admission.ts';
+import { probeLoop } from './loops.ts';
 
 const facts = (over: Partial<AdmissionFacts> = {}): AdmissionFacts => ({ namespace: 'team-a', held: undefined, fit: undefined, pending: 0, ...over });
 
@@ -20,5 +23,36 @@ describe('admissionVerdict', () => {
     ],
   ])('%s', (_rule, f, want) => {
     expect(admissionVerdict(f)).toEqual(want);
+  });
+});
+
+describe('probeLoop', () => {
+  it('probes only while a refusal is held, keeps the hold on a refusal or a failed probe, and lifts it once the next Pod is admitted', async () => {
+    const refusal: PodRefusal = { kind: 'limitRange', reason: 'LimitRangeRefused', message: 'a LimitRange refuses session Pods' };
+    let held: PodRefusal | undefined;
+    const answers: Array<() => Promise<PodRefusal | undefined>> = [async () => refusal, async () => Promise.reject(new Error('apiserver unavailable')), async () => undefined];
+    let probes = 0;
+    let ticks = 0;
+    const abort = new AbortController();
+    await probeLoop(
+      {
+        held: () => held,
+        probe: () => answers[probes++]!(),
+        lift: (still) => void (held = still),
+        clock: {
+          now: () => 0,
+          sleep: async () => {
+            ticks++;
+            if (ticks === 3) held = refusal; // two idle ticks, then a refusal is held
+            if (ticks === 7) abort.abort();
+          },
+        },
+        intervalMs: 10_000,
+        logger: silentLogger,
+      },
+      abort.signal,
+    );
+    expect(probes).toBe(3); // held from the third tick: refused, failed, admitted; nothing after
+    expect(held).toBeUndefined();
   });
 });
