@@ -83,6 +83,12 @@ const UNLIMITED: AdmissionVerdict = { open: true, room: Infinity };
 /** While the namespace admits no session Pod, the verdict is looked at again at least this often (events wake it sooner). */
 const ADMISSION_RECHECK_MS = 5_000;
 
+/**
+ * The reason the loop's own wait is ended with: one shared value, because `abort()` without a
+ * reason builds a DOMException (and its stack) on every wake — a measurable share of a burst.
+ */
+const WAIT_OVER = Symbol('wait over');
+
 export class Poller {
   readonly #o: PollerOptions;
   readonly #clock: DispatchClock;
@@ -299,6 +305,6 @@ export class Poller {
     await Promise.race(timer ? [woke, timer] : [woke]);
     this.#wake = undefined;
     this.#woken = false;
-    inner.abort();
+    inner.abort(WAIT_OVER);
   }
 }
