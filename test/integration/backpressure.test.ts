@@ -2,7 +2,8 @@
  * Backpressure against the real apiserver (its ResourceQuota and LimitRanger admission plugins and
  * the quota controller), the in-process emulator and operator, and the process kubelet running the
  * real sidecar: dispatch stops before claiming work whose session Pod the namespace would refuse,
- * says why in `Dispatching=False`, and resumes on its own.
+ * says why in `Dispatching=False`, and resumes on its own; the per-environment metrics, scraped
+ * from the operator's /metrics, show the waiting work.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Work } from '../../src/api/wire.ts';
@@ -14,7 +15,8 @@ import { createEnvironment, environmentFixture, waitForReady, type EnvironmentFi
 
 let f: EnvironmentFixture;
 beforeAll(async () => {
-  f = await environmentFixture('backpressure', { kubeconfig: inject('operatorKubeconfig') });
+  // Queue figures refreshed every second, so the per-environment metrics show the waiting work.
+  f = await environmentFixture('backpressure', { kubeconfig: inject('operatorKubeconfig'), timings: { queueRefreshMs: 1_000 } });
 });
 afterAll(async () => {
   await f?.cleanup();
@@ -42,6 +44,19 @@ const sessionsOf = async (env: string): Promise<AgentSession[]> => (await f.admi
 const workStates = (ids: readonly string[]): Array<Work['state'] | undefined> => ids.map((id) => (f.emu.state.snapshot()['work'] as Work[]).find((w) => w.id === id)?.state);
 const dispatching = async (env: string) => (await f.admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, f.ns.name, env)).status?.conditions?.find((c) => c.type === 'Dispatching');
 
+/** The operator's /metrics, as Prometheus scrapes it. */
+async function scrape(): Promise<string> {
+  const started = f.op.logLines.filter((l) => l.includes('"operator starting"')).map((l) => JSON.parse(l) as { metricsPort?: number })[0];
+  const res = await fetch(`http://127.0.0.1:${started?.metricsPort}/metrics`);
+  return res.text();
+}
+
+/** The value of one series, by its exact labels (undefined when absent). */
+const sample = (text: string, series: string): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+};
+
 describe('backpressure', () => {
   it('a ResourceQuota with room for one more Pod: one session runs, dispatch stops with a readable condition and claims nothing more; raising the quota serves the waiting work', async () => {
     // Room for exactly one session Pod, counted by the quota controller before anything is dispatched.
@@ -63,6 +78,15 @@ describe('backpressure', () => {
     expect(records.map((s) => s.status?.phase)).toEqual(['Running']);
     expect(workStates(items).sort()).toEqual(['active', 'queued', 'queued']);
     expect(f.op.apiCalls.filter((c) => c.endpoint.startsWith('work.stop'))).toEqual([]);
+    // The signals a scaler reads: two items waiting, one session active, dispatch paused.
+    const labels = `{environment_namespace="${f.ns.name}",environment="quota"}`;
+    await waitFor(async () => sample(await scrape(), `agentenv_environment_queue_depth${labels}`) === 2, { what: 'queue depth 2 in the metrics', timeoutMs: 15_000 });
+    const metrics = await scrape();
+    expect(sample(metrics, `agentenv_environment_dispatching${labels}`)).toBe(0);
+    expect(sample(metrics, `agentenv_environment_sessions_active${labels}`)).toBe(1);
+    expect(sample(metrics, `agentenv_environment_queue_oldest_age_seconds${labels}`)).toBeGreaterThan(0);
+    expect(sample(metrics, `agentenv_environment_workers_polling${labels}`)).toEqual(expect.any(Number));
+    expect(sample(metrics, `agentenv_environment_claim_latency_seconds_count{environment_namespace="${f.ns.name}",environment="quota",start="cold"}`)).toBe(1);
 
     // Raise the quota: the quota's status shows room, dispatch resumes by itself and serves the rest
     // (with room to spare, so it keeps polling).
