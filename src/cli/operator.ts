@@ -44,6 +44,8 @@ interface Flags {
   sidecarImage?: string;
   runnerImage?: string;
   sessionProxyAddress?: string;
+  sessionPriorityClassName?: string;
+  sessionDoNotDisrupt?: boolean;
 }
 
 export function command(): Command {
@@ -70,6 +72,8 @@ export function command(): Command {
     .option('--sidecar-image <image>', 'image of the session sidecar (env AGENTENV_SIDECAR_IMAGE)')
     .option('--runner-image <image>', 'image of the default runner, for environments without a sessionTemplate (env AGENTENV_RUNNER_IMAGE)')
     .option('--session-proxy-address <mode>', 'where session Pods\' sidecar proxy listens: loopback, or pod-ip for the process kubelet only (env AGENTENV_SESSION_PROXY_ADDRESS; default loopback)')
+    .option('--session-priority-class-name <name>', 'priorityClassName of session Pods whose sessionTemplate names none (env AGENTENV_SESSION_PRIORITY_CLASS_NAME; default none)')
+    .option('--session-do-not-disrupt', 'annotate session Pods as not evictable by the cluster autoscaler or Karpenter; their nodes cannot scale down while sessions run (env AGENTENV_SESSION_DO_NOT_DISRUPT=true; default false)')
     .action(async (flags: Flags) => run(parseConfig(flags, process.env)));
 }
 
@@ -78,6 +82,12 @@ const list = (value: string | undefined): string[] =>
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+
+/** A boolean environment variable: `true`/`false` (any case); unset or empty is undefined, anything else is kept for the schema to refuse. */
+const booleanEnv = (value: string | undefined): boolean | string | undefined => {
+  const v = value?.trim().toLowerCase();
+  return v ? (v === 'true' ? true : v === 'false' ? false : value) : undefined;
+};
 
 export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfig {
   const namespaces = list(flags.namespaces ?? env['WATCH_NAMESPACES']);
@@ -114,10 +124,12 @@ export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfi
     runnerImage: flags.runnerImage ?? (env['AGENTENV_RUNNER_IMAGE'] || undefined),
     runnerImagePullPolicy: env['AGENTENV_RUNNER_IMAGE_PULL_POLICY'] || undefined,
     sessionProxyAddress: flags.sessionProxyAddress ?? (env['AGENTENV_SESSION_PROXY_ADDRESS'] || undefined),
+    sessionPriorityClassName: flags.sessionPriorityClassName ?? (env['AGENTENV_SESSION_PRIORITY_CLASS_NAME'] || undefined),
+    sessionDoNotDisrupt: flags.sessionDoNotDisrupt ?? booleanEnv(env['AGENTENV_SESSION_DO_NOT_DISRUPT']),
   };
   const parsed = OperatorConfig.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
   if (!parsed.success) {
-    throw new Error(`invalid configuration:\n${describeIssues(parsed.error, { baseUrl: 'ANTHROPIC_BASE_URL', resyncMs: '--resync', leaderElectionLeaseDurationMs: '--leader-elect-lease-duration', leaderElectionRenewDeadlineMs: '--leader-elect-renew-deadline', leaderElectionRetryPeriodMs: '--leader-elect-retry-period' })}`);
+    throw new Error(`invalid configuration:\n${describeIssues(parsed.error, { baseUrl: 'ANTHROPIC_BASE_URL', resyncMs: '--resync', sessionDoNotDisrupt: 'AGENTENV_SESSION_DO_NOT_DISRUPT', leaderElectionLeaseDurationMs: '--leader-elect-lease-duration', leaderElectionRenewDeadlineMs: '--leader-elect-renew-deadline', leaderElectionRetryPeriodMs: '--leader-elect-retry-period' })}`);
   }
   return parsed.data;
 }
@@ -230,6 +242,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
         sidecar: { image: config.sidecarImage, imagePullPolicy: config.sidecarImagePullPolicy, imagePullSecrets: config.sessionImagePullSecrets },
         runner: { image: config.runnerImage, imagePullPolicy: config.runnerImagePullPolicy },
         proxyAddress: config.sessionProxyAddress,
+        podPolicy: { priorityClassName: config.sessionPriorityClassName, doNotDisrupt: config.sessionDoNotDisrupt },
         concurrency: config.concurrency,
         resyncMs: config.resyncMs,
       });

@@ -61,6 +61,10 @@ export const OperatorConfig = z.object({
   /** The default runner's image, for environments without a sessionTemplate. */
   runnerImage: z.string().min(1).default(`${DEFAULT_RUNNER_IMAGE}:latest`),
   runnerImagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+  /** `spec.priorityClassName` of session Pods whose template names none. Default none. */
+  sessionPriorityClassName: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'AGENTENV_SESSION_PRIORITY_CLASS_NAME must be a PriorityClass name (a lower-case DNS subdomain)').max(253).optional(),
+  /** Annotate session Pods as not safely evictable by voluntary disruption (cluster autoscaler, Karpenter). Default false. */
+  sessionDoNotDisrupt: z.boolean().default(false),
   sessionProxyAddress: z.enum(SESSION_PROXY_ADDRESSES, { message: 'AGENTENV_SESSION_PROXY_ADDRESS must be loopback or pod-ip (pod-ip only for the process kubelet)' }).default('loopback'),
   /** Egress proxy of the operator's API client (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`); none when unset. */
   httpsProxy: z.url({ message: 'HTTPS_PROXY must be a URL such as http://proxy.example.com:3128' }).optional(),

@@ -40,6 +40,7 @@ export const CORE = {
   serviceAccounts: resource('', 'v1', 'serviceaccounts', 'ServiceAccount'),
   leases: resource('coordination.k8s.io', 'v1', 'leases', 'Lease'),
   networkPolicies: resource('networking.k8s.io', 'v1', 'networkpolicies', 'NetworkPolicy'),
+  resourceQuotas: resource('', 'v1', 'resourcequotas', 'ResourceQuota'),
 } as const;
 
 export const apiVersionOf = (t: ResourceType): string => (t.group ? `${t.group}/${t.version}` : t.version);
@@ -163,10 +164,14 @@ export class KubeRest {
     return { metadata: { ...(resourceVersion ? { resourceVersion } : {}) }, items };
   }
 
-  async create<T extends KubeObject>(t: ResourceType, namespace: string | undefined, obj: T): Promise<T> {
+  /**
+   * POST. `dryRun`: the apiserver runs the whole admission chain (quota, LimitRange, webhooks) and
+   * stores nothing — the same RBAC as a create, and what a real create would answer.
+   */
+  async create<T extends KubeObject>(t: ResourceType, namespace: string | undefined, obj: T, opts: { dryRun?: boolean } = {}): Promise<T> {
     return this.#json<T>('create', t, 'POST', this.path(t, namespace), {
       body: { apiVersion: apiVersionOf(t), kind: t.kind, ...obj },
-      query: { fieldManager: this.#fieldManager },
+      query: { fieldManager: this.#fieldManager, ...(opts.dryRun ? { dryRun: 'All' } : {}) },
     });
   }
 

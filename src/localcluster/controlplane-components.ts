@@ -107,7 +107,8 @@ export async function waitForApiServer(server: string, pki: Pki, process?: Manag
  *   kube-root-ca.crt ConfigMap, without which the ServiceAccount admission plugin rejects Pods;
  * - serviceaccount-token: legacy token Secrets, cheap;
  * - clusterrole aggregation: the built-in admin/edit/view roles;
- * - ValidatingAdmissionPolicy status: type-checks policies.
+ * - ValidatingAdmissionPolicy status: type-checks policies;
+ * - resource quota: a quota's usage (backpressure on a full quota is tested against it).
  * Deliberately absent: node lifecycle (it would taint and evict from the process kubelet's node),
  * the scheduler (the process kubelet binds its Pods), workload controllers.
  */
@@ -119,6 +120,9 @@ const CONTROLLERS = [
   'root-ca-certificate-publisher-controller',
   'clusterrole-aggregation-controller',
   'validatingadmissionpolicy-status-controller',
+  // ResourceQuota: counts a new quota's usage (admission refuses Pods until it has) and gives usage
+  // back when Pods end; the ResourceQuota admission plugin itself is in the default chain.
+  'resourcequota-controller',
   // Volumes (the local provisioner, provisioner.ts): binding claims to the volumes it makes, and the
   // protection finalizers the admission chain puts on claims and volumes (without these controllers
   // a deleted claim would never go).

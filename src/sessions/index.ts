@@ -15,7 +15,7 @@ import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd
 import { classify, isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import { keyOf, type Informer, type InformerEvent } from '../k8s/informer.ts';
-import type { KubeObject, KubeRest } from '../k8s/rest.ts';
+import { CORE, type KubeObject, type KubeRest } from '../k8s/rest.ts';
 import type { ControllerObserver } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { resolveDispatchCredentials, workItemCredential, organizationCredential } from './dispatch/credentials.ts';
@@ -23,11 +23,17 @@ import { envKey, RecordedSessions } from './dispatch/capacity.ts';
 import { Dispatchers } from './dispatch/dispatchers.ts';
 import type { DispatchRecorder } from './dispatch/environment-dispatch.ts';
 import { DispatchingConditionWriter } from './dispatch/dispatching-condition.ts';
-import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from './objects/pod.ts';
+import type { PodInputs, ProxyAddressMode, RunnerSettings, SessionPodPolicy, SidecarSettings } from './objects/pod.ts';
+import type { Pod } from './objects/pod-types.ts';
+import type { PodRefusal } from './objects/pod-refusal.ts';
+import type { AdmissionSource } from './dispatch/admission.ts';
+import { admissionSource, quotaInformers } from './admission-source.ts';
 import { kubeRecordStore } from './record/record.ts';
 import type { SessionRecorder } from './controller/reconcile.ts';
 import { sessionController, type SessionController } from './controller/controller.ts';
 import { sweepWorkspaces } from './controller/workspace-sweep.ts';
+import type { EnvironmentFigures } from '../telemetry/metrics.ts';
+import { environmentFigures } from './signals.ts';
 
 /** What the AgentEnvironment reconciler asks of the sessions feature (same shape as its `SessionsHook`). */
 export interface SessionsHook {
@@ -73,7 +79,13 @@ export interface SessionsDeps {
   readonly rest: KubeRest;
   readonly events: EventRecorder;
   readonly logger: Logger;
-  readonly metrics: DispatchRecorder & SessionRecorder & ControllerObserver & { sessionsByPhase(counts: Readonly<Record<string, number>>): void };
+  readonly metrics: DispatchRecorder &
+    SessionRecorder &
+    ControllerObserver & {
+      sessionsByPhase(counts: Readonly<Record<string, number>>): void;
+      /** Where the per-environment autoscaling figures are read at scrape time (signals.ts). */
+      environments?(source: () => readonly EnvironmentFigures[]): void;
+    };
   /** Namespaces watched; all when empty. */
   readonly namespaces: readonly string[];
   /** The operator's AgentEnvironment informers (shared: dispatchers follow them). */
@@ -90,6 +102,8 @@ export interface SessionsDeps {
   readonly runner: RunnerSettings;
   /** Where session Pods' sidecar proxy listens. */
   readonly proxyAddress: ProxyAddressMode;
+  /** Session Pods' priority class and disruption defaults (a template's own values win). */
+  readonly podPolicy?: SessionPodPolicy;
   readonly concurrency?: number;
   readonly resyncMs?: number;
   /** Settle pass period of each dispatcher. Default 30 s. */
@@ -107,13 +121,22 @@ export interface Sessions {
 export function startSessions(deps: SessionsDeps): Sessions {
   const log = deps.logger.child({ component: 'sessions' });
   const envOf = cachedEnvironment(deps.environments);
-  const controller = buildController(deps, envOf);
+  // The controller reports capacity refusals to the dispatchers, which are built after it.
+  const late: { dispatchers?: Dispatchers } = {};
+  const controller = buildController(deps, envOf, (namespace, envName, refusal) => late.dispatchers?.refused(envKey(namespace, envName), refusal));
   const sessionInformers = controller.informers.filter((i): i is Informer<AgentSession> => i.type === AGENT_SESSIONS);
+  const podInformers = controller.informers.filter((i): i is Informer<Pod> => i.type === CORE.pods);
   const recorded = new RecordedSessions();
   for (const i of sessionInformers) i.on((e: InformerEvent<AgentSession>) => recorded.apply(e));
   const conditions = new DispatchingConditionWriter({ rest: deps.rest, cached: envOf, logger: log });
-  const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions);
+  const quotas = quotaInformers(deps.rest, deps.namespaces, deps.logger);
+  const admission = admissionSource({ rest: deps.rest, quotas, sessions: sessionInformers, pods: podInformers, podSettings: podSettings(deps) });
+  const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions, admission);
+  late.dispatchers = dispatchers;
+  // Backpressure: a quota's status changed (a Pod created or ended, the quota raised): the namespace's dispatchers look again.
+  for (const i of quotas) i.on((e) => dispatchers.nudgeNamespace(e.object.metadata?.namespace ?? ''));
   const allEnvironments = (): AgentEnvironment[] => deps.environments.flatMap((i) => i.list());
+  deps.metrics.environments?.(() => environmentFigures(allEnvironments(), (namespace, name) => recorded.unfinished(envKey(namespace, name)).size));
 
   // Dispatchers follow the environments: a change may start, stop or re-limit that environment's.
   let leading = false;
@@ -124,10 +147,11 @@ export function startSessions(deps: SessionsDeps): Sessions {
   }
 
   return {
-    informers: controller.informers,
+    informers: [...controller.informers, ...quotas],
     hook: sessionsHook(deps, log, controller, dispatchers, recorded, sessionInformers),
     async run(signal) {
-      await Promise.all(controller.informers.map((i) => i.synced(signal)));
+      // The quotas too: dispatch must not claim before it knows whether the namespace has room.
+      await Promise.all([...controller.informers, ...quotas].map((i) => i.synced(signal)));
       if (signal.aborted) return;
       for (const i of sessionInformers) for (const s of i.list()) controller.enqueue(s.metadata?.namespace ?? '', s.metadata?.name ?? '');
       leading = true;
@@ -153,8 +177,13 @@ function cachedEnvironment(informers: readonly Informer<AgentEnvironment>[]): En
   };
 }
 
+/** What every session Pod is built with. */
+function podSettings(deps: SessionsDeps): Omit<PodInputs, 'session' | 'env'> {
+  return { sidecar: deps.sidecar, runner: deps.runner, proxyAddress: deps.proxyAddress, baseUrl: deps.baseUrl, ...(deps.podPolicy ? { podPolicy: deps.podPolicy } : {}) };
+}
+
 /** The AgentSession controller, with the credentials and Pod settings it launches with. */
-function buildController(deps: SessionsDeps, envOf: EnvironmentLookup): SessionController {
+function buildController(deps: SessionsDeps, envOf: EnvironmentLookup, onCapacityRefused: (namespace: string, envName: string, refusal: PodRefusal) => void): SessionController {
   return sessionController({
     rest: deps.rest,
     cachedEnvironment: envOf,
@@ -167,7 +196,9 @@ function buildController(deps: SessionsDeps, envOf: EnvironmentLookup): SessionC
     sidecar: deps.sidecar,
     runner: deps.runner,
     proxyAddress: deps.proxyAddress,
+    ...(deps.podPolicy ? { podPolicy: deps.podPolicy } : {}),
     baseUrl: deps.baseUrl,
+    onCapacityRefused,
     metrics: deps.metrics,
     observer: deps.metrics,
     ...(deps.concurrency !== undefined ? { concurrency: deps.concurrency } : {}),
@@ -182,6 +213,7 @@ function buildDispatchers(
   sessionInformers: readonly Informer<AgentSession>[],
   recorded: RecordedSessions,
   conditions: DispatchingConditionWriter,
+  admission: AdmissionSource,
 ): Dispatchers {
   return new Dispatchers({
     store: kubeRecordStore(deps.rest),
@@ -196,6 +228,7 @@ function buildDispatchers(
     reportCondition: (env, state) => conditions.report(env, state),
     onAcknowledged: (namespace, name, work, record) => controller.acknowledged(namespace, name, work, record),
     acknowledgementPending: (key) => controller.acknowledgementPending(key),
+    admission,
     ...(deps.settleIntervalMs !== undefined ? { settleIntervalMs: deps.settleIntervalMs } : {}),
   });
 }

@@ -6,6 +6,31 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Enqueue → lease active spans a Pod start (seconds under a microVM runtime, more with an image pull). */
+const START_BUCKETS = [0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120];
+
+/**
+ * The per-environment labels. Not `namespace`: the scrape's target labels already carry the
+ * operator Pod's own `namespace` (dashboards and alerts filter by it), and a metric label of the
+ * same name would be renamed `exported_namespace` unless the scrape honours labels.
+ */
+export const ENVIRONMENT_LABELS = ['environment_namespace', 'environment'] as const;
+type EnvironmentLabel = (typeof ENVIRONMENT_LABELS)[number];
+
+/** How a session's Pod came to be: created for it (`cold`) or taken from a warm pool (`warm`). */
+export type SessionStart = 'warm' | 'cold';
+
+/** One self-hosted environment's autoscaling figures at scrape time (plain data: telemetry knows no CRD). */
+export interface EnvironmentFigures {
+  readonly namespace: string;
+  readonly name: string;
+  /** The queue figures from the API (`GET …/work/stats`, as of the last environment pass), if read yet. */
+  readonly queue?: { readonly depth: number; readonly pending: number; readonly workersPolling: number; readonly oldestQueuedAt?: number | undefined } | undefined;
+  /** Sessions of the environment recorded in this cluster and not finished. */
+  readonly activeSessions: number;
+  /** Whether dispatch is polling (true), paused (false), or not known here (undefined: not reported). */
+  readonly dispatching?: boolean | undefined;
+}
 
 export class OperatorMetrics {
   readonly registry: Registry;
@@ -27,6 +52,11 @@ export class OperatorMetrics {
   readonly #stops: Counter<'reason'>;
   readonly #heartbeats: Counter<'outcome'>;
   readonly #leader: Gauge<string>;
+  #leading = false;
+  #figures: (() => readonly EnvironmentFigures[]) | undefined;
+  readonly #sessionStarts: Histogram<EnvironmentLabel | 'start'>;
+  /** The label sets of {@link #sessionStarts} observed, by environment key (so an environment gone loses its series). */
+  readonly #startSeries = new Map<string, Set<SessionStart>>();
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registry = options.registry ?? new Registry();
@@ -52,6 +82,74 @@ export class OperatorMetrics {
     this.#leader = new Gauge({ name: 'agentenv_leader', help: 'Whether this replica holds the leader Lease (1) or stands by (0); without leader election, 1 while running.', registers });
     this.#leader.set(0);
     this.#heartbeats = new Counter({ name: 'agentenv_heartbeats_total', help: 'Lease heartbeats by outcome, as reported by session sidecars when their sessions end.', labelNames: ['outcome'], registers });
+    this.#sessionStarts = new Histogram({
+      name: 'agentenv_environment_claim_latency_seconds',
+      help: "Work item enqueued (its created_at) → lease active (its started_at), both the API's timestamps, per environment and by start (cold: a Pod created for the item; warm: a warm Pod bound to it).",
+      labelNames: [...ENVIRONMENT_LABELS, 'start'],
+      buckets: START_BUCKETS,
+      registers,
+      collect: () => this.#forgetGoneStarts(),
+    });
+    this.#environmentGauges(registers);
+  }
+
+  /**
+   * The per-environment gauges, read at scrape time from {@link environments}' source, so a gauge
+   * never outlives its environment: each scrape starts from nothing. Reported by the leader only
+   * (its caches are the same as a standby's, and `sum` over replicas must not count twice).
+   */
+  #environmentGauges(registers: Registry[]): void {
+    const leading = (): boolean => this.#leading;
+    const figures = (): readonly EnvironmentFigures[] => this.#figures?.() ?? [];
+    const gauge = (name: string, help: string, value: (f: EnvironmentFigures, now: number) => number | undefined): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ENVIRONMENT_LABELS,
+        registers,
+        collect() {
+          this.reset();
+          if (!leading()) return;
+          const now = Date.now();
+          for (const f of figures()) {
+            const v = value(f, now);
+            if (v !== undefined) this.set({ environment_namespace: f.namespace, environment: f.name }, v);
+          }
+        },
+      });
+    };
+    gauge('agentenv_environment_queue_depth', "Work items waiting in the environment's queue (the API's queue stats, refreshed by each environment pass).", (f) => f.queue?.depth);
+    gauge('agentenv_environment_queue_pending', 'Work items delivered to a worker and not yet acknowledged (queue stats).', (f) => f.queue?.pending);
+    gauge('agentenv_environment_queue_oldest_age_seconds', 'Age of the oldest queued work item at scrape time (now − the queue stats\' oldest_queued_at); 0 when nothing is queued.', (f, now) => (f.queue ? (f.queue.oldestQueuedAt === undefined ? 0 : Math.max(0, (now - f.queue.oldestQueuedAt) / 1000)) : undefined));
+    gauge('agentenv_environment_workers_polling', 'Workers polling the queue, across every cluster and process serving it (queue stats).', (f) => f.queue?.workersPolling);
+    gauge('agentenv_environment_sessions_active', 'Sessions of the environment recorded in this cluster and not finished (what counts against maxSessions).', (f) => f.activeSessions);
+    gauge('agentenv_environment_dispatching', 'Whether the operator polls the environment for work (1) or dispatch is paused (0; the Dispatching condition says why).', (f) => (f.dispatching === undefined ? undefined : f.dispatching ? 1 : 0));
+  }
+
+  /** Where the per-environment figures come from (the sessions feature's caches). */
+  environments(source: () => readonly EnvironmentFigures[]): void {
+    this.#figures = source;
+  }
+
+  /** A session's lease became active: enqueue → lease active, by how its Pod started. */
+  sessionStarted(env: { readonly namespace: string; readonly name: string }, start: SessionStart, latencyMs: number): void {
+    this.#sessionStarts.observe({ environment_namespace: env.namespace, environment: env.name, start }, latencyMs / 1000);
+    const key = `${env.namespace}/${env.name}`;
+    const starts = this.#startSeries.get(key) ?? new Set();
+    starts.add(start);
+    this.#startSeries.set(key, starts);
+  }
+
+  /** An environment no longer served here loses its latency series (bounded cardinality). */
+  #forgetGoneStarts(): void {
+    if (this.#startSeries.size === 0 || !this.#figures) return;
+    const live = new Set(this.#figures().map((f) => `${f.namespace}/${f.name}`));
+    for (const [key, starts] of this.#startSeries) {
+      if (live.has(key)) continue;
+      const [namespace = '', name = ''] = key.split('/');
+      for (const start of starts) this.#sessionStarts.remove({ environment_namespace: namespace, environment: name, start });
+      this.#startSeries.delete(key);
+    }
   }
 
   reconciled(controller: string, result: 'success' | 'error' | 'requeue', durationMs: number): void {
@@ -102,6 +200,7 @@ export class OperatorMetrics {
     this.#stops.inc({ reason });
   }
   leader(leading: boolean): void {
+    this.#leading = leading;
     this.#leader.set(leading ? 1 : 0);
   }
   heartbeats(outcome: string, n: number): void {

@@ -112,6 +112,13 @@ describe('the operator accepts what the chart renders', () => {
     expect((await operatorConfig({})).httpsProxy).toBeUndefined();
   });
 
+  it('the session Pods\' priority class and do-not-disrupt reach the operator; by default neither is set', async () => {
+    expect(await operatorConfig({ set: ['sessions.priorityClassName=agent-sessions', 'sessions.doNotDisrupt=true'] })).toMatchObject({ sessionPriorityClassName: 'agent-sessions', sessionDoNotDisrupt: true });
+    const defaults = await operatorConfig({});
+    expect(defaults.sessionPriorityClassName).toBeUndefined();
+    expect(defaults.sessionDoNotDisrupt).toBe(false);
+  });
+
   it('a single replica without leader election, text logs and a custom resync', async () => {
     const config = await operatorConfig({ set: ['replicaCount=1', 'leaderElection.enabled=false', 'logFormat=text', 'resyncPeriod=1h30m', 'concurrency=8'] });
     expect(config).toMatchObject({ leaderElect: false, logFormat: 'text', resyncMs: 5_400_000, concurrency: 8 });

@@ -72,7 +72,7 @@ export interface SessionsWorld {
   readonly controller: SessionController;
   readonly logLines: string[];
   /** What the session controller reported to its metrics recorder. */
-  readonly metrics: { podCreated: number[]; claimed: number[]; stopped: string[]; heartbeats: string[]; phases: Array<Readonly<Record<string, number>>> };
+  readonly metrics: { podCreated: number[]; claimed: number[]; started: Array<{ environment: string; start: string; ms: number }>; stopped: string[]; heartbeats: string[]; phases: Array<Readonly<Record<string, number>>> };
   /** Every stop the session controller asked the API for. */
   readonly stops: Array<{ environmentId: string; workId: string; force: boolean }>;
   /** The organization API key client (for remote stops and reading items). */
@@ -91,7 +91,7 @@ export async function startSessionsWorld(namespace: string, options: { workSecre
   const operator = operatorRest();
   const logLines: string[] = [];
   const stops: SessionsWorld['stops'] = [];
-  const metrics: SessionsWorld['metrics'] = { podCreated: [], claimed: [], stopped: [], heartbeats: [], phases: [] };
+  const metrics: SessionsWorld['metrics'] = { podCreated: [], claimed: [], started: [], stopped: [], heartbeats: [], phases: [] };
   const logger = createLogger({ level: 'debug', base: { process: 'operator' }, destination: { write: (l: string) => void logLines.push(l) } });
   /** One operator life: a controller with its informers, until stopped. */
   const startController = async (): Promise<{ controller: SessionController; stop(): Promise<void> }> => {
@@ -123,6 +123,7 @@ export async function startSessionsWorld(namespace: string, options: { workSecre
       metrics: {
         podCreated: (ms) => void metrics.podCreated.push(ms),
         claimed: (ms) => void metrics.claimed.push(ms),
+        sessionStarted: (env, start, ms) => void metrics.started.push({ environment: `${env.namespace}/${env.name}`, start, ms }),
         stopped: (reason) => void metrics.stopped.push(reason),
         heartbeats: (outcome) => void metrics.heartbeats.push(outcome),
         sessionsByPhase: (counts) => void metrics.phases.push(counts),

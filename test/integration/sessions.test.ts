@@ -69,6 +69,8 @@ describe.concurrent('session lifecycle', () => {
     // Reported: Pod-created and claim latencies, a claimed lease, sessions by phase.
     expect(w.metrics.podCreated.length).toBeGreaterThan(0);
     expect(w.metrics.claimed.length).toBeGreaterThan(0);
+    // Enqueue → lease active, for this environment, from a Pod created for the item (cold).
+    expect(w.metrics.started.filter((s) => s.environment === `${w.namespace}/happy`)).toEqual([{ environment: `${w.namespace}/happy`, start: 'cold', ms: expect.any(Number) }]);
     expect(w.metrics.heartbeats).toContain('claimed');
     await waitFor(() => (w.metrics.phases.at(-1)?.['Succeeded'] ?? 0) > 0, { what: 'sessions by phase to count a Succeeded session' });
 

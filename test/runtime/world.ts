@@ -34,7 +34,7 @@ export async function startRuntimeWorld(namespace: string): Promise<SessionsWorl
   const operator = operatorRest();
   const logLines: string[] = [];
   const stops: SessionsWorld['stops'] = [];
-  const metrics: SessionsWorld['metrics'] = { podCreated: [], claimed: [], stopped: [], heartbeats: [], phases: [] };
+  const metrics: SessionsWorld['metrics'] = { podCreated: [], claimed: [], started: [], stopped: [], heartbeats: [], phases: [] };
   const logger = createLogger({ level: 'debug', base: { process: 'operator' }, destination: { write: (l: string) => void logLines.push(l) } });
   const startController = async (): Promise<{ controller: SessionController; stop(): Promise<void> }> => {
     const controller = sessionController({

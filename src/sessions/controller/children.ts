@@ -4,7 +4,8 @@
  * a retried step converges on the same object.
  */
 import type { AgentEnvironment, AgentSession } from '../../crd/resources.ts';
-import { isAlreadyExists, isConflict, isForbidden, isInvalid, isNotFound } from '../../k8s/errors.ts';
+import { isAlreadyExists, isConflict, isForbidden, isInvalid, isNotFound, KubeError } from '../../k8s/errors.ts';
+import { classifyPodRefusal } from '../objects/pod-refusal.ts';
 import { CORE } from '../../k8s/rest.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { Pod } from '../objects/pod-types.ts';
@@ -34,6 +35,7 @@ export async function createPod(deps: ReconcilerDeps, env: AgentEnvironment, ses
     baseUrl: deps.baseUrl,
     ...(deps.runner ? { runner: deps.runner } : {}),
     ...(deps.proxyAddress ? { proxyAddress: deps.proxyAddress } : {}),
+    ...(deps.podPolicy ? { podPolicy: deps.podPolicy } : {}),
   });
   if (!build.ok) return { refused: { reason: build.reason, message: build.message } };
   let pod: Pod;
@@ -42,7 +44,15 @@ export async function createPod(deps: ReconcilerDeps, env: AgentEnvironment, ses
   } catch (err) {
     if (isAlreadyExists(err)) return {};
     // Admission (Pod Security, quota, webhooks) or validation refused it: retrying cannot help.
-    if (isForbidden(err) || isInvalid(err)) return { refused: { reason: 'PodCreateRefused', message: err instanceof Error ? err.message : String(err) } };
+    // The claimed item is force-stopped as before; a refusal for capacity (a full quota, a
+    // LimitRange, a webhook's denial) also holds the environment's dispatch, so no more work is
+    // claimed for Pods the namespace would refuse (dispatch/admission.ts).
+    if (isForbidden(err) || isInvalid(err)) {
+      const namespace = session.metadata?.namespace ?? '';
+      const capacity = err instanceof KubeError ? classifyPodRefusal({ status: err.status, message: err.message }, namespace) : undefined;
+      if (capacity) deps.onCapacityRefused?.(namespace, session.spec.environmentRef.name, capacity);
+      return { refused: { reason: 'PodCreateRefused', message: capacity?.message ?? (err instanceof Error ? err.message : String(err)) } };
+    }
     throw err;
   }
   const claimedAt = Date.parse(session.spec.claimedAt);

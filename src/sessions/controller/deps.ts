@@ -8,8 +8,10 @@ import type { Credential } from '../../api/transport.ts';
 import type { AgentEnvironment } from '../../crd/resources.ts';
 import type { EventRecorder } from '../../k8s/events.ts';
 import type { KubeRest } from '../../k8s/rest.ts';
+import type { SessionStart } from '../../telemetry/metrics.ts';
+import type { PodRefusal } from '../objects/pod-refusal.ts';
 import type { Pod } from '../objects/pod-types.ts';
-import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from '../objects/pod.ts';
+import type { ProxyAddressMode, RunnerSettings, SessionPodPolicy, SidecarSettings } from '../objects/pod.ts';
 import { kubeRecordStore, type RecordStore } from '../record/record.ts';
 import type { Acknowledgements } from './acknowledgements.ts';
 
@@ -19,6 +21,11 @@ export interface SessionRecorder {
   podCreated(latencyMs: number): void;
   /** claimedAt → lease claimed (item `active`, as observed). */
   claimed(latencyMs: number): void;
+  /**
+   * The item's lease became active: its enqueue (`created_at`) → lease active (`started_at`), both
+   * the API's own timestamps, per environment and by how the Pod started.
+   */
+  sessionStarted?(env: { readonly namespace: string; readonly name: string }, start: SessionStart, latencyMs: number): void;
   /** A work item stopped by the operator, by reason. */
   stopped(reason: string): void;
   /** Lease outcomes as the operator observes them (claimed, lost). */
@@ -46,6 +53,10 @@ export interface SessionReconcilerDeps {
   readonly runner?: RunnerSettings;
   /** Where session Pods' sidecar proxy listens. Default `loopback`. */
   readonly proxyAddress?: ProxyAddressMode;
+  /** A session Pod create of environment `namespace/envName` was refused for capacity (its dispatch then holds). */
+  readonly onCapacityRefused?: (namespace: string, envName: string, refusal: PodRefusal) => void;
+  /** Session Pods' priority class and disruption defaults. Default none. */
+  readonly podPolicy?: SessionPodPolicy;
   /** API base URL given to session Pods. */
   readonly baseUrl: string;
   /** The Pods of one session (any work item), from the Pod informer. */

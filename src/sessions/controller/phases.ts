@@ -18,6 +18,7 @@ import { needsPod, type SessionDecision, type SessionFacts } from './decide.ts';
 import type { ReconcilerDeps } from './deps.ts';
 import { decideFinalize, ttlRemainingMs } from './finalize.ts';
 import type { SessionScope } from './scope.ts';
+import type { SessionStart } from '../../telemetry/metrics.ts';
 import { NOT_ACKNOWLEDGED, readApiSession, readWork, stopWork, type WorkFact } from './work-item.ts';
 import { createClaim, launchGate, observeWorkspace, releaseWorkspace, retention, type ApiSessionFact } from './workspace.ts';
 
@@ -158,7 +159,7 @@ export async function applyDecision(deps: ReconcilerDeps, scope: SessionScope, d
     await markNotAcknowledged(deps, scope, d, work, letGo.message);
     return requeueAfter(0);
   }
-  await writeStatus(deps, scope, d, work, launched);
+  await writeStatus(deps, scope, d, work, seen, launched);
   return nextPass(deps, scope, d);
 }
 
@@ -178,7 +179,7 @@ async function markNotAcknowledged(deps: ReconcilerDeps, scope: SessionScope, d:
 }
 
 /** Write the decided status when it differs from the stored one (with the held acknowledgement, which it now records). */
-async function writeStatus(deps: ReconcilerDeps, scope: SessionScope, d: SessionDecision, work: WorkFact, launched: Launch | undefined): Promise<void> {
+async function writeStatus(deps: ReconcilerDeps, scope: SessionScope, d: SessionDecision, work: WorkFact, seen: PodSeen, launched: Launch | undefined): Promise<void> {
   const { session } = scope;
   const stored = scope.record.status ?? {};
   if (jsonEqual(stored, d.status)) return;
@@ -190,9 +191,22 @@ async function writeStatus(deps: ReconcilerDeps, scope: SessionScope, d: Session
     const claimedAt = Date.parse(session.spec.claimedAt);
     const startedAt = Date.parse(work.work.started_at ?? '');
     if (!Number.isNaN(claimedAt) && !Number.isNaN(startedAt)) deps.metrics?.claimed(Math.max(0, startedAt - claimedAt));
+    const enqueuedAt = Date.parse(work.work.created_at);
+    if (!Number.isNaN(enqueuedAt) && !Number.isNaN(startedAt)) {
+      deps.metrics?.sessionStarted?.({ namespace: scope.namespace, name: session.spec.environmentRef.name }, sessionStart(seen.pod), Math.max(0, startedAt - enqueuedAt));
+    }
     deps.metrics?.heartbeats('claimed', 1);
   }
   scope.log.debug({ phase: d.status.phase, reason: d.status.reason }, 'session status changed');
+}
+
+/**
+ * How the session's Pod started, for the claim latency: `cold` (created for its work item, after
+ * the claim). The warm pool's late binding is the seam for `warm`: a Pod bound from the pool is
+ * told apart here (by what the bind writes on it), and nothing else changes.
+ */
+export function sessionStart(_pod: Pod | undefined): SessionStart {
+  return 'cold';
 }
 
 /** When to look again: as decided, else when a finished session expires, else the slow resync. */

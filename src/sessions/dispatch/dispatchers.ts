@@ -10,6 +10,7 @@ import { envKey } from './capacity.ts';
 import { dispatchEligibility, reportsNotDispatching } from './eligibility.ts';
 import { EnvironmentDispatch, type EnvironmentDispatchDeps } from './environment-dispatch.ts';
 import type { DispatchLimits, DispatchState } from './poller.ts';
+import type { PodRefusal } from '../objects/pod-refusal.ts';
 
 const keyOf = (env: AgentEnvironment): string => envKey(env.metadata?.namespace ?? '', env.metadata?.name ?? '');
 
@@ -91,6 +92,16 @@ export class Dispatchers {
     const done = dispatch.run(signal).catch((err: unknown) => this.#deps.logger.error({ err, environment: key }, 'dispatcher crashed'));
     this.#running.set(key, { dispatch, uid, abort, done });
     this.#deps.logger.info({ environment: key, environmentId, ...limits }, 'dispatching work');
+  }
+
+  /** A session Pod of environment `key` was refused for capacity: its dispatch holds (admission.ts). */
+  refused(key: string, refusal: PodRefusal): void {
+    this.#running.get(key)?.dispatch.refused(refusal);
+  }
+
+  /** Something the namespace's admission depends on changed (a ResourceQuota, a session Pod): its dispatchers look again. */
+  nudgeNamespace(namespace: string): void {
+    for (const [key, r] of this.#running) if (key.startsWith(`${namespace}/`)) r.dispatch.nudge();
   }
 
   /** Stop dispatching for one environment (its deletion); resolves once its hand-offs in flight have finished. */

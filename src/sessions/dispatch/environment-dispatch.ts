@@ -6,7 +6,9 @@
  * 2. the settle pass (loops.ts): records written but not acknowledged, on start and every
  *    `settleIntervalMs`, under the same lock;
  * 3. the credential refresh (loops.ts): the environment key Secret, re-read on a timer and at once
- *    when the API refuses it.
+ *    when the API refuses it;
+ * 4. backpressure (admission.ts): the poll loop asks whether the namespace admits more session Pods,
+ *    and while a capacity refusal is held, the probe loop (loops.ts) dry-runs the next Pod.
  * The `Dispatching` condition is reported when its state changes.
  */
 import { AuthenticationError, PermissionDeniedError } from '../../api/errors.ts';
@@ -17,7 +19,11 @@ import type { Logger } from '../../telemetry/logger.ts';
 import { CredentialSource, type CredentialResolution } from './credentials.ts';
 import { Capacity, envKey, type RecordedSessions } from './capacity.ts';
 import { KeyedLock } from './keyed-lock.ts';
-import { credentialLoop, settleLoop } from './loops.ts';
+import { credentialLoop, probeLoop, settleLoop } from './loops.ts';
+import { admissionVerdict, PROBE_INTERVAL_MS, type AdmissionSource, type AdmissionVerdict } from './admission.ts';
+import type { Pod } from '../objects/pod-types.ts';
+import type { PodRefusal } from '../objects/pod-refusal.ts';
+import { quotaFit } from '../objects/quota.ts';
 import { handOff, type HandOffDeps } from './hand-off.ts';
 import { DispatchPausedError, POLL_BLOCK_MS } from './plan.ts';
 import { Poller, realClock, type DispatchClock, type DispatchLimits, type DispatchState } from './poller.ts';
@@ -55,6 +61,10 @@ export interface EnvironmentDispatchDeps {
   readonly settleGraceMs?: number;
   /** Credential Secret re-read period. Default 60 s. */
   readonly credentialRefreshMs?: number;
+  /** Backpressure's view of the cluster; without it, dispatch claims regardless of the namespace's quota. */
+  readonly admission?: AdmissionSource;
+  /** How often a held refusal is probed. Default {@link PROBE_INTERVAL_MS}. */
+  readonly probeIntervalMs?: number;
 }
 
 /** The dispatcher of one environment, with its settle pass and credential refresh. */
@@ -71,6 +81,10 @@ export class EnvironmentDispatch {
   readonly #locks = new KeyedLock();
   /** The last state reported for the `Dispatching` condition (re-asserted on every change of the environment). */
   lastState: DispatchState | undefined;
+  /** A capacity refusal of one of this environment's session Pods, held until a dry run admits the next Pod. */
+  #held: PodRefusal | undefined;
+  /** The environment's next session Pod, built once per spec generation (for the quota's judgement and the probe). */
+  #nextPod: { generation: number | undefined; pod: Pod | undefined } | undefined;
 
   constructor(deps: EnvironmentDispatchDeps, env: AgentEnvironment, environmentId: string, limits: DispatchLimits) {
     this.#deps = deps;
@@ -115,6 +129,7 @@ export class EnvironmentDispatch {
         this.lastState = state;
         deps.reportCondition(this.#env, state);
       },
+      ...(deps.admission ? { admission: () => this.#admission() } : {}),
       metrics: deps.metrics,
       logger: this.#log,
       ...(deps.clock ? { clock: deps.clock } : {}),
@@ -136,8 +151,60 @@ export class EnvironmentDispatch {
     this.#poller.nudge();
   }
 
+  /**
+   * A session Pod of this environment was refused for capacity (the session reconciler reports
+   * it): claim nothing until a dry run admits the next Pod.
+   */
+  refused(refusal: PodRefusal): void {
+    if (!this.#deps.admission) return;
+    if (!this.#held) this.#log.warn({ reason: refusal.reason }, 'a session Pod was refused for capacity; dispatch holds until the next Pod is admitted');
+    this.#held = refusal;
+    this.#poller.nudge();
+  }
+
   async run(signal: AbortSignal): Promise<void> {
-    await Promise.all([this.#poller.run(signal), this.#settleLoop(signal), this.#credentialLoop(signal)]);
+    await Promise.all([this.#poller.run(signal), this.#settleLoop(signal), this.#credentialLoop(signal), this.#probeLoop(signal)]);
+  }
+
+  /** Backpressure's verdict now (admission.ts): a held refusal, else the quota's room less the claims whose Pods are not created yet. */
+  #admission(): AdmissionVerdict {
+    const a = this.#deps.admission!;
+    const namespace = this.#env.metadata?.namespace ?? '';
+    const quotas = a.quotas(namespace);
+    const pod = quotas.length ? this.#pod() : undefined;
+    const unrecorded = Math.max(0, this.#capacity.active() - this.#deps.recorded.unfinished(this.key).size);
+    return admissionVerdict({ namespace, held: this.#held, fit: pod ? quotaFit(quotas, pod) : undefined, pending: a.podsPending(namespace) + unrecorded });
+  }
+
+  #pod(): Pod | undefined {
+    const generation = this.#env.metadata?.generation;
+    if (!this.#nextPod || this.#nextPod.generation !== generation) this.#nextPod = { generation, pod: this.#deps.admission!.nextPod(this.#env) };
+    return this.#nextPod.pod;
+  }
+
+  #probeLoop(signal: AbortSignal): Promise<void> {
+    const a = this.#deps.admission;
+    if (!a) return Promise.resolve();
+    return probeLoop(
+      {
+        held: () => this.#held,
+        probe: async () => {
+          const pod = this.#pod();
+          return pod ? a.dryRun(pod) : this.#held;
+        },
+        lift: (still) => {
+          this.#held = still;
+          if (!still) {
+            this.#log.info('the next session Pod is admitted again; dispatch resumes');
+            this.#poller.nudge();
+          }
+        },
+        clock: this.#deps.clock ?? realClock,
+        intervalMs: this.#deps.probeIntervalMs ?? PROBE_INTERVAL_MS,
+        logger: this.#log,
+      },
+      signal,
+    );
   }
 
   async #poll(workerId: string, signal: AbortSignal) {

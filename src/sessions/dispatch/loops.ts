@@ -7,6 +7,7 @@ import type { AgentSession } from '../../crd/resources.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { CredentialSource } from './credentials.ts';
 import type { KeyedLock } from './keyed-lock.ts';
+import type { PodRefusal } from '../objects/pod-refusal.ts';
 import type { DispatchClock, DispatchState } from './poller.ts';
 import { settleCandidates, type SettleAction } from './settle.ts';
 
@@ -45,6 +46,37 @@ export async function credentialLoop(o: CredentialLoop, signal: AbortSignal): Pr
       o.logger.warn({ err }, 'credential re-read failed; keeping the last one');
     }
     await o.clock.sleep(tick, signal).catch(() => undefined);
+  }
+}
+
+export interface ProbeLoop {
+  /** The refusal held now, if any. */
+  readonly held: () => PodRefusal | undefined;
+  /** Dry-run the next session Pod: undefined when admitted, the refusal when refused; throws when the probe itself failed. */
+  readonly probe: () => Promise<PodRefusal | undefined>;
+  /** The probe's answer: undefined lifts the hold, a refusal keeps it (with its latest words). */
+  readonly lift: (still: PodRefusal | undefined) => void;
+  readonly clock: DispatchClock;
+  /** Default 10 s (admission.ts `PROBE_INTERVAL_MS`). */
+  readonly intervalMs: number;
+  readonly logger: Logger;
+}
+
+/**
+ * While a capacity refusal is held, dry-run the next session Pod every `intervalMs` (admission.ts,
+ * step 3). Idle otherwise: a tick with nothing held makes no request. A probe that fails (the
+ * apiserver unavailable, a webhook that could not be called) keeps the hold: nothing says a Pod
+ * would be admitted.
+ */
+export async function probeLoop(o: ProbeLoop, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    await o.clock.sleep(o.intervalMs, signal).catch(() => undefined);
+    if (signal.aborted || !o.held()) continue;
+    try {
+      o.lift(await o.probe());
+    } catch (err) {
+      o.logger.warn({ err }, 'the admission probe failed; dispatch stays held');
+    }
   }
 }
 

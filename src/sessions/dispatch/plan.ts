@@ -27,6 +27,8 @@ export interface PollCapacity {
   /** Hand-offs (record → ack) in flight, and the most allowed: see {@link MAX_HANDOFFS}. */
   readonly handOffs?: number;
   readonly maxHandOffs?: number;
+  /** Claims the namespace's admission has room for (dispatch/admission.ts); Infinity when unlimited. */
+  readonly admitted?: number;
 }
 
 /**
@@ -40,13 +42,13 @@ export const MAX_HANDOFFS = 32;
 
 /**
  * How many new polls to start now: parallel polls are bounded by the target, by `maxPollers`, by
- * the free capacity, where every poll in flight already holds a slot, and by the hand-off backlog
- * (a poll in flight may add one more). 0 when full or paused (`maxSessions: 0`).
+ * the free capacity, where every poll in flight already holds a slot, by the hand-off backlog
+ * (a poll in flight may add one more), and by the session Pods the namespace's quota still admits. 0 when full or paused (`maxSessions: 0`).
  */
 export function pollsToStart(c: PollCapacity): number {
   const free = c.maxSessions - c.active;
   const backlog = (c.maxHandOffs ?? MAX_HANDOFFS) - (c.handOffs ?? 0);
-  const allowed = Math.min(Math.max(1, c.target), c.maxPollers, free, backlog);
+  const allowed = Math.min(Math.max(1, c.target), c.maxPollers, free, backlog, c.admitted ?? Infinity);
   return Math.max(0, allowed - c.polling);
 }
 

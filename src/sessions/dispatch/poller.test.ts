@@ -5,6 +5,7 @@ import { silentLogger } from '../../telemetry/logger.ts';
 import { Capacity } from './capacity.ts';
 import type { HandOffResult } from './hand-off.ts';
 import { Poller, type DispatchClock, type DispatchState } from './poller.ts';
+import type { AdmissionVerdict } from './admission.ts';
 
 /** A clock the test advances; sleeps resolve when their time comes. */
 class FakeClock implements DispatchClock {
@@ -72,7 +73,7 @@ afterEach(async () => {
  * A dispatcher whose poll is scripted: `queue` items are returned one per poll; an empty queue
  * holds the poll for 999 ms of fake time (a long poll) and returns null. `fail` makes polls throw.
  */
-function harness(opts: { maxSessions: number; maxPollers: number; queue?: Work[]; recorded?: Set<string>; handOff?: (w: Work) => Promise<HandOffResult>; fail?: () => Error | undefined; failAfterMs?: number; maxHandOffs?: number }): Harness {
+function harness(opts: { maxSessions: number; maxPollers: number; queue?: Work[]; recorded?: Set<string>; handOff?: (w: Work) => Promise<HandOffResult>; fail?: () => Error | undefined; failAfterMs?: number; maxHandOffs?: number; admission?: () => AdmissionVerdict }): Harness {
   const clock = new FakeClock();
   const polls: string[] = [];
   const reports: DispatchState[] = [];
@@ -111,6 +112,7 @@ function harness(opts: { maxSessions: number; maxPollers: number; queue?: Work[]
     clock,
     random: () => 0.5,
     ...(opts.maxHandOffs ? { maxHandOffs: opts.maxHandOffs } : {}),
+    ...(opts.admission ? { admission: opts.admission } : {}),
   });
   const abort = new AbortController();
   const done = dispatcher.run(abort.signal);
@@ -269,5 +271,49 @@ describe('Poller: the poll loop of one environment', () => {
     h.dispatcher.nudge();
     await h.clock.advance(10);
     expect(h.polls).toHaveLength(1);
+  });
+
+  it('claims nothing while the namespace admits no session Pod, says why, and polls again once it does', async () => {
+    const queue = Array.from({ length: 3 }, workItem);
+    let verdict: AdmissionVerdict = { open: false, reason: 'QuotaExhausted', message: 'session Pods do not fit ResourceQuota compute' };
+    const h = harness({ maxSessions: 10, maxPollers: 4, queue, admission: () => verdict });
+    await h.clock.advance(30_000);
+    expect(h.polls).toHaveLength(0);
+    expect(h.reports).toEqual([{ dispatching: false, reason: 'QuotaExhausted', message: 'session Pods do not fit ResourceQuota compute' }]);
+    verdict = { open: true, room: Infinity };
+    h.dispatcher.nudge();
+    await h.clock.advance(10);
+    expect(h.handOffs.length).toBeGreaterThan(0);
+    expect(h.reports.at(-1)).toEqual({ dispatching: true });
+  });
+
+  it('holds no more polls at once than the quota has room for', async () => {
+    const queue = Array.from({ length: 8 }, workItem);
+    const recorded = new Set<string>();
+    let room = 2;
+    const h = harness({ maxSessions: 10, maxPollers: 4, queue, recorded, admission: () => ({ open: true, room }), handOff: async (w) => {
+      recorded.add(`ns/${w.data.id}`);
+      room--; // its Pod takes one of the quota's places
+      return { outcome: 'acknowledged', holdsSlot: true };
+    } });
+    await h.clock.advance(5_000);
+    expect(h.handOffs).toHaveLength(2);
+    expect(queue).toHaveLength(6);
+  });
+
+  it('calls off a long poll in flight when the namespace stops admitting session Pods, so it claims nothing', async () => {
+    const queue: Work[] = [];
+    let verdict: AdmissionVerdict = { open: true, room: Infinity };
+    const h = harness({ maxSessions: 10, maxPollers: 4, queue, admission: () => verdict });
+    await h.clock.advance(100);
+    expect(h.polls).toHaveLength(1); // a long poll is waiting
+    verdict = { open: false, reason: 'LimitRangeRefused', message: 'a LimitRange refuses session Pods' };
+    h.dispatcher.nudge();
+    await h.clock.advance(10);
+    queue.push(workItem()); // work arrives while the poll would still have been waiting
+    await h.clock.advance(5_000);
+    expect(h.handOffs).toEqual([]);
+    expect(queue).toHaveLength(1);
+    expect(h.reports.at(-1)).toMatchObject({ dispatching: false, reason: 'LimitRangeRefused' });
   });
 });

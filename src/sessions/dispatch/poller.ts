@@ -17,6 +17,9 @@
  *    - **fatal error** (401, 403, 404, other 4xx, or a condition such as a missing credential) →
  *      polling stops, `Dispatching=False` with the reason is reported, and polling is retried after
  *      {@link FATAL_RETRY_MS} or as soon as the credential or spec changes — never a hot loop.
+ *    Before 1, backpressure (admission.ts): while the namespace would refuse the next session Pod
+ *    (its quota full, or a capacity refusal held until a dry-run admits a Pod), no poll starts and
+ *    `Dispatching=False` says why; polls otherwise start only within the quota's room.
  * 4. Wait for something to change (a poll or hand-off ending, a session finishing, an update), then 1.
  *
  * Shutdown (the signal aborts, e.g. leadership lost): polls are cancelled, no new work is claimed,
@@ -27,6 +30,7 @@ import type { Work } from '../../api/wire.ts';
 export { DispatchPausedError } from './plan.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import { sleep } from '../../util/sleep.ts';
+import type { AdmissionVerdict } from './admission.ts';
 import type { Capacity } from './capacity.ts';
 import type { HandOffResult } from './hand-off.ts';
 import { classifyPollFailure, DispatchPausedError, FATAL_RETRY_MS, nextTarget, pauseAfterEmpty, pollBackoffMs, pollsToStart, type PollFailure } from './plan.ts';
@@ -63,6 +67,8 @@ export interface PollerOptions {
   /** Record → ack → hand over; never throws. */
   readonly handOff: (work: Work, workerId: string, seenAt: number) => Promise<HandOffResult>;
   readonly report: (state: DispatchState) => void;
+  /** Whether the namespace admits more session Pods (dispatch/admission.ts). Default: always, without limit. */
+  readonly admission?: () => AdmissionVerdict;
   readonly metrics: { polled(outcome: 'work' | 'empty' | 'error' | 'fatal', code?: string): void };
   readonly logger: Logger;
   /** Hand-offs in flight before polling waits. Default `MAX_HANDOFFS` (32). */
@@ -72,6 +78,10 @@ export interface PollerOptions {
   readonly monotonic?: () => number;
   readonly random?: () => number;
 }
+
+const UNLIMITED: AdmissionVerdict = { open: true, room: Infinity };
+/** While the namespace admits no session Pod, the verdict is looked at again at least this often (events wake it sooner). */
+const ADMISSION_RECHECK_MS = 5_000;
 
 /**
  * The reason the loop's own wait is ended with: one shared value, because `abort()` without a
@@ -96,6 +106,8 @@ export class Poller {
   #woken = false;
   readonly #polls = new Set<Promise<void>>();
   readonly #handOffs = new Set<Promise<void>>();
+  /** Aborted to call off the polls in flight (backpressure closed the gate); replaced after each use. */
+  #pollsCalledOff = new AbortController();
 
   constructor(options: PollerOptions) {
     this.#o = options;
@@ -143,7 +155,18 @@ export class Poller {
         continue;
       }
       if (this.#fatal) this.#fatal = undefined; // the slow retry is due
-      const n = pollsToStart({ ...this.#limits, active: this.#o.capacity.active(), polling: this.#polling, target: this.#target, handOffs: this.#handOffs.size, ...(this.#o.maxHandOffs ? { maxHandOffs: this.#o.maxHandOffs } : {}) });
+      // Backpressure: nothing is claimed whose Pod the namespace would refuse; the cache's events,
+      // a lifted hold or the recheck timer bring the loop back.
+      const admission = this.#o.admission?.() ?? UNLIMITED;
+      if (!admission.open) {
+        // A long poll in flight would still claim: call it off. An item the server handed to a
+        // poll whose reply is lost is not acknowledged, so the queue redelivers it (reclaim).
+        if (this.#polling > 0) this.#callOffPolls();
+        this.#setReported({ dispatching: false, reason: admission.reason, message: admission.message });
+        await this.#waitForChange(signal, ADMISSION_RECHECK_MS);
+        continue;
+      }
+      const n = pollsToStart({ ...this.#limits, active: this.#o.capacity.active(), polling: this.#polling, target: this.#target, handOffs: this.#handOffs.size, admitted: admission.room, ...(this.#o.maxHandOffs ? { maxHandOffs: this.#o.maxHandOffs } : {}) });
       for (let i = 0; i < n; i++) this.#startPoll(signal);
       await this.#waitForChange(signal);
     }
@@ -159,7 +182,7 @@ export class Poller {
     this.#polling++;
     const workerId = `${this.#o.workerIdPrefix}/${slot}`;
     const started = this.#clock.now();
-    const p = this.#pollOnce(workerId, started, signal).finally(() => {
+    const p = this.#pollOnce(workerId, started, AbortSignal.any([signal, this.#pollsCalledOff.signal])).finally(() => {
       this.#slots.delete(slot);
       this.#polling--;
       this.#polls.delete(p);
@@ -232,6 +255,11 @@ export class Poller {
         this.nudge();
       });
     this.#handOffs.add(h);
+  }
+
+  #callOffPolls(): void {
+    this.#pollsCalledOff.abort();
+    this.#pollsCalledOff = new AbortController();
   }
 
   #enterFatal(f: PollFailure): void {

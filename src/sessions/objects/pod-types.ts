@@ -82,6 +82,9 @@ export interface PodSpec {
   nodeName?: string;
   nodeSelector?: Record<string, string>;
   terminationGracePeriodSeconds?: number;
+  priorityClassName?: string;
+  activeDeadlineSeconds?: number;
+  overhead?: Record<string, string>;
   imagePullSecrets?: Array<{ name?: string }>;
   [field: string]: unknown;
 }

@@ -133,6 +133,24 @@ describe('desiredPod: identity and injected parts', () => {
   });
 });
 
+describe('desiredPod: priority and disruption (the operator\'s session Pod policy)', () => {
+  const autoscalerKey = 'cluster-autoscaler.kubernetes.io/safe-to-evict';
+  it.each([
+    ['no policy and no template value: no priority class, no annotation', {}, undefined, undefined, undefined],
+    ['the operator\'s priority class applies to a template without one', { priorityClassName: 'agent-sessions' }, undefined, 'agent-sessions', undefined],
+    ['a template\'s own priority class wins over the operator\'s', { priorityClassName: 'agent-sessions' }, { priorityClassName: 'critical' }, 'critical', undefined],
+    ['doNotDisrupt marks the Pod for the cluster autoscaler and Karpenter', { doNotDisrupt: true }, undefined, undefined, { [autoscalerKey]: 'false', 'karpenter.sh/do-not-disrupt': 'true' }],
+  ])('%s', (_rule, podPolicy, spec, priorityClassName, annotations) => {
+    const pod = build(spec ? template({ containers: [shell()], ...spec }) : {}, { podPolicy });
+    expect(pod.spec.priorityClassName).toBe(priorityClassName);
+    expect(pod.metadata?.annotations).toEqual(annotations);
+  });
+  it('a template\'s own annotation wins over doNotDisrupt (a template that allows eviction keeps it)', () => {
+    const pod = build(template({ containers: [shell()] }, { annotations: { [autoscalerKey]: 'true', team: 'a' } }), { podPolicy: { doNotDisrupt: true } });
+    expect(pod.metadata?.annotations).toEqual({ [autoscalerKey]: 'true', 'karpenter.sh/do-not-disrupt': 'true', team: 'a' });
+  });
+});
+
 describe('desiredPod: the main container environment', () => {
   const contract = ['ANTHROPIC_ENVIRONMENT_ID', 'ANTHROPIC_SESSION_ID', 'ANTHROPIC_WORK_ID', 'ANTHROPIC_BASE_URL', 'ANTHROPIC_WORK_SECRET'];
   const cases: Array<{ rule: string; selfHosted?: Record<string, unknown>; workSecret: boolean; expected: string[] }> = [

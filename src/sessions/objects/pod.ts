@@ -105,6 +105,28 @@ export type { RunnerSettings };
 export const PROXY_ADDRESS_MODES = ['loopback', 'pod-ip'] as const;
 export type ProxyAddressMode = (typeof PROXY_ADDRESS_MODES)[number];
 
+/**
+ * Cluster-wide defaults of every session Pod's scheduling and disruption (the operator settings
+ * `sessionPriorityClassName` and `sessionDoNotDisrupt`). A template's own `priorityClassName` and
+ * annotations win.
+ */
+export interface SessionPodPolicy {
+  /** `spec.priorityClassName` of session Pods whose template names none. Default none. */
+  readonly priorityClassName?: string | undefined;
+  /**
+   * Mark session Pods as not safely evictable by voluntary disruption ({@link DO_NOT_DISRUPT}): the
+   * cluster autoscaler and Karpenter then never drain a node for consolidation while a session
+   * runs on it (the cost: such a node cannot scale down until its sessions end). Default false.
+   */
+  readonly doNotDisrupt?: boolean | undefined;
+}
+
+/** The annotations the cluster autoscaler and Karpenter honour: do not evict this Pod to scale a node down. */
+export const DO_NOT_DISRUPT: Readonly<Record<string, string>> = {
+  'cluster-autoscaler.kubernetes.io/safe-to-evict': 'false',
+  'karpenter.sh/do-not-disrupt': 'true',
+};
+
 export interface PodInputs {
   readonly session: AgentSession;
   /** The session's environment, with its spec parsed (defaults applied). */
@@ -116,6 +138,8 @@ export interface PodInputs {
   readonly proxyAddress?: ProxyAddressMode;
   /** The real API base URL: the sidecar's upstream (the main container gets the sidecar's proxy instead). */
   readonly baseUrl: string;
+  /** Priority and disruption defaults. Default: none. */
+  readonly podPolicy?: SessionPodPolicy;
 }
 
 export type PodBuild =
@@ -166,8 +190,10 @@ export function desiredPod(inputs: PodInputs): PodBuild {
   // No shareProcessNamespace (a template's `true` included): with it, /proc/<sidecar pid>/root
   // would show the main container the sidecar's mounted credential.
   const { shareProcessNamespace: _shared, ...templateSpec } = tspec;
+  const priorityClassName = tspec.priorityClassName || inputs.podPolicy?.priorityClassName;
   let spec: PodSpec = {
     ...templateSpec,
+    ...(priorityClassName ? { priorityClassName } : {}),
     ...(workspace.volumes ? { volumes: workspace.volumes } : {}),
     containers: containers.map((c, i) => (i === mainIndex ? mainWithEnv : c)),
     restartPolicy: 'Never',
@@ -186,6 +212,7 @@ export function desiredPod(inputs: PodInputs): PodBuild {
   ];
 
   const labels = workLabels(session.spec.environmentRef.name, sessionObj, workId);
+  const annotations = { ...(inputs.podPolicy?.doNotDisrupt ? DO_NOT_DISRUPT : {}), ...(template.metadata?.annotations ?? {}) };
   return {
     ok: true,
     pod: {
@@ -195,7 +222,7 @@ export function desiredPod(inputs: PodInputs): PodBuild {
         name,
         namespace: session.metadata?.namespace ?? '',
         labels: { ...(template.metadata?.labels ?? {}), ...labels },
-        ...(template.metadata?.annotations ? { annotations: { ...template.metadata.annotations } } : {}),
+        ...(Object.keys(annotations).length ? { annotations } : {}),
         ownerReferences: [ownedBySession(session)],
       },
       spec,
