@@ -11,6 +11,7 @@
  */
 import type { EnvironmentsClient } from '../api/client.ts';
 import type { Credential } from '../api/transport.ts';
+import type { WarmPoolStatus } from '../crd/agent-environment.ts';
 import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
 import { classify, isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
@@ -28,6 +29,8 @@ import { kubeRecordStore } from './record/record.ts';
 import type { SessionRecorder } from './controller/reconcile.ts';
 import { sessionController, type SessionController } from './controller/controller.ts';
 import { sweepWorkspaces } from './controller/workspace-sweep.ts';
+import type { AssignmentEndpoint } from './objects/warm-pod.ts';
+import { WarmPools } from './pool/pool.ts';
 
 /** What the AgentEnvironment reconciler asks of the sessions feature (same shape as its `SessionsHook`). */
 export interface SessionsHook {
@@ -35,6 +38,8 @@ export interface SessionsHook {
   /** The environment's session children (its NetworkPolicy), on every keyed pass of a live self-hosted environment. */
   reconcileChildren(env: AgentEnvironment, signal: AbortSignal): Promise<void>;
   drainBeforeDeletion(env: AgentEnvironment, signal: AbortSignal): Promise<boolean>;
+  /** The environment's warm pool as its last keyed pass left it. */
+  warmPool(env: AgentEnvironment): WarmPoolStatus | undefined;
 }
 
 /**
@@ -43,7 +48,7 @@ export interface SessionsHook {
  * controller's error policy retries it; a refusal (RBAC, admission) is logged and the environment's
  * own reconcile goes on — a session child must not block the environment.
  */
-async function reconcileChildren(controller: Pick<SessionController, 'applyNetworkPolicy'>, env: AgentEnvironment, log: Logger, sweep: () => Promise<void>): Promise<void> {
+async function reconcileChildren(controller: Pick<SessionController, 'applyNetworkPolicy'>, pools: WarmPools, env: AgentEnvironment, log: Logger, sweep: () => Promise<void>): Promise<void> {
   try {
     await controller.applyNetworkPolicy(env);
   } catch (err) {
@@ -55,6 +60,12 @@ async function reconcileChildren(controller: Pick<SessionController, 'applyNetwo
   } catch (err) {
     if (classify(err) === 'transient') throw err;
     log.warn({ err, environment: keyOf(env) }, 'could not sweep the workspace claims; tried again on the next pass of the environment');
+  }
+  try {
+    await pools.reconcile(env);
+  } catch (err) {
+    if (classify(err) === 'transient') throw err;
+    log.warn({ err, environment: keyOf(env) }, 'could not keep the warm pool; tried again on the next pass of the environment');
   }
 }
 
@@ -90,6 +101,8 @@ export interface SessionsDeps {
   readonly runner: RunnerSettings;
   /** Where session Pods' sidecar proxy listens. */
   readonly proxyAddress: ProxyAddressMode;
+  /** The operator's assignment endpoint for warm Pods; without it no warm pool is kept (every session is cold). */
+  readonly assignment?: AssignmentEndpoint;
   readonly concurrency?: number;
   readonly resyncMs?: number;
   /** Settle pass period of each dispatcher. Default 30 s. */
@@ -113,6 +126,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
   for (const i of sessionInformers) i.on((e: InformerEvent<AgentSession>) => recorded.apply(e));
   const conditions = new DispatchingConditionWriter({ rest: deps.rest, cached: envOf, logger: log });
   const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions);
+  const pools = new WarmPools({ rest: deps.rest, log: log.child({ part: 'warm-pool' }), sidecar: deps.sidecar, runner: deps.runner, proxyAddress: deps.proxyAddress, baseUrl: deps.baseUrl, assignment: deps.assignment });
   const allEnvironments = (): AgentEnvironment[] => deps.environments.flatMap((i) => i.list());
 
   // Dispatchers follow the environments: a change may start, stop or re-limit that environment's.
@@ -125,7 +139,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
 
   return {
     informers: controller.informers,
-    hook: sessionsHook(deps, log, controller, dispatchers, recorded, sessionInformers),
+    hook: sessionsHook(deps, log, controller, pools, dispatchers, recorded, sessionInformers),
     async run(signal) {
       await Promise.all(controller.informers.map((i) => i.synced(signal)));
       if (signal.aborted) return;
@@ -205,6 +219,7 @@ function sessionsHook(
   deps: SessionsDeps,
   log: Logger,
   controller: SessionController,
+  pools: WarmPools,
   dispatchers: Dispatchers,
   recorded: RecordedSessions,
   sessionInformers: readonly Informer<AgentSession>[],
@@ -223,10 +238,12 @@ function sessionsHook(
   return {
     activeSessions: (env) => recorded.unfinished(envKey(env.metadata?.namespace ?? '', env.metadata?.name ?? '')).size,
     reconcileChildren: (env) =>
-      reconcileChildren(controller, env, log, async () => {
+      reconcileChildren(controller, pools, env, log, async () => {
         const counts = await sweepWorkspaces({ rest: deps.rest, log, sessionExists }, env);
         deps.metrics.workspaces?.(workspaceCounts.set(keyOf(env), counts));
       }),
+    // Warm Pods are never sessions: not in activeSessions, maxSessions or the session metrics.
+    warmPool: (env) => pools.status(env),
     async drainBeforeDeletion(env, signal) {
       // A deleted environment is no longer eligible: its dispatcher stops claiming (sync), and
       // its hand-offs in flight finish before the sessions are stopped.

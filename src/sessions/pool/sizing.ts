@@ -28,8 +28,6 @@ import type { AgentEnvironment } from '../../crd/resources.ts';
 export const RESIZE_INTERVAL_MS = 5_000;
 /** A smaller recommendation wins only after this long (2 minutes). */
 export const SCALE_DOWN_WINDOW_MS = 120_000;
-/** How often the environment's queue figures are read while the operator sizes its pool (5 s). */
-export const QUEUE_REFRESH_WHILE_SIZING_MS = 5_000;
 
 /** What the sizing remembers between passes of one environment (in memory: lost with the process, by design). */
 export interface SizingMemory {
@@ -55,11 +53,6 @@ export function warmPoolServes(env: AgentEnvironment): boolean {
   return !!sh && !sh.sessionTemplate && env.spec.managementPolicy !== 'ObserveOnly' && !env.metadata?.deletionTimestamp;
 }
 
-/** Whether the operator sizes this pool from the queue (min and max set), so it reads the queue often. */
-export function sizedFromQueue(env: AgentEnvironment): boolean {
-  const pool = env.spec.selfHosted?.warmPool;
-  return pool?.min !== undefined && pool.max !== undefined && warmPoolServes(env);
-}
 
 /** The pool's size for this pass, and what to remember for the next. */
 export function nextPoolSize(input: SizingInput, memory: SizingMemory | undefined): SizingMemory {

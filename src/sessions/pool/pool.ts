@@ -1,0 +1,125 @@
+/**
+ * The warm pools: each environment's pool kept from the environment's keyed pass
+ * (SessionsHook.reconcileChildren), gather → decide (sizing.ts, plan.ts) → apply, level-triggered:
+ * every pass lists the environment's warm Pods again, so a warm Pod deleted while waiting is
+ * replaced on the next pass (every `WARM_POOL_RESYNC_MS`) and a bound one is refilled.
+ *
+ * Memory kept here, all of it safe to lose with the process: the sizing window per environment
+ * (a restart starts a new window), the last status (recomputed next pass), and the Pods a hand-off
+ * is binding now (a bind in flight dies with the process; the Pod it labelled is found by the
+ * binding's own recovery, see docs/sessions.md "Warm pool").
+ */
+import type { WarmPoolStatus } from '../../crd/agent-environment.ts';
+import type { AgentEnvironment } from '../../crd/resources.ts';
+import { LABELS } from '../../crd/meta.ts';
+import { isAlreadyExists, isConflict, isNotFound } from '../../k8s/errors.ts';
+import { keyOf } from '../../k8s/informer.ts';
+import { CORE, type KubeRest } from '../../k8s/rest.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import type { Pod } from '../objects/pod-types.ts';
+import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from '../objects/pod.ts';
+import { desiredWarmPod, type AssignmentEndpoint } from '../objects/warm-pod.ts';
+import { labelValue, warmPoolSelector } from '../record/names.ts';
+import { planPool } from './plan.ts';
+import { nextPoolSize, warmPoolServes, type SizingMemory } from './sizing.ts';
+
+export interface WarmPoolDeps {
+  readonly rest: KubeRest;
+  readonly log: Logger;
+  readonly sidecar: SidecarSettings;
+  readonly runner: RunnerSettings;
+  readonly proxyAddress: ProxyAddressMode;
+  readonly baseUrl: string;
+  /**
+   * Where warm sidecars ask for their assignment (operator setting `assignmentUrl`). Without it no
+   * warm Pod is started: nothing could tell one what it was bound to, so every session is cold.
+   */
+  readonly assignment: AssignmentEndpoint | undefined;
+  readonly now?: () => number;
+}
+
+export class WarmPools {
+  readonly #deps: WarmPoolDeps;
+  readonly #sizing = new Map<string, SizingMemory>();
+  readonly #status = new Map<string, WarmPoolStatus>();
+  readonly #binding = new Map<string, Set<string>>();
+  #warnedNoEndpoint = false;
+
+  constructor(deps: WarmPoolDeps) {
+    this.#deps = deps;
+  }
+
+  /** The pool's status as the last pass left it; undefined for an environment without a pool. */
+  status(env: AgentEnvironment): WarmPoolStatus | undefined {
+    return this.#status.get(keyOf(env));
+  }
+
+  /** Pods a hand-off is binding now: neither counted nor deleted by the pool until released. */
+  binding(env: AgentEnvironment): Set<string> {
+    const key = keyOf(env);
+    let set = this.#binding.get(key);
+    if (!set) this.#binding.set(key, (set = new Set()));
+    return set;
+  }
+
+  /** One pass over the environment's pool: size it, create and delete to match, remember the status. */
+  async reconcile(env: AgentEnvironment): Promise<void> {
+    const key = keyOf(env);
+    const envName = env.metadata?.name ?? '';
+    const spec = env.spec.selfHosted?.warmPool;
+    // An environment that never had a pool costs nothing here (no list).
+    if (!spec && !this.#status.has(key)) return;
+    const now = (this.#deps.now ?? Date.now)();
+    const serves = warmPoolServes(env) && this.#endpoint() !== undefined;
+    const sizing = nextPoolSize({ pool: spec, serves, queue: env.status?.queue, now }, this.#sizing.get(key));
+    this.#sizing.set(key, sizing);
+    const pods = await this.#list(env);
+    const plan = planPool({ envName, size: sizing.size, pods, binding: this.binding(env) });
+    for (const pod of plan.remove) await this.#delete(pod);
+    for (const ordinal of plan.create) await this.#create(env, ordinal);
+    if (!spec && pods.length === 0) {
+      this.#status.delete(key);
+      this.#sizing.delete(key);
+      return;
+    }
+    this.#status.set(key, { replicas: plan.replicas, ready: plan.ready, target: sizing.size, selector: warmPoolSelector(envName) });
+  }
+
+  #endpoint(): AssignmentEndpoint | undefined {
+    if (!this.#deps.assignment && !this.#warnedNoEndpoint) {
+      this.#warnedNoEndpoint = true;
+      this.#deps.log.warn('spec.selfHosted.warmPool is set but the operator has no assignmentUrl: no warm Pod is started, every session is served cold');
+    }
+    return this.#deps.assignment;
+  }
+
+  async #list(env: AgentEnvironment): Promise<Pod[]> {
+    const selector = `${LABELS.warmPool}=${labelValue(env.metadata?.name ?? '')}`;
+    const list = await this.#deps.rest.list<Pod>(CORE.pods, env.metadata?.namespace ?? '', { labelSelector: selector });
+    // Only Pods this environment owns (a same-named environment recreated has a new uid).
+    return list.items.filter((p) => p.metadata?.ownerReferences?.some((o) => o.uid === env.metadata?.uid) ?? false);
+  }
+
+  async #create(env: AgentEnvironment, ordinal: number): Promise<void> {
+    const d = this.#deps;
+    const pod = desiredWarmPod({ env, ordinal, sidecar: d.sidecar, runner: d.runner, proxyAddress: d.proxyAddress, baseUrl: d.baseUrl, assignment: d.assignment! });
+    if (!pod) return;
+    try {
+      await d.rest.create<Pod>(CORE.pods, pod.metadata?.namespace ?? '', pod);
+      d.log.info({ environment: keyOf(env), pod: pod.metadata?.name }, 'started a warm Pod');
+    } catch (err) {
+      // AlreadyExists: a retried pass, or a name still held; the next pass lists it.
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  async #delete(pod: Pod): Promise<void> {
+    try {
+      // Preconditions: never a Pod that took the name since the list (uid), nor one a hand-off bound
+      // since (binding relabels the Pod, which changes its resourceVersion).
+      await this.#deps.rest.delete(CORE.pods, pod.metadata?.namespace, pod.metadata?.name ?? '', { preconditions: { uid: pod.metadata?.uid ?? '', resourceVersion: pod.metadata?.resourceVersion ?? '' } });
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+}
