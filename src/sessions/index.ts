@@ -31,6 +31,8 @@ import { sessionController, type SessionController } from './controller/controll
 import { sweepWorkspaces } from './controller/workspace-sweep.ts';
 import type { AssignmentEndpoint } from './objects/warm-pod.ts';
 import { WarmPools } from './pool/pool.ts';
+import type { WarmBinder } from './dispatch/hand-off.ts';
+import { sessionName } from './record/names.ts';
 
 /** What the AgentEnvironment reconciler asks of the sessions feature (same shape as its `SessionsHook`). */
 export interface SessionsHook {
@@ -125,8 +127,8 @@ export function startSessions(deps: SessionsDeps): Sessions {
   const recorded = new RecordedSessions();
   for (const i of sessionInformers) i.on((e: InformerEvent<AgentSession>) => recorded.apply(e));
   const conditions = new DispatchingConditionWriter({ rest: deps.rest, cached: envOf, logger: log });
-  const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions);
-  const pools = new WarmPools({ rest: deps.rest, log: log.child({ part: 'warm-pool' }), sidecar: deps.sidecar, runner: deps.runner, proxyAddress: deps.proxyAddress, baseUrl: deps.baseUrl, assignment: deps.assignment });
+  const pools = buildPools(deps, log, sessionInformers);
+  const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions, warmBinder(pools, sessionInformers));
   const allEnvironments = (): AgentEnvironment[] => deps.environments.flatMap((i) => i.list());
 
   // Dispatchers follow the environments: a change may start, stop or re-limit that environment's.
@@ -189,6 +191,33 @@ function buildController(deps: SessionsDeps, envOf: EnvironmentLookup): SessionC
   });
 }
 
+/** The warm pools, kept from the environments' keyed passes; a record's warm Pod is read from the AgentSession cache. */
+function buildPools(deps: SessionsDeps, log: Logger, sessionInformers: readonly Informer<AgentSession>[]): WarmPools {
+  const recordedPod = (namespace: string, name: string): string | undefined => {
+    for (const i of sessionInformers) {
+      const s = i.get(namespace, name);
+      if (s) return s.spec?.warmPod?.uid;
+    }
+    return undefined;
+  };
+  return new WarmPools({ rest: deps.rest, log: log.child({ part: 'warm-pool' }), sidecar: deps.sidecar, runner: deps.runner, proxyAddress: deps.proxyAddress, baseUrl: deps.baseUrl, assignment: deps.assignment, recordedPod });
+}
+
+/**
+ * The hand-off's view of the pools: a session that already has a record resumes cold (on its
+ * workspace, which a warm Pod did not mount); a new one takes a ready warm Pod if there is one.
+ */
+function warmBinder(pools: WarmPools, sessionInformers: readonly Informer<AgentSession>[]): WarmBinder {
+  return {
+    take: async (env, sessionId, workId) => {
+      const name = sessionName(env.metadata?.name ?? '', sessionId);
+      if (sessionInformers.some((i) => i.get(env.metadata?.namespace ?? '', name))) return undefined;
+      return pools.take(env, sessionId, workId);
+    },
+    spend: (env, pod) => pools.spend(env, pod),
+  };
+}
+
 /** The dispatchers: they meet the controller only through the acknowledgement hand-over. */
 function buildDispatchers(
   deps: SessionsDeps,
@@ -196,6 +225,7 @@ function buildDispatchers(
   sessionInformers: readonly Informer<AgentSession>[],
   recorded: RecordedSessions,
   conditions: DispatchingConditionWriter,
+  warm: WarmBinder,
 ): Dispatchers {
   return new Dispatchers({
     store: kubeRecordStore(deps.rest),
@@ -209,6 +239,7 @@ function buildDispatchers(
       sessionInformers.flatMap((i) => i.list((s) => s.metadata?.namespace === namespace && s.spec?.environmentRef?.name === envName)),
     reportCondition: (env, state) => conditions.report(env, state),
     onAcknowledged: (namespace, name, work) => controller.acknowledged(namespace, name, work),
+    warm,
     acknowledgementPending: (key) => controller.acknowledgementPending(key),
     ...(deps.settleIntervalMs !== undefined ? { settleIntervalMs: deps.settleIntervalMs } : {}),
   });

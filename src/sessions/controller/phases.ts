@@ -27,7 +27,9 @@ export interface PodSeen {
   readonly view: PodView | undefined;
 }
 
-const cachedPod = (scope: SessionScope): Pod | undefined => scope.pods.find((p) => p.metadata?.name === scope.podName);
+const cachedPod = (scope: SessionScope): Pod | undefined => scope.pods.find((p) => p.metadata?.name === scope.podName && isThePod(scope, p));
+/** A bound warm Pod is the one of that name AND uid: a later Pod may take a deleted one's name. */
+const isThePod = (scope: SessionScope, p: Pod | undefined): boolean => !scope.session.spec.warmPod || p?.metadata?.uid === scope.session.spec.warmPod.uid;
 
 /**
  * Finalize (the finalizer's cleanup): the record is being deleted — stop the work, wait for the
@@ -112,6 +114,9 @@ export async function launch(deps: ReconcilerDeps, scope: SessionScope, work: Wo
   const cached = cachedPod(scope);
   if (!needsPod({ session: scope.session, work, pod: cached ? viewPod(cached) : undefined })) return undefined;
   if (!scope.env) return { refused: { reason: 'InvalidTemplate', message: `AgentEnvironment ${scope.session.spec.environmentRef.name} not found` } };
+  // A bound warm Pod is never replaced by a created one: two Pods would race for the lease. One
+  // that is gone before its claim ends at the start deadline (StartTimeout), force-stopped.
+  if (scope.session.spec.warmPod) return undefined;
   const workspace = scope.settings.workspace;
   if (workspace) {
     const seen = await observeWorkspace(deps, scope.session, workspace);
@@ -132,7 +137,8 @@ export async function launch(deps: ReconcilerDeps, scope: SessionScope, work: Wo
  * session not recorded as finished: an ending once written is not decided again.
  */
 export async function observePod(deps: ReconcilerDeps, scope: SessionScope, work: WorkFact, launched: Launch | undefined): Promise<PodSeen> {
-  const pod = cachedPod(scope) ?? launched?.pod ?? (work.kind === 'found' ? await readPod(deps, scope.namespace, scope.podName) : undefined);
+  const read = cachedPod(scope) ?? launched?.pod ?? (work.kind === 'found' ? await readPod(deps, scope.namespace, scope.podName) : undefined);
+  const pod = isThePod(scope, read) ? read : undefined;
   if (pod) return { pod, view: viewPod(pod) };
   const unfinished = !FINISHED_PHASES.includes(scope.session.status?.phase ?? 'Pending');
   const deleted = unfinished && work.kind === 'found' && work.work.state === 'stopped' ? deps.deletedPod?.(scope.namespace, scope.podName) : undefined;

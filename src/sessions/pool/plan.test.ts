@@ -45,3 +45,21 @@ describe('planPool', () => {
     expect(planPool(facts)).toEqual(planPool(facts));
   });
 });
+
+describe('planPool: taken Pods without a record (the operator died between the take and the record)', () => {
+  const taken = (ordinal: number, boundAt: string, session = 'data-abc'): Pod => {
+    const p = pod(ordinal, 'bound');
+    return { ...p, metadata: { ...p.metadata, labels: { ...p.metadata?.labels, 'agentenv.io/session': session }, annotations: { 'agentenv.io/bound-at': boundAt } } };
+  };
+  const now = Date.parse('2026-01-01T00:02:00Z');
+  const plan = (p: Pod, recorded: string | undefined) => planPool({ envName: 'data', size: 0, pods: [p], binding: new Set(), recordedPod: () => recorded, now });
+
+  it.each<[string, Pod, string | undefined, boolean]>([
+    ['a taken Pod no record names is deleted once the grace has passed', taken(0, '2026-01-01T00:00:00Z'), undefined, true],
+    ['a taken Pod whose record names another Pod (uid) is deleted once the grace has passed', taken(0, '2026-01-01T00:00:00Z'), 'uid-other', true],
+    ['a taken Pod its record names is the session\'s: never deleted here', taken(0, '2026-01-01T00:00:00Z'), 'uid-0', false],
+    ['a taken Pod within the grace is left to its hand-off', taken(0, '2026-01-01T00:01:30Z'), undefined, false],
+  ])('%s', (_rule, p, recorded, removed) => {
+    expect(plan(p, recorded).remove.length).toBe(removed ? 1 : 0);
+  });
+});

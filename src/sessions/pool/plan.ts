@@ -11,11 +11,18 @@
  *    ones included: a name is taken until its Pod is gone), so a retried pass converges on the same
  *    names (AlreadyExists is success);
  * 4. above the size: delete the surplus, not-ready Pods first, then the highest ordinals; a Pod
- *    being bound is never deleted.
+ *    being bound is never deleted;
+ * 5. a taken Pod (relabelled a session Pod) that no record names, {@link ORPHAN_GRACE_MS} after it
+ *    was taken, is an orphan — the operator died between the take and the record — and is deleted:
+ *    the item it was taken for was never recorded, so never acknowledged, and the queue hands it out
+ *    again.
  */
 import { LABELS } from '../../crd/meta.ts';
 import type { Pod } from '../objects/pod-types.ts';
 import { WARM_POOL_COMPONENT, warmPodName } from '../record/names.ts';
+
+/** When a warm Pod was taken for an item (rule 5). */
+export const BOUND_AT_ANNOTATION = 'agentenv.io/bound-at';
 
 export interface PoolFacts {
   readonly envName: string;
@@ -25,7 +32,14 @@ export interface PoolFacts {
   readonly pods: readonly Pod[];
   /** Names of warm Pods a hand-off is binding right now (not to be counted or deleted). */
   readonly binding: ReadonlySet<string>;
+  /** The uid of the warm Pod the AgentSession `name` names, if the record exists and names one (rule 5). */
+  readonly recordedPod?: (sessionName: string) => string | undefined;
+  /** ms, for rule 5. */
+  readonly now?: number;
 }
+
+/** How long a taken Pod may wait for its record before it is an orphan: far beyond a hand-off's record write. */
+export const ORPHAN_GRACE_MS = 60_000;
 
 export interface PoolPlan {
   /** Ordinals of the warm Pods to create. */
@@ -73,5 +87,12 @@ export function planPool(facts: PoolFacts): PoolPlan {
   const taken = new Set(facts.pods.map((p) => ordinalOf(envName, nameOf(p))).filter((n): n is number => n !== undefined));
   const create: number[] = [];
   for (let n = 0; create.length < size - kept.length; n++) if (!taken.has(n)) create.push(n);
-  return { create, remove: [...dead, ...surplus], replicas: kept.length + create.length, ready: kept.filter(isReady).length };
+  // Rule 5.
+  const orphans = alive.filter((p) => {
+    if (isUnbound(p) || !facts.recordedPod || facts.now === undefined) return false;
+    const boundAt = Date.parse(p.metadata?.annotations?.[BOUND_AT_ANNOTATION] ?? '');
+    if (Number.isNaN(boundAt) || facts.now - boundAt < ORPHAN_GRACE_MS) return false;
+    return facts.recordedPod(p.metadata?.labels?.[LABELS.session] ?? '') !== p.metadata?.uid;
+  });
+  return { create, remove: [...dead, ...surplus, ...orphans], replicas: kept.length + create.length, ready: kept.filter(isReady).length };
 }

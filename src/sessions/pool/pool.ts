@@ -19,8 +19,8 @@ import type { Logger } from '../../telemetry/logger.ts';
 import type { Pod } from '../objects/pod-types.ts';
 import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from '../objects/pod.ts';
 import { desiredWarmPod, type AssignmentEndpoint } from '../objects/warm-pod.ts';
-import { labelValue, warmPoolSelector } from '../record/names.ts';
-import { planPool } from './plan.ts';
+import { labelValue, sessionName, warmPoolSelector, workLabels } from '../record/names.ts';
+import { BOUND_AT_ANNOTATION, isReady, isUnbound, planPool } from './plan.ts';
 import { nextPoolSize, warmPoolServes, type SizingMemory } from './sizing.ts';
 
 export interface WarmPoolDeps {
@@ -35,6 +35,8 @@ export interface WarmPoolDeps {
    * warm Pod is started: nothing could tell one what it was bound to, so every session is cold.
    */
   readonly assignment: AssignmentEndpoint | undefined;
+  /** The uid of the warm Pod AgentSession `namespace/name` names, from the informer cache (orphans are Pods no record names). */
+  readonly recordedPod: (namespace: string, sessionName: string) => string | undefined;
   readonly now?: () => number;
 }
 
@@ -43,6 +45,8 @@ export class WarmPools {
   readonly #sizing = new Map<string, SizingMemory>();
   readonly #status = new Map<string, WarmPoolStatus>();
   readonly #binding = new Map<string, Set<string>>();
+  /** Each environment's warm Pods as the last pass listed them: the candidates of a bind (a stale one fails its precondition). */
+  readonly #listed = new Map<string, Pod[]>();
   #warnedNoEndpoint = false;
 
   constructor(deps: WarmPoolDeps) {
@@ -74,7 +78,9 @@ export class WarmPools {
     const sizing = nextPoolSize({ pool: spec, serves, queue: env.status?.queue, now }, this.#sizing.get(key));
     this.#sizing.set(key, sizing);
     const pods = await this.#list(env);
-    const plan = planPool({ envName, size: sizing.size, pods, binding: this.binding(env) });
+    this.#listed.set(key, pods);
+    const namespace = env.metadata?.namespace ?? '';
+    const plan = planPool({ envName, size: sizing.size, pods, binding: this.binding(env), recordedPod: (name) => this.#deps.recordedPod(namespace, name), now });
     for (const pod of plan.remove) await this.#delete(pod);
     for (const ordinal of plan.create) await this.#create(env, ordinal);
     if (!spec && pods.length === 0) {
@@ -83,6 +89,53 @@ export class WarmPools {
       return;
     }
     this.#status.set(key, { replicas: plan.replicas, ready: plan.ready, target: sizing.size, selector: warmPoolSelector(envName) });
+  }
+
+  /**
+   * Take a ready warm Pod for a claimed item (the hand-off's step 1b). The take is a merge patch
+   * that relabels the Pod a session Pod (component `session`, the session and work labels) with
+   * the listed resourceVersion as precondition: the apiserver lets exactly one writer through, so
+   * one Pod is taken for at most one item, and a Pod deleted or taken since the list is skipped.
+   * From the patch on the Pod is the session's: the pool never counts or deletes it again.
+   */
+  async take(env: AgentEnvironment, sessionId: string, workId: string): Promise<{ name: string; uid: string } | undefined> {
+    const key = keyOf(env);
+    if (!env.spec.selfHosted?.warmPool || !warmPoolServes(env)) return undefined;
+    const binding = this.binding(env);
+    const envName = env.metadata?.name ?? '';
+    const session = sessionName(envName, sessionId);
+    for (const pod of this.#listed.get(key) ?? []) {
+      const name = pod.metadata?.name ?? '';
+      if (!isUnbound(pod) || !isReady(pod) || pod.metadata?.deletionTimestamp || binding.has(name)) continue;
+      binding.add(name);
+      try {
+        const taken = await this.#deps.rest.patch<Pod>(CORE.pods, pod.metadata?.namespace, name, {
+          metadata: { resourceVersion: pod.metadata?.resourceVersion, labels: workLabels(envName, session, workId), annotations: { [BOUND_AT_ANNOTATION]: new Date((this.#deps.now ?? Date.now)()).toISOString() } },
+        }, 'merge');
+        this.#listed.set(key, (this.#listed.get(key) ?? []).filter((p) => p !== pod));
+        this.#deps.log.info({ environment: key, pod: name, session }, 'bound a warm Pod');
+        return { name, uid: taken.metadata?.uid ?? pod.metadata?.uid ?? '' };
+      } catch (err) {
+        // Conflict: taken or changed since the list; NotFound: deleted. Try the next one.
+        if (!isConflict(err) && !isNotFound(err)) {
+          this.#deps.log.warn({ err, environment: key, pod: name }, 'could not take a warm Pod; serving the item cold');
+          return undefined;
+        }
+        this.#listed.set(key, (this.#listed.get(key) ?? []).filter((p) => p !== pod));
+      } finally {
+        binding.delete(name);
+      }
+    }
+    return undefined;
+  }
+
+  /** A taken Pod that serves nothing (its record was not written, or names another Pod): deleted. */
+  async spend(env: AgentEnvironment, pod: { name: string; uid: string }): Promise<void> {
+    try {
+      await this.#deps.rest.delete(CORE.pods, env.metadata?.namespace, pod.name, { preconditions: { uid: pod.uid } });
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) this.#deps.log.warn({ err, pod: pod.name }, 'could not delete a taken warm Pod; the pool deletes it as an orphan');
+    }
   }
 
   #endpoint(): AssignmentEndpoint | undefined {
