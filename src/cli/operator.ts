@@ -18,7 +18,7 @@ import { LeaderElector } from '../runtime/leader-election.ts';
 import { firstProblem, Reachability, serveHealth } from '../telemetry/health.ts';
 import { createLogger, type Logger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
-import { startSessions } from '../sessions/index.ts';
+import { startSessions, type SessionsDeps } from '../sessions/index.ts';
 import type { BackoffPolicy } from '../util/backoff.ts';
 
 interface Flags {
@@ -41,6 +41,9 @@ interface Flags {
   sidecarImage?: string;
   runnerImage?: string;
   sessionProxyAddress?: string;
+  assignmentUrl?: string;
+  assignmentPort?: string;
+  assignmentTlsDir?: string;
 }
 
 export function command(): Command {
@@ -64,6 +67,9 @@ export function command(): Command {
     .option('--sidecar-image <image>', 'image of the session sidecar (env AGENTENV_SIDECAR_IMAGE)')
     .option('--runner-image <image>', 'image of the default runner, for environments without a sessionTemplate (env AGENTENV_RUNNER_IMAGE)')
     .option('--session-proxy-address <mode>', 'where session Pods\' sidecar proxy listens: loopback, or pod-ip for the process kubelet only (env AGENTENV_SESSION_PROXY_ADDRESS; default loopback)')
+    .option('--assignment-url <url>', 'https URL warm Pods reach this operator\'s assignment endpoint at; unset: no warm Pod is started (env AGENTENV_ASSIGNMENT_URL)')
+    .option('--assignment-port <port>', 'port of the assignment endpoint (env AGENTENV_ASSIGNMENT_PORT; default 8443)')
+    .option('--assignment-tls-dir <dir>', 'directory with the endpoint\'s tls.crt, tls.key and the CA that signed them, ca.crt (env AGENTENV_ASSIGNMENT_TLS_DIR; required with --assignment-url)')
     .action(async (flags: Flags) => run(parseConfig(flags, process.env)));
 }
 
@@ -105,6 +111,10 @@ export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfi
     runnerImage: flags.runnerImage ?? (env['AGENTENV_RUNNER_IMAGE'] || undefined),
     runnerImagePullPolicy: env['AGENTENV_RUNNER_IMAGE_PULL_POLICY'] || undefined,
     sessionProxyAddress: flags.sessionProxyAddress ?? (env['AGENTENV_SESSION_PROXY_ADDRESS'] || undefined),
+    assignmentUrl: flags.assignmentUrl ?? (env['AGENTENV_ASSIGNMENT_URL'] || undefined),
+    assignmentPort: flags.assignmentPort ?? (env['AGENTENV_ASSIGNMENT_PORT'] || undefined),
+    assignmentTlsDir: flags.assignmentTlsDir ?? (env['AGENTENV_ASSIGNMENT_TLS_DIR'] || undefined),
+    assignmentCaConfigMap: env['AGENTENV_ASSIGNMENT_CA_CONFIGMAP'] || undefined,
   };
   const parsed = OperatorConfig.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
   if (!parsed.success) {
@@ -221,6 +231,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
         sidecar: { image: config.sidecarImage, imagePullPolicy: config.sidecarImagePullPolicy, imagePullSecrets: config.sessionImagePullSecrets },
         runner: { image: config.runnerImage, imagePullPolicy: config.runnerImagePullPolicy },
         proxyAddress: config.sessionProxyAddress,
+        ...assignmentSettings(config),
         concurrency: config.concurrency,
         resyncMs: config.resyncMs,
       });
@@ -243,6 +254,8 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
   });
 
   const informersRunning = [...environments, ...(sessions?.informers ?? [])].map((i) => i.run(stopping.signal));
+  // Every replica answers warm Pods (from its caches), not only the leader.
+  const assignments = await sessions?.serveAssignments();
   const elector = config.leaderElect
     ? new LeaderElector({
         rest,
@@ -291,6 +304,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
     logger.debug('informers stopped');
     await health.close();
     await metricsServer.close();
+    await assignments?.close();
     await rest.close();
     await proxy?.close();
     logger.info('operator stopped');
@@ -301,6 +315,28 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
       stopping.abort();
       await done;
     },
+  };
+}
+
+/**
+ * The warm pools' assignment endpoint from the settings: the URL warm Pods use, the CA they trust
+ * (ca.crt, copied into a ConfigMap per namespace with a pool) and this replica's serving
+ * certificate. Without a URL: nothing (no warm Pod is started).
+ */
+function assignmentSettings(config: OperatorConfig): Partial<Pick<SessionsDeps, 'assignment' | 'assignmentServer'>> {
+  if (!config.assignmentUrl) return {};
+  const dir = config.assignmentTlsDir;
+  if (!dir) throw new Error('invalid configuration:\n  AGENTENV_ASSIGNMENT_TLS_DIR: required with AGENTENV_ASSIGNMENT_URL (tls.crt, tls.key, ca.crt: the answer carries a credential and is only served over TLS)');
+  const read = (file: string): string => {
+    try {
+      return readFileSync(`${dir}/${file}`, 'utf8');
+    } catch (err) {
+      throw new Error(`invalid configuration:\n  AGENTENV_ASSIGNMENT_TLS_DIR: cannot read ${dir}/${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    }
+  };
+  return {
+    assignment: { url: config.assignmentUrl, caConfigMap: config.assignmentCaConfigMap, caPem: read('ca.crt') },
+    assignmentServer: { address: config.bindAddress, port: config.assignmentPort, tls: { cert: read('tls.crt'), key: read('tls.key') } },
   };
 }
 

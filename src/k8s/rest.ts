@@ -40,6 +40,7 @@ export const CORE = {
   serviceAccounts: resource('', 'v1', 'serviceaccounts', 'ServiceAccount'),
   leases: resource('coordination.k8s.io', 'v1', 'leases', 'Lease'),
   networkPolicies: resource('networking.k8s.io', 'v1', 'networkpolicies', 'NetworkPolicy'),
+  tokenReviews: resource('authentication.k8s.io', 'v1', 'tokenreviews', 'TokenReview', false),
 } as const;
 
 export const apiVersionOf = (t: ResourceType): string => (t.group ? `${t.group}/${t.version}` : t.version);

@@ -31,6 +31,7 @@ import { sessionController, type SessionController } from './controller/controll
 import { sweepWorkspaces } from './controller/workspace-sweep.ts';
 import type { AssignmentEndpoint } from './objects/warm-pod.ts';
 import { WarmPools } from './pool/pool.ts';
+import { startAssignmentServer, type AssignmentServer } from './assign/server.ts';
 import type { WarmBinder } from './dispatch/hand-off.ts';
 import { sessionName } from './record/names.ts';
 
@@ -105,6 +106,8 @@ export interface SessionsDeps {
   readonly proxyAddress: ProxyAddressMode;
   /** The operator's assignment endpoint for warm Pods; without it no warm pool is kept (every session is cold). */
   readonly assignment?: AssignmentEndpoint;
+  /** Where this replica serves that endpoint, and its serving certificate (every replica serves it). */
+  readonly assignmentServer?: { readonly address: string; readonly port: number; readonly tls: { readonly cert: string; readonly key: string } };
   readonly concurrency?: number;
   readonly resyncMs?: number;
   /** Settle pass period of each dispatcher. Default 30 s. */
@@ -117,6 +120,8 @@ export interface Sessions {
   readonly informers: ReadonlyArray<Pick<Informer<KubeObject>, 'run' | 'synced' | 'hasSynced'>>;
   /** Run while leading; resolves after `leading` aborts and hand-offs in flight have finished. */
   run(leading: AbortSignal): Promise<void>;
+  /** Serve warm Pods' assignment asks (on every replica, from the informer caches); undefined without `assignmentServer`. */
+  serveAssignments(): Promise<AssignmentServer | undefined>;
 }
 
 export function startSessions(deps: SessionsDeps): Sessions {
@@ -141,6 +146,10 @@ export function startSessions(deps: SessionsDeps): Sessions {
 
   return {
     informers: controller.informers,
+    serveAssignments: async () =>
+      deps.assignmentServer
+        ? startAssignmentServer({ rest: deps.rest, log: log.child({ part: 'assignment' }), ...deps.assignmentServer, sessions: sessionInformers, environment: envOf })
+        : undefined,
     hook: sessionsHook(deps, log, controller, pools, dispatchers, recorded, sessionInformers),
     async run(signal) {
       await Promise.all(controller.informers.map((i) => i.synced(signal)));

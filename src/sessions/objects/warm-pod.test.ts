@@ -13,7 +13,7 @@ function inputs(selfHosted: Record<string, unknown> = defaultRunner, more: Parti
     ordinal: 0,
     sidecar: { image: 'ghcr.io/agentenv-io/agentenv:test', imagePullPolicy: 'IfNotPresent' },
     baseUrl: 'https://api.example.test',
-    assignment: { url: 'https://agentenv-assignment.agentenv-system.svc:8443', caConfigMap: 'agentenv-assignment-ca' },
+    assignment: { url: 'https://agentenv-assignment.agentenv-system.svc:8443', caConfigMap: 'agentenv-assignment-ca', caPem: 'PEM' },
     ...more,
   };
 }

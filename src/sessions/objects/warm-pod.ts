@@ -67,6 +67,8 @@ export interface AssignmentEndpoint {
   readonly url: string;
   /** The ConfigMap (in the Pod's namespace) whose `ca.crt` signed the endpoint's serving certificate. */
   readonly caConfigMap: string;
+  /** That CA (PEM), which the operator writes into the ConfigMap of each namespace with a pool. */
+  readonly caPem: string;
 }
 
 export interface WarmPodInputs {

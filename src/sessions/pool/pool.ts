@@ -14,7 +14,7 @@ import type { AgentEnvironment } from '../../crd/resources.ts';
 import { LABELS } from '../../crd/meta.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../../k8s/errors.ts';
 import { keyOf } from '../../k8s/informer.ts';
-import { CORE, type KubeRest } from '../../k8s/rest.ts';
+import { CORE, type KubeObject, type KubeRest } from '../../k8s/rest.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { Pod } from '../objects/pod-types.ts';
 import type { ProxyAddressMode, RunnerSettings, SidecarSettings } from '../objects/pod.ts';
@@ -82,6 +82,7 @@ export class WarmPools {
     const namespace = env.metadata?.namespace ?? '';
     const plan = planPool({ envName, size: sizing.size, pods, binding: this.binding(env), recordedPod: (name) => this.#deps.recordedPod(namespace, name), now });
     for (const pod of plan.remove) await this.#delete(pod);
+    if (plan.create.length) await this.#ensureCa(env.metadata?.namespace ?? '');
     for (const ordinal of plan.create) await this.#create(env, ordinal);
     if (!spec && pods.length === 0) {
       this.#status.delete(key);
@@ -144,6 +145,24 @@ export class WarmPools {
       this.#deps.log.warn('spec.selfHosted.warmPool is set but the operator has no assignmentUrl: no warm Pod is started, every session is served cold');
     }
     return this.#deps.assignment;
+  }
+
+  /** The endpoint's CA, as the ConfigMap warm Pods project beside their token (in each namespace with a pool). */
+  async #ensureCa(namespace: string): Promise<void> {
+    const a = this.#deps.assignment;
+    if (!a) return;
+    const desired = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: a.caConfigMap, namespace, labels: { [LABELS.managedBy]: 'agentenv' } }, data: { 'ca.crt': a.caPem } };
+    let current: (KubeObject & { data?: Record<string, string> }) | undefined;
+    try {
+      current = await this.#deps.rest.get(CORE.configMaps, namespace, a.caConfigMap);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (!current) {
+      await this.#deps.rest.create(CORE.configMaps, namespace, desired).catch((err: unknown) => { if (!isAlreadyExists(err)) throw err; });
+      return;
+    }
+    if (current.data?.['ca.crt'] !== a.caPem) await this.#deps.rest.replace(CORE.configMaps, namespace, { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion ?? '' } });
   }
 
   async #list(env: AgentEnvironment): Promise<Pod[]> {
