@@ -1,0 +1,188 @@
+/**
+ * Warm pools end to end on the local cluster: the real operator (least-privilege RBAC) keeps two
+ * warm Pods of the default runner on the process kubelet before any session; two sessions bind to
+ * them — the sidecar learns its assignment from the operator's https endpoint (its projected token
+ * checked by a TokenReview), claims the lease, and the runner serves the agent's bash call — and
+ * the pool refills to two with new Pods. The warm Pods hold no key and no token before binding.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { AgentEnvironment, AgentSession } from '../../src/crd/resources.ts';
+import { AGENT_ENVIRONMENTS, AGENT_SESSIONS } from '../../src/crd/resources.ts';
+import { CORE, type KubeObject } from '../../src/k8s/rest.ts';
+import { SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
+import type { Pod } from '../../src/sessions/objects/pod-types.ts';
+import { podName, warmPoolSelector } from '../../src/sessions/record/names.ts';
+import { bash, resultText, scriptAgent, waitForToolResults } from '../support/agent-script.ts';
+import { adminRest, createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
+import { API_KEY, clientFor, emulator } from '../support/emulator.ts';
+import { startTestOperator, type TestOperator } from '../support/operator.ts';
+import type { RunningEmulator } from '../../src/emulator/index.ts';
+
+let ns: TestNamespace;
+let emu: RunningEmulator;
+let operator: TestOperator;
+const admin = adminRest();
+
+/** A CA and a serving certificate for 127.0.0.1, as the chart would make them (openssl). */
+function tlsDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'agentenv-assignment-'));
+  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=agentenv-test-ca');
+  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'tls.key', '-out', 'tls.csr', '-subj', '/CN=127.0.0.1');
+  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  run('x509', '-req', '-in', 'tls.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'tls.crt', '-days', '1', '-extfile', 'san.ext');
+  return dir;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+beforeAll(async () => {
+  ns = await createNamespace('warm');
+  emu = await emulator({ workSecrets: true, leaseTtl: { defaultSeconds: 20, minSeconds: 2 } });
+  const port = await freePort();
+  operator = await startTestOperator({
+    kubeconfig: inject('operatorKubeconfig'),
+    namespace: ns.name,
+    baseUrl: emu.url,
+    apiKey: API_KEY,
+    assignment: { url: `https://127.0.0.1:${port}`, port, tlsDir: tlsDir() },
+  });
+});
+
+afterAll(async () => {
+  await operator?.stop();
+  await emu?.close();
+  await ns?.cleanup();
+});
+
+const secretOf = (r: AgentSession): string => podName(r.metadata!.name!, r.spec.workId);
+const listWarm = async (): Promise<Pod[]> => (await admin.list<Pod>(CORE.pods, ns.name, { labelSelector: warmPoolSelector('pool') })).items.filter((p) => !p.metadata?.deletionTimestamp);
+const ready = (p: Pod): boolean => !!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+
+describe('a warm pool of two', () => {
+  it('has two ready warm Pods before any session, binds two sessions to them (their bash results come back) and refills to two', async () => {
+    const api = clientFor(emu);
+    const remote = await api.createEnvironment({ name: 'pool', config: { type: 'self_hosted' } });
+    const key = emu.admin.mintKey(remote.id);
+    await admin.create(CORE.secrets, ns.name, { metadata: { name: 'pool-key' }, stringData: { key } } as KubeObject);
+    await admin.create<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, {
+      metadata: { name: 'pool' },
+      spec: { environmentId: remote.id, selfHosted: { environmentKeySecretRef: { name: 'pool-key', key: 'key' }, warmPool: { size: 2 }, stopGracePeriodSeconds: 5 } },
+    } as unknown as AgentEnvironment);
+
+    // Two ready warm Pods before any session.
+    const warm = await waitFor(async () => {
+      const pods = await listWarm();
+      return pods.length === 2 && pods.every(ready) ? pods : undefined;
+    }, { what: 'two ready warm Pods', timeoutMs: 90_000 });
+    await waitFor(async () => (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status?.warmPool?.ready === 2, { what: 'status.warmPool.ready 2', timeoutMs: 30_000 });
+
+    // No key and no token before binding: no Secret anywhere in the Pod; the sandbox container has
+    // no session id and mounts nothing of the sidecar's; the only token is the sidecar's own.
+    for (const pod of warm) {
+      expect(pod.spec.volumes!.filter((v) => v.secret)).toEqual([]);
+      const main = pod.spec.containers[0]!;
+      expect((main.env ?? []).map((e) => e.name)).not.toContain('ANTHROPIC_SESSION_ID');
+      expect((main.env ?? []).some((e) => e.valueFrom?.secretKeyRef)).toBe(false);
+      expect(main.volumeMounts!.map((m) => m.name)).toEqual(['workspace']);
+      expect(pod.spec.initContainers!.find((c) => c.name === SIDECAR_NAME)!.volumeMounts!.map((m) => m.name)).toContain('agentenv-assignment');
+    }
+
+    // Two sessions: each bound to one of the warm Pods, each bash call answered.
+    const sessions = [emu.admin.createSession(remote.id), emu.admin.createSession(remote.id)];
+    const scripted = await Promise.all(sessions.map(async (s, i) => ({ s, ids: await scriptAgent(emu.url, s.session_id, [bash(`echo warm-${i}`)]) })));
+    const records = await waitFor(async () => {
+      const all = (await admin.list<AgentSession>(AGENT_SESSIONS, ns.name)).items;
+      return all.length === 2 && all.every((r) => r.spec.warmPod) ? all : undefined;
+    }, { what: 'two AgentSessions bound to warm Pods', timeoutMs: 30_000 });
+    const warmNames = new Set(warm.map((p) => p.metadata?.name));
+    expect(new Set(records.map((r) => r.spec.warmPod!.name))).toEqual(warmNames);
+    for (const { s, ids } of scripted) {
+      const results = await waitForToolResults(emu.url, s.session_id, ids, { timeoutMs: 60_000 });
+      expect(resultText(results.get(ids[0]!))).toMatch(/warm-\d/);
+    }
+
+    // The pool refills to two, with new Pods: a served warm Pod is never reused.
+    const refilled = await waitFor(async () => {
+      const pods = await listWarm();
+      return pods.length === 2 && pods.every(ready) ? pods : undefined;
+    }, { what: 'the pool refilled to two ready Pods', timeoutMs: 90_000 });
+    for (const p of refilled) expect(warmNames.has(p.metadata?.name)).toBe(false);
+    // Each sidecar got its assignment from the endpoint; the credential never reached a log line.
+    expect(operator.logLines.filter((l) => l.includes('handed a warm Pod its assignment')).length).toBeGreaterThanOrEqual(2);
+    const secrets = await Promise.all(records.map((r) => admin.get<KubeObject & { data?: Record<string, string> }>(CORE.secrets, ns.name, secretOf(r)).catch(() => undefined)));
+    for (const sec of secrets) {
+      const token = sec?.data?.['token'] ? Buffer.from(sec.data['token'], 'base64').toString('utf8') : undefined;
+      if (token) expect(operator.logLines.some((l) => l.includes(token))).toBe(false);
+    }
+  });
+
+  it('replaces a warm Pod deleted while waiting', async () => {
+    const before = await waitFor(async () => {
+      const pods = await listWarm();
+      return pods.length === 2 && pods.every(ready) ? pods : undefined;
+    }, { what: 'two ready warm Pods', timeoutMs: 90_000 });
+    const victim = before[0]!;
+    await admin.delete(CORE.pods, ns.name, victim.metadata!.name!, { preconditions: { uid: victim.metadata!.uid! } });
+    await waitFor(async () => {
+      const pods = await listWarm();
+      return pods.length === 2 && pods.every(ready) && !pods.some((p) => p.metadata?.uid === victim.metadata?.uid) ? pods : undefined;
+    }, { what: 'the deleted warm Pod replaced', timeoutMs: 90_000 });
+  });
+
+  it('deletes a Pod taken for an item that was never recorded (an operator killed between the take and the record), and refills', async () => {
+    const pods = await waitFor(async () => {
+      const p = await listWarm();
+      return p.length === 2 && p.every(ready) ? p : undefined;
+    }, { what: 'two ready warm Pods', timeoutMs: 90_000 });
+    const taken = pods[0]!;
+    // What the take writes, two minutes ago, with no record after it.
+    await admin.patch(CORE.pods, ns.name, taken.metadata!.name!, {
+      metadata: { labels: { 'agentenv.io/component': 'session', 'agentenv.io/session': 'pool-never-recorded' }, annotations: { 'agentenv.io/bound-at': new Date(Date.now() - 120_000).toISOString() } },
+    }, 'merge');
+    await waitFor(async () => {
+      try {
+        const p = await admin.get<Pod>(CORE.pods, ns.name, taken.metadata!.name!);
+        return p.metadata?.uid !== taken.metadata?.uid || p.metadata?.deletionTimestamp ? true : undefined;
+      } catch {
+        return true;
+      }
+    }, { what: 'the orphaned Pod deleted', timeoutMs: 30_000 });
+    await waitFor(async () => {
+      const p = await listWarm();
+      return p.length === 2 && p.every(ready) ? p : undefined;
+    }, { what: 'the pool refilled', timeoutMs: 90_000 });
+  });
+
+  it('serves a burst larger than the pool: the ready Pods bound, the rest cold, every bash result back', async () => {
+    await waitFor(async () => {
+      const p = await listWarm();
+      return p.length === 2 && p.every(ready) ? p : undefined;
+    }, { what: 'two ready warm Pods', timeoutMs: 90_000 });
+    const remoteId = (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status!.environmentId!;
+    const burst = Array.from({ length: 4 }, () => emu.admin.createSession(remoteId));
+    const scripted = await Promise.all(burst.map(async (s, i) => ({ s, ids: await scriptAgent(emu.url, s.session_id, [bash(`echo burst-${i}`)]) })));
+    for (const { s, ids } of scripted) {
+      const results = await waitForToolResults(emu.url, s.session_id, ids, { timeoutMs: 90_000 });
+      expect(resultText(results.get(ids[0]!))).toMatch(/burst-\d/);
+    }
+    const ids = new Set(burst.map((b) => b.session_id));
+    const records = (await admin.list<AgentSession>(AGENT_SESSIONS, ns.name)).items.filter((r) => ids.has(r.spec.sessionId));
+    expect(records).toHaveLength(4);
+    const warmBound = records.filter((r) => r.spec.warmPod);
+    expect(warmBound.length).toBeGreaterThanOrEqual(1);
+    expect(warmBound.length).toBeLessThanOrEqual(2);
+    expect(new Set(warmBound.map((r) => r.spec.warmPod!.uid)).size).toBe(warmBound.length);
+  });
+});
