@@ -13,6 +13,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { startOperator, type OperatorHandle } from '../src/cli/operator.ts';
 import { OperatorConfig } from '../src/config/operator.ts';
 import { LABELS } from '../src/crd/meta.ts';
@@ -35,6 +37,8 @@ function percentile(sorted: readonly number[], p: number): number {
 const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
 interface World {
+  /** Pids of the local cluster's processes (kube-apiserver, etcd, controller-manager). */
+  readonly clusterPids: () => Record<string, number>;
   readonly admin: KubeRest;
   readonly emu: RunningEmulator;
   readonly console: EnvironmentsClient;
@@ -53,6 +57,48 @@ interface Requests {
   byResource?: Map<string, number>;
   /** Reads by `verb resource` (what a reconcile pass costs the apiserver besides its writes). */
   reads?: Map<string, number>;
+  /** Pods the operator created (201), and when the last create returned (`performance.now()`). */
+  podsCreated?: number;
+  lastPodAt?: number;
+}
+
+/**
+ * CPU time of the local cluster's processes (from /proc, in clock ticks of 10 ms) and of this
+ * process, since `start`: what a phase cost the machine, whatever else ran beside it. The rates
+ * below move with the machine's load; CPU per session moves much less.
+ */
+function cpuMeter(pids: () => Record<string, number>): () => () => { clusterMs: number; benchMs: number } {
+  const clusterTicks = (): number =>
+    Object.values(pids()).reduce((sum, pid) => {
+      try {
+        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return sum + Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+      } catch {
+        return sum;
+      }
+    }, 0);
+  return () => {
+    const ticks0 = clusterTicks();
+    const bench0 = process.cpuUsage();
+    return () => {
+      const bench = process.cpuUsage(bench0);
+      return { clusterMs: (clusterTicks() - ticks0) * 10, benchMs: (bench.user + bench.system) / 1000 };
+    };
+  };
+}
+
+/** With a file name: profile this process (V8's CPU profiler) until the returned function writes the `.cpuprofile`. */
+async function profileIf(file: string | undefined): Promise<(() => Promise<void>) | undefined> {
+  if (!file) return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+  };
 }
 
 const bump = (m: Map<string, number> | undefined, k: string): void => void m?.set(k, (m.get(k) ?? 0) + 1);
@@ -81,6 +127,10 @@ async function operator(w: World, ns: string, writes: Requests): Promise<Operato
       if (!WRITES.has(r.verb)) return bump(writes.reads, `${r.verb} ${r.resource}`);
       bump(writes.byResource, `${r.verb} ${r.resource}`);
       if (r.resource !== 'events') writes.count++;
+      if (r.verb === 'create' && r.resource === 'pods' && r.code === 201 && writes.podsCreated !== undefined) {
+        writes.podsCreated++;
+        writes.lastPodAt = performance.now();
+      }
     },
   });
 }
@@ -169,34 +219,35 @@ async function stepsPerSecond(loops: number, count: number, step: (i: number) =>
 /** A burst of queued sessions → Pods, against a tight loop creating the same Pods. */
 async function burst(w: World, count: number): Promise<Record<string, number>> {
   const ns = await namespace(w.admin, 'bench-burst');
-  const writes = { count: 0, byResource: new Map<string, number>(), reads: new Map<string, number>() };
+  const writes: Requests = { count: 0, byResource: new Map<string, number>(), reads: new Map<string, number>(), podsCreated: 0 };
   const op = await operator(w, ns, writes);
   const id = await environment(w, ns, 'burst', count);
   await dispatching(w.admin, ns, 1);
-  const stop = new AbortController();
-  const pods = new Informer<KubeObject>(w.admin, CORE.pods, { namespace: ns, logger: silentLogger });
-  let last = 0;
-  pods.on((e) => {
-    if (e.type === 'add') last = performance.now();
-  });
-  const running = pods.run(stop.signal);
-  await pods.synced();
   writes.count = 0;
-  writes.byResource.clear();
-  writes.reads.clear();
+  writes.podsCreated = 0;
+  writes.byResource!.clear();
+  writes.reads!.clear();
+  // Pods are counted as the operator's creates return (as the loops below are timed), not by a
+  // watch of the bench's own: a watch would add apiserver work to the operator's run only.
+  const meter = cpuMeter(w.clusterPids);
+  const profile = await profileIf(process.env['BENCH_CPU_PROFILE']);
+  const operatorCpu = meter();
   const t0 = performance.now();
   for (let i = 0; i < count; i++) w.emu.admin.createSession(id);
   const deadline = t0 + 600_000;
-  while (pods.list().length < count && performance.now() < deadline) await sleep(50);
-  const burstSeconds = (last - t0) / 1000;
-  const reached = pods.list().length;
-  const writesPerSession = [...writes.byResource.values()].reduce((a, b) => a + b, 0) / Math.max(1, reached);
-  process.stderr.write(`burst: Kubernetes writes by verb and resource: ${JSON.stringify(Object.fromEntries(writes.byResource))}\n`);
-  process.stderr.write(`burst: Kubernetes reads by verb and resource: ${JSON.stringify(Object.fromEntries(writes.reads))}\n`);
-  const readsPerSession = [...writes.reads.values()].reduce((a, b) => a + b, 0) / Math.max(1, reached);
+  while (writes.podsCreated < count && performance.now() < deadline) await sleep(20);
+  const burstSeconds = ((writes.lastPodAt ?? performance.now()) - t0) / 1000;
+  const reached = writes.podsCreated;
+  // Until the last session's status write has landed too (the floor below includes it).
+  while ((writes.byResource!.get('update agentsessions/status') ?? 0) < reached && performance.now() < deadline) await sleep(20);
+  const operatorCost = operatorCpu();
+  await profile?.();
+  const writesPerSession = [...writes.byResource!.values()].reduce((a, b) => a + b, 0) / Math.max(1, reached);
+  process.stderr.write(`burst: Kubernetes writes by verb and resource: ${JSON.stringify(Object.fromEntries(writes.byResource!))}\n`);
+  process.stderr.write(`burst: Kubernetes reads by verb and resource: ${JSON.stringify(Object.fromEntries(writes.reads!))}\n`);
+  const readsPerSession = [...writes.reads!.values()].reduce((a, b) => a + b, 0) / Math.max(1, reached);
   const sessionCopies = (await w.admin.list<AgentSession>(AGENT_SESSIONS, ns)).items.map((s) => ({ metadata: { name: s.metadata?.name, labels: s.metadata?.labels }, spec: s.spec }) as unknown as KubeObject);
-  stop.abort();
-  await running;
+  const created = (await w.admin.list<KubeObject>(CORE.pods, ns)).items;
   await op.stop();
 
   // The same Pods, created one after another by a tight loop in a fresh namespace.
@@ -204,7 +255,7 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
   const operatorKc = new KubeConfig();
   operatorKc.loadFromFile(w.operatorKubeconfig);
   const rest = new KubeRest(operatorKc, { fieldManager: 'agentenv-bench' });
-  const copies = pods.list().map((p) => {
+  const copies = created.map((p) => {
     const { metadata, spec } = p as KubeObject & { spec: unknown };
     return { metadata: { name: metadata?.name, labels: metadata?.labels }, spec: { ...(spec as Record<string, unknown>), nodeName: undefined } } as KubeObject;
   });
@@ -223,6 +274,7 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
   // The same plus the one status write that records the acknowledgement and the phase (Starting):
   // what the issue's status rules add to the floor.
   const statusNs = await namespace(w.admin, 'bench-floor-status');
+  const floorCpu = meter();
   const statusFloorRate = await stepsPerSecond(8, copies.length, async (i) => {
     const record = sessionCopies[i % sessionCopies.length]! as unknown as AgentSession;
     const created = await rest.create(AGENT_SESSIONS, statusNs, record);
@@ -232,6 +284,8 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
     // RBAC grants exactly that: the floor writes it the same way.
     await rest.replace(AGENT_SESSIONS, statusNs, { ...created, status } as AgentSession, 'status');
   });
+  const floorCost = floorCpu();
+  const perSession = (ms: number, n: number): number => round(ms / Math.max(1, n), 2);
   const burstRate = reached / burstSeconds;
   return {
     'dispatch.burst.sessions': count,
@@ -245,6 +299,11 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
     'dispatch.burst.record_pod_status_8_loops_per_s': round(statusFloorRate),
     'dispatch.burst.record_pod_status_ratio_to_tight_loop': round(statusFloorRate / loopRate, 2),
     'dispatch.burst.kube_writes_per_session_incl_events': round(writesPerSession, 2),
+    'dispatch.burst.cluster_cpu_ms_per_session': perSession(operatorCost.clusterMs, reached),
+    'dispatch.burst.bench_process_cpu_ms_per_session': perSession(operatorCost.benchMs, reached),
+    'dispatch.burst.floor_status_cluster_cpu_ms_per_session': perSession(floorCost.clusterMs, copies.length),
+    'dispatch.burst.floor_status_bench_process_cpu_ms_per_session': perSession(floorCost.benchMs, copies.length),
+    'dispatch.burst.ratio_to_record_pod_status_floor': round(burstRate / statusFloorRate, 2),
     'dispatch.burst.kube_reads_per_session': round(readsPerSession, 2),
   };
 }
@@ -293,6 +352,7 @@ export async function benchDispatch(): Promise<Record<string, number>> {
     const kc = new KubeConfig();
     kc.loadFromFile(cluster.adminKubeconfig);
     const w: World = {
+      clusterPids: () => cluster.pids(),
       admin: new KubeRest(kc, { fieldManager: 'agentenv-bench' }),
       emu,
       console: new EnvironmentsClient({ baseUrl: emu.url, credential: { kind: 'api-key', value: API_KEY } }),

@@ -48,6 +48,9 @@ export interface ServerDeps {
   readonly logger: Logger;
 }
 
+/** The reason a handler's `closed` signal carries (shared: a reason-less abort builds a DOMException per request). */
+const CLIENT_GONE = Symbol('client gone');
+
 export function createEmulatorServer(deps: ServerDeps): Server {
   const server = createServer((req, res) => {
     void handle(deps, req, res);
@@ -80,7 +83,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       checkVersionHeaders(req);
     }
     const closed = new AbortController();
-    res.once('close', () => closed.abort());
+    res.once('close', () => closed.abort(CLIENT_GONE));
     const result = await match.route.handler({
       method,
       params: match.params,

@@ -52,6 +52,8 @@ export class WorkQueueModel {
   readonly #tokens = new Map<string, string>(); // sessions token → work id
   readonly #stamp = new MonotonicStamp();
   readonly #now: () => number;
+  /** No record's deadline is earlier than this (Infinity when none is set). */
+  #earliestDeadline = Infinity;
   readonly #ttl: LeaseTtl;
   /** Called when an item becomes deliverable (new, woken, or back from a lapsed lease). */
   onQueued: (environmentId: string) => void = () => undefined;
@@ -75,7 +77,7 @@ export class WorkQueueModel {
   }
 
   get(environmentId: string, workId: string): WorkRecord {
-    this.sweep(environmentId);
+    this.sweep();
     const r = this.#items.get(workId);
     if (!r || r.work.environment_id !== environmentId) throw new EmulatorError(404, `work item ${workId} not found`);
     return r;
@@ -159,7 +161,7 @@ export class WorkQueueModel {
    * `reclaimMs` ago without an acknowledgement. Delivery marks it pending.
    */
   deliver(environmentId: string, reclaimMs: number, withSecret: { apiBaseUrl: string } | undefined): Work | null {
-    this.sweep(environmentId);
+    this.sweep();
     const now = this.#now();
     let best: WorkRecord | undefined;
     for (const r of this.#recordsOf(environmentId)) {
@@ -184,7 +186,7 @@ export class WorkQueueModel {
     r.work = { ...r.work, state: 'starting', acknowledged_at: rfc3339(now) };
     r.deliveredAt = undefined;
     // An acknowledged item whose lease is never claimed goes back to the queue after one default TTL.
-    r.deadline = now + this.#ttl.defaultSeconds * 1000;
+    this.#setDeadline(r, now + this.#ttl.defaultSeconds * 1000);
     return r.work;
   }
 
@@ -206,7 +208,7 @@ export class WorkQueueModel {
     const stamp = this.#stamp.next(now);
     r.lastHeartbeat = stamp;
     r.ttlSeconds = ttl;
-    r.deadline = now + ttl * 1000;
+    this.#setDeadline(r, now + ttl * 1000);
     r.work = {
       ...r.work,
       latest_heartbeat_at: stamp,
@@ -247,7 +249,7 @@ export class WorkQueueModel {
   }
 
   list(environmentId: string, opts: { limit?: number; page?: string }): { data: Work[]; next_page: string | null } {
-    this.sweep(environmentId);
+    this.sweep();
     const limit = opts.limit ?? DEFAULT_LIST_LIMIT;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw new EmulatorError(400, `limit must be an integer between 1 and ${MAX_LIST_LIMIT}`);
     const items = this.records(environmentId)
@@ -257,7 +259,7 @@ export class WorkQueueModel {
   }
 
   stats(environmentId: string): QueueStats {
-    this.sweep(environmentId);
+    this.sweep();
     const now = this.#now();
     let depth = 0;
     let pending = 0;
@@ -278,10 +280,18 @@ export class WorkQueueModel {
    * starting item never claimed, goes back to the queue; a stopping item whose lease lapsed is
    * stopped (its worker is gone).
    */
-  sweep(environmentId?: string): void {
+  sweep(): void {
     const now = this.#now();
-    for (const r of environmentId === undefined ? this.#items.values() : this.#recordsOf(environmentId)) {
-      if (r.deadline === undefined || r.deadline > now) continue;
+    // Nothing is due before the earliest deadline set: most calls return here, instead of scanning
+    // every record on every request (a burst of 1,000 items made each call a scan of 1,000).
+    if (now < this.#earliestDeadline) return;
+    let earliest = Infinity;
+    for (const r of this.#items.values()) {
+      if (r.deadline === undefined) continue;
+      if (r.deadline > now) {
+        earliest = Math.min(earliest, r.deadline);
+        continue;
+      }
       if (r.work.state === 'stopping') {
         this.#finish(r, now);
       } else if (r.work.state === 'active' || r.work.state === 'starting') {
@@ -293,6 +303,13 @@ export class WorkQueueModel {
         this.onQueued(r.work.environment_id);
       }
     }
+    this.#earliestDeadline = earliest;
+  }
+
+  /** Every deadline is set here, so the sweep's lower bound stays true. */
+  #setDeadline(r: WorkRecord, at: number): void {
+    r.deadline = at;
+    this.#earliestDeadline = Math.min(this.#earliestDeadline, at);
   }
 
   #finish(r: WorkRecord, now: number): void {

@@ -39,4 +39,19 @@ describe('KubeEventRecorder', () => {
     expect(events.dropped).toBe(3);
     expect(r.created.map((e) => (e as { message?: string }).message)).toEqual(['created p0', 'created p1', 'created p2', 'created p3', 'created p4', 'created p5', 'created p6']);
   });
+
+  it('rate-limits Normal events across objects (a bucket refilled over time) and never Warning events', async () => {
+    const r = slowRest();
+    let now = 0;
+    const events = new KubeEventRecorder(r.rest, { component: 'test', logger: silentLogger, normalBurst: 3, normalPerSecond: 2, now: () => now });
+    for (let i = 0; i < 5; i++) events.record(pod(`n${i}`), 'Normal', 'PodCreated', `created n${i}`);
+    for (let i = 0; i < 5; i++) events.record(pod(`w${i}`), 'Warning', 'Failed', `failed w${i}`);
+    now = 1_000; // two more tokens
+    for (let i = 5; i < 9; i++) events.record(pod(`n${i}`), 'Normal', 'PodCreated', `created n${i}`);
+    await r.releaseAll();
+    const messages = r.created.map((e) => (e as { message?: string }).message);
+    expect(messages.filter((m) => m?.startsWith('created'))).toEqual(['created n0', 'created n1', 'created n2', 'created n5', 'created n6']);
+    expect(messages.filter((m) => m?.startsWith('failed'))).toHaveLength(5);
+    expect(events.limited).toBe(4);
+  });
 });

@@ -9,6 +9,12 @@
  * A burst of sessions would otherwise put two Event writes per session in front of the writes that
  * carry the work (records, Pods, status) on the same apiserver.
  *
+ * `Normal` events are also rate-limited, across all objects: a token bucket of `normalBurst`
+ * refilled at `normalPerSecond` (default 50, then 5 a second). A burst of 1,000 sessions would
+ * otherwise add a thousand Event writes — a quarter of its writes — on an apiserver that is the
+ * bottleneck, to say what each session's status already says. `Warning` events are never
+ * rate-limited: they explain a failure. Both kinds of drop are counted.
+ *
  * Messages are built by callers from error codes and API messages; callers must never put a
  * credential in one (tests assert this).
  */
@@ -38,18 +44,32 @@ export class KubeEventRecorder implements EventRecorder {
   #inFlight = 0;
   /** Events dropped because the backlog was full (logged every 100). */
   dropped = 0;
+  /** Normal events not written because of the rate limit. */
+  limited = 0;
+  readonly #normal: { readonly burst: number; readonly perSecond: number; tokens: number; at: number };
+  readonly #now: () => number;
   readonly #recent = new Map<string, { name: string; namespace: string; count: number; at: number }>();
 
-  constructor(rest: KubeRest, options: { component: string; logger: Logger; aggregateWindowMs?: number; maxInFlight?: number; maxPending?: number }) {
+  constructor(
+    rest: KubeRest,
+    options: { component: string; logger: Logger; aggregateWindowMs?: number; maxInFlight?: number; maxPending?: number; normalBurst?: number; normalPerSecond?: number; now?: () => number },
+  ) {
     this.#rest = rest;
     this.#component = options.component;
     this.#logger = options.logger;
     this.#windowMs = options.aggregateWindowMs ?? 10 * 60_000;
     this.#maxInFlight = options.maxInFlight ?? 2;
     this.#maxPending = options.maxPending ?? 1_000;
+    this.#now = options.now ?? Date.now;
+    const burst = options.normalBurst ?? 50;
+    this.#normal = { burst, perSecond: options.normalPerSecond ?? 5, tokens: burst, at: this.#now() };
   }
 
   record(object: KubeObject, type: EventType, reason: string, message: string): void {
+    if (type === 'Normal' && !this.#takeNormalToken()) {
+      this.limited++;
+      return;
+    }
     if (this.#pending.length >= this.#maxPending) {
       if (this.dropped++ % 100 === 0) this.#logger.warn({ reason, dropped: this.dropped }, 'event backlog full; dropping events');
       return;
@@ -58,6 +78,16 @@ export class KubeEventRecorder implements EventRecorder {
       this.#write(object, type, reason, message.slice(0, 1024)).catch((err: unknown) => this.#logger.warn({ err, reason }, 'could not record event')),
     );
     this.#pump();
+  }
+
+  #takeNormalToken(): boolean {
+    const b = this.#normal;
+    const now = this.#now();
+    b.tokens = Math.min(b.burst, b.tokens + ((now - b.at) / 1000) * b.perSecond);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
   }
 
   #pump(): void {

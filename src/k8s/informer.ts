@@ -54,6 +54,8 @@ export class Informer<T extends KubeObject> {
   readonly #rest: KubeRest;
   readonly #opts: InformerOptions;
   readonly #cache = new Map<string, T>();
+  /** Secondary indexes, as client-go's Indexer: index name → (value → keys of the objects with it). */
+  readonly #indexes = new Map<string, { of: (o: T) => string | undefined; keys: Map<string, Set<string>> }>();
   readonly #handlers: Array<(e: InformerEvent<T>) => void> = [];
   #resourceVersion: string | undefined;
   #synced = false;
@@ -74,6 +76,54 @@ export class Informer<T extends KubeObject> {
 
   get(namespace: string | undefined, name: string): T | undefined {
     return this.#cache.get(`${namespace ?? ''}/${name}`);
+  }
+
+  /**
+   * Keep an index of the cache by `of(object)` (no entry when undefined), so a lookup by that value
+   * ({@link byIndex}) costs what it returns instead of a scan of the whole cache. Add indexes before `run`.
+   */
+  addIndex(name: string, of: (o: T) => string | undefined): this {
+    const keys = new Map<string, Set<string>>();
+    this.#indexes.set(name, { of, keys });
+    for (const [key, o] of this.#cache) this.#indexAdd(keys, of(o), key);
+    return this;
+  }
+
+  /** The cached objects whose index `name` value is `value`. */
+  byIndex(name: string, value: string): T[] {
+    const index = this.#indexes.get(name);
+    if (!index) throw new Error(`informer ${this.type.plural}: no index ${name}`);
+    const out: T[] = [];
+    for (const key of index.keys.get(value) ?? []) {
+      const o = this.#cache.get(key);
+      if (o) out.push(o);
+    }
+    return out;
+  }
+
+  #indexAdd(keys: Map<string, Set<string>>, value: string | undefined, key: string): void {
+    if (value === undefined) return;
+    let set = keys.get(value);
+    if (!set) keys.set(value, (set = new Set()));
+    set.add(key);
+  }
+
+  /** Every cache write goes through here, so the indexes follow it. */
+  #store(key: string, obj: T | undefined): void {
+    const old = this.#cache.get(key);
+    for (const { of, keys } of this.#indexes.values()) {
+      const before = old ? of(old) : undefined;
+      const after = obj ? of(obj) : undefined;
+      if (before === after) continue;
+      if (before !== undefined) {
+        const set = keys.get(before);
+        set?.delete(key);
+        if (set?.size === 0) keys.delete(before);
+      }
+      this.#indexAdd(keys, after, key);
+    }
+    if (obj) this.#cache.set(key, obj);
+    else this.#cache.delete(key);
   }
 
   list(filter?: (o: T) => boolean): T[] {
@@ -141,7 +191,7 @@ export class Informer<T extends KubeObject> {
     }
     for (const [key, old] of this.#cache) {
       if (!seen.has(key)) {
-        this.#cache.delete(key);
+        this.#store(key, undefined);
         this.#emit({ type: 'delete', object: old });
       }
     }
@@ -201,7 +251,7 @@ export class Informer<T extends KubeObject> {
       case 'DELETED': {
         const key = keyOf(ev.object);
         const old = this.#cache.get(key);
-        this.#cache.delete(key);
+        this.#store(key, undefined);
         this.#emit({ type: 'delete', object: old ?? ev.object });
         break;
       }
@@ -221,7 +271,7 @@ export class Informer<T extends KubeObject> {
     const key = keyOf(obj);
     const old = this.#cache.get(key);
     if (old?.metadata?.resourceVersion === obj.metadata?.resourceVersion && old) return;
-    this.#cache.set(key, obj);
+    this.#store(key, obj);
     this.#emit(old ? { type: 'update', object: obj, old } : { type: 'add', object: obj });
   }
 

@@ -119,6 +119,7 @@ export class KubeRest {
   readonly kubeConfig: KubeConfig;
   readonly #server: string;
   readonly #observe: RequestObserver | undefined;
+  #authHeaders: { readonly headers: Record<string, string>; readonly at: number } | undefined;
   readonly #fieldManager: string;
   /** One keep-alive connection pool for every request (see #dispatcherFor). */
   #agent: Agent | undefined;
@@ -272,7 +273,7 @@ export class KubeRest {
   }
 
   /**
-   * Credentials for one request, re-read every time (tokens from files and exec plugins rotate),
+   * Credentials for one request, worked out again at most once a second (tokens from files and exec plugins rotate),
    * and the connection pool to send it on.
    *
    * Why not client-node's own per-request dispatcher: @kubernetes/client-node 2.0 builds a new
@@ -287,11 +288,17 @@ export class KubeRest {
       await this.kubeConfig.applySecurityAuthentication(ctx);
       return { headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher() };
     }
+    // The credential headers are worked out again at most once a second: client-node re-reads a
+    // token file (or runs an exec plugin's cache check) on every call, a measurable share of a
+    // burst, while a rotated token is picked up within that second.
+    const cached = this.#authHeaders;
+    if (cached && this.#agent && performance.now() - cached.at < AUTH_REFRESH_MS) return { headers: cached.headers, dispatcher: this.#agent };
     const options: HttpsRequestOptions = {};
     await this.kubeConfig.applyToHTTPSOptions(options);
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(options.headers ?? {})) if (v !== undefined) headers[k] = String(v);
     if (options.auth) headers['authorization'] = `Basic ${Buffer.from(options.auth).toString('base64')}`;
+    this.#authHeaders = { headers, at: performance.now() };
     this.#agent ??= new Agent({
       allowH2: false,
       connect: {
@@ -320,6 +327,9 @@ export class KubeRest {
     this.#observe?.({ verb, resource, code, durationMs: performance.now() - started });
   }
 }
+
+/** How long worked-out credential headers are reused (see `#authenticate`). */
+const AUTH_REFRESH_MS = 1_000;
 
 function parseJson(text: string): unknown {
   try {

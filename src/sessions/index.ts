@@ -247,7 +247,7 @@ function buildDispatchers(
     sessionsOf: (namespace, envName) =>
       sessionInformers.flatMap((i) => i.list((s) => s.metadata?.namespace === namespace && s.spec?.environmentRef?.name === envName)),
     reportCondition: (env, state) => conditions.report(env, state),
-    onAcknowledged: (namespace, name, work) => controller.acknowledged(namespace, name, work),
+    onAcknowledged: (namespace, name, work, record) => controller.acknowledged(namespace, name, work, record),
     warm,
     acknowledgementPending: (key) => controller.acknowledgementPending(key),
     ...(deps.settleIntervalMs !== undefined ? { settleIntervalMs: deps.settleIntervalMs } : {}),

@@ -101,6 +101,32 @@ describe('local control plane', () => {
       { timeoutMs: 60_000, what: 'the garbage collector to delete the child ConfigMap' },
     );
   });
+
+  it('keeps an informer index in line with adds, label changes and deletes', async () => {
+    const admin = adminRest();
+    const informer = new Informer<KubeObject>(admin, CORE.configMaps, { namespace: ns.name, logger: silentLogger }).addIndex('team', (o) => o.metadata?.labels?.['team']);
+    const stop = new AbortController();
+    const running = informer.run(stop.signal);
+    const names = (team: string): string[] => informer.byIndex('team', team).map((o) => o.metadata?.name ?? '').sort();
+    try {
+      await informer.synced();
+      await admin.create(CORE.configMaps, ns.name, { metadata: { name: 'a', labels: { team: 'red' } } });
+      await admin.create(CORE.configMaps, ns.name, { metadata: { name: 'b', labels: { team: 'red' } } });
+      await admin.create(CORE.configMaps, ns.name, { metadata: { name: 'c' } });
+      await waitFor(() => names('red').length === 2 && informer.get(ns.name, 'c'), { what: 'the informer to index a and b' });
+      expect(names('red')).toEqual(['a', 'b']);
+      await admin.patch(CORE.configMaps, ns.name, 'b', { metadata: { labels: { team: 'blue' } } }, 'merge');
+      await admin.patch(CORE.configMaps, ns.name, 'c', { metadata: { labels: { team: 'blue' } } }, 'merge');
+      await waitFor(() => names('blue').length === 2, { what: 'b and c to move to blue' });
+      expect(names('red')).toEqual(['a']);
+      await admin.delete(CORE.configMaps, ns.name, 'a');
+      await waitFor(() => names('red').length === 0, { what: 'a to leave the index' });
+      expect(names('blue')).toEqual(['b', 'c']);
+    } finally {
+      stop.abort();
+      await running;
+    }
+  });
 });
 
 describe('a kube-apiserver restart', () => {

@@ -21,13 +21,28 @@ export interface Acknowledgement {
   /** The ack reply: a fresh reading of the item (state `starting`). */
   readonly work: Work;
   readonly at: Date;
+  /** The record as the dispatcher wrote it (the create's reply), for the first pass only. */
+  record?: AgentSession | undefined;
 }
 
 export class Acknowledgements {
   readonly #held = new Map<string, Acknowledgement>();
 
-  add(key: string, work: Work, at: Date): void {
-    this.#held.set(key, { work, at });
+  add(key: string, work: Work, at: Date, record?: AgentSession): void {
+    this.#held.set(key, { work, at, record });
+  }
+
+  /**
+   * The record the dispatcher just wrote, once: the first pass after the hand-over decides on it
+   * instead of reading it back (one read per session less in a burst). Later passes read afresh.
+   * Nothing is lost if it is stale by then: every write the pass makes is guarded by its
+   * resourceVersion, and a Conflict re-reads.
+   */
+  takeRecord(key: string): AgentSession | undefined {
+    const held = this.#held.get(key);
+    const record = held?.record;
+    if (held) held.record = undefined;
+    return record;
   }
 
   /** Whether an acknowledgement of this record waits to be written (for the settle pass). */

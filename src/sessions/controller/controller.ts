@@ -41,7 +41,7 @@ export interface SessionController {
    * The dispatcher acknowledged the record's work item (`work` is the ack reply): create its Pod
    * now and record the acknowledgement with it (acknowledgements.ts).
    */
-  acknowledged(namespace: string, name: string, work: Work): void;
+  acknowledged(namespace: string, name: string, work: Work, record?: AgentSession): void;
   /** An acknowledgement of this record is held in memory, not yet written (the settle pass skips it). */
   acknowledgementPending(key: string): boolean;
   /** Sessions of `env` this cluster runs (recorded, not finished). */
@@ -115,10 +115,14 @@ async function stopSessions(rest: KubeRest, env: AgentEnvironment, sessions: rea
   return live.length === 0;
 }
 
+/** The Pod informers' index: `<namespace>/<AgentSession name>` from the Pod's session label. */
+const SESSION_INDEX = 'session';
+
 export function sessionController(deps: SessionControllerDeps): SessionController {
   const { sessions, pods } = sessionInformers(deps);
-  const podsOf = (namespace: string, session: string): Pod[] =>
-    pods.flatMap((i) => i.list((p) => p.metadata?.namespace === namespace && p.metadata?.labels?.[LABELS.session] === session));
+  // By index: a scan of every cached Pod per pass made a burst quadratic in its size.
+  for (const i of pods) i.addIndex(SESSION_INDEX, (p) => (p.metadata?.labels?.[LABELS.session] ? `${p.metadata.namespace ?? ''}/${p.metadata.labels[LABELS.session]}` : undefined));
+  const podsOf = (namespace: string, session: string): Pod[] => pods.flatMap((i) => i.byIndex(SESSION_INDEX, `${namespace}/${session}`));
   const deleted = new DeletedPods();
   const acknowledgements = new Acknowledgements();
   const reconcile = sessionReconciler({ ...deps, podsOf, deletedPod: (ns, name) => deleted.get(ns, name), acknowledgements, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
@@ -148,8 +152,8 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
     controller,
     informers: [...sessions, ...pods],
     enqueue: (namespace, name) => controller.enqueue(`${namespace}/${name}`),
-    acknowledged(namespace, name, work) {
-      acknowledgements.add(`${namespace}/${name}`, work, new Date());
+    acknowledged(namespace, name, work, record) {
+      acknowledgements.add(`${namespace}/${name}`, work, new Date(), record);
       controller.enqueue(`${namespace}/${name}`);
     },
     acknowledgementPending: (key) => acknowledgements.has(key),

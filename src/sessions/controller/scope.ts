@@ -68,7 +68,7 @@ export async function gather(deps: ReconcilerDeps, key: string, ctx: ReconcileCo
   const name = key.slice(slash + 1);
   let recorded: AgentSession;
   try {
-    recorded = await deps.rest.get<AgentSession>(AGENT_SESSIONS, namespace, name);
+    recorded = deps.acknowledgements.takeRecord(key) ?? (await deps.rest.get<AgentSession>(AGENT_SESSIONS, namespace, name));
   } catch (err) {
     if (!isNotFound(err)) throw err;
     deps.acknowledgements.delete(key);

@@ -32,7 +32,7 @@
 import { ConflictError } from '../../api/errors.ts';
 import type { Work } from '../../api/wire.ts';
 import { decodeWorkSecret } from '../../api/work-secret.ts';
-import type { AgentEnvironment } from '../../crd/resources.ts';
+import type { AgentEnvironment, AgentSession } from '../../crd/resources.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { DispatchCredentials } from './credentials.ts';
 import { ensureWorkSecret, NotRecordableError, recordClaim, type RecordStore } from '../record/record.ts';
@@ -71,7 +71,7 @@ export interface HandOffDeps extends SettleDeps {
   /** Milliseconds on a monotonic clock (for latency). Default `performance.now`. */
   readonly monotonic?: () => number;
   /** Hands an acknowledged item (the ack reply) to the session reconciler, which creates its Pod and records the acknowledgement. */
-  readonly onAcknowledged: (namespace: string, name: string, acknowledged: Work) => void;
+  readonly onAcknowledged: (namespace: string, name: string, acknowledged: Work, record: AgentSession) => void;
   /** The warm pool; absent: every item is served cold. */
   readonly warm?: WarmBinder;
 }
@@ -176,7 +176,7 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
   deps.metrics.acknowledged();
 
   // 5. Hand over.
-  deps.onAcknowledged(namespace, name, acked);
+  deps.onAcknowledged(namespace, name, acked, session);
   const ms = (a: number, b: number): number => Math.round((b - a) * 10) / 10;
   log.debug({ session: name, record: recorded.outcome, recordMs: ms(claimed.seenAt, recordedAt), secretMs: ms(recordedAt, securedAt), ackMs: ms(securedAt, monotonic()) }, 'work item recorded and acknowledged');
   return { outcome: 'acknowledged', holdsSlot: true };
