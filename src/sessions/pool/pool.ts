@@ -105,6 +105,15 @@ export class WarmPools {
     const binding = this.binding(env);
     const envName = env.metadata?.name ?? '';
     const session = sessionName(envName, sessionId);
+    // A new operator life binds at once: its first take lists the Pods its pool pass has not yet.
+    if (!this.#listed.has(key)) {
+      try {
+        this.#listed.set(key, await this.#list(env));
+      } catch (err) {
+        this.#deps.log.warn({ err, environment: key }, 'could not list the warm Pods; serving the item cold');
+        return undefined;
+      }
+    }
     for (const pod of this.#listed.get(key) ?? []) {
       const name = pod.metadata?.name ?? '';
       if (!isUnbound(pod) || !isReady(pod) || pod.metadata?.deletionTimestamp || binding.has(name)) continue;
