@@ -6,7 +6,7 @@
  * the pool refills to two with new Pods. The warm Pods hold no key and no token before binding.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ import { bash, resultText, scriptAgent, waitForToolResults } from '../support/ag
 import { adminRest, createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
 import { API_KEY, clientFor, emulator } from '../support/emulator.ts';
 import { startTestOperator, type TestOperator } from '../support/operator.ts';
+import { containerPid, volumeFile } from '../support/pod-files.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
 
 let ns: TestNamespace;
@@ -97,6 +98,15 @@ describe('a warm pool of two', () => {
       expect((main.env ?? []).some((e) => e.valueFrom?.secretKeyRef)).toBe(false);
       expect(main.volumeMounts!.map((m) => m.name)).toEqual(['workspace']);
       expect(pod.spec.initContainers!.find((c) => c.name === SIDECAR_NAME)!.volumeMounts!.map((m) => m.name)).toContain('agentenv-assignment');
+      // As the sandbox sees it: the runner's own environment holds no credential and no session.
+      const pid = containerPid(pod, 'session');
+      expect(pid, 'the runner runs').toBeDefined();
+      const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+      expect(environ).not.toContain(key);
+      expect(environ).not.toMatch(/sk-ant-|ANTHROPIC_SESSION_ID=|ANTHROPIC_WORK_ID=|AGENTENV_ASSIGNMENT_/);
+      expect(environ).toContain('AGENTENV_WAIT_FOR_ASSIGNMENT=1');
+      // The sidecar's token is in its own volume only (the sandbox mounts just its workspace).
+      expect(volumeFile(pod, 'agentenv-assignment', 'token')).toMatch(/^ey/);
     }
 
     // Two sessions: each bound to one of the warm Pods, each bash call answered.

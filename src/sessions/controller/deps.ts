@@ -18,7 +18,11 @@ export interface SessionRecorder {
   /** claimedAt → Pod created. */
   podCreated(latencyMs: number): void;
   /** claimedAt → lease claimed (item `active`, as observed). */
-  claimed(latencyMs: number): void;
+  /**
+   * Claim → lease claimed by the sidecar. `path`: `warm` when a warm Pod was bound to the item
+   * (spec.warmPod), else `cold` — the seam for a claim-latency metric split warm/cold.
+   */
+  claimed(latencyMs: number, path?: 'warm' | 'cold'): void;
   /** A work item stopped by the operator, by reason. */
   stopped(reason: string): void;
   /** Lease outcomes as the operator observes them (claimed, lost). */

@@ -195,7 +195,7 @@ async function writeStatus(deps: ReconcilerDeps, scope: SessionScope, d: Session
   if (d.becameRunning && work.kind === 'found') {
     const claimedAt = Date.parse(session.spec.claimedAt);
     const startedAt = Date.parse(work.work.started_at ?? '');
-    if (!Number.isNaN(claimedAt) && !Number.isNaN(startedAt)) deps.metrics?.claimed(Math.max(0, startedAt - claimedAt));
+    if (!Number.isNaN(claimedAt) && !Number.isNaN(startedAt)) deps.metrics?.claimed(Math.max(0, startedAt - claimedAt), scope.session.spec.warmPod ? 'warm' : 'cold');
     deps.metrics?.heartbeats('claimed', 1);
   }
   scope.log.debug({ phase: d.status.phase, reason: d.status.reason }, 'session status changed');
