@@ -151,6 +151,28 @@ describe('a warm pool of two', () => {
     }, { what: 'the deleted warm Pod replaced', timeoutMs: 90_000 });
   });
 
+  it('a warm sidecar killed while waiting is restarted by the kubelet, waits again, and its Pod then serves a session', async () => {
+    const pods = await waitFor(async () => {
+      const p = await listWarm();
+      return p.length === 2 && p.every(ready) ? p : undefined;
+    }, { what: 'two ready warm Pods', timeoutMs: 90_000 });
+    for (const pod of pods) process.kill(containerPid(pod, SIDECAR_NAME)!, 'SIGKILL');
+    await waitFor(async () => {
+      const p = await listWarm();
+      const restarted = (x: Pod) => (x.status?.initContainerStatuses ?? []).some((c) => c.name === SIDECAR_NAME && (c.restartCount ?? 0) > 0);
+      return p.length === 2 && p.every((x) => ready(x) && restarted(x)) ? p : undefined;
+    }, { what: 'both sidecars restarted and ready', timeoutMs: 60_000 });
+    // Bind candidates are the pool's last pass's list (every 5 s): wait one pass for the readiness.
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    const remoteId = (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status!.environmentId!;
+    const s = emu.admin.createSession(remoteId);
+    const ids = await scriptAgent(emu.url, s.session_id, [bash('echo after-a-sidecar-restart')]);
+    const results = await waitForToolResults(emu.url, s.session_id, ids, { timeoutMs: 60_000 });
+    expect(resultText(results.get(ids[0]!))).toContain('after-a-sidecar-restart');
+    const record = (await admin.list<AgentSession>(AGENT_SESSIONS, ns.name)).items.find((r) => r.spec.sessionId === s.session_id)!;
+    expect(pods.map((p) => p.metadata?.uid)).toContain(record.spec.warmPod?.uid);
+  });
+
   it('deletes a Pod taken for an item that was never recorded (an operator killed between the take and the record), and refills', async () => {
     const pods = await waitFor(async () => {
       const p = await listWarm();
@@ -212,6 +234,8 @@ describe('a warm pool of two', () => {
       const p = await listWarm();
       return p.length === 2 && p.every(ready) ? p : undefined;
     }, { what: 'two ready warm Pods', timeoutMs: 90_000 });
+    // …as the pool's own last pass saw them (its list is what a take picks from).
+    await waitFor(async () => (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status?.warmPool?.ready === 2, { what: 'status.warmPool.ready 2', timeoutMs: 30_000 });
     const remoteId = (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status!.environmentId!;
     const burst = Array.from({ length: 4 }, () => emu.admin.createSession(remoteId));
     const scripted = await Promise.all(burst.map(async (s, i) => ({ s, ids: await scriptAgent(emu.url, s.session_id, [bash(`echo burst-${i}`)]) })));

@@ -48,6 +48,8 @@ export class WarmPools {
   /** Each environment's warm Pods as the last pass listed them: the candidates of a bind (a stale one fails its precondition). */
   readonly #listed = new Map<string, Pod[]>();
   #warnedNoEndpoint = false;
+  /** The CA last written per namespace: read and written again only after a restart or a change of CA. */
+  readonly #caWritten = new Map<string, string>();
 
   constructor(deps: WarmPoolDeps) {
     this.#deps = deps;
@@ -82,7 +84,7 @@ export class WarmPools {
     const namespace = env.metadata?.namespace ?? '';
     const plan = planPool({ envName, size: sizing.size, pods, binding: this.binding(env), recordedPod: (name) => this.#deps.recordedPod(namespace, name), now });
     for (const pod of plan.remove) await this.#delete(pod);
-    if (plan.create.length) await this.#ensureCa(env.metadata?.namespace ?? '');
+    await this.#ensureCa(env.metadata?.namespace ?? '');
     for (const ordinal of plan.create) await this.#create(env, ordinal);
     if (!spec && pods.length === 0) {
       this.#status.delete(key);
@@ -119,22 +121,53 @@ export class WarmPools {
       if (!isUnbound(pod) || !isReady(pod) || pod.metadata?.deletionTimestamp || binding.has(name)) continue;
       binding.add(name);
       try {
-        const taken = await this.#deps.rest.patch<Pod>(CORE.pods, pod.metadata?.namespace, name, {
-          metadata: { resourceVersion: pod.metadata?.resourceVersion, labels: workLabels(envName, session, workId), annotations: { [BOUND_AT_ANNOTATION]: new Date((this.#deps.now ?? Date.now)()).toISOString() } },
-        }, 'merge');
+        const taken = await this.#takeOne(pod, envName, session, workId);
         this.#listed.set(key, (this.#listed.get(key) ?? []).filter((p) => p !== pod));
+        if (!taken) continue;
         this.#deps.log.info({ environment: key, pod: name, session }, 'bound a warm Pod');
         return { name, uid: taken.metadata?.uid ?? pod.metadata?.uid ?? '' };
       } catch (err) {
-        // Conflict: taken or changed since the list; NotFound: deleted. Try the next one.
-        if (!isConflict(err) && !isNotFound(err)) {
-          this.#deps.log.warn({ err, environment: key, pod: name }, 'could not take a warm Pod; serving the item cold');
-          return undefined;
-        }
-        this.#listed.set(key, (this.#listed.get(key) ?? []).filter((p) => p !== pod));
+        this.#deps.log.warn({ err, environment: key, pod: name }, 'could not take a warm Pod; serving the item cold');
+        return undefined;
       } finally {
         binding.delete(name);
       }
+    }
+    return undefined;
+  }
+
+  /**
+   * One take: the relabel guarded by the listed resourceVersion; on a Conflict (the Pod changed
+   * since the list: its status too changes it) the Pod is read again and, still unbound, ready and
+   * not being deleted, the take is tried once more on the fresh version. Undefined: taken by
+   * another, deleted, or no longer ready.
+   */
+  async #takeOne(listed: Pod, envName: string, session: string, workId: string): Promise<Pod | undefined> {
+    const rest = this.#deps.rest;
+    const namespace = listed.metadata?.namespace;
+    const name = listed.metadata?.name ?? '';
+    const patch = (rv: string | undefined) =>
+      rest.patch<Pod>(CORE.pods, namespace, name, {
+        metadata: { resourceVersion: rv, labels: workLabels(envName, session, workId), annotations: { [BOUND_AT_ANNOTATION]: new Date((this.#deps.now ?? Date.now)()).toISOString() } },
+      }, 'merge');
+    let current = listed;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        return await patch(current.metadata?.resourceVersion);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        if (!isConflict(err) || attempt === 1) {
+          if (isConflict(err)) return undefined;
+          throw err;
+        }
+      }
+      try {
+        current = await rest.get<Pod>(CORE.pods, namespace, name);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+      if (current.metadata?.uid !== listed.metadata?.uid || !isUnbound(current) || !isReady(current) || current.metadata?.deletionTimestamp) return undefined;
     }
     return undefined;
   }
@@ -159,7 +192,7 @@ export class WarmPools {
   /** The endpoint's CA, as the ConfigMap warm Pods project beside their token (in each namespace with a pool). */
   async #ensureCa(namespace: string): Promise<void> {
     const a = this.#deps.assignment;
-    if (!a) return;
+    if (!a || this.#caWritten.get(namespace) === a.caPem) return;
     const desired = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: a.caConfigMap, namespace, labels: { [LABELS.managedBy]: 'agentenv' } }, data: { 'ca.crt': a.caPem } };
     let current: (KubeObject & { data?: Record<string, string> }) | undefined;
     try {
@@ -169,9 +202,12 @@ export class WarmPools {
     }
     if (!current) {
       await this.#deps.rest.create(CORE.configMaps, namespace, desired).catch((err: unknown) => { if (!isAlreadyExists(err)) throw err; });
-      return;
+    } else if (current.data?.['ca.crt'] !== a.caPem) {
+      // A new CA (a new certificate at restart): running warm Pods see it too, the kubelet
+      // refreshes projected volumes and the sidecar reads the CA file on every ask.
+      await this.#deps.rest.replace(CORE.configMaps, namespace, { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion ?? '' } });
     }
-    if (current.data?.['ca.crt'] !== a.caPem) await this.#deps.rest.replace(CORE.configMaps, namespace, { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion ?? '' } });
+    this.#caWritten.set(namespace, a.caPem);
   }
 
   async #list(env: AgentEnvironment): Promise<Pod[]> {
