@@ -20,9 +20,8 @@
  * to see what the pool adds (its 5 s pass: one Pod list and one queue-stats read). Figures are
  * measured, never asserted. Run: `npm run bench -- warm` (BENCH_WARM_SESSIONS, BENCH_WARM_IDLE_SECONDS).
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +38,7 @@ import type { Pod } from '../src/sessions/objects/pod-types.ts';
 import { warmPoolSelector } from '../src/sessions/record/names.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
 import { sysconf } from './support.ts';
+import { writeServingCertificate } from '../src/localcluster/serving-cert.ts';
 
 const API_KEY = 'sk-ant-api03-bench-warm';
 const NS = 'bench-warm';
@@ -59,16 +59,6 @@ async function until<T>(what: string, timeoutMs: number, probe: () => T | undefi
   }
 }
 
-/** A CA and a serving certificate for 127.0.0.1 in a fresh directory (tls.crt, tls.key, ca.crt). */
-function tlsDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'agentenv-bench-assignment-'));
-  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=agentenv-bench-ca');
-  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'tls.key', '-out', 'tls.csr', '-subj', '/CN=127.0.0.1');
-  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  run('x509', '-req', '-in', 'tls.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'tls.crt', '-days', '1', '-extfile', 'san.ext');
-  return dir;
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -136,7 +126,7 @@ export async function benchWarm(): Promise<Record<string, number>> {
         adoptionNamespaces: [NS],
         assignmentUrl: `https://127.0.0.1:${port}`,
         assignmentPort: port,
-        assignmentTlsDir: tlsDir(),
+        assignmentTlsDir: writeServingCertificate(mkdtempSync(join(tmpdir(), 'agentenv-assignment-'))),
       }),
       {
         logger: createLogger({ level: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn', destination: { write: (l: string) => void process.stderr.write(l) } }),

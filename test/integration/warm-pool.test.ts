@@ -5,8 +5,7 @@
  * checked by a TokenReview), claims the lease, and the runner serves the agent's bash call — and
  * the pool refills to two with new Pods. The warm Pods hold no key and no token before binding.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +21,7 @@ import { adminRest, createNamespace, waitFor, type TestNamespace } from '../supp
 import { API_KEY, clientFor, emulator } from '../support/emulator.ts';
 import { startTestOperator, type TestOperator } from '../support/operator.ts';
 import { containerPid, volumeFile } from '../support/pod-files.ts';
+import { writeServingCertificate } from '../../src/localcluster/serving-cert.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
 
 let ns: TestNamespace;
@@ -30,16 +30,6 @@ let operator: TestOperator;
 let assignment: { url: string; port: number; tlsDir: string };
 const admin = adminRest();
 
-/** A CA and a serving certificate for 127.0.0.1, as the chart would make them (openssl). */
-function tlsDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'agentenv-assignment-'));
-  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=agentenv-test-ca');
-  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'tls.key', '-out', 'tls.csr', '-subj', '/CN=127.0.0.1');
-  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  run('x509', '-req', '-in', 'tls.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'tls.crt', '-days', '1', '-extfile', 'san.ext');
-  return dir;
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -53,7 +43,7 @@ beforeAll(async () => {
   ns = await createNamespace('warm');
   emu = await emulator({ workSecrets: true, leaseTtl: { defaultSeconds: 20, minSeconds: 2 } });
   const port = await freePort();
-  assignment = { url: `https://127.0.0.1:${port}`, port, tlsDir: tlsDir() };
+  assignment = { url: `https://127.0.0.1:${port}`, port, tlsDir: writeServingCertificate(mkdtempSync(join(tmpdir(), 'agentenv-assignment-'))) };
   operator = await startOperatorLife();
 });
 
