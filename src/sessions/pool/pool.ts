@@ -73,8 +73,9 @@ export class WarmPools {
     const key = keyOf(env);
     const envName = env.metadata?.name ?? '';
     const spec = env.spec.selfHosted?.warmPool;
-    // An environment that never had a pool costs nothing here (no list).
-    if (!spec && !this.#status.has(key)) return;
+    // An environment without a pool costs nothing here (no list) — unless its status still shows
+    // one: a pool removed while the operator was down, whose Pods are deleted now.
+    if (!spec && !this.#status.has(key) && !env.status?.warmPool) return;
     const now = (this.#deps.now ?? Date.now)();
     const serves = warmPoolServes(env) && this.#endpoint() !== undefined;
     const sizing = nextPoolSize({ pool: spec, serves, queue: env.status?.queue, now }, this.#sizing.get(key));
@@ -84,7 +85,7 @@ export class WarmPools {
     const namespace = env.metadata?.namespace ?? '';
     const plan = planPool({ envName, size: sizing.size, pods, binding: this.binding(env), recordedPod: (name) => this.#deps.recordedPod(namespace, name), now });
     for (const pod of plan.remove) await this.#delete(pod);
-    await this.#ensureCa(env.metadata?.namespace ?? '');
+    if (plan.create.length || spec) await this.#ensureCa(namespace);
     for (const ordinal of plan.create) await this.#create(env, ordinal);
     if (!spec && pods.length === 0) {
       this.#status.delete(key);
