@@ -157,7 +157,7 @@ export const WarmPool = cel(
       min: poolBound('With max: the smallest pool the operator sizes to from the queue (depth + pending). Set both or neither.').optional(),
       max: poolBound('With min: the largest pool the operator sizes to from the queue (depth + pending). Set both or neither.').optional(),
     })
-    .describe('Pods of the default runner started ahead of work, holding no work item and no credential until a claimed item is bound to one (late binding). Served cold instead: environments with a sessionTemplate, sessions resuming on an existing workspace. See docs/sessions.md, "Warm pool".'),
+    .describe('Pods of the default runner started ahead of work, holding no work item and no credential until a claimed item is bound to one (late binding). Served cold instead (the pool is then empty): environments with a sessionTemplate or a workspace; and a session that already has an AgentSession. See docs/sessions.md, "Warm pool".'),
   { rule: 'has(self.min) == has(self.max)', message: 'warmPool.min and warmPool.max go together: set both (the operator sizes the pool from the queue) or neither (the pool is warmPool.size)' },
   { rule: '!has(self.min) || self.min <= self.max', message: 'warmPool.min must be at most warmPool.max' },
   { rule: '!has(self.min) || (self.min <= self.size && self.size <= self.max)', message: 'warmPool.size must lie between warmPool.min and warmPool.max' },

@@ -246,4 +246,17 @@ describe('a warm pool of two', () => {
     expect(warmBound.length).toBeLessThanOrEqual(2);
     expect(new Set(warmBound.map((r) => r.spec.warmPod!.uid)).size).toBe(warmBound.length);
   });
+
+  it('is sized through the scale subresource, as HPA and KEDA drive it: /scale writes warmPool.size and reads the unbound Pods and their selector back', async () => {
+    // The REST client names only the status subresource; /scale is reached the same way.
+    const scale = await admin.patch<KubeObject & { spec?: { replicas?: number }; status?: { replicas?: number; selector?: string } }>(AGENT_ENVIRONMENTS, ns.name, 'pool', { spec: { replicas: 3 } }, 'merge', { subresource: 'scale' as 'status' });
+    expect(scale.spec?.replicas).toBe(3);
+    expect(scale.status?.selector).toBe(warmPoolSelector('pool'));
+    expect((await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).spec.selfHosted?.warmPool?.size).toBe(3);
+    await waitFor(async () => {
+      const p = await listWarm();
+      return p.length === 3 && p.every(ready) ? p : undefined;
+    }, { what: 'three ready warm Pods', timeoutMs: 90_000 });
+    await waitFor(async () => (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status?.warmPool?.replicas === 3, { what: 'status.warmPool.replicas 3', timeoutMs: 30_000 });
+  });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { WarmPool } from '../../crd/agent-environment.ts';
-import { nextPoolSize, RESIZE_INTERVAL_MS, SCALE_DOWN_WINDOW_MS, type SizingMemory } from './sizing.ts';
+import { nextPoolSize, RESIZE_INTERVAL_MS, SCALE_DOWN_WINDOW_MS, warmPoolServes, type SizingMemory } from './sizing.ts';
+import { agentEnvironment } from '../fixtures.test-support.ts';
 
 const sized: WarmPool = { size: 2, min: 1, max: 10 };
 const q = (depth: number, pending = 0) => ({ depth, pending });
@@ -43,5 +44,17 @@ describe('nextPoolSize', () => {
   it('the window remembers only recommendations younger than the window', () => {
     const memory = nextPoolSize({ pool: sized, serves: true, queue: q(2), now: T }, mem(2, 0, [[T - 2 * SCALE_DOWN_WINDOW_MS, 9], [T - 10, 4]]));
     expect(memory.recent.map((r) => r.size)).toEqual([4, 2]);
+  });
+});
+
+describe('warmPoolServes', () => {
+  const claim = { volumeClaimTemplate: { spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } } };
+  it.each<[string, Record<string, unknown>, Record<string, unknown>, boolean]>([
+    ['the default runner is served warm', { sessionTemplate: undefined }, {}, true],
+    ['a sessionTemplate is served cold (its runner may read its session id at start)', {}, {}, false],
+    ['a workspace is served cold (a warm Pod cannot mount a claim named after a session that does not exist yet)', { sessionTemplate: undefined, workspace: claim }, {}, false],
+    ['ObserveOnly is served cold (nothing is dispatched)', { sessionTemplate: undefined }, { managementPolicy: 'ObserveOnly' }, false],
+  ])('%s', (_rule, selfHosted, extra, serves) => {
+    expect(warmPoolServes(agentEnvironment(selfHosted, extra))).toBe(serves);
   });
 });

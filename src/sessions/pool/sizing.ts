@@ -8,8 +8,10 @@
  * | `{size, min, max}`       | sized from the queue: depth + pending, clamped to [min, max]          |
  *
  * and 0 whatever the spec says when warm Pods could not serve: a `sessionTemplate` (its runner may
- * read its session id at start, so its sessions are served cold), `ObserveOnly` (nothing is
- * dispatched), an environment being deleted.
+ * read its session id at start, so its sessions are served cold), a `workspace` (a session's claim
+ * is named after the session and mounted at /workspace from its first Pod on; a warm Pod started
+ * before the session exists cannot mount it, and serving the first item on an emptyDir would lose
+ * what it wrote), `ObserveOnly` (nothing is dispatched), an environment being deleted.
  *
  * Sizing from the queue follows the HorizontalPodAutoscaler's rules, so it never flaps:
  * 1. the recommendation is `clamp(depth + pending, min, max)`: one Pod ready for every item waiting
@@ -50,7 +52,7 @@ export interface SizingInput {
 /** Whether a warm Pod can serve the environment's sessions: the default runner, dispatched, alive. */
 export function warmPoolServes(env: AgentEnvironment): boolean {
   const sh = env.spec.selfHosted;
-  return !!sh && !sh.sessionTemplate && env.spec.managementPolicy !== 'ObserveOnly' && !env.metadata?.deletionTimestamp;
+  return !!sh && !sh.sessionTemplate && !sh.workspace && env.spec.managementPolicy !== 'ObserveOnly' && !env.metadata?.deletionTimestamp;
 }
 
 
