@@ -84,10 +84,11 @@ const layerRules = Object.keys(forbidden).map((folder) => ({
  */
 const SESSIONS_FEATURE_PATTERN = layerPattern('sessions');
 const sessionPartRules = [
-  ['dispatch', ['controller'], 'the dispatcher and the session controller meet only in sessions/index.ts'],
+  ['dispatch', ['controller', 'pool'], 'the dispatcher and the session controller meet only in sessions/index.ts'],
   ['controller', ['dispatch'], 'the session controller and the dispatcher meet only in sessions/index.ts'],
   ['record', ['dispatch', 'controller'], 'the record is shared by the dispatcher and the controller, below both'],
   ['objects', ['dispatch', 'controller', 'record/record'], 'objects are pure builders and views (the record store does I/O)'],
+  ['pool', ['dispatch', 'controller'], 'the warm pool is kept from the environment\'s keyed pass; the dispatcher binds its Pods through sessions/index.ts'],
 ].map(([part, targets, why]) => ({
   files: [`src/sessions/${part}/**/*.ts`],
   rules: {

@@ -9,6 +9,7 @@ import { benchProxy } from './proxy.ts';
 import { benchResume } from './resume.ts';
 import { benchServed } from './served.ts';
 import { benchSidecar } from './sidecar.ts';
+import { benchWarm } from './warm.ts';
 
 const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
   emulator: benchEmulator,
@@ -17,6 +18,7 @@ const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
   dispatch: benchDispatch,
   served: benchServed,
   resume: benchResume,
+  warm: benchWarm,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -26,6 +26,7 @@ import { isAlreadyExists } from '../k8s/errors.ts';
 import { defaultCacheDir, ensureProjectImages, isAlive, NODE_NETWORK, startLocalCluster } from '../localcluster/index.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { startOperator } from './operator.ts';
+import { writeServingCertificate } from '../localcluster/serving-cert.ts';
 
 interface Flags {
   kubeconfig?: string;
@@ -143,6 +144,9 @@ async function run(flags: Flags): Promise<void> {
       // The containerd node and a cluster given with --kubeconfig/--current-context have real Pod
       // networking: loopback, the chart's default.
       sessionProxyAddress: sessions.sessionProxyAddress,
+      // Warm pools (spec.selfHosted.warmPool) on the process kubelet: its Pods reach the operator's
+      // assignment endpoint on the host's loopback, with a throwaway certificate.
+      ...(sessions.sessionProxyAddress === 'pod-ip' ? await devAssignment(join(stateDir, 'assignment-tls')) : {}),
     });
     const adminRest = new KubeRest(kubeConfigFrom(adminKubeconfig));
     await ensureNamespace(adminRest, flags.namespace);
@@ -211,4 +215,14 @@ async function ensureNamespace(rest: KubeRest, name: string): Promise<void> {
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
   }
+}
+
+/** The assignment endpoint's settings for `npm run dev` on the process kubelet: a free port on 127.0.0.1, a fresh certificate. */
+async function devAssignment(dir: string): Promise<{ assignmentUrl: string; assignmentPort: number; assignmentTlsDir: string }> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return { assignmentUrl: `https://127.0.0.1:${port}`, assignmentPort: port, assignmentTlsDir: writeServingCertificate(dir) };
 }

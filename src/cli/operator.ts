@@ -18,7 +18,7 @@ import { LeaderElector } from '../runtime/leader-election.ts';
 import { firstProblem, Reachability, serveHealth } from '../telemetry/health.ts';
 import { createLogger, type Logger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
-import { startSessions } from '../sessions/index.ts';
+import { startSessions, type SessionsDeps } from '../sessions/index.ts';
 import type { BackoffPolicy } from '../util/backoff.ts';
 
 interface Flags {
@@ -46,6 +46,9 @@ interface Flags {
   sessionProxyAddress?: string;
   sessionPriorityClassName?: string;
   sessionDoNotDisrupt?: boolean;
+  assignmentUrl?: string;
+  assignmentPort?: string;
+  assignmentTlsDir?: string;
 }
 
 export function command(): Command {
@@ -74,6 +77,9 @@ export function command(): Command {
     .option('--session-proxy-address <mode>', 'where session Pods\' sidecar proxy listens: loopback, or pod-ip for the process kubelet only (env AGENTENV_SESSION_PROXY_ADDRESS; default loopback)')
     .option('--session-priority-class-name <name>', 'priorityClassName of session Pods whose sessionTemplate names none (env AGENTENV_SESSION_PRIORITY_CLASS_NAME; default none)')
     .option('--session-do-not-disrupt', 'annotate session Pods as not evictable by the cluster autoscaler or Karpenter; their nodes cannot scale down while sessions run (env AGENTENV_SESSION_DO_NOT_DISRUPT=true; default false)')
+    .option('--assignment-url <url>', 'https URL warm Pods reach this operator\'s assignment endpoint at; unset: no warm Pod is started (env AGENTENV_ASSIGNMENT_URL)')
+    .option('--assignment-port <port>', 'port of the assignment endpoint (env AGENTENV_ASSIGNMENT_PORT; default 8443)')
+    .option('--assignment-tls-dir <dir>', 'directory with the endpoint\'s tls.crt, tls.key and the CA that signed them, ca.crt (env AGENTENV_ASSIGNMENT_TLS_DIR; required with --assignment-url)')
     .action(async (flags: Flags) => run(parseConfig(flags, process.env)));
 }
 
@@ -126,6 +132,10 @@ export function parseConfig(flags: Flags, env: NodeJS.ProcessEnv): OperatorConfi
     sessionProxyAddress: flags.sessionProxyAddress ?? (env['AGENTENV_SESSION_PROXY_ADDRESS'] || undefined),
     sessionPriorityClassName: flags.sessionPriorityClassName ?? (env['AGENTENV_SESSION_PRIORITY_CLASS_NAME'] || undefined),
     sessionDoNotDisrupt: flags.sessionDoNotDisrupt ?? booleanEnv(env['AGENTENV_SESSION_DO_NOT_DISRUPT']),
+    assignmentUrl: flags.assignmentUrl ?? (env['AGENTENV_ASSIGNMENT_URL'] || undefined),
+    assignmentPort: flags.assignmentPort ?? (env['AGENTENV_ASSIGNMENT_PORT'] || undefined),
+    assignmentTlsDir: flags.assignmentTlsDir ?? (env['AGENTENV_ASSIGNMENT_TLS_DIR'] || undefined),
+    assignmentCaConfigMap: env['AGENTENV_ASSIGNMENT_CA_CONFIGMAP'] || undefined,
   };
   const parsed = OperatorConfig.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
   if (!parsed.success) {
@@ -243,6 +253,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
         runner: { image: config.runnerImage, imagePullPolicy: config.runnerImagePullPolicy },
         proxyAddress: config.sessionProxyAddress,
         podPolicy: { priorityClassName: config.sessionPriorityClassName, doNotDisrupt: config.sessionDoNotDisrupt },
+        ...assignmentSettings(config),
         concurrency: config.concurrency,
         resyncMs: config.resyncMs,
       });
@@ -265,6 +276,8 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
   });
 
   const informersRunning = [...environments, ...(sessions?.informers ?? [])].map((i) => i.run(stopping.signal));
+  // Every replica answers warm Pods (from its caches), not only the leader.
+  const assignments = await sessions?.serveAssignments();
   const elector = config.leaderElect
     ? new LeaderElector({
         rest,
@@ -316,6 +329,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
     logger.debug('informers stopped');
     await health.close();
     await metricsServer.close();
+    await assignments?.close();
     await rest.close();
     await proxy?.close();
     logger.info('operator stopped');
@@ -326,6 +340,28 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
       stopping.abort();
       await done;
     },
+  };
+}
+
+/**
+ * The warm pools' assignment endpoint from the settings: the URL warm Pods use, the CA they trust
+ * (ca.crt, copied into a ConfigMap per namespace with a pool) and this replica's serving
+ * certificate. Without a URL: nothing (no warm Pod is started).
+ */
+function assignmentSettings(config: OperatorConfig): Partial<Pick<SessionsDeps, 'assignment' | 'assignmentServer'>> {
+  if (!config.assignmentUrl) return {};
+  const dir = config.assignmentTlsDir;
+  if (!dir) throw new Error('invalid configuration:\n  AGENTENV_ASSIGNMENT_TLS_DIR: required with AGENTENV_ASSIGNMENT_URL (tls.crt, tls.key, ca.crt: the answer carries a credential and is only served over TLS)');
+  const read = (file: string): string => {
+    try {
+      return readFileSync(`${dir}/${file}`, 'utf8');
+    } catch (err) {
+      throw new Error(`invalid configuration:\n  AGENTENV_ASSIGNMENT_TLS_DIR: cannot read ${dir}/${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    }
+  };
+  return {
+    assignment: { url: config.assignmentUrl, caConfigMap: config.assignmentCaConfigMap, caPem: read('ca.crt') },
+    assignmentServer: { address: config.bindAddress, port: config.assignmentPort, tls: { cert: read('tls.crt'), key: read('tls.key') } },
   };
 }
 

@@ -7,6 +7,8 @@
 import { Command } from 'commander';
 import { parseRunnerOptions, RunnerConfigError, type RunnerFlags } from '../runner/options.ts';
 import { serveWorkItem } from '../runner/runner.ts';
+import { waitForRunnerAssignment } from '../runner/assignment.ts';
+import { RUNNER_WAIT_FOR_ASSIGNMENT_ENV } from '../contract/sidecar.ts';
 import { createLogger } from '../telemetry/logger.ts';
 
 export function command(): Command {
@@ -25,16 +27,28 @@ Environment (the session Pod's contract, set by the operator):
 }
 
 async function run(flags: RunnerFlags): Promise<void> {
+  let env: Readonly<Record<string, string | undefined>> = process.env;
+  const stopping = new AbortController();
+  if (env[RUNNER_WAIT_FOR_ASSIGNMENT_ENV] === '1') {
+    // A warm Pod: started before any work; the sidecar names the item once bound and claimed.
+    const waitStop = (): void => stopping.abort();
+    process.once('SIGTERM', waitStop);
+    process.once('SIGINT', waitStop);
+    const a = await waitForRunnerAssignment(env['ANTHROPIC_BASE_URL'] ?? '', stopping.signal);
+    process.off('SIGTERM', waitStop);
+    process.off('SIGINT', waitStop);
+    if (!a) return; // ended before any assignment: nothing was served
+    env = { ...env, ANTHROPIC_ENVIRONMENT_ID: a.environmentId, ANTHROPIC_SESSION_ID: a.sessionId, ANTHROPIC_WORK_ID: a.workId };
+  }
   let options;
   try {
-    options = parseRunnerOptions(flags, process.env);
+    options = parseRunnerOptions(flags, env);
   } catch (err) {
     if (!(err instanceof RunnerConfigError)) throw err;
     console.error(`agentenv runner: ${err.message}`);
     process.exit(2);
   }
   const log = createLogger({ level: options.logLevel, base: { process: 'runner' } }).child({ workId: options.workId, sessionId: options.sessionId });
-  const stopping = new AbortController();
   const stop = (signal: NodeJS.Signals): void => {
     log.info({ signal }, 'asked to end: the session run is aborted and the work item stopped');
     stopping.abort();

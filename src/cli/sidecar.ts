@@ -10,6 +10,8 @@
 import { ConfigError, parseSidecarConfig, type SidecarConfig } from '../sidecar/config.ts';
 import { createSidecarLogger } from '../sidecar/log.ts';
 import { startSidecar } from '../sidecar/sidecar.ts';
+import { assigned } from '../sidecar/assignment.ts';
+import { awaitBinding } from '../sidecar/warm.ts';
 
 const USAGE = `Usage: agentenv sidecar
 
@@ -32,6 +34,9 @@ Environment:
   AGENTENV_PROXY_PORT           its port (default 8096)
   HTTPS_PROXY, HTTP_PROXY, NO_PROXY   egress proxy for the sidecar's calls to the API
   AGENTENV_LOG_LEVEL            fatal|error|warn|info|debug|trace|silent (default info)
+  AGENTENV_ASSIGNMENT_URL       a warm Pod: the operator's https endpoint to ask for the bound work
+                                item (then no session, work id or credential file is needed)
+  AGENTENV_ASSIGNMENT_TOKEN_FILE / _CA_FILE   its token and CA (default /var/run/agentenv/assignment/…)
 `;
 
 export async function run(args: readonly string[]): Promise<void> {
@@ -50,10 +55,28 @@ export async function run(args: readonly string[]): Promise<void> {
     throw err;
   }
   let token: string;
-  try {
-    token = readFileSync(config.credentialFile, 'utf8').trim();
-  } catch (err) {
-    fail(`cannot read the credential file ${config.credentialFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  if (config.assignment) {
+    // A warm Pod: no session, work item or credential until the operator names them.
+    const waiting = new AbortController();
+    const stopWaiting = (): void => waiting.abort();
+    process.once('SIGTERM', stopWaiting);
+    process.once('SIGINT', stopWaiting);
+    const warmLog = createSidecarLogger(config.logLevel, { process: 'sidecar', environment_id: config.environmentId, warm: true });
+    const assignment = await awaitBinding(config, warmLog, waiting.signal);
+    process.off('SIGTERM', stopWaiting);
+    process.off('SIGINT', stopWaiting);
+    if (!assignment) {
+      warmLog.info('warm: ended before any assignment; nothing to stop');
+      process.exit(0);
+    }
+    config = assigned(config, assignment);
+    token = assignment.credential;
+  } else {
+    try {
+      token = readFileSync(config.credentialFile, 'utf8').trim();
+    } catch (err) {
+      fail(`cannot read the credential file ${config.credentialFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
   }
   if (token === '') fail(`the credential file ${config.credentialFile} is empty`);
 

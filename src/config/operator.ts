@@ -66,6 +66,17 @@ export const OperatorConfig = z.object({
   /** Annotate session Pods as not safely evictable by voluntary disruption (cluster autoscaler, Karpenter). Default false. */
   sessionDoNotDisrupt: z.boolean().default(false),
   sessionProxyAddress: z.enum(SESSION_PROXY_ADDRESSES, { message: 'AGENTENV_SESSION_PROXY_ADDRESS must be loopback or pod-ip (pod-ip only for the process kubelet)' }).default('loopback'),
+  /**
+   * Warm pools (spec.selfHosted.warmPool): the URL warm Pods reach this operator's assignment
+   * endpoint at (the chart's Service, `https://…`). Unset (the default): no warm Pod is started.
+   */
+  assignmentUrl: z.url({ protocol: /^https$/, message: 'AGENTENV_ASSIGNMENT_URL must be an https URL, e.g. https://agentenv-assignment.agentenv-system.svc:8443' }).optional(),
+  /** Port the assignment endpoint listens on. Default 8443. */
+  assignmentPort: z.coerce.number().int().min(0).max(65535).default(8443),
+  /** Directory with the endpoint's serving certificate: tls.crt, tls.key and the CA that signed it, ca.crt. Required with assignmentUrl. */
+  assignmentTlsDir: z.string().min(1).optional(),
+  /** The ConfigMap (per namespace with a pool, written by the operator) holding that CA for warm Pods. */
+  assignmentCaConfigMap: z.string().min(1).max(253).default('agentenv-assignment-ca'),
   /** Egress proxy of the operator's API client (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`); none when unset. */
   httpsProxy: z.url({ message: 'HTTPS_PROXY must be a URL such as http://proxy.example.com:3128' }).optional(),
   httpProxy: z.url({ message: 'HTTP_PROXY must be a URL such as http://proxy.example.com:3128' }).optional(),

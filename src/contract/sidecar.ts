@@ -28,6 +28,15 @@ export const SIDECAR_ENV = {
    */
   credentialKind: 'AGENTENV_CREDENTIAL_KIND',
   logLevel: 'AGENTENV_LOG_LEVEL',
+  /**
+   * A warm Pod's sidecar (no session, work item or credential yet): the operator's assignment
+   * endpoint it long-polls for the work bound to its Pod (`https://…`), the projected
+   * service-account token it authenticates with (audience {@link ASSIGNMENT_AUDIENCE}), and the CA
+   * that signed the endpoint's serving certificate. Set only in warm Pods; a cold Pod has none.
+   */
+  assignmentUrl: 'AGENTENV_ASSIGNMENT_URL',
+  assignmentTokenFile: 'AGENTENV_ASSIGNMENT_TOKEN_FILE',
+  assignmentCaFile: 'AGENTENV_ASSIGNMENT_CA_FILE',
 } as const;
 
 /** `sessions-token`: the per-item token from the poll's secret; `environment-key`: the environment key. */
@@ -99,3 +108,23 @@ export const PLACEHOLDER_SESSIONS_TOKEN = 'agentenv-placeholder-not-a-credential
 
 /** `ANTHROPIC_WORK_SECRET` for the main container: base64url JSON carrying the placeholder token. */
 export const PLACEHOLDER_WORK_SECRET = Buffer.from(JSON.stringify({ version: 1, sessions_token: PLACEHOLDER_SESSIONS_TOKEN }), 'utf8').toString('base64url');
+
+/**
+ * Warm Pods (docs/sessions.md, "Warm pool"). The audience of the projected service-account token a
+ * warm sidecar presents to the operator's assignment endpoint: a token of its own audience is
+ * useless against the Kubernetes API and any other service, and the operator's TokenReview asks
+ * for exactly this audience.
+ */
+export const ASSIGNMENT_AUDIENCE = 'assignment.agentenv.io';
+/** Where a warm sidecar's assignment token and the endpoint's CA are mounted (the sidecar alone mounts them). */
+export const ASSIGNMENT_DIR = '/var/run/agentenv/assignment';
+export const ASSIGNMENT_TOKEN_FILE = `${ASSIGNMENT_DIR}/token`;
+export const ASSIGNMENT_CA_FILE = `${ASSIGNMENT_DIR}/ca.crt`;
+/**
+ * The runner of a warm Pod starts without a session: `AGENTENV_WAIT_FOR_ASSIGNMENT=1` in its
+ * environment tells it to ask the sidecar's proxy `GET {@link RUNNER_ASSIGNMENT_PATH}` (held until
+ * the sidecar has its assignment and has claimed the lease) for `{environment_id, session_id,
+ * work_id}`, then serve exactly as a cold Pod's runner does with those values.
+ */
+export const RUNNER_WAIT_FOR_ASSIGNMENT_ENV = 'AGENTENV_WAIT_FOR_ASSIGNMENT';
+export const RUNNER_ASSIGNMENT_PATH = '/agentenv/v1/assignment';

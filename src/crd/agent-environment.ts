@@ -138,6 +138,32 @@ export const Workspace = z
   .describe('A workspace per session: a PersistentVolumeClaim mounted at /workspace in the main container of every Pod of the session, kept across its work items. Omitted: each Pod gets an emptyDir at /workspace, gone with the Pod.');
 export type Workspace = z.infer<typeof Workspace>;
 
+/** Upper bound of a warm pool's size (and of `min`/`max`): a pool is a few ready Pods, not a fleet. */
+export const WARM_POOL_MAX = 100;
+
+/**
+ * How often an environment with a warm pool is reconciled (its pool refilled, resized from the
+ * queue figures read in the same pass): 5 s, instead of the queue refresh's 60 s. The cost per
+ * pooled environment: one Pod list and one queue-stats read per pass.
+ */
+export const WARM_POOL_RESYNC_MS = 5_000;
+
+const poolBound = (what: string) => z.number().int().min(0).max(WARM_POOL_MAX).describe(what);
+
+export const WarmPool = cel(
+  z
+    .object({
+      size: poolBound(`Warm Pods kept ready (0-${WARM_POOL_MAX}). The field the scale subresource drives (spec.selfHosted.warmPool.size): HPA or a KEDA ScaledObject may set it. With min and max set, the operator sizes the pool itself from the queue and this is only its starting size.`),
+      min: poolBound('With max: the smallest pool the operator sizes to from the queue (depth + pending). Set both or neither.').optional(),
+      max: poolBound('With min: the largest pool the operator sizes to from the queue (depth + pending). Set both or neither.').optional(),
+    })
+    .describe('Pods of the default runner started ahead of work, holding no work item and no credential until a claimed item is bound to one (late binding). Served cold instead (the pool is then empty): environments with a sessionTemplate or a workspace; and a session that already has an AgentSession. See docs/sessions.md, "Warm pool".'),
+  { rule: 'has(self.min) == has(self.max)', message: 'warmPool.min and warmPool.max go together: set both (the operator sizes the pool from the queue) or neither (the pool is warmPool.size)' },
+  { rule: '!has(self.min) || self.min <= self.max', message: 'warmPool.min must be at most warmPool.max' },
+  { rule: '!has(self.min) || (self.min <= self.size && self.size <= self.max)', message: 'warmPool.size must lie between warmPool.min and warmPool.max' },
+);
+export type WarmPool = z.infer<typeof WarmPool>;
+
 export const SelfHostedSpec = z
   .object({
     environmentKeySecretRef: SecretKeyRef('the environment key (sk-ant-oat01-…) created in the Console')
@@ -194,6 +220,7 @@ export const SelfHostedSpec = z
       .describe('"Restricted" (default) makes session Pods meet the Restricted Pod Security Standard, filling in secure defaults and refusing templates that conflict. "Custom" leaves the template\'s security settings to you (the sidecar stays hardened).'),
     networkPolicy: SessionNetworkPolicy.optional(),
     workspace: Workspace.optional(),
+    warmPool: WarmPool.optional(),
     idleTimeoutSeconds: z
       .number()
       .int()
@@ -284,6 +311,16 @@ export const QueueStatus = z
   })
   .describe('Work queue figures from the API\'s stats endpoint (self-hosted only).');
 
+export const WarmPoolStatus = z
+  .object({
+    replicas: z.number().int().min(0).describe('Warm Pods that exist and are not bound to a work item (the scale subresource\'s status replicas).'),
+    ready: z.number().int().min(0).describe('Of those, the ones ready to be bound.'),
+    target: z.number().int().min(0).describe('The pool size the operator keeps: spec.selfHosted.warmPool.size, or with min and max the size it derived from the queue.'),
+    selector: z.string().describe('Label selector of the warm Pods (the scale subresource\'s selector).'),
+  })
+  .describe('The warm pool (spec.selfHosted.warmPool) as last observed.');
+export type WarmPoolStatus = z.infer<typeof WarmPoolStatus>;
+
 export const AgentEnvironmentStatus = z
   .object({
     environmentId: z.string().optional().describe('ID of the remote environment this resource manages or observes.'),
@@ -294,6 +331,7 @@ export const AgentEnvironmentStatus = z
     conditions: Conditions.optional(),
     queue: QueueStatus.optional(),
     activeSessions: z.number().int().min(0).optional().describe('Sessions of this environment currently running in this cluster (self-hosted).'),
+    warmPool: WarmPoolStatus.optional(),
   })
   .describe('Observed state of the remote environment.');
 export type AgentEnvironmentStatus = z.infer<typeof AgentEnvironmentStatus>;

@@ -35,6 +35,13 @@ export const AgentSessionSpec = cel(
         .describe(
           "Whether the current work item came with a per-item secret. True (or unset): a per-item Secret owned by this record holds the sidecar's token and ANTHROPIC_WORK_SECRET. False: there is no per-item Secret; the sidecar alone mounts the environment key from the AgentEnvironment's Secret.",
         ),
+      warmPod: z
+        .object({
+          name: z.string().min(1).max(253).describe('Name of the warm Pod.'),
+          uid: z.string().min(1).max(64).describe('Its uid: a later Pod of the same name is not this one.'),
+        })
+        .optional()
+        .describe('The warm Pod the current work item was bound to (late binding, spec.selfHosted.warmPool): this Pod serves the item instead of one created for it. Absent: the item is served by a Pod created for it (cold).'),
     })
     .describe('The record of the claimed work, written by the operator. Do not edit.'),
   {

@@ -38,3 +38,19 @@ describe.each(RESOURCES.map((r, i) => [r.names.kind, i] as const))('the %s CRD',
     }
   });
 });
+
+describe('the AgentEnvironment scale subresource', () => {
+  const crd = customResourceDefinition(RESOURCES[0]!) as { spec: { versions: [{ subresources: { scale?: Record<string, string> }; schema: { openAPIV3Schema: Node } }] } };
+  const version = crd.spec.versions[0];
+  const has = (path: string): boolean => {
+    let node: Node | undefined = version.schema.openAPIV3Schema;
+    for (const part of path.split('.').slice(1)) node = (node?.['properties'] as Record<string, Node> | undefined)?.[part];
+    return node !== undefined;
+  };
+
+  it('drives the warm pool size and reads the unbound warm Pods back (HPA and KEDA need all three paths)', () => {
+    const scale = version.subresources.scale;
+    expect(scale).toEqual({ specReplicasPath: '.spec.selfHosted.warmPool.size', statusReplicasPath: '.status.warmPool.replicas', labelSelectorPath: '.status.warmPool.selector' });
+    for (const path of Object.values(scale!)) expect(has(path), path).toBe(true);
+  });
+});

@@ -49,6 +49,8 @@ interface ResourceDefinition {
   readonly status: z.ZodType;
   readonly columns: readonly PrinterColumn[];
   readonly categories: readonly string[];
+  /** The `scale` subresource, for HPA and KEDA (`kubectl scale` too). */
+  readonly scale?: { readonly specReplicasPath: string; readonly statusReplicasPath: string; readonly labelSelectorPath: string };
 }
 
 const condition = (type: string) => `.status.conditions[?(@.type=="${type}")].status`;
@@ -61,12 +63,16 @@ export const RESOURCES: readonly ResourceDefinition[] = [
     spec: AgentEnvironmentSpec,
     status: AgentEnvironmentStatus,
     categories: ['agentenv'],
+    // HPA and KEDA size the warm pool through /scale: they write spec.selfHosted.warmPool.size and
+    // read the unbound warm Pods back (docs/sessions.md, "Warm pool").
+    scale: { specReplicasPath: '.spec.selfHosted.warmPool.size', statusReplicasPath: '.status.warmPool.replicas', labelSelectorPath: '.status.warmPool.selector' },
     columns: [
       { name: 'Environment', type: 'string', jsonPath: '.status.environmentId', description: 'Remote environment ID' },
       { name: 'Type', type: 'string', jsonPath: '.status.type', description: 'cloud or self_hosted' },
       { name: 'Ready', type: 'string', jsonPath: condition('Ready'), description: 'Ready condition' },
       { name: 'Synced', type: 'string', jsonPath: condition('Synced'), description: 'Synced condition' },
       { name: 'Sessions', type: 'integer', jsonPath: '.status.activeSessions', description: 'Active sessions (self-hosted)' },
+      { name: 'Warm', type: 'integer', jsonPath: '.status.warmPool.ready', description: 'Warm Pods ready to be bound (self-hosted)', priority: 1 },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Age' },
     ],
   },
@@ -117,7 +123,7 @@ export function customResourceDefinition(r: ResourceDefinition): JsonObject {
           name: VERSION,
           served: true,
           storage: true,
-          subresources: { status: {} },
+          subresources: r.scale ? { status: {}, scale: { ...r.scale } } : { status: {} },
           additionalPrinterColumns: r.columns.map((c) => ({ ...c })) as Json,
           schema: {
             openAPIV3Schema: {

@@ -47,6 +47,11 @@ export const LABELS = {
   sessionId: `${GROUP}/session-id`,
   workId: `${GROUP}/work-id`,
   component: `${GROUP}/component`,
+  /**
+   * On every Pod started for an environment's warm pool, bound or not, for its whole life: the
+   * environment. The pool names its Pods among these (a bound Pod keeps its name).
+   */
+  warmPool: `${GROUP}/warm-pool`,
 } as const;
 export const MANAGED_BY = 'agentenv';
 

@@ -5,6 +5,7 @@
  */
 import type { EnvironmentsClient } from '../api/client.ts';
 import type { Credential } from '../api/transport.ts';
+import type { WarmPoolStatus } from '../crd/agent-environment.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import type { KubeRest } from '../k8s/rest.ts';
@@ -25,6 +26,8 @@ export interface SessionsHook {
    * remote environment is read. A throw fails the pass (retried by the controller's error policy).
    */
   reconcileChildren(env: AgentEnvironment, signal: AbortSignal): Promise<void>;
+  /** The environment's warm pool as its last `reconcileChildren` left it (status.warmPool); undefined without one. */
+  warmPool?(env: AgentEnvironment): WarmPoolStatus | undefined;
 }
 
 export interface EnvironmentReconcilerDeps {

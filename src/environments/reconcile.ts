@@ -16,6 +16,7 @@
 import type { EnvironmentsClient } from '../api/client.ts';
 import { ApiError, classify } from '../api/errors.ts';
 import type { QueueStats } from '../api/wire.ts';
+import { WARM_POOL_RESYNC_MS } from '../crd/agent-environment.ts';
 import { ENVIRONMENT_FINALIZER } from '../crd/meta.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
 import { finalizer } from '../k8s/finalizer.ts';
@@ -69,6 +70,8 @@ async function reconcileLive(r: Reconciler, env: AgentEnvironment, ctx: Reconcil
   }
   if (env.metadata?.uid) r.lastWorking.set(env.metadata.uid, cred.credential);
   await writeStatus(r, env, observation);
+  // A warm pool is kept (refilled, sized from the queue) from this pass: it comes every few seconds.
+  if (env.spec.selfHosted?.warmPool) return requeueAfter(Math.min(r.queueRefreshMs, WARM_POOL_RESYNC_MS));
   return env.spec.selfHosted ? requeueAfter(r.queueRefreshMs) : RESYNC;
 }
 
@@ -108,6 +111,7 @@ async function observe(r: Reconciler, env: AgentEnvironment, report: RemoteRepor
   const selfHosted = env.spec.selfHosted !== undefined && remote !== undefined;
   const queue = selfHosted && !remote.archived_at ? await queueStats(api, remote.id, ctx, created) : undefined;
   const activeSessions = r.sessions && selfHosted ? (created ? 0 : r.sessions.activeSessions(env)) : undefined;
+  const warmPool = r.sessions && selfHosted && !created ? r.sessions.warmPool?.(env) : undefined;
   return {
     ...(remote ? { remote } : {}),
     ...(report.environmentId ? { environmentId: report.environmentId } : {}),
@@ -115,6 +119,7 @@ async function observe(r: Reconciler, env: AgentEnvironment, report: RemoteRepor
     ready: report.ready,
     ...(queue ? { queue } : {}),
     ...(activeSessions !== undefined ? { activeSessions } : {}),
+    ...(warmPool ? { warmPool } : {}),
     clean: report.synced.ok,
   };
 }

@@ -6,7 +6,7 @@
 import type { Environment, QueueStats } from '../api/wire.ts';
 import { CONDITIONS } from '../crd/meta.ts';
 import type { AgentEnvironment } from '../crd/resources.ts';
-import type { AgentEnvironmentStatus } from '../crd/agent-environment.ts';
+import type { AgentEnvironmentStatus, WarmPoolStatus } from '../crd/agent-environment.ts';
 import { jsonEqual, setCondition, type Condition } from '../k8s/conditions.ts';
 
 /** A condition's verdict: its status (`ok`), reason and message. */
@@ -27,6 +27,8 @@ export interface Observation {
   readonly ready: Verdict;
   readonly queue?: QueueStats;
   readonly activeSessions?: number;
+  /** The warm pool (self-hosted with spec.selfHosted.warmPool); undefined removes status.warmPool. */
+  readonly warmPool?: WarmPoolStatus;
   /** True when this pass fully reconciled the current generation. */
   readonly clean: boolean;
 }
@@ -62,6 +64,8 @@ export function nextStatus(env: AgentEnvironment, o: Observation, now: Date): Ag
     };
   }
   if (o.activeSessions !== undefined) next.activeSessions = o.activeSessions;
+  if (o.warmPool) next.warmPool = o.warmPool;
+  else if (o.activeSessions !== undefined) delete next.warmPool;
   if (o.clean && generation !== undefined) next.observedGeneration = generation;
   // Only a status that changes anyway records the sync time: steady state writes nothing.
   if (!jsonEqual(withoutSyncTime(next), withoutSyncTime(prev)) && o.synced.ok) next.lastSyncTime = now.toISOString();

@@ -41,6 +41,7 @@ export const CORE = {
   leases: resource('coordination.k8s.io', 'v1', 'leases', 'Lease'),
   networkPolicies: resource('networking.k8s.io', 'v1', 'networkpolicies', 'NetworkPolicy'),
   resourceQuotas: resource('', 'v1', 'resourcequotas', 'ResourceQuota'),
+  tokenReviews: resource('authentication.k8s.io', 'v1', 'tokenreviews', 'TokenReview', false),
 } as const;
 
 export const apiVersionOf = (t: ResourceType): string => (t.group ? `${t.group}/${t.version}` : t.version);

@@ -11,6 +11,7 @@
  */
 import type { EnvironmentsClient } from '../api/client.ts';
 import type { Credential } from '../api/transport.ts';
+import type { WarmPoolStatus } from '../crd/agent-environment.ts';
 import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
 import { classify, isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
@@ -34,6 +35,11 @@ import { sessionController, type SessionController } from './controller/controll
 import { sweepWorkspaces } from './controller/workspace-sweep.ts';
 import type { EnvironmentFigures } from '../telemetry/metrics.ts';
 import { environmentFigures } from './signals.ts';
+import type { AssignmentEndpoint } from './objects/warm-pod.ts';
+import { WarmPools } from './pool/pool.ts';
+import { startAssignmentServer, type AssignmentServer } from './assign/server.ts';
+import type { WarmBinder } from './dispatch/hand-off.ts';
+import { sessionName } from './record/names.ts';
 
 /** What the AgentEnvironment reconciler asks of the sessions feature (same shape as its `SessionsHook`). */
 export interface SessionsHook {
@@ -41,6 +47,8 @@ export interface SessionsHook {
   /** The environment's session children (its NetworkPolicy), on every keyed pass of a live self-hosted environment. */
   reconcileChildren(env: AgentEnvironment, signal: AbortSignal): Promise<void>;
   drainBeforeDeletion(env: AgentEnvironment, signal: AbortSignal): Promise<boolean>;
+  /** The environment's warm pool as its last keyed pass left it. */
+  warmPool(env: AgentEnvironment): WarmPoolStatus | undefined;
 }
 
 /**
@@ -49,7 +57,7 @@ export interface SessionsHook {
  * controller's error policy retries it; a refusal (RBAC, admission) is logged and the environment's
  * own reconcile goes on — a session child must not block the environment.
  */
-async function reconcileChildren(controller: Pick<SessionController, 'applyNetworkPolicy'>, env: AgentEnvironment, log: Logger, sweep: () => Promise<void>): Promise<void> {
+async function reconcileChildren(controller: Pick<SessionController, 'applyNetworkPolicy'>, pools: WarmPools, env: AgentEnvironment, log: Logger, sweep: () => Promise<void>): Promise<void> {
   try {
     await controller.applyNetworkPolicy(env);
   } catch (err) {
@@ -61,6 +69,12 @@ async function reconcileChildren(controller: Pick<SessionController, 'applyNetwo
   } catch (err) {
     if (classify(err) === 'transient') throw err;
     log.warn({ err, environment: keyOf(env) }, 'could not sweep the workspace claims; tried again on the next pass of the environment');
+  }
+  try {
+    await pools.reconcile(env);
+  } catch (err) {
+    if (classify(err) === 'transient') throw err;
+    log.warn({ err, environment: keyOf(env) }, 'could not keep the warm pool; tried again on the next pass of the environment');
   }
 }
 
@@ -104,6 +118,10 @@ export interface SessionsDeps {
   readonly proxyAddress: ProxyAddressMode;
   /** Session Pods' priority class and disruption defaults (a template's own values win). */
   readonly podPolicy?: SessionPodPolicy;
+  /** The operator's assignment endpoint for warm Pods; without it no warm pool is kept (every session is cold). */
+  readonly assignment?: AssignmentEndpoint;
+  /** Where this replica serves that endpoint, and its serving certificate (every replica serves it). */
+  readonly assignmentServer?: { readonly address: string; readonly port: number; readonly tls: { readonly cert: string; readonly key: string } };
   readonly concurrency?: number;
   readonly resyncMs?: number;
   /** Settle pass period of each dispatcher. Default 30 s. */
@@ -116,6 +134,8 @@ export interface Sessions {
   readonly informers: ReadonlyArray<Pick<Informer<KubeObject>, 'run' | 'synced' | 'hasSynced'>>;
   /** Run while leading; resolves after `leading` aborts and hand-offs in flight have finished. */
   run(leading: AbortSignal): Promise<void>;
+  /** Serve warm Pods' assignment asks (on every replica, from the informer caches); undefined without `assignmentServer`. */
+  serveAssignments(): Promise<AssignmentServer | undefined>;
 }
 
 export function startSessions(deps: SessionsDeps): Sessions {
@@ -131,7 +151,8 @@ export function startSessions(deps: SessionsDeps): Sessions {
   const conditions = new DispatchingConditionWriter({ rest: deps.rest, cached: envOf, logger: log });
   const quotas = quotaInformers(deps.rest, deps.namespaces, deps.logger);
   const admission = admissionSource({ rest: deps.rest, quotas, sessions: sessionInformers, pods: podInformers, podSettings: podSettings(deps) });
-  const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions, admission);
+  const pools = buildPools(deps, log, sessionInformers);
+  const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions, admission, warmBinder(pools, sessionInformers));
   late.dispatchers = dispatchers;
   // Backpressure: a quota's status changed (a Pod created or ended, the quota raised): the namespace's dispatchers look again.
   for (const i of quotas) i.on((e) => dispatchers.nudgeNamespace(e.object.metadata?.namespace ?? ''));
@@ -148,7 +169,11 @@ export function startSessions(deps: SessionsDeps): Sessions {
 
   return {
     informers: [...controller.informers, ...quotas],
-    hook: sessionsHook(deps, log, controller, dispatchers, recorded, sessionInformers),
+    serveAssignments: async () =>
+      deps.assignmentServer
+        ? startAssignmentServer({ rest: deps.rest, log: log.child({ part: 'assignment' }), ...deps.assignmentServer, sessions: sessionInformers, environment: envOf })
+        : undefined,
+    hook: sessionsHook(deps, log, controller, pools, dispatchers, recorded, sessionInformers),
     async run(signal) {
       // The quotas too: dispatch must not claim before it knows whether the namespace has room.
       await Promise.all([...controller.informers, ...quotas].map((i) => i.synced(signal)));
@@ -206,6 +231,33 @@ function buildController(deps: SessionsDeps, envOf: EnvironmentLookup, onCapacit
   });
 }
 
+/** The warm pools, kept from the environments' keyed passes; a record's warm Pod is read from the AgentSession cache. */
+function buildPools(deps: SessionsDeps, log: Logger, sessionInformers: readonly Informer<AgentSession>[]): WarmPools {
+  const recordedPod = (namespace: string, name: string): string | undefined => {
+    for (const i of sessionInformers) {
+      const s = i.get(namespace, name);
+      if (s) return s.spec?.warmPod?.uid;
+    }
+    return undefined;
+  };
+  return new WarmPools({ rest: deps.rest, log: log.child({ part: 'warm-pool' }), sidecar: deps.sidecar, runner: deps.runner, proxyAddress: deps.proxyAddress, baseUrl: deps.baseUrl, assignment: deps.assignment, recordedPod });
+}
+
+/**
+ * The hand-off's view of the pools: a session that already has a record resumes cold (on its
+ * workspace, which a warm Pod did not mount); a new one takes a ready warm Pod if there is one.
+ */
+function warmBinder(pools: WarmPools, sessionInformers: readonly Informer<AgentSession>[]): WarmBinder {
+  return {
+    take: async (env, sessionId, workId) => {
+      const name = sessionName(env.metadata?.name ?? '', sessionId);
+      if (sessionInformers.some((i) => i.get(env.metadata?.namespace ?? '', name))) return undefined;
+      return pools.take(env, sessionId, workId);
+    },
+    spend: (env, pod) => pools.spend(env, pod),
+  };
+}
+
 /** The dispatchers: they meet the controller only through the acknowledgement hand-over. */
 function buildDispatchers(
   deps: SessionsDeps,
@@ -214,6 +266,7 @@ function buildDispatchers(
   recorded: RecordedSessions,
   conditions: DispatchingConditionWriter,
   admission: AdmissionSource,
+  warm: WarmBinder,
 ): Dispatchers {
   return new Dispatchers({
     store: kubeRecordStore(deps.rest),
@@ -227,6 +280,7 @@ function buildDispatchers(
       sessionInformers.flatMap((i) => i.list((s) => s.metadata?.namespace === namespace && s.spec?.environmentRef?.name === envName)),
     reportCondition: (env, state) => conditions.report(env, state),
     onAcknowledged: (namespace, name, work, record) => controller.acknowledged(namespace, name, work, record),
+    warm,
     acknowledgementPending: (key) => controller.acknowledgementPending(key),
     admission,
     ...(deps.settleIntervalMs !== undefined ? { settleIntervalMs: deps.settleIntervalMs } : {}),
@@ -238,6 +292,7 @@ function sessionsHook(
   deps: SessionsDeps,
   log: Logger,
   controller: SessionController,
+  pools: WarmPools,
   dispatchers: Dispatchers,
   recorded: RecordedSessions,
   sessionInformers: readonly Informer<AgentSession>[],
@@ -256,10 +311,12 @@ function sessionsHook(
   return {
     activeSessions: (env) => recorded.unfinished(envKey(env.metadata?.namespace ?? '', env.metadata?.name ?? '')).size,
     reconcileChildren: (env) =>
-      reconcileChildren(controller, env, log, async () => {
+      reconcileChildren(controller, pools, env, log, async () => {
         const counts = await sweepWorkspaces({ rest: deps.rest, log, sessionExists }, env);
         deps.metrics.workspaces?.(workspaceCounts.set(keyOf(env), counts));
       }),
+    // Warm Pods are never sessions: not in activeSessions, maxSessions or the session metrics.
+    warmPool: (env) => pools.status(env),
     async drainBeforeDeletion(env, signal) {
       // A deleted environment is no longer eligible: its dispatcher stops claiming (sync), and
       // its hand-offs in flight finish before the sessions are stopped.

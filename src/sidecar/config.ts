@@ -15,8 +15,11 @@ import {
   DEFAULT_PROXY_PORT,
   DEFAULT_STATE_DIR,
   SIDECAR_ENV as E,
+  ASSIGNMENT_CA_FILE,
+  ASSIGNMENT_TOKEN_FILE,
   type CredentialKind,
 } from '../contract/sidecar.ts';
+import type { AssignmentSource } from './assignment.ts';
 
 export { DEFAULT_CREDENTIAL_FILE, DEFAULT_PROBE_ADDRESS, DEFAULT_PROBE_PORT, DEFAULT_PROXY_ADDRESS, DEFAULT_PROXY_PORT, DEFAULT_STATE_DIR };
 
@@ -54,6 +57,11 @@ export interface SidecarConfig {
   /** `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` for the sidecar's own upstream calls. */
   readonly egressProxy: EgressProxy;
   readonly logLevel: LogLevel;
+  /**
+   * A warm Pod's sidecar (`AGENTENV_ASSIGNMENT_URL` set): where to ask for the work item bound to
+   * its Pod. `sessionId`, `workId` and `credentialKind` are then empty until the assignment names them.
+   */
+  readonly assignment?: AssignmentSource;
 }
 
 export class ConfigError extends Error {
@@ -104,8 +112,10 @@ export function parseSidecarConfig(env: Env): SidecarConfig {
     }
   }
   const environmentId = required(E.environmentId);
-  const sessionId = required(E.sessionId);
-  const workId = required(E.workId);
+  const assignment = assignmentSource(value, issues);
+  // A warm sidecar learns its session and work item from its assignment.
+  const sessionId = assignment ? '' : required(E.sessionId);
+  const workId = assignment ? '' : required(E.workId);
   const kind = value(E.credentialKind) ?? 'environment-key';
   if (!(CREDENTIAL_KINDS as readonly string[]).includes(kind)) issues.push(`${E.credentialKind} must be one of ${CREDENTIAL_KINDS.join(', ')} (got ${JSON.stringify(kind)})`);
   const leaseTtlSeconds = integer(E.leaseTtlSeconds, undefined, 1, 86_400);
@@ -135,5 +145,23 @@ export function parseSidecarConfig(env: Env): SidecarConfig {
     proxyPort,
     egressProxy,
     logLevel: level as LogLevel,
+    ...(assignment ? { assignment } : {}),
   };
+}
+
+/** The warm sidecar's assignment endpoint, token and CA, all three or none. */
+function assignmentSource(value: (name: string) => string | undefined, issues: string[]): AssignmentSource | undefined {
+  const raw = value(E.assignmentUrl);
+  if (raw === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+    // The answer carries a credential: only over TLS.
+    if (url.protocol !== 'https:') issues.push(`${E.assignmentUrl} must be an https URL (got ${JSON.stringify(raw)})`);
+  } catch {
+    issues.push(`${E.assignmentUrl} is not a URL (got ${JSON.stringify(raw)})`);
+  }
+  const tokenFile = value(E.assignmentTokenFile) ?? ASSIGNMENT_TOKEN_FILE;
+  const caFile = value(E.assignmentCaFile) ?? ASSIGNMENT_CA_FILE;
+  return url ? { url, tokenFile, caFile } : undefined;
 }

@@ -48,6 +48,8 @@ export interface ProxyHandlers {
   heartbeat(expected: string | undefined): Answer;
   /** The main container's stop for its own work item: the session is done. */
   stop(): Promise<Answer>;
+  /** A warm Pod's runner asking which item it serves: the ids once the lease is claimed (held until then, bounded). */
+  assignment(): Promise<Answer>;
 }
 
 export interface ProxyOptions {
@@ -214,6 +216,7 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyServer> {
       const expected = new URL(req.url!, 'http://sidecar').searchParams.get('expected_last_heartbeat') ?? undefined;
       return send(res, opts.handlers.heartbeat(expected));
     }
+    if (decision.kind === 'assignment') return send(res, await opts.handlers.assignment());
     send(res, await opts.handlers.stop());
   };
 

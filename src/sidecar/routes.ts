@@ -15,6 +15,7 @@
  * | GET             | /v1/skills/{skill}/versions/{version}[/content]        | forward (read-only)          |
  * | GET, POST       | /v1/memory_stores/{store}/memories                     | forward, sessions token only |
  * | GET, POST, DEL  | /v1/memory_stores/{store}/memories/{memory}            | forward, sessions token only |
+ * | GET             | /agentenv/v1/assignment                                | this Pod's ids, once claimed |
  * | anything else   |                                                        | 403 naming the rule          |
  *
  * Memory stores are not narrowed to the session's own: the per-item sessions token is, and the
@@ -24,7 +25,7 @@
  * (`A-Z a-z 0-9 - . _ ~`), `.` and `..` are refused (400), so no percent-encoding or dot-segment
  * can make the API see another resource than the one checked here.
  */
-import type { CredentialKind } from '../contract/sidecar.ts';
+import { RUNNER_ASSIGNMENT_PATH, type CredentialKind } from '../contract/sidecar.ts';
 
 export interface Scope {
   readonly environmentId: string;
@@ -36,6 +37,8 @@ export interface Scope {
 export type Route =
   | { readonly kind: 'heartbeat' }
   | { readonly kind: 'stop' }
+  /** A warm Pod's runner asks which item it serves (`RUNNER_ASSIGNMENT_PATH`); held until the lease is claimed. */
+  | { readonly kind: 'assignment' }
   /** `stream`: an SSE response, relayed as it arrives. `maxBody`: the request body's limit. */
   | { readonly kind: 'forward'; readonly name: string; readonly stream: boolean; readonly maxBody: number }
   | { readonly kind: 'refuse'; readonly status: 400 | 403; readonly rule: string };
@@ -60,6 +63,7 @@ export function route(method: string, target: string, scope: Scope): Route {
   if (s.some((seg) => !SEGMENT.test(seg) || seg === '.' || seg === '..')) {
     return { kind: 'refuse', status: 400, rule: 'path segments must be plain identifiers (no encoding, no dot segments, no empty segments)' };
   }
+  if (method === 'GET' && path === RUNNER_ASSIGNMENT_PATH) return { kind: 'assignment' };
   if (s[0] !== 'v1') return refuse('only /v1 API routes are served');
   switch (s[1]) {
     case 'environments':

@@ -78,6 +78,7 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
   const virtual = new VirtualLease(restored?.virtual_last_heartbeat);
   // A lease that ended in a previous life was claimed then: the startup probe may pass.
   let started = restored?.ended !== undefined;
+  const claimed = new Gate(started);
   const probe = await startProbeServer(config.probeAddress, config.probePort, () => ({ started, ready: started && lease.claimed && !lease.ended }));
 
   const upstream = createUpstream(config.baseUrl, config.egressProxy);
@@ -132,6 +133,13 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
         return answer;
       },
       stop: mainStop,
+      // The runner of a warm Pod learns its item here, and only after the claim: no session work
+      // before the lease, as the startup probe guarantees in a cold Pod.
+      assignment: async () => {
+        if (!started) await claimed.wait(ASSIGNMENT_HOLD_MS);
+        if (!started) return { status: 503, error: { type: 'overloaded_error', message: 'the lease is not claimed yet; ask again' } };
+        return { status: 200, body: { environment_id: config.environmentId, session_id: config.sessionId, work_id: config.workId } };
+      },
     },
   });
   log.info('sidecar started', {
@@ -163,6 +171,7 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
         if (!started) {
           started = true;
           probe.changed(); // the startup probe waiting on /started passes now
+          claimed.open();
         }
         save();
       },
@@ -191,6 +200,38 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
   })();
 
   return { probePort: probe.port, proxyPort: proxy.port, terminate: () => terminated(), done };
+}
+
+/** How long the runner's assignment ask is held waiting for the claim before a 503 (it asks again). */
+const ASSIGNMENT_HOLD_MS = 30_000;
+
+/** A one-way gate: waiters resolve when it opens, or after their own bound. */
+class Gate {
+  #open: boolean;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(open: boolean) {
+    this.#open = open;
+  }
+
+  open(): void {
+    this.#open = true;
+    for (const w of this.#waiters) w();
+    this.#waiters.clear();
+  }
+
+  wait(ms: number): Promise<void> {
+    if (this.#open) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#waiters.add(done);
+    });
+  }
 }
 
 /** The main container's stop, answered with the real stop's outcome as the API would answer it. */

@@ -252,6 +252,30 @@ describe('clusters that differ from kind', () => {
   });
 });
 
+describe('warm pools (warmPools.enabled)', () => {
+  it('issues the assignment endpoint\'s certificate, exposes it by a Service, tells the operator its URL and TLS directory, and validates strictly', async () => {
+    const text = await renderText({ set: ['warmPools.enabled=true', 'networkPolicy.enabled=true'] });
+    const manifests = parseManifests(text);
+    const secret = manifests.find((m) => m.kind === 'Secret' && m.metadata.name.endsWith('-assignment-tls')) as Manifest & { type?: string; data?: Record<string, string> };
+    expect(secret.type).toBe('kubernetes.io/tls');
+    expect(Object.keys(secret.data ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+    const service = manifests.find((m) => m.kind === 'Service' && m.metadata.name.endsWith('-assignment'))!;
+    const deployment = find(manifests, 'Deployment');
+    const container = operatorContainer(deployment);
+    expect(envValue(container, 'AGENTENV_ASSIGNMENT_URL')).toBe(`https://${service.metadata.name}.${RELEASE_NAMESPACE}.svc:8443`);
+    expect(envValue(container, 'AGENTENV_ASSIGNMENT_TLS_DIR')).toBe('/var/run/agentenv/assignment-tls');
+    expect(container.volumeMounts).toContainEqual({ name: 'assignment-tls', mountPath: '/var/run/agentenv/assignment-tls', readOnly: true });
+    const report = await kubeconform(text);
+    expect(report.ok, report.output).toBe(true);
+  });
+
+  it('grants TokenReviews cluster-wide, alone, when the operator watches a list of namespaces', async () => {
+    const manifests = parseManifests(await renderText({ set: ['warmPools.enabled=true', 'watchNamespaces={team-a}'] }));
+    const role = manifests.find((m) => m.kind === 'ClusterRole' && m.metadata.name.endsWith('-tokenreviews')) as Manifest & { rules?: unknown[] };
+    expect(role.rules).toEqual([{ apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] }]);
+  });
+});
+
 describe('the uninstall hook', () => {
   const hookOf = (manifests: Manifest[]) => manifests.filter((m) => m.metadata.annotations?.['helm.sh/hook'] === 'pre-delete');
 

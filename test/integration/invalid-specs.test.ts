@@ -74,6 +74,12 @@ export const INVALID_SPECS: readonly InvalidCase[] = [
   { name: 'empty name', spec: cloud({ name: '' }), message: 'spec.name in body should be at least 1 chars long' },
   { name: 'negative maxSessions', spec: { selfHosted: { maxSessions: -1 } }, message: 'spec.selfHosted.maxSessions in body should be greater than or equal to 0' },
   { name: 'apiKeySecretRef without key', spec: cloud({ apiKeySecretRef: { name: 'api-key' } }), message: 'spec.apiKeySecretRef.key: Required value' },
+  // warmPool: min and max together, min ≤ size ≤ max, bounds
+  { name: 'warmPool.min without max', spec: { selfHosted: { warmPool: { size: 1, min: 1 } } }, message: 'warmPool.min and warmPool.max go together' },
+  { name: 'warmPool.min above max', spec: { selfHosted: { warmPool: { size: 2, min: 3, max: 2 } } }, message: 'warmPool.min must be at most warmPool.max' },
+  { name: 'warmPool.size outside min..max', spec: { selfHosted: { warmPool: { size: 5, min: 1, max: 3 } } }, message: 'warmPool.size must lie between warmPool.min and warmPool.max' },
+  { name: 'warmPool.size above the bound', spec: { selfHosted: { warmPool: { size: 101 } } }, message: 'should be less than or equal to 100' },
+  { name: 'warmPool.size negative', spec: { selfHosted: { warmPool: { size: -1 } } }, message: 'should be greater than or equal to 0' },
 ];
 
 let ns: TestNamespace;

@@ -46,6 +46,8 @@ export interface TestOperatorOptions {
   readonly proxy?: { readonly url: string; readonly noProxy?: string };
   /** Called on every API attempt (after recording it); may throw to simulate a crash at that point. */
   readonly onApiCall?: (record: ApiCallRecord) => void;
+  /** The warm pools' assignment endpoint (URL, port, TLS directory); none by default (no warm Pod). */
+  readonly assignment?: { readonly url: string; readonly port: number; readonly tlsDir: string };
 }
 
 export interface TestOperator {
@@ -110,6 +112,7 @@ export async function startTestOperator(o: TestOperatorOptions): Promise<TestOpe
     // The process kubelet has no per-Pod network namespace: each Pod's sidecar proxy listens on the
     // Pod's own loopback IP, since 127.0.0.1:8096 would be shared by every Pod on the machine.
     sessionProxyAddress: 'pod-ip',
+    ...(o.assignment ? { assignmentUrl: o.assignment.url, assignmentPort: o.assignment.port, assignmentTlsDir: o.assignment.tlsDir } : {}),
   });
   const handle = await startOperator(config, {
     logger,

@@ -20,7 +20,11 @@ export interface SessionRecorder {
   /** claimedAt → Pod created. */
   podCreated(latencyMs: number): void;
   /** claimedAt → lease claimed (item `active`, as observed). */
-  claimed(latencyMs: number): void;
+  /**
+   * Claim → lease claimed by the sidecar. `path`: `warm` when a warm Pod was bound to the item
+   * (spec.warmPod), else `cold`.
+   */
+  claimed(latencyMs: number, path?: 'warm' | 'cold'): void;
   /**
    * The item's lease became active: its enqueue (`created_at`) → lease active (`started_at`), both
    * the API's own timestamps, per environment and by how the Pod started.

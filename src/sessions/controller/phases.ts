@@ -28,7 +28,9 @@ export interface PodSeen {
   readonly view: PodView | undefined;
 }
 
-const cachedPod = (scope: SessionScope): Pod | undefined => scope.pods.find((p) => p.metadata?.name === scope.podName);
+const cachedPod = (scope: SessionScope): Pod | undefined => scope.pods.find((p) => p.metadata?.name === scope.podName && isThePod(scope, p));
+/** A bound warm Pod is the one of that name AND uid: a later Pod may take a deleted one's name. */
+const isThePod = (scope: SessionScope, p: Pod | undefined): boolean => !scope.session.spec.warmPod || p?.metadata?.uid === scope.session.spec.warmPod.uid;
 
 /**
  * Finalize (the finalizer's cleanup): the record is being deleted — stop the work, wait for the
@@ -113,6 +115,9 @@ export async function launch(deps: ReconcilerDeps, scope: SessionScope, work: Wo
   const cached = cachedPod(scope);
   if (!needsPod({ session: scope.session, work, pod: cached ? viewPod(cached) : undefined })) return undefined;
   if (!scope.env) return { refused: { reason: 'InvalidTemplate', message: `AgentEnvironment ${scope.session.spec.environmentRef.name} not found` } };
+  // A bound warm Pod is never replaced by a created one: two Pods would race for the lease. One
+  // that is gone before its claim ends at the start deadline (StartTimeout), force-stopped.
+  if (scope.session.spec.warmPod) return undefined;
   const workspace = scope.settings.workspace;
   if (workspace) {
     const seen = await observeWorkspace(deps, scope.session, workspace);
@@ -133,7 +138,8 @@ export async function launch(deps: ReconcilerDeps, scope: SessionScope, work: Wo
  * session not recorded as finished: an ending once written is not decided again.
  */
 export async function observePod(deps: ReconcilerDeps, scope: SessionScope, work: WorkFact, launched: Launch | undefined): Promise<PodSeen> {
-  const pod = cachedPod(scope) ?? launched?.pod ?? (work.kind === 'found' ? await readPod(deps, scope.namespace, scope.podName) : undefined);
+  const read = cachedPod(scope) ?? launched?.pod ?? (work.kind === 'found' ? await readPod(deps, scope.namespace, scope.podName) : undefined);
+  const pod = isThePod(scope, read) ? read : undefined;
   if (pod) return { pod, view: viewPod(pod) };
   const unfinished = !FINISHED_PHASES.includes(scope.session.status?.phase ?? 'Pending');
   const deleted = unfinished && work.kind === 'found' && work.work.state === 'stopped' ? deps.deletedPod?.(scope.namespace, scope.podName) : undefined;
@@ -190,23 +196,15 @@ async function writeStatus(deps: ReconcilerDeps, scope: SessionScope, d: Session
   if (d.becameRunning && work.kind === 'found') {
     const claimedAt = Date.parse(session.spec.claimedAt);
     const startedAt = Date.parse(work.work.started_at ?? '');
-    if (!Number.isNaN(claimedAt) && !Number.isNaN(startedAt)) deps.metrics?.claimed(Math.max(0, startedAt - claimedAt));
+    const start: SessionStart = scope.session.spec.warmPod ? 'warm' : 'cold';
+    if (!Number.isNaN(claimedAt) && !Number.isNaN(startedAt)) deps.metrics?.claimed(Math.max(0, startedAt - claimedAt), start);
     const enqueuedAt = Date.parse(work.work.created_at);
     if (!Number.isNaN(enqueuedAt) && !Number.isNaN(startedAt)) {
-      deps.metrics?.sessionStarted?.({ namespace: scope.namespace, name: session.spec.environmentRef.name }, sessionStart(seen.pod), Math.max(0, startedAt - enqueuedAt));
+      deps.metrics?.sessionStarted?.({ namespace: scope.namespace, name: session.spec.environmentRef.name }, start, Math.max(0, startedAt - enqueuedAt));
     }
     deps.metrics?.heartbeats('claimed', 1);
   }
   scope.log.debug({ phase: d.status.phase, reason: d.status.reason }, 'session status changed');
-}
-
-/**
- * How the session's Pod started, for the claim latency: `cold` (created for its work item, after
- * the claim). The warm pool's late binding is the seam for `warm`: a Pod bound from the pool is
- * told apart here (by what the bind writes on it), and nothing else changes.
- */
-export function sessionStart(_pod: Pod | undefined): SessionStart {
-  return 'cold';
 }
 
 /** When to look again: as decided, else when a finished session expires, else the slow resync. */

@@ -87,7 +87,8 @@ export async function gather(deps: ReconcilerDeps, key: string, ctx: ReconcileCo
     env,
     settings: settingsOf(env),
     pods: deps.podsOf(namespace, name),
-    podName: podName(name, session.spec.workId),
+    // A bound warm Pod serves the item under its own name (late binding); else the Pod made for it.
+    podName: session.spec.warmPod?.name ?? podName(name, session.spec.workId),
     log: ctx.logger.child({ session: name, workId: session.spec.workId }),
     signal: ctx.signal,
     now: deps.now(),

@@ -52,6 +52,8 @@ export interface EnvironmentDispatchDeps {
   /** Write the `Dispatching` condition (called on changes only). */
   readonly reportCondition: (env: AgentEnvironment, state: DispatchState) => void;
   readonly onAcknowledged: HandOffDeps['onAcknowledged'];
+  /** The warm pool (late binding); absent: every item is served cold. */
+  readonly warm?: HandOffDeps['warm'];
   /** An acknowledgement of the record (`namespace/name`) waits in memory to be written: not for settling. */
   readonly acknowledgementPending?: (key: string) => boolean;
   readonly clock?: DispatchClock;
@@ -115,6 +117,7 @@ export class EnvironmentDispatch {
       logger: this.#log,
       metrics: { dispatched: (ms) => deps.metrics.recorded(ms), acknowledged: () => deps.metrics.acknowledged(), settled: (a) => deps.metrics.settled(a) },
       onAcknowledged: deps.onAcknowledged,
+      ...(deps.warm ? { warm: deps.warm } : {}),
     };
     const sessionKey = (sessionId: string): string => `${ns}/${sessionName(name, sessionId)}`;
     this.#poller = new Poller({

@@ -5,6 +5,11 @@
  *    An item with no per-item token while the environment has no environment key is not
  *    acknowledged: the only other credential is the organization API key, which never goes to a
  *    sandbox (the queue reclaims the item; the dispatcher reports `EnvironmentKeyRequired`).
+ * 1b. **Bind** (late binding, `spec.selfHosted.warmPool`): take a ready warm Pod for the item — a
+ *    relabel guarded by the Pod's resourceVersion, so two hand-offs can never take one Pod, and a
+ *    taken Pod is spent: it serves this item or is deleted, never another. Taken BEFORE the record
+ *    so the record can name it; none ready (or a session that already has a record: it resumes
+ *    cold, on its workspace) → served cold as before.
  * 2. **Record.** Create (or find, by deterministic name) the AgentSession; a session returning with
  *    a new item moves `spec.workId` forward. Dispatch latency is measured to here.
  * 3. **Secret**, only when the poll carried a per-item secret: create the per-item Secret owned by
@@ -67,6 +72,20 @@ export interface HandOffDeps extends SettleDeps {
   readonly monotonic?: () => number;
   /** Hands an acknowledged item (the ack reply) to the session reconciler, which creates its Pod and records the acknowledgement. */
   readonly onAcknowledged: (namespace: string, name: string, acknowledged: Work, record: AgentSession) => void;
+  /** The warm pool; absent: every item is served cold. */
+  readonly warm?: WarmBinder;
+}
+
+/** The warm pool, as the hand-off sees it (implemented by pool/, wired in sessions/index.ts). */
+export interface WarmBinder {
+  /** Take a ready warm Pod of `env` for this item; undefined: serve it cold. Never throws. */
+  take(env: AgentEnvironment, sessionId: string, workId: string): Promise<WarmPodRef | undefined>;
+  /** A taken Pod that will not serve its item: delete it (a taken Pod never returns to the pool). Never throws. */
+  spend(env: AgentEnvironment, pod: WarmPodRef): Promise<void>;
+}
+export interface WarmPodRef {
+  readonly name: string;
+  readonly uid: string;
 }
 
 export interface ClaimedWork {
@@ -95,6 +114,9 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
   const itemToken = workSecret?.sessions_token;
   if (!itemToken && !claimed.credentials?.sandbox) return { outcome: 'noSandboxCredential', holdsSlot: false };
 
+  // 1b. Bind.
+  const warmPod = await deps.warm?.take(env, work.data.id, work.id);
+
   // 2. Record.
   let recorded;
   try {
@@ -105,11 +127,15 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
       workerId: claimed.workerId,
       claimedAt: deps.now(),
       workSecret: Boolean(itemToken),
+      ...(warmPod ? { warmPod } : {}),
     });
   } catch (err) {
+    if (warmPod) await deps.warm?.spend(env, warmPod);
     log.warn({ err, reason: err instanceof NotRecordableError ? err.reason : undefined }, 'could not record the claimed work item; not acknowledging it (the queue reclaims it)');
     return { outcome: 'notRecorded', holdsSlot: false };
   }
+  // A record that existed already does not name the Pod just taken: spend it.
+  if (warmPod && recorded.session.spec.warmPod?.uid !== warmPod.uid) await deps.warm?.spend(env, warmPod);
   const recordedAt = monotonic();
   deps.metrics.dispatched(recordedAt - claimed.seenAt);
   const session = recorded.session;

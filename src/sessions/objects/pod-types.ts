@@ -61,7 +61,7 @@ export interface Volume {
   name: string;
   secret?: { secretName: string; items?: Array<{ key: string; path: string }>; defaultMode?: number; optional?: boolean };
   emptyDir?: { medium?: string; sizeLimit?: string };
-  projected?: { sources?: Array<{ secret?: { name: string } ; [source: string]: unknown }> };
+  projected?: { sources?: Array<{ secret?: { name: string } ; [source: string]: unknown }>; defaultMode?: number };
   [source: string]: unknown;
 }
 

@@ -238,7 +238,8 @@ function pullSecrets(template: PodSpec['imagePullSecrets'], operator: readonly s
 /** The default runner image when the operator passes none (it always passes its `runnerImage` setting). */
 export const DEFAULT_RUNNER: RunnerSettings = { image: 'ghcr.io/agentenv-io/agentenv-runner:latest', imagePullPolicy: 'IfNotPresent' };
 
-const POD_IP_FIELD = { fieldRef: { fieldPath: 'status.podIP' } };
+/** The Pod IP, by fieldRef: where the probes (and in `pod-ip` mode the proxy) listen. */
+export const POD_IP_FIELD = { fieldRef: { fieldPath: 'status.podIP' } };
 
 /** The sidecar, per the sidecar contract: config from the environment, credential file, state dir, probe, proxy. */
 function sidecarContainer(inputs: PodInputs, uid: number): Container {
@@ -284,30 +285,42 @@ function sidecarContainer(inputs: PodInputs, uid: number): Container {
     // Not ready = "the main container should end now" (a stop is due, or the lease is lost): one
     // failed probe flips it, so the enforced stop's clock (the Pod's ContainersReady transition)
     // starts within a second of the sidecar's decision.
-    readinessProbe: {
-      httpGet: { path: READY_PATH, port: PROBE_PORT },
-      periodSeconds: 1,
-      timeoutSeconds: 1,
-      failureThreshold: 1,
-      successThreshold: 1,
-    },
+    readinessProbe: SIDECAR_READINESS_PROBE,
     volumeMounts: [
       { name: CREDENTIAL_VOLUME, mountPath: CREDENTIAL_DIR, readOnly: true },
       { name: STATE_VOLUME, mountPath: STATE_DIR },
     ],
-    resources: { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } },
-    // Its own user and group, never the main container's (also under podSecurity: Custom, and
-    // also beside a root main container): no signal, ptrace or /proc access across the two.
-    securityContext: {
-      runAsUser: uid,
-      runAsGroup: uid,
-      runAsNonRoot: true,
-      readOnlyRootFilesystem: true,
-      allowPrivilegeEscalation: false,
-      capabilities: { drop: ['ALL'] },
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
+    resources: SIDECAR_RESOURCES,
+    securityContext: sidecarSecurityContext(uid),
   });
+}
+
+/** The sidecar's readiness probe (cold and warm Pods): one failure flips it. */
+export const SIDECAR_READINESS_PROBE = {
+  httpGet: { path: READY_PATH, port: PROBE_PORT },
+  periodSeconds: 1,
+  timeoutSeconds: 1,
+  failureThreshold: 1,
+  successThreshold: 1,
+} as const;
+
+export const SIDECAR_RESOURCES = { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } } as const;
+
+/**
+ * The sidecar's security context: its own user and group, never the main container's (also under
+ * podSecurity: Custom, and also beside a root main container): no signal, ptrace or /proc access
+ * across the two.
+ */
+export function sidecarSecurityContext(uid: number): NonNullable<Container['securityContext']> {
+  return {
+    runAsUser: uid,
+    runAsGroup: uid,
+    runAsNonRoot: true,
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
 }
 
 /**

@@ -9,6 +9,7 @@
  * | AgentSession  | `<env-name>-<hash(sessionId)>`        | ≤ 51 chars, DNS-1123 label          |
  * | Pod           | `<session-name>-<hash(workId)>`       | ≤ 62 chars, DNS-1123 label          |
  * | Secret        | `<pod-name>` (one per work item)      | same as the Pod                     |
+ * | warm Pod      | `<env-name>-warm-<hash(env)>-<n>`     | ≤ 40 + 17 + digits, DNS-1123 label  |
  *
  * The environment part is cut to {@link ENV_PREFIX_MAX} characters so the Pod name (which becomes
  * the hostname) and every label value stay ≤ 63. When the cut happens the full environment name
@@ -54,6 +55,24 @@ export function sessionName(envName: string, sessionId: string): string {
 /** Name of the Pod that runs work item `workId` of the session named `session`. */
 export function podName(session: string, workId: string): string {
   return `${session}-${shortHash(workId)}`;
+}
+
+/** `agentenv.io/component` value of an environment's warm Pods that are not bound yet. */
+export const WARM_POOL_COMPONENT = 'warm-pool';
+
+/**
+ * Name of the warm Pod in position `ordinal` of environment `envName`'s pool. The pool takes the
+ * lowest ordinal no live Pod of the pool holds (a bound Pod keeps its name), so a retried create
+ * converges on the same Pod; a name freed by a deleted Pod may come back, which is why a binding
+ * names the Pod's uid as well as its name.
+ */
+export function warmPodName(envName: string, ordinal: number): string {
+  return `${envPrefix(envName).prefix}-warm-${shortHash(envName, 6)}-${ordinal}`;
+}
+
+/** Label selector of an environment's warm Pods that are not bound (the scale subresource's selector). */
+export function warmPoolSelector(envName: string): string {
+  return `${LABELS.component}=${WARM_POOL_COMPONENT},${LABELS.warmPool}=${labelValue(envName)}`;
 }
 
 /** Name of the per-item Secret (keys {@link SECRET_TOKEN_KEY}, {@link SECRET_WORK_SECRET_KEY}): the Pod's name. */

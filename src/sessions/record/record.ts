@@ -98,6 +98,8 @@ export interface Claim {
   readonly claimedAt: Date;
   /** The poll reply carried a per-item secret (so the record gets a per-item Secret). */
   readonly workSecret: boolean;
+  /** The warm Pod taken for the item (late binding); only a newly created record names it. */
+  readonly warmPod?: { readonly name: string; readonly uid: string };
 }
 
 /** Why a claim could not be recorded; the item is then not acknowledged and the queue reclaims it. */
@@ -131,6 +133,7 @@ export function newRecord(env: AgentEnvironment, claim: Claim): AgentSession {
       workerId: claim.workerId.slice(0, 256),
       claimedAt: claim.claimedAt.toISOString(),
       workSecret: claim.workSecret,
+      ...(claim.warmPod ? { warmPod: { ...claim.warmPod } } : {}),
     },
   };
 }
@@ -164,7 +167,10 @@ export async function recordClaim(store: RecordStore, env: AgentEnvironment, cla
     }
     if (existing.spec.workId === claim.workId) return { session: existing, outcome: 'existing' };
     try {
-      const moved = await store.replaceSession(namespace, { ...existing, spec: { ...existing.spec, workId: claim.workId, workerId: desired.spec.workerId, claimedAt: desired.spec.claimedAt, workSecret: claim.workSecret } });
+      // A moved-forward record is served cold (its session may have a workspace a warm Pod does
+      // not mount): the caller spends the warm Pod it took.
+      const { warmPod: _earlier, ...spec } = existing.spec;
+      const moved = await store.replaceSession(namespace, { ...existing, spec: { ...spec, workId: claim.workId, workerId: desired.spec.workerId, claimedAt: desired.spec.claimedAt, workSecret: claim.workSecret } });
       return { session: moved, outcome: 'movedForward' };
     } catch (err) {
       if (!isConflict(err) && !isNotFound(err)) throw err;
