@@ -326,8 +326,10 @@ async function idle(w: World, count: number, windowSeconds: number): Promise<Rec
   writes.count = 0;
   writes.byResource.clear();
   writes.reads.clear();
+  const cpu = cpuMeter(w.clusterPids)();
   const t0 = performance.now();
   await sleep(windowSeconds * 1000);
+  const cost = cpu();
   process.stderr.write(`idle window: Kubernetes writes by verb and resource: ${JSON.stringify(Object.fromEntries(writes.byResource))}\n`);
   process.stderr.write(`idle window: Kubernetes reads by verb and resource: ${JSON.stringify(Object.fromEntries(writes.reads))}\n`);
   const seconds = (performance.now() - t0) / 1000;
@@ -340,6 +342,10 @@ async function idle(w: World, count: number, windowSeconds: number): Promise<Rec
     'dispatch.idle.window_s': round(seconds),
     'dispatch.idle.polls_per_s_per_environment': round(pollRate, 3),
     'dispatch.idle.kube_writes_in_window': kubeWrites,
+    // The bench process holds the operator and the emulator (which answers every poll): an upper bound of the operator's share.
+    'dispatch.idle.bench_process_cores': round(cost.benchMs / 1000 / seconds, 3),
+    'dispatch.idle.cluster_cores': round(cost.clusterMs / 1000 / seconds, 3),
+    'dispatch.idle.bench_process_rss_mib': round(process.memoryUsage().rss / 2 ** 20),
   };
 }
 
