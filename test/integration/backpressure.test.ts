@@ -99,12 +99,13 @@ describe('backpressure', () => {
 
   it('a LimitRange that refuses the session Pods: the claimed item fails as before, dispatch holds with the LimitRange\'s words, and resumes on its own once a dry run admits the next Pod', async () => {
     const limitRanges = resource('', 'v1', 'limitranges', 'LimitRange');
-    await f.admin.create(limitRanges, f.ns.name, { metadata: { name: 'small' }, spec: { limits: [{ type: 'Container', max: { cpu: '1' } }] } } as KubeObject);
-    const e = await selfHostedEnvironment('limits', template({ cpu: '2' }));
+    await f.admin.create(limitRanges, f.ns.name, { metadata: { name: 'small' }, spec: { limits: [{ type: 'Container', max: { cpu: '200m' } }] } } as KubeObject);
+    // Small figures: once the LimitRange is gone the Pod must also fit the node (the test kubelet schedules by requests).
+    const e = await selfHostedEnvironment('limits', template({ cpu: '300m' }));
     const first = f.emu.admin.createSession(e.environmentId).work_id;
     const failed = await waitFor(async () => (await sessionsOf('limits')).find((s) => s.status?.phase === 'Failed'), { what: 'the claimed session Failed', timeoutMs: 60_000 });
     expect(failed.status).toMatchObject({ reason: 'PodCreateRefused' });
-    expect(failed.status?.message).toContain('maximum cpu usage per Container is 1, but limit is 2');
+    expect(failed.status?.message).toContain('maximum cpu usage per Container is 200m, but limit is 300m');
     const held = await waitFor(async () => {
       const c = await dispatching('limits');
       return c?.status === 'False' ? c : undefined;

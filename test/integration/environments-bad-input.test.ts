@@ -53,7 +53,9 @@ describe('bad replies to the environment reconciler', () => {
     expect(conditionOf(env, 'Synced')?.message).toMatch(/unexpected reply \(field \(body\)\).*reply is not JSON/);
     expect((await waitForEvent(f.admin, f.ns.name, 'garbled-create', 'MalformedApiReply')).type).toBe('Warning');
     await sleep(3_000); // the test backoff would retry several times in this window
-    expect(calls('environments.create', before)).toBe(1);
+    // One create; a second pass already queued when the first ended (the finalizer's own update
+    // event, late under load) may make one more — a retry loop would make many in this window.
+    expect(calls('environments.create', before)).toBeLessThanOrEqual(2);
 
     f.emu.admin.clearFaults();
     await patchSpec(f.admin, f.ns.name, 'garbled-create', { description: 'after the proxy was fixed' });
