@@ -12,11 +12,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
-import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { startOperator, type OperatorHandle } from '../src/cli/operator.ts';
-import { OperatorConfig } from '../src/config/operator.ts';
+import { benchOperatorConfig } from './support.ts';
 import { LABELS } from '../src/crd/meta.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../src/crd/resources.ts';
 import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
@@ -104,22 +103,10 @@ async function profileIf(file: string | undefined): Promise<(() => Promise<void>
 const bump = (m: Map<string, number> | undefined, k: string): void => void m?.set(k, (m.get(k) ?? 0) + 1);
 
 async function operator(w: World, ns: string, writes: Requests): Promise<OperatorHandle> {
-  const config = OperatorConfig.parse({
-    kubeconfig: w.operatorKubeconfig,
-    baseUrl: w.emu.url,
-    apiKey: API_KEY,
-    namespaces: [ns],
-    concurrency: Number(process.env['BENCH_CONCURRENCY'] ?? 8),
-    logLevel: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn',
-    metricsPort: 0,
-    healthPort: 0,
-    bindAddress: '127.0.0.1',
-    leaderElect: false,
-    identity: `bench_${randomBytes(4).toString('hex')}`,
-    // The environments are made through the API and adopted by id: that needs the administrator's
-    // grant (tenancy).
-    adoptionNamespaces: [ns],
-  });
+  const config = benchOperatorConfig(
+    { kubeconfig: w.operatorKubeconfig, baseUrl: w.emu.url, apiKey: API_KEY, namespace: ns },
+    { concurrency: Number(process.env['BENCH_CONCURRENCY'] ?? 8), logLevel: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn' },
+  );
   return startOperator(config, {
     logger: createLogger({ level: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn', destination: { write: (l: string) => void process.stderr.write(l) } }),
     observeKube: (r) => {

@@ -10,11 +10,10 @@
  *   `BENCH_RESUME_SAMPLES` resumes (default 20) of one session. p50 / p99 in milliseconds.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { randomBytes } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
 import { EnvironmentsClient } from '../src/api/client.ts';
 import { startOperator } from '../src/cli/operator.ts';
-import { OperatorConfig } from '../src/config/operator.ts';
+import { benchOperatorConfig } from './support.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../src/crd/resources.ts';
 import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
 import { CORE, KubeRest, type KubeObject } from '../src/k8s/rest.ts';
@@ -59,23 +58,7 @@ export async function benchResume(): Promise<Record<string, number>> {
   kc.loadFromFile(cluster.adminKubeconfig);
   const admin = new KubeRest(kc, { fieldManager: 'agentenv-bench' });
   const ns = (await admin.create<KubeObject>(CORE.namespaces, undefined, { metadata: { generateName: 'bench-resume-' } })).metadata!.name!;
-  const config = OperatorConfig.parse({
-    kubeconfig: cluster.operatorKubeconfig,
-    baseUrl: emu.url,
-    apiKey: API_KEY,
-    namespaces: [ns],
-    sessionProxyAddress: 'pod-ip',
-    sidecarImage: 'ghcr.io/agentenv-io/agentenv:bench',
-    runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:bench',
-    logLevel: 'warn',
-    metricsPort: 0,
-    healthPort: 0,
-    bindAddress: '127.0.0.1',
-    leaderElect: false,
-    identity: `bench_${randomBytes(4).toString('hex')}`,
-    // The environment is made through the API and adopted by id: that needs the administrator's grant (tenancy).
-    adoptionNamespaces: [ns],
-  });
+  const config = benchOperatorConfig({ kubeconfig: cluster.operatorKubeconfig, baseUrl: emu.url, apiKey: API_KEY, namespace: ns }, { sessionProxyAddress: 'pod-ip', logLevel: 'warn' });
   const op = await startOperator(config, { logger: createLogger({ level: 'warn', destination: { write: (l: string) => void process.stderr.write(l) } }) });
   try {
     const console_ = new EnvironmentsClient({ baseUrl: emu.url, credential: { kind: 'api-key', value: API_KEY } });

@@ -25,11 +25,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { randomBytes } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
 import { EnvironmentsClient } from '../src/api/client.ts';
 import { startOperator } from '../src/cli/operator.ts';
-import { OperatorConfig } from '../src/config/operator.ts';
+import { benchOperatorConfig } from './support.ts';
 import { LABELS } from '../src/crd/meta.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../src/crd/resources.ts';
 import { startEmulator } from '../src/emulator/index.ts';
@@ -119,23 +118,7 @@ export async function benchServed(): Promise<Record<string, number>> {
     const admin = new KubeRest(kc, { fieldManager: 'agentenv-bench' });
     await admin.create(CORE.namespaces, undefined, { metadata: { name: NS } } as KubeObject);
     operator = await startOperator(
-      OperatorConfig.parse({
-        kubeconfig: cluster.operatorKubeconfig,
-        baseUrl: emu.url,
-        apiKey: API_KEY,
-        namespaces: [NS],
-        metricsPort: 0,
-        healthPort: 0,
-        bindAddress: '127.0.0.1',
-        leaderElect: false,
-        identity: `bench_${randomBytes(4).toString('hex')}`,
-        sidecarImage: 'ghcr.io/agentenv-io/agentenv:bench',
-        runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:bench',
-        sessionProxyAddress: 'pod-ip',
-        // The environment below is made through the API, not by the AgentEnvironment: adopting it
-        // needs the administrator's grant (tenancy).
-        adoptionNamespaces: [NS],
-      }),
+      benchOperatorConfig({ kubeconfig: cluster.operatorKubeconfig, baseUrl: emu.url, apiKey: API_KEY, namespace: NS }, { sessionProxyAddress: 'pod-ip' }),
       { logger: createLogger({ level: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn', destination: { write: (l: string) => void process.stderr.write(l) } }) },
     );
 

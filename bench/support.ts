@@ -1,5 +1,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import type { z } from 'zod';
+import { OperatorConfig } from '../src/config/operator.ts';
 
 /** Kernel constants the benchmarks need to turn /proc figures into seconds and bytes. */
 export const sysconf = {
@@ -15,4 +18,30 @@ export async function startEmulatorProcess(apiKey: string): Promise<{ url: strin
     if (m) return { url: m[1]!, child };
   }
   throw new Error('emulator did not start');
+}
+
+/** The session images of the benches (the local stand-ins `npm run images` builds). */
+const BENCH_IMAGES = { sidecarImage: 'ghcr.io/agentenv-io/agentenv:bench', runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:bench' } as const;
+
+/**
+ * The operator settings every bench shares, for an in-process operator watching `namespace`:
+ * ports on loopback picked by the system, no leader election, a fresh identity, the bench images,
+ * and adoption granted in its namespace (the benches make their environments through the API and
+ * adopt them by id, which needs the administrator's grant: tenancy). `settings` adds or overrides.
+ */
+export function benchOperatorConfig(base: { kubeconfig: string; baseUrl: string; apiKey: string; namespace: string }, settings: Partial<z.input<typeof OperatorConfig>> = {}): OperatorConfig {
+  return OperatorConfig.parse({
+    kubeconfig: base.kubeconfig,
+    baseUrl: base.baseUrl,
+    apiKey: base.apiKey,
+    namespaces: [base.namespace],
+    metricsPort: 0,
+    healthPort: 0,
+    bindAddress: '127.0.0.1',
+    leaderElect: false,
+    identity: `bench_${randomBytes(4).toString('hex')}`,
+    ...BENCH_IMAGES,
+    adoptionNamespaces: [base.namespace],
+    ...settings,
+  });
 }

@@ -20,7 +20,6 @@
  * to see what the pool adds (its 5 s pass: one Pod list and one queue-stats read). Figures are
  * measured, never asserted. Run: `npm run bench -- warm` (BENCH_WARM_SESSIONS, BENCH_WARM_IDLE_SECONDS).
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,7 +28,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { EnvironmentsClient } from '../src/api/client.ts';
 import { startOperator } from '../src/cli/operator.ts';
-import { OperatorConfig } from '../src/config/operator.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../src/crd/resources.ts';
 import { startEmulator } from '../src/emulator/index.ts';
 import { CORE, KubeRest, type KubeObject } from '../src/k8s/rest.ts';
@@ -37,7 +35,7 @@ import { startLocalCluster } from '../src/localcluster/index.ts';
 import type { Pod } from '../src/sessions/objects/pod-types.ts';
 import { warmPoolSelector } from '../src/sessions/record/names.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
-import { sysconf } from './support.ts';
+import { benchOperatorConfig, sysconf } from './support.ts';
 import { writeServingCertificate } from '../src/localcluster/serving-cert.ts';
 
 const API_KEY = 'sk-ant-api03-bench-warm';
@@ -110,20 +108,8 @@ export async function benchWarm(): Promise<Record<string, number>> {
     await admin.create(CORE.namespaces, undefined, { metadata: { name: NS } } as KubeObject);
     const port = await freePort();
     operator = await startOperator(
-      OperatorConfig.parse({
-        kubeconfig: cluster.operatorKubeconfig,
-        baseUrl: emu.url,
-        apiKey: API_KEY,
-        namespaces: [NS],
-        metricsPort: 0,
-        healthPort: 0,
-        bindAddress: '127.0.0.1',
-        leaderElect: false,
-        identity: `bench_${randomBytes(4).toString('hex')}`,
-        sidecarImage: 'ghcr.io/agentenv-io/agentenv:bench',
-        runnerImage: 'ghcr.io/agentenv-io/agentenv-runner:bench',
+      benchOperatorConfig({ kubeconfig: cluster.operatorKubeconfig, baseUrl: emu.url, apiKey: API_KEY, namespace: NS }, {
         sessionProxyAddress: 'pod-ip',
-        adoptionNamespaces: [NS],
         assignmentUrl: `https://127.0.0.1:${port}`,
         assignmentPort: port,
         assignmentTlsDir: writeServingCertificate(mkdtempSync(join(tmpdir(), 'agentenv-assignment-'))),
