@@ -44,11 +44,9 @@ export function admissionSource(deps: AdmissionSourceDeps): AdmissionSource {
     podsPending: (namespace) =>
       deps.sessions
         .flatMap((i) => i.list((s) => s.metadata?.namespace === namespace && holdsCapacity(s)))
-        .filter((s) => {
-          const pod = podName(s.metadata?.name ?? '', s.spec.workId);
-          // Its Pod not created yet: not in the cache, and not seen before (a Pod seen and gone no longer counts in the quota either).
-          return !podCached(namespace, pod) && !(s.status?.workId === s.spec.workId && s.status.podName);
-        }).length,
+        // Its Pod not created yet: not seen before (a Pod seen and gone no longer counts in the
+        // quota either; the cheap test first), and not in the cache.
+        .filter((s) => !(s.status?.workId === s.spec.workId && s.status.podName) && !podCached(namespace, podName(s.metadata?.name ?? '', s.spec.workId))).length,
     nextPod: (env) => nextSessionPod(env, deps.podSettings),
     async dryRun(pod) {
       const namespace = pod.metadata?.namespace ?? '';

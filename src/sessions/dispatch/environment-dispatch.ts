@@ -175,8 +175,11 @@ export class EnvironmentDispatch {
     const namespace = this.#env.metadata?.namespace ?? '';
     const quotas = a.quotas(namespace);
     const pod = quotas.length ? this.#pod() : undefined;
+    // Claims not yet Pods only shrink a quota's room: with no quota to judge, the room is unlimited
+    // and counting them (a look at every record of the namespace, before every poll) is skipped.
+    if (!pod) return admissionVerdict({ namespace, held: this.#held, fit: undefined, pending: 0 });
     const unrecorded = Math.max(0, this.#capacity.active() - this.#deps.recorded.unfinished(this.key).size);
-    return admissionVerdict({ namespace, held: this.#held, fit: pod ? quotaFit(quotas, pod) : undefined, pending: a.podsPending(namespace) + unrecorded });
+    return admissionVerdict({ namespace, held: this.#held, fit: quotaFit(quotas, pod), pending: a.podsPending(namespace) + unrecorded });
   }
 
   #pod(): Pod | undefined {
