@@ -216,6 +216,7 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
   writes.reads!.clear();
   // Pods are counted as the operator's creates return (as the loops below are timed), not by a
   // watch of the bench's own: a watch would add apiserver work to the operator's run only.
+  w.emu.state.resetRequestCounts();
   const meter = cpuMeter(w.clusterPids);
   const profile = await profileIf(process.env['BENCH_CPU_PROFILE']);
   const operatorCpu = meter();
@@ -233,6 +234,10 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
   process.stderr.write(`burst: Kubernetes writes by verb and resource: ${JSON.stringify(Object.fromEntries(writes.byResource!))}\n`);
   process.stderr.write(`burst: Kubernetes reads by verb and resource: ${JSON.stringify(Object.fromEntries(writes.reads!))}\n`);
   const readsPerSession = [...writes.reads!.values()].reduce((a, b) => a + b, 0) / Math.max(1, reached);
+  // The API calls (poll, ack, work reads), answered by the emulator in this process: its CPU is in the bench process's figure.
+  const apiCalls = Object.entries(w.emu.state.requestCounts()).map(([route, byStatus]) => [route, Object.values(byStatus).reduce((a, b) => a + b, 0)] as const);
+  process.stderr.write(`burst: API calls by route: ${JSON.stringify(Object.fromEntries(apiCalls))}\n`);
+  const apiCallsPerSession = apiCalls.reduce((a, [, n]) => a + n, 0) / Math.max(1, reached);
   const sessionCopies = (await w.admin.list<AgentSession>(AGENT_SESSIONS, ns)).items.map((s) => ({ metadata: { name: s.metadata?.name, labels: s.metadata?.labels }, spec: s.spec }) as unknown as KubeObject);
   const created = (await w.admin.list<KubeObject>(CORE.pods, ns)).items;
   await op.stop();
@@ -292,6 +297,7 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
     'dispatch.burst.floor_status_bench_process_cpu_ms_per_session': perSession(floorCost.benchMs, copies.length),
     'dispatch.burst.ratio_to_record_pod_status_floor': round(burstRate / statusFloorRate, 2),
     'dispatch.burst.kube_reads_per_session': round(readsPerSession, 2),
+    'dispatch.burst.api_calls_per_session': round(apiCallsPerSession, 2),
   };
 }
 

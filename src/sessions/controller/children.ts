@@ -55,6 +55,8 @@ export async function createPod(deps: ReconcilerDeps, env: AgentEnvironment, ses
     }
     throw err;
   }
+  // This pass goes on with the created Pod: its add event brings nothing new (k8s/own-writes.ts).
+  deps.ownWrites?.wrote(CORE.pods, pod);
   const claimedAt = Date.parse(session.spec.claimedAt);
   if (!Number.isNaN(claimedAt)) deps.metrics?.podCreated(Math.max(0, deps.now().getTime() - claimedAt));
   deps.events.record(session, 'Normal', 'PodCreated', `created session Pod ${build.pod.metadata?.name}`);

@@ -10,6 +10,7 @@ import { LABELS } from '../../crd/meta.ts';
 import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../crd/resources.ts';
 import { isNotFound } from '../../k8s/errors.ts';
 import { Informer, keyOf, lifecycleChanged, type InformerEvent } from '../../k8s/informer.ts';
+import { OwnWrites } from '../../k8s/own-writes.ts';
 import { CORE, type KubeRest } from '../../k8s/rest.ts';
 import { Controller, type ControllerObserver } from '../../runtime/controller.ts';
 import type { Logger } from '../../telemetry/logger.ts';
@@ -125,7 +126,8 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
   const podsOf = (namespace: string, session: string): Pod[] => pods.flatMap((i) => i.byIndex(SESSION_INDEX, `${namespace}/${session}`));
   const deleted = new DeletedPods();
   const acknowledgements = new Acknowledgements();
-  const reconcile = sessionReconciler({ ...deps, podsOf, deletedPod: (ns, name) => deleted.get(ns, name), acknowledgements, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  const ownWrites = new OwnWrites();
+  const reconcile = sessionReconciler({ ...deps, podsOf, deletedPod: (ns, name) => deleted.get(ns, name), acknowledgements, ownWrites, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
   const reconciled = { dirty: false };
   const controller = new Controller({
     name: 'agentsession',
@@ -137,10 +139,13 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
   });
   if (deps.metrics) countPhasesEverySecond(sessions, reconciled, (c) => deps.metrics?.sessionsByPhase(c));
 
-  for (const i of sessions) i.on((e) => needsReconcile(e) && controller.enqueue(keyOf(e.object)));
+  // The events of a pass's own writes (the Pod it created, the status it wrote) cause no pass: that
+  // pass ended knowing them (k8s/own-writes.ts). Checked first, so every event consumes its entry.
+  for (const i of sessions) i.on((e) => !ownWrites.isOwn(AGENT_SESSIONS, e) && needsReconcile(e) && controller.enqueue(keyOf(e.object)));
   for (const i of pods) {
     i.on((e) => {
       if (e.type === 'delete') deleted.remember(e.object);
+      if (ownWrites.isOwn(CORE.pods, e)) return;
       const session = e.object.metadata?.labels?.[LABELS.session];
       if (session) controller.enqueue(`${e.object.metadata?.namespace ?? ''}/${session}`);
     });

@@ -7,6 +7,7 @@ import type { EnvironmentsClient } from '../../api/client.ts';
 import type { Credential } from '../../api/transport.ts';
 import type { AgentEnvironment } from '../../crd/resources.ts';
 import type { EventRecorder } from '../../k8s/events.ts';
+import type { OwnWrites } from '../../k8s/own-writes.ts';
 import type { KubeRest } from '../../k8s/rest.ts';
 import type { SessionStart } from '../../telemetry/metrics.ts';
 import type { PodRefusal } from '../objects/pod-refusal.ts';
@@ -75,6 +76,8 @@ export interface SessionReconcilerDeps {
   readonly cachedEnvironment?: (namespace: string, name: string) => AgentEnvironment | undefined;
   /** Acknowledgements this process made and has not written yet (the dispatcher adds them). */
   readonly acknowledgements: Acknowledgements;
+  /** Where a pass records the Pods it created and the statuses it wrote, so their own watch events cause no pass (k8s/own-writes.ts). Default: not recorded. */
+  readonly ownWrites?: OwnWrites;
   readonly now?: () => Date;
 }
 
