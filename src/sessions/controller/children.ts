@@ -39,24 +39,26 @@ export async function createPod(deps: ReconcilerDeps, env: AgentEnvironment, ses
   });
   if (!build.ok) return { refused: { reason: build.reason, message: build.message } };
   let pod: Pod;
+  const namespace = session.metadata?.namespace ?? '';
+  // This pass goes on with the created Pod: its add event brings nothing new (k8s/own-writes.ts).
+  deps.ownWrites?.writing(CORE.pods, namespace, build.pod.metadata?.name ?? '');
   try {
-    pod = await deps.rest.create<Pod>(CORE.pods, session.metadata?.namespace ?? '', build.pod);
+    pod = await deps.rest.create<Pod>(CORE.pods, namespace, build.pod);
+    deps.ownWrites?.wrote(CORE.pods, namespace, build.pod.metadata?.name ?? '', pod);
   } catch (err) {
+    deps.ownWrites?.wrote(CORE.pods, namespace, build.pod.metadata?.name ?? '', undefined);
     if (isAlreadyExists(err)) return {};
     // Admission (Pod Security, quota, webhooks) or validation refused it: retrying cannot help.
     // The claimed item is force-stopped as before; a refusal for capacity (a full quota, a
     // LimitRange, a webhook's denial) also holds the environment's dispatch, so no more work is
     // claimed for Pods the namespace would refuse (dispatch/admission.ts).
     if (isForbidden(err) || isInvalid(err)) {
-      const namespace = session.metadata?.namespace ?? '';
       const capacity = err instanceof KubeError ? classifyPodRefusal({ status: err.status, message: err.message }, namespace) : undefined;
       if (capacity) deps.onCapacityRefused?.(namespace, session.spec.environmentRef.name, capacity);
       return { refused: { reason: 'PodCreateRefused', message: capacity?.message ?? (err instanceof Error ? err.message : String(err)) } };
     }
     throw err;
   }
-  // This pass goes on with the created Pod: its add event brings nothing new (k8s/own-writes.ts).
-  deps.ownWrites?.wrote(CORE.pods, pod);
   const claimedAt = Date.parse(session.spec.claimedAt);
   if (!Number.isNaN(claimedAt)) deps.metrics?.podCreated(Math.max(0, deps.now().getTime() - claimedAt));
   deps.events.record(session, 'Normal', 'PodCreated', `created session Pod ${build.pod.metadata?.name}`);

@@ -140,14 +140,13 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
   if (deps.metrics) countPhasesEverySecond(sessions, reconciled, (c) => deps.metrics?.sessionsByPhase(c));
 
   // The events of a pass's own writes (the Pod it created, the status it wrote) cause no pass: that
-  // pass ended knowing them (k8s/own-writes.ts). Checked first, so every event consumes its entry.
-  for (const i of sessions) i.on((e) => !ownWrites.isOwn(AGENT_SESSIONS, e) && needsReconcile(e) && controller.enqueue(keyOf(e.object)));
+  // pass ended knowing them (k8s/own-writes.ts); every event of an object with an entry consumes it.
+  for (const i of sessions) i.on((e) => ownWrites.observe(AGENT_SESSIONS, e, () => needsReconcile(e) && controller.enqueue(keyOf(e.object))));
   for (const i of pods) {
     i.on((e) => {
       if (e.type === 'delete') deleted.remember(e.object);
-      if (ownWrites.isOwn(CORE.pods, e)) return;
       const session = e.object.metadata?.labels?.[LABELS.session];
-      if (session) controller.enqueue(`${e.object.metadata?.namespace ?? ''}/${session}`);
+      if (session) ownWrites.observe(CORE.pods, e, () => controller.enqueue(`${e.object.metadata?.namespace ?? ''}/${session}`));
     });
   }
   const sessionsOf = (env: AgentEnvironment): AgentSession[] =>

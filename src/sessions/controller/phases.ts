@@ -189,9 +189,14 @@ async function writeStatus(deps: ReconcilerDeps, scope: SessionScope, d: Session
   const { session } = scope;
   const stored = scope.record.status ?? {};
   if (jsonEqual(stored, d.status)) return;
-  const written = await writeSessionStatus(deps.store, scope.record, statusPatch(stored, d.status), sameItem(scope));
   // The pass ends on this status (nextPass): its update event brings nothing new (k8s/own-writes.ts).
-  deps.ownWrites?.wrote(AGENT_SESSIONS, written);
+  deps.ownWrites?.writing(AGENT_SESSIONS, scope.namespace, scope.name);
+  let written: AgentSession | undefined;
+  try {
+    written = await writeSessionStatus(deps.store, scope.record, statusPatch(stored, d.status), sameItem(scope));
+  } finally {
+    deps.ownWrites?.wrote(AGENT_SESSIONS, scope.namespace, scope.name, written);
+  }
   deps.acknowledgements.delete(scope.key);
   // A launch records its own event (PodCreated); the Normal transition it causes adds nothing.
   if (d.event && !(launched?.pod && d.event.type === 'Normal')) deps.events.record(session, d.event.type, d.event.reason, d.event.message);
