@@ -15,59 +15,78 @@
  * - An event that arrives while the write is in flight (the watch can be faster than the reply)
  *   waits for the reply: then it is dropped when it is the written version, else reacted to. A
  *   failed write reacts to whatever waited.
- * - An entry is consumed by the first event of its object, own or not, and a delete always
- *   reacts and forgets it: at most one entry per object, never one that hides a later event.
+ * - A written version is forgotten when its event comes; a delete forgets the object. A version
+ *   whose event never comes (a relist skipped it) can hide nothing: no other write has its
+ *   resourceVersion.
  * - A write is recorded only by a pass that ends on it; a pass that fails is retried by the
  *   error policy, and the slow resync remains the safety net.
  */
 import { keyOf } from './informer.ts';
 import type { KubeObject, ResourceType } from './rest.ts';
 
-type Entry =
-  | { readonly state: 'writing'; waiting?: { readonly rv: string | undefined; readonly react: () => void } }
-  | { readonly state: 'written'; readonly rv: string };
+/** Per object: versions this controller wrote whose events have not come yet, and a write in flight with the event that waits for its reply. */
+interface Entry {
+  readonly own: Set<string>;
+  writing: boolean;
+  waiting?: { readonly rv: string | undefined; readonly react: () => void } | undefined;
+}
 
 type Type = Pick<ResourceType, 'plural'>;
 
 export class OwnWrites {
   readonly #entries = new Map<string, Entry>();
 
+  #entry(key: string): Entry {
+    let e = this.#entries.get(key);
+    if (!e) this.#entries.set(key, (e = { own: new Set(), writing: false }));
+    return e;
+  }
+
+  #tidy(key: string, e: Entry): void {
+    if (!e.writing && !e.waiting && e.own.size === 0) this.#entries.delete(key);
+  }
+
   /** A pass is about to write `namespace/name`: its events wait for the write's reply. */
   writing(type: Type, namespace: string, name: string): void {
-    this.#entries.set(`${type.plural}:${namespace}/${name}`, { state: 'writing' });
+    this.#entry(`${type.plural}:${namespace}/${name}`).writing = true;
   }
 
-  /** The write of `namespace/name` returned `written` (with its resourceVersion), or failed (undefined). */
+  /** A write of `namespace/name` returned `written` (with its resourceVersion), or failed (undefined). */
   wrote(type: Type, namespace: string, name: string, written: KubeObject | undefined): void {
     const key = `${type.plural}:${namespace}/${name}`;
-    const entry = this.#entries.get(key);
-    this.#entries.delete(key);
+    const e = this.#entry(key);
+    e.writing = false;
     const rv = written?.metadata?.resourceVersion;
-    if (entry?.state === 'writing' && entry.waiting) {
-      if (rv === undefined || entry.waiting.rv !== rv) entry.waiting.react();
-      return;
-    }
-    if (rv) this.#entries.set(key, { state: 'written', rv });
+    if (rv) e.own.add(rv);
+    const waiting = e.waiting;
+    e.waiting = undefined;
+    // What waited is dropped when it is a version written here, else reacted to.
+    if (waiting && !(waiting.rv !== undefined && e.own.delete(waiting.rv))) waiting.react();
+    this.#tidy(key, e);
   }
 
-  /** Call `react` for a watch event unless it is the version this controller wrote (see the rules). */
+  /** Call `react` for a watch event unless it is a version this controller wrote (see the rules). */
   observe(type: Type, event: { readonly type: string; readonly object: KubeObject }, react: () => void): void {
     const key = `${type.plural}:${keyOf(event.object)}`;
-    const entry = this.#entries.get(key);
+    const e = this.#entries.get(key);
+    if (!e) return react();
     const rv = event.object.metadata?.resourceVersion;
-    if (entry?.state === 'writing' && event.type !== 'delete') {
-      // Only the latest event can be the written version: an earlier one is news now.
-      if (entry.waiting && entry.waiting.rv !== rv) entry.waiting.react();
-      entry.waiting = { rv, react };
+    if (event.type === 'delete') {
+      this.#entries.delete(key);
+      e.waiting?.react();
+      return react();
+    }
+    if (rv !== undefined && e.own.delete(rv)) return this.#tidy(key, e);
+    if (e.writing) {
+      // Only the latest event can be the version in flight: an earlier one is news now.
+      e.waiting?.react();
+      e.waiting = { rv, react };
       return;
     }
-    if (entry) this.#entries.delete(key);
-    if (entry?.state === 'writing') entry.waiting?.react();
-    if (entry?.state === 'written' && event.type !== 'delete' && entry.rv === rv) return;
     react();
   }
 
-  /** Entries open (observability and tests). */
+  /** Objects with an entry (observability and tests). */
   get size(): number {
     return this.#entries.size;
   }

@@ -158,6 +158,8 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
     enqueue: (namespace, name) => controller.enqueue(`${namespace}/${name}`),
     acknowledged(namespace, name, work, record) {
       acknowledgements.add(`${namespace}/${name}`, work, new Date(), record);
+      // The next pass decides on the record the dispatcher created (takeRecord): its add event brings nothing new.
+      if (record) ownWrites.wrote(AGENT_SESSIONS, namespace, name, record);
       controller.enqueue(`${namespace}/${name}`);
     },
     acknowledgementPending: (key) => acknowledgements.has(key),
