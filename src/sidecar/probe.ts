@@ -35,6 +35,12 @@ export interface ProbeServer {
   readonly port: number;
   /** The state changed (the lease was claimed): answer the held `/started` requests that may pass now. */
   changed(): void;
+  /**
+   * Report from `state` from now on: a warm sidecar hands its probe server to the sidecar proper
+   * instead of closing it, so the kubelet's readiness probe is never refused across the switch (a
+   * refused probe is `ready: false`, which the operator reads as "end the main container").
+   */
+  use(state: () => ProbeState): void;
   close(): Promise<void>;
 }
 
@@ -71,7 +77,8 @@ export function startedWaitMs(requestLine: string, state: ProbeState): number {
   return Math.min(Number(raw), MAX_WAIT_MS);
 }
 
-export async function startProbeServer(address: string, port: number, state: () => ProbeState): Promise<ProbeServer> {
+export async function startProbeServer(address: string, port: number, initial: () => ProbeState): Promise<ProbeServer> {
+  let state = initial;
   const sockets = new Set<Socket>();
   /** Held `/started` requests: each answers itself when the state allows or its wait ends. */
   const waiting = new Set<() => void>();
@@ -121,6 +128,10 @@ export async function startProbeServer(address: string, port: number, state: () 
   return {
     port: (server.address() as AddressInfo).port,
     changed: () => {
+      for (const check of [...waiting]) check();
+    },
+    use: (next) => {
+      state = next;
       for (const check of [...waiting]) check();
     },
     close: () =>
