@@ -15,7 +15,8 @@ import type { WarmPoolStatus } from '../crd/agent-environment.ts';
 import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
 import { classify, isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
-import { keyOf, type Informer, type InformerEvent } from '../k8s/informer.ts';
+import { Informer, keyOf, type InformerEvent } from '../k8s/informer.ts';
+import { LABELS } from '../crd/meta.ts';
 import { CORE, type KubeObject, type KubeRest } from '../k8s/rest.ts';
 import type { ControllerObserver } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -39,7 +40,7 @@ import type { AssignmentEndpoint } from './objects/warm-pod.ts';
 import { WarmPools } from './pool/pool.ts';
 import { startAssignmentServer, type AssignmentServer } from './assign/server.ts';
 import type { WarmBinder } from './dispatch/hand-off.ts';
-import { sessionName } from './record/names.ts';
+import { labelValue, sessionName } from './record/names.ts';
 
 /** What the AgentEnvironment reconciler asks of the sessions feature (same shape as its `SessionsHook`). */
 export interface SessionsHook {
@@ -151,7 +152,8 @@ export function startSessions(deps: SessionsDeps): Sessions {
   const conditions = new DispatchingConditionWriter({ rest: deps.rest, cached: envOf, logger: log });
   const quotas = quotaInformers(deps.rest, deps.namespaces, deps.logger);
   const admission = admissionSource({ rest: deps.rest, quotas, sessions: sessionInformers, pods: podInformers, podSettings: podSettings(deps) });
-  const pools = buildPools(deps, log, sessionInformers);
+  const warmPods = warmPodInformers(deps);
+  const pools = buildPools(deps, log, sessionInformers, warmPods);
   const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions, admission, warmBinder(pools, sessionInformers));
   late.dispatchers = dispatchers;
   // Backpressure: a quota's status changed (a Pod created or ended, the quota raised): the namespace's dispatchers look again.
@@ -168,7 +170,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
   }
 
   return {
-    informers: [...controller.informers, ...quotas],
+    informers: [...controller.informers, ...quotas, ...warmPods],
     serveAssignments: async () =>
       deps.assignmentServer
         ? startAssignmentServer({ rest: deps.rest, log: log.child({ part: 'assignment' }), ...deps.assignmentServer, sessions: sessionInformers, environment: envOf })
@@ -231,8 +233,31 @@ function buildController(deps: SessionsDeps, envOf: EnvironmentLookup, onCapacit
   });
 }
 
+/**
+ * One informer per watched namespace of the Pods labelled `agentenv.io/warm-pool` (the pools' Pods,
+ * bound ones included): the pool's pass every few seconds reads them from this cache, not the
+ * apiserver. None without an assignment endpoint (no pool is kept then).
+ */
+function warmPodInformers(deps: SessionsDeps): Informer<Pod>[] {
+  if (!deps.assignment) return [];
+  const namespaces = deps.namespaces.length ? deps.namespaces : [undefined];
+  return namespaces.map(
+    (namespace) =>
+      new Informer<Pod>(deps.rest, CORE.pods, {
+        ...(namespace ? { namespace } : {}),
+        labelSelector: LABELS.warmPool,
+        logger: deps.logger.child({ component: 'informer', resource: 'pods', part: 'warm-pool', namespace }),
+      }).addIndex(WARM_POOL_INDEX, (p) => (p.metadata?.labels?.[LABELS.warmPool] ? `${p.metadata.namespace ?? ''}/${p.metadata.labels[LABELS.warmPool]}` : undefined)),
+  );
+}
+const WARM_POOL_INDEX = 'warm-pool';
+
 /** The warm pools, kept from the environments' keyed passes; a record's warm Pod is read from the AgentSession cache. */
-function buildPools(deps: SessionsDeps, log: Logger, sessionInformers: readonly Informer<AgentSession>[]): WarmPools {
+function buildPools(deps: SessionsDeps, log: Logger, sessionInformers: readonly Informer<AgentSession>[], warmPods: readonly Informer<Pod>[]): WarmPools {
+  const cachedPods = (namespace: string, envName: string): Pod[] | undefined => {
+    if (!warmPods.length || !warmPods.every((i) => i.hasSynced)) return undefined;
+    return warmPods.flatMap((i) => i.byIndex(WARM_POOL_INDEX, `${namespace}/${labelValue(envName)}`));
+  };
   const recordedPod = (namespace: string, name: string): string | undefined => {
     for (const i of sessionInformers) {
       const s = i.get(namespace, name);
@@ -240,7 +265,7 @@ function buildPools(deps: SessionsDeps, log: Logger, sessionInformers: readonly 
     }
     return undefined;
   };
-  return new WarmPools({ rest: deps.rest, log: log.child({ part: 'warm-pool' }), sidecar: deps.sidecar, runner: deps.runner, proxyAddress: deps.proxyAddress, baseUrl: deps.baseUrl, assignment: deps.assignment, recordedPod });
+  return new WarmPools({ rest: deps.rest, log: log.child({ part: 'warm-pool' }), sidecar: deps.sidecar, runner: deps.runner, proxyAddress: deps.proxyAddress, baseUrl: deps.baseUrl, assignment: deps.assignment, recordedPod, cachedPods });
 }
 
 /**
