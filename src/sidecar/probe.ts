@@ -52,6 +52,17 @@ export interface ProbeState {
   readonly ready: boolean;
 }
 
+/**
+ * What the sidecar's probes report from its lease. Started: the lease was claimed. Ready: a cold
+ * sidecar while it holds the lease with no stop due (its startup probe covers the claim); a warm
+ * one — which has no startup probe, so the kubelet calls it started from its first second — while
+ * no stop is due, its claim included: a `ready: false` of a started sidecar is read by the operator
+ * as "end the main container" (rule 6 of the session controller).
+ */
+export function leaseProbeState(lease: { readonly started: boolean; readonly claimed: boolean; readonly ended: boolean }, warm: boolean): ProbeState {
+  return { started: lease.started, ready: warm ? !lease.ended : lease.started && lease.claimed && !lease.ended };
+}
+
 /** The status a probe request line gets (e.g. `GET /started HTTP/1.1`). */
 export function probeStatus(requestLine: string, state: ProbeState): number {
   const m = /^(GET|HEAD) (\S+) HTTP\/1\.[01]$/.exec(requestLine);

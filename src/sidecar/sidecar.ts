@@ -45,7 +45,7 @@ import { keepLease } from './heartbeat.ts';
 import { Lease, DEFAULT_LEASE_TTL_SECONDS, type EndReason } from './lease.ts';
 import { LeaseFile } from './lease-file.ts';
 import type { SidecarLogger } from './log.ts';
-import { startProbeServer, type ProbeServer, type ProbeState } from './probe.ts';
+import { leaseProbeState, startProbeServer, type ProbeServer, type ProbeState } from './probe.ts';
 import { startProxy } from './proxy.ts';
 import { createUpstream } from './upstream.ts';
 import { decideMainStop, VirtualLease, type Answer } from './virtual-lease.ts';
@@ -92,7 +92,7 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
   let started = restored?.ended !== undefined;
   const claimed = new Gate(started);
   const warm = options.warmProbe !== undefined;
-  const probeState = (): ProbeState => ({ started, ready: warm ? !lease.ended : started && lease.claimed && !lease.ended });
+  const probeState = (): ProbeState => leaseProbeState({ started, claimed: lease.claimed, ended: lease.ended }, warm);
   const probe = options.warmProbe ?? (await startProbeServer(config.probeAddress, config.probePort, probeState));
   probe.use(probeState);
 
