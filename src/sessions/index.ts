@@ -16,7 +16,7 @@ import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd
 import { classify, isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import { Informer, keyOf, type InformerEvent } from '../k8s/informer.ts';
-import { LABELS } from '../crd/meta.ts';
+import { AGENT_ENVIRONMENT, LABELS } from '../crd/meta.ts';
 import { CORE, type KubeObject, type KubeRest } from '../k8s/rest.ts';
 import type { ControllerObserver } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -50,6 +50,8 @@ export interface SessionsHook {
   drainBeforeDeletion(env: AgentEnvironment, signal: AbortSignal): Promise<boolean>;
   /** The environment's warm pool as its last keyed pass left it. */
   warmPool(env: AgentEnvironment): WarmPoolStatus | undefined;
+  /** Call `enqueue(namespace, name)` when a warm Pod of environment `name` changed (its pool wants a pass). */
+  onWarmPodChange(enqueue: (namespace: string, name: string) => void): void;
 }
 
 /**
@@ -175,7 +177,7 @@ export function startSessions(deps: SessionsDeps): Sessions {
       deps.assignmentServer
         ? startAssignmentServer({ rest: deps.rest, log: log.child({ part: 'assignment' }), ...deps.assignmentServer, sessions: sessionInformers, environment: envOf })
         : undefined,
-    hook: sessionsHook(deps, log, controller, pools, dispatchers, recorded, sessionInformers),
+    hook: { ...sessionsHook(deps, log, controller, pools, dispatchers, recorded, sessionInformers), onWarmPodChange: (enqueue) => onWarmPodChange(warmPods, enqueue) },
     async run(signal) {
       // The quotas too: dispatch must not claim before it knows whether the namespace has room.
       await Promise.all([...controller.informers, ...quotas].map((i) => i.synced(signal)));
@@ -252,6 +254,24 @@ function warmPodInformers(deps: SessionsDeps): Informer<Pod>[] {
 }
 const WARM_POOL_INDEX = 'warm-pool';
 
+/**
+ * A warm Pod was added, deleted, bound (relabelled) or changed readiness: its environment's pool
+ * wants a pass (a full pool is otherwise passed only at the queue refresh). The environment is the
+ * Pod's controller owner; other status churn (heartbeats of the kubelet) causes no pass.
+ */
+function onWarmPodChange(informers: readonly Informer<Pod>[], enqueue: (namespace: string, name: string) => void): void {
+  const owner = (p: Pod): string | undefined => p.metadata?.ownerReferences?.find((o) => o.controller && o.kind === AGENT_ENVIRONMENT.kind)?.name;
+  const readiness = (p: Pod): boolean => !!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  for (const i of informers) {
+    i.on((e) => {
+      const name = owner(e.object);
+      if (!name) return;
+      if (e.type === 'update' && e.old.metadata?.labels?.[LABELS.component] === e.object.metadata?.labels?.[LABELS.component] && readiness(e.old) === readiness(e.object) && e.old.status?.phase === e.object.status?.phase && e.old.metadata?.deletionTimestamp === e.object.metadata?.deletionTimestamp) return;
+      enqueue(e.object.metadata?.namespace ?? '', name);
+    });
+  }
+}
+
 /** The warm pools, kept from the environments' keyed passes; a record's warm Pod is read from the AgentSession cache. */
 function buildPools(deps: SessionsDeps, log: Logger, sessionInformers: readonly Informer<AgentSession>[], warmPods: readonly Informer<Pod>[]): WarmPools {
   const cachedPods = (namespace: string, envName: string): Pod[] | undefined => {
@@ -321,7 +341,7 @@ function sessionsHook(
   dispatchers: Dispatchers,
   recorded: RecordedSessions,
   sessionInformers: readonly Informer<AgentSession>[],
-): SessionsHook {
+): Omit<SessionsHook, 'onWarmPodChange'> {
   const workspaceCounts = new WorkspaceCounts();
   const sessionExists = async (namespace: string, name: string): Promise<boolean> => {
     if (sessionInformers.some((i) => i.get(namespace, name))) return true;

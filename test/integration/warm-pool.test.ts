@@ -152,7 +152,8 @@ describe('a warm pool of two', () => {
       const restarted = (x: Pod) => (x.status?.initContainerStatuses ?? []).some((c) => c.name === SIDECAR_NAME && (c.restartCount ?? 0) > 0);
       return p.length === 2 && p.every((x) => ready(x) && restarted(x)) ? p : undefined;
     }, { what: 'both sidecars restarted and ready', timeoutMs: 60_000 });
-    // Bind candidates are the pool's last pass's list (every 5 s): wait one pass for the readiness.
+    // Bind candidates come from the operator's warm-Pod cache: let its watch deliver the readiness
+    // seen above (ms on a quiet machine; this margin is for a loaded one).
     await new Promise((resolve) => setTimeout(resolve, 6_000));
     const remoteId = (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status!.environmentId!;
     const s = emu.admin.createSession(remoteId);
@@ -224,7 +225,7 @@ describe('a warm pool of two', () => {
       const p = await listWarm();
       return p.length === 2 && p.every(ready) ? p : undefined;
     }, { what: 'two ready warm Pods', timeoutMs: 90_000 });
-    // …as the pool's own last pass saw them (its list is what a take picks from).
+    // …as the operator's pass saw them (its cache is what a take picks from).
     await waitFor(async () => (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status?.warmPool?.ready === 2, { what: 'status.warmPool.ready 2', timeoutMs: 30_000 });
     const remoteId = (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status!.environmentId!;
     const burst = Array.from({ length: 4 }, () => emu.admin.createSession(remoteId));
