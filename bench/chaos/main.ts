@@ -12,10 +12,13 @@ import { Injector } from './inject.ts';
 import { LEADER_TIMINGS } from './replicas.ts';
 import { outcome, verdict, waitForCleanup } from './report.ts';
 import { chaosPlan, describeEvent, PROFILES } from './schedule.ts';
-import { SESSION_TTL_SECONDS, startWorld, type World } from './world.ts';
+import { SESSION_TTL_SECONDS, startWorld, WORKSPACE_RETAIN_SECONDS, type World } from './world.ts';
 
-/** After the last session settled: TTL cleanup gets this long before what is left counts as leaked. */
-const CLEANUP_MS = SESSION_TTL_SECONDS * 1_000 + 45_000;
+/**
+ * After the last session settled: TTL cleanup (and the workspaces' retention, for sessions stopped
+ * but not terminated) gets this long before what is left counts as leaked.
+ */
+const CLEANUP_MS = Math.max(SESSION_TTL_SECONDS, WORKSPACE_RETAIN_SECONDS) * 1_000 + 45_000;
 
 const { values } = parseArgs({
   options: {
@@ -66,7 +69,9 @@ try {
   clearTimeout(timeUp);
   if (interrupted.signal.aborted) throw new Error('interrupted');
   const driven = Math.round((Date.now() - start) / 1000);
-  print(`sessions done after ${driven} s; waiting for the finished sessions' cleanup (TTL ${SESSION_TTL_SECONDS} s) …`);
+  // The pool's own Pods are no leak while it is sized above 0: scale it to 0, so every warm Pod left counts.
+  await w.scaleWarmPool(0);
+  print(`sessions done after ${driven} s; warm pool scaled to 0; waiting for the finished sessions' cleanup (TTL ${SESSION_TTL_SECONDS} s, workspaces retained ${WORKSPACE_RETAIN_SECONDS} s after a stop) …`);
   const leaks = await waitForCleanup(w, CLEANUP_MS);
   const result = verdict(outcome(w, driver), leaks, injector.log, { seed, profile: profile.name, sessions: profile.sessions, seconds: driven, lives: w.replicas.lives() });
   console.log(result.table);

@@ -23,6 +23,11 @@ export interface ReplicaOptions {
   readonly apiKey: string;
   readonly logDir: string;
   readonly log: (line: string) => void;
+  /**
+   * The warm pools' assignment endpoint: the URL warm Pods use (the run's stand-in Service,
+   * assignment-service.ts), the serving certificate's directory, and one port per replica (a, b).
+   */
+  readonly assignment?: { readonly url: string; readonly tlsDir: string; readonly ports: readonly [number, number] };
 }
 
 interface Slot {
@@ -72,6 +77,7 @@ export function startReplicas(o: ReplicaOptions): Replicas {
         '--sidecar-image', 'ghcr.io/agentenv-io/agentenv:chaos',
         '--runner-image', 'ghcr.io/agentenv-io/agentenv-runner:chaos',
         '--log-level', 'info',
+        ...(o.assignment ? ['--assignment-url', o.assignment.url, '--assignment-tls-dir', o.assignment.tlsDir, '--assignment-port', String(o.assignment.ports[slot.name === 'a' ? 0 : 1])] : []),
       ],
       {
         reaper: o.reaper,
