@@ -25,13 +25,14 @@ const { values } = parseArgs({
     small: { type: 'boolean', default: false },
     seed: { type: 'string' },
     sessions: { type: 'string' },
+    'keep-logs': { type: 'boolean', default: false },
   },
 });
 const base = PROFILES[values.small ? 'small' : 'full'];
 const profile = values.sessions ? { ...base, sessions: Number(values.sessions) } : base;
 const seed = values.seed !== undefined ? Number(values.seed) : process.env['AGENTENV_CHAOS_SEED'] ? Number(process.env['AGENTENV_CHAOS_SEED']) : randomInt(1, 2 ** 31 - 1);
 if (!Number.isInteger(seed) || !Number.isInteger(profile.sessions) || profile.sessions < 1) {
-  console.error('usage: npm run chaos -- [--small] [--seed <integer>] [--sessions <n>]');
+  console.error('usage: npm run chaos -- [--small] [--seed <integer>] [--sessions <n>] [--keep-logs]');
   process.exit(2);
 }
 
@@ -73,11 +74,13 @@ try {
   await w.scaleWarmPool(0);
   print(`sessions done after ${driven} s; warm pool scaled to 0; waiting for the finished sessions' cleanup (TTL ${SESSION_TTL_SECONDS} s, workspaces retained ${WORKSPACE_RETAIN_SECONDS} s after a stop) …`);
   const leaks = await waitForCleanup(w, CLEANUP_MS);
-  const result = verdict(outcome(w, driver), leaks, injector.log, { seed, profile: profile.name, sessions: profile.sessions, seconds: driven, lives: w.replicas.lives() });
+  const o = outcome(w, driver);
+  const result = verdict(o, leaks, injector.log, { seed, profile: profile.name, sessions: profile.sessions, seconds: driven, lives: w.replicas.lives() });
   console.log(result.table);
+  for (const f of o.forcedDetails) console.log(`force-stopped ${f}`);
   for (const f of result.failures) console.log(`FAILED ${f}`);
-  if (result.failures.length > 0) {
-    console.log(`replay: npm run chaos -- ${profile.name === 'small' ? '--small ' : ''}--seed ${seed}`);
+  if (result.failures.length > 0) console.log(`replay: npm run chaos -- ${profile.name === 'small' ? '--small ' : ''}--seed ${seed}`);
+  if (result.failures.length > 0 || values['keep-logs']) {
     await w.keepLogs(`.chaos/seed-${seed}`).then(() => console.log(`logs kept in .chaos/seed-${seed}/`), (err: unknown) => print(`could not keep the logs: ${String(err)}`));
   }
   exitCode = result.failures.length > 0 ? 1 : 0;

@@ -64,6 +64,8 @@ export async function waitForCleanup(w: World, timeoutMs: number): Promise<Leaks
 export interface Outcome {
   readonly served: number;
   readonly forced: Record<string, number>;
+  /** One line per force-stopped session: its number, environment, id, reason and message. */
+  readonly forcedDetails: string[];
   readonly lost: Array<{ index: number; id: string; why: string }>;
   readonly duplicateAnswers: number;
   readonly concurrentPods: number;
@@ -86,6 +88,7 @@ export interface Outcome {
 /** Classify each session and count the served-twice signals. */
 export function outcome(w: World, driver: SessionDriver): Outcome {
   const forced: Record<string, number> = {};
+  const forcedDetails: string[] = [];
   const lost: Outcome['lost'] = [];
   let served = 0;
   let duplicateAnswers = 0;
@@ -104,7 +107,10 @@ export function outcome(w: World, driver: SessionDriver): Outcome {
       served++;
       env.served++;
     }
-    else if (stopped && seen?.phase === 'Failed' && seen.reason) forced[seen.reason] = (forced[seen.reason] ?? 0) + 1;
+    else if (stopped && seen?.phase === 'Failed' && seen.reason) {
+      forced[seen.reason] = (forced[seen.reason] ?? 0) + 1;
+      forcedDetails.push(`#${s.plan.index} ${s.plan.environment} ${s.id} ${seen.reason}: ${seen.message ?? ''}`);
+    }
     else lost.push({ index: s.plan.index, id: s.id, why: why(s, work, seen) });
     if (s.stopAt !== undefined) {
       const end = w.seen.runnerEnds(s.id).find((t) => t >= s.stopAt!);
@@ -116,6 +122,7 @@ export function outcome(w: World, driver: SessionDriver): Outcome {
   return {
     served,
     forced,
+    forcedDetails,
     lost,
     duplicateAnswers,
     concurrentPods: w.seen.concurrent.size,
