@@ -35,6 +35,8 @@ const FAILOVER_GIVE_UP_MS = 60_000;
 export interface InjectionLog {
   /** Kill → the standby's first poll, ms; Infinity when none came within FAILOVER_GIVE_UP_MS. */
   readonly failovers: number[];
+  /** Kill → the Lease held by another live replica, ms (the election's part of a failover). */
+  readonly takeovers: number[];
   readonly applied: Record<string, number>;
   readonly skipped: string[];
   reclaimed: number;
@@ -44,7 +46,7 @@ export interface InjectionLog {
 }
 
 export class Injector {
-  readonly log: InjectionLog = { failovers: [], applied: {}, skipped: [], reclaimed: 0, killedSidecars: 0, killedWarmSidecars: { waiting: 0, bound: 0 } };
+  readonly log: InjectionLog = { failovers: [], takeovers: [], applied: {}, skipped: [], reclaimed: 0, killedSidecars: 0, killedWarmSidecars: { waiting: 0, bound: 0 } };
   readonly #world: World;
   readonly #print: (line: string) => void;
   readonly #rules = new Map<number, FaultRule[]>();
@@ -111,6 +113,19 @@ export class Injector {
     const killedAt = Date.now();
     await w.replicas.kill(leader);
     this.#background(this.#failover(leader, killedAt));
+    this.#background(this.#takeover(leader, killedAt));
+  }
+
+  /** When the Lease names another live replica after the kill (read every 100 ms). */
+  async #takeover(killed: string, killedAt: number): Promise<void> {
+    while (Date.now() - killedAt < FAILOVER_GIVE_UP_MS) {
+      const holder = await this.#world.leader().catch(() => undefined);
+      if (holder && holder !== killed) {
+        this.log.takeovers.push(Date.now() - killedAt);
+        return;
+      }
+      await sleep(100);
+    }
   }
 
   /** The first poll after the kill by another process than the killed leader (its worker ids start with `<POD_NAME>_`). */

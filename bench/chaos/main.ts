@@ -7,6 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { randomInt } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { SessionDriver } from './drive.ts';
 import { Injector } from './inject.ts';
 import { LEADER_TIMINGS } from './replicas.ts';
@@ -58,6 +59,7 @@ try {
   if (interrupted.signal.aborted) throw new Error('interrupted');
   const w = world;
   const start = Date.now();
+  const loadAtStart = loadavg()[0]!;
   const driver = new SessionDriver(w, print);
   const injector = new Injector(w, print);
   const chaos = new AbortController();
@@ -75,7 +77,7 @@ try {
   print(`sessions done after ${driven} s; warm pool scaled to 0; waiting for the finished sessions' cleanup (TTL ${SESSION_TTL_SECONDS} s, workspaces retained ${WORKSPACE_RETAIN_SECONDS} s after a stop) …`);
   const leaks = await waitForCleanup(w, CLEANUP_MS);
   const o = outcome(w, driver);
-  const result = verdict(o, leaks, injector.log, { seed, profile: profile.name, sessions: profile.sessions, seconds: driven, lives: w.replicas.lives() });
+  const result = verdict(o, leaks, injector.log, { seed, profile: profile.name, sessions: profile.sessions, seconds: driven, lives: w.replicas.lives(), load: [loadAtStart, loadavg()[0]!] });
   console.log(result.table);
   for (const f of o.forcedDetails) console.log(`force-stopped ${f}`);
   for (const f of result.failures) console.log(`FAILED ${f}`);

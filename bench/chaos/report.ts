@@ -10,6 +10,7 @@
  *   failover      leader SIGKILLed → the standby's first poll, p50 / max — max ≤ 5 s
  *   stop latency  remote stop → runner seen ending, p50 / max — measured, no target
  */
+import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_SESSIONS } from '../../src/crd/resources.ts';
 import { LABELS } from '../../src/crd/meta.ts';
@@ -155,7 +156,7 @@ export interface Verdict {
   readonly failures: string[];
 }
 
-export function verdict(o: Outcome, leaks: Leaks, injected: InjectionLog, meta: { seed: number; profile: string; sessions: number; seconds: number; lives: number }): Verdict {
+export function verdict(o: Outcome, leaks: Leaks, injected: InjectionLog, meta: { seed: number; profile: string; sessions: number; seconds: number; lives: number; load: readonly number[] }): Verdict {
   const failures: string[] = [];
   const servedTwice = o.duplicateAnswers + o.concurrentPods + o.warmBoundTwice.length + o.boundItemsWithTwoPods.length;
   const maxFailover = injected.failovers.length ? Math.max(...injected.failovers) : NaN;
@@ -175,6 +176,8 @@ export function verdict(o: Outcome, leaks: Leaks, injected: InjectionLog, meta: 
     ['served twice', `${servedTwice} (answers ${o.duplicateAnswers}, Pods at once ${o.concurrentPods}, warm Pods bound twice ${o.warmBoundTwice.length}, bound items with two Pods ${o.boundItemsWithTwoPods.length}; shown only: re-claims ${o.reclaims}, stale beats ${o.staleBeats})`, 'target 0'],
     ['leaked', `${total(leaks)} (Pods ${leaks.pods}, warm Pods ${leaks.warmPods}, Secrets ${leaks.secrets}, AgentSessions ${leaks.agentSessions}, PVCs ${leaks.pvcs}, work items ${leaks.workItems})`, 'target 0'],
     ['failover p50 / max', `${secs(pct(injected.failovers, 50))} / ${secs(maxFailover)} (${injected.failovers.length} kills)`, `target max ≤ ${secs(FAILOVER_TARGET_MS)}`],
+    ['  of which the Lease taken over p50 / max', `${secs(pct(injected.takeovers, 50))} / ${secs(injected.takeovers.length ? Math.max(...injected.takeovers) : NaN)}`, 'shown'],
+    ['machine load (1-min average) at start / end', `${meta.load.map((l) => l.toFixed(1)).join(' / ')} on ${cpus().length} CPUs`, ''],
     ['stop latency p50 / max', `${secs(pct(o.stopLatencies, 50))} / ${secs(o.stopLatencies.length ? Math.max(...o.stopLatencies) : NaN)} (${o.stopLatencies.length} remote stops, ${o.stopRetries} asked again)`, 'measured'],
     ['faults applied', [...Object.entries(injected.applied), ['sidecar-kill', injected.killedSidecars] as const, ['warm-sidecar-kill waiting', injected.killedWarmSidecars.waiting] as const, ['warm-sidecar-kill bound', injected.killedWarmSidecars.bound] as const].map(([k, n]) => `${k} ${n}`).join(', '), ''],
     ['faults skipped', injected.skipped.length ? injected.skipped.join('; ') : '0', ''],
