@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FaultRule } from '../../src/emulator/index.ts';
 import { SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
-import { describeEvent, ENVIRONMENT_KINDS, type ApiFaults, type ChaosEvent, type WarmMoment } from './schedule.ts';
+import { describeEvent, DISRUPTION_SPACING_MS, DISRUPTIVE, ENVIRONMENT_KINDS, type ApiFaults, type ChaosEvent, type WarmMoment } from './schedule.ts';
 import { NAMESPACE, type World } from './world.ts';
 
 /** The public routes (`/v1/…`); the admin API is never faulted. */
@@ -51,6 +51,8 @@ export class Injector {
   readonly #print: (line: string) => void;
   readonly #rules = new Map<number, FaultRule[]>();
   readonly #pending = new Set<Promise<unknown>>();
+  /** When the last disruption (leader kill, apiserver or kubelet restart) was done. */
+  #lastDisruption = 0;
   /** Warm Pods whose sidecar was killed right after binding (by uid): each at most once. */
   readonly #killedBound = new Set<string>();
   #nextGroup = 0;
@@ -66,9 +68,19 @@ export class Injector {
       const wait = start + e.at - Date.now();
       if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
       if (signal.aborted) break;
+      // The plan spaces disruptions DISRUPTION_SPACING_MS apart, but a slow one (an apiserver
+      // restart under load) delays the next events: keep the spacing in real time too, so each
+      // failover is measured with a standby that had time to start.
+      const held = DISRUPTIVE.has(e.kind) ? this.#lastDisruption + DISRUPTION_SPACING_MS - Date.now() : 0;
+      if (held > 0) {
+        this.#print(`  holding ${describeEvent(e)} back ${held} ms: the previous disruption was less than ${DISRUPTION_SPACING_MS} ms ago`);
+        await sleep(held, undefined, { signal }).catch(() => undefined);
+        if (signal.aborted) break;
+      }
       this.#print(`inject ${describeEvent(e)}`);
       try {
         await this.#apply(e, signal);
+        if (DISRUPTIVE.has(e.kind)) this.#lastDisruption = Date.now();
         if (e.kind !== 'sidecar-kill' && e.kind !== 'warm-sidecar-kill') this.log.applied[e.kind] = (this.log.applied[e.kind] ?? 0) + 1;
       } catch (err) {
         this.log.skipped.push(`${describeEvent(e)}: ${err instanceof Error ? err.message : String(err)}`);

@@ -6,14 +6,17 @@
  *  - when each session's runner (the main container `session`) was seen ending;
  *  - Pods of one work item whose runners ran at the same time (two holders of one work item);
  *  - warm Pods (labelled `agentenv.io/warm-pool` for their whole life): the work items each was bound
- *    to (more than one: a Pod bound twice), the Pods of each item a warm Pod was bound to (more than
- *    one: two Pods for one bound item — the controller never creates a Pod for a record naming a
- *    warm Pod), when each was first seen bound, and the most unbound warm Pods seen at once.
+ *    to (more than one: a Pod bound twice), when each was first seen bound, and the most unbound
+ *    warm Pods seen at once;
+ *  - the warm Pod each work item's record named (`spec.warmPod`): an item whose record named one
+ *    and that had any other Pod is two Pods for one bound item (the controller never creates a Pod
+ *    for a record naming a warm Pod). A Pod taken (relabelled) that no record ever named was spent
+ *    unserved — the hand-off's crash point between the take and the record — and is no second Pod.
  */
 import { LABELS } from '../../src/crd/meta.ts';
 import type { AgentSession } from '../../src/crd/resources.ts';
 import type { Pod } from '../../src/sessions/objects/pod-types.ts';
-import { WARM_POOL_COMPONENT } from '../../src/sessions/record/names.ts';
+import { labelValue, WARM_POOL_COMPONENT } from '../../src/sessions/record/names.ts';
 
 const MAIN = 'session';
 
@@ -45,12 +48,15 @@ export class Observations {
   /** Unbound warm Pods alive now (uid), and the most seen at once. */
   readonly #unbound = new Set<string>();
   peakUnboundWarm = 0;
+  /** The warm Pod (uid) each work item's record named, by work item (label value). */
+  readonly #recordedWarm = new Map<string, string>();
 
   session(type: Change, s: AgentSession): void {
     const id = s.spec?.sessionId;
     if (!id) return;
     const seen = this.sessions.get(id) ?? { phase: undefined, reason: undefined, message: undefined, deleted: false };
     if (s.metadata?.name) this.#names.set(id, s.metadata.name);
+    if (s.spec?.warmPod?.uid && s.spec.workId) this.#recordedWarm.set(labelValue(s.spec.workId), s.spec.warmPod.uid);
     if (type === 'delete') seen.deleted = true;
     seen.phase = s.status?.phase ?? seen.phase;
     seen.reason = s.status?.reason ?? seen.reason;
@@ -109,13 +115,18 @@ export class Observations {
     return [...this.warm.values()].filter((w) => w.works.size > 1).map((w) => ({ pod: w.name, works: [...w.works] }));
   }
 
-  /** Work items bound to a warm Pod that had more than one Pod over their life (item → Pod names). */
+  /** Work items whose record named a warm Pod and that had another Pod too (item → Pod names). */
   boundItemsWithTwoPods(): Array<{ work: string; pods: string[] }> {
-    const bound = new Set([...this.warm.values()].flatMap((w) => [...w.works]));
-    return [...bound].flatMap((work) => {
-      const uids = this.#podsOfWork.get(work) ?? new Set<string>();
-      return uids.size > 1 ? [{ work, pods: [...uids].map((u) => this.pods.get(u) ?? u) }] : [];
+    return [...this.#recordedWarm].flatMap(([work, named]) => {
+      const uids = [...(this.#podsOfWork.get(work) ?? new Set<string>())];
+      return uids.some((u) => u !== named) ? [{ work, pods: uids.map((u) => this.pods.get(u) ?? u) }] : [];
     });
+  }
+
+  /** Warm Pods taken for an item (relabelled) that no record ever named: spent unserved. */
+  spentWarmPods(): number {
+    const named = new Set(this.#recordedWarm.values());
+    return [...this.warm.entries()].filter(([uid, w]) => w.works.size > 0 && !named.has(uid)).length;
   }
 
   /** When the runners of a session (by session id) were seen ending. */

@@ -77,7 +77,9 @@ export interface Outcome {
   /** Per environment: sessions, served, resumed (woken and answered from the workspace), warm-bound. */
   readonly byEnvironment: Record<EnvironmentKind, { sessions: number; served: number; resumed: number }>;
   /** Warm Pods started, bound, and the most unbound at once. */
-  readonly warm: { started: number; bound: number; peakUnbound: number };
+  readonly warm: { started: number; bound: number; spent: number; peakUnbound: number };
+  /** Each wrong result: the session and what came back. */
+  readonly wrongDetails: string[];
   readonly staleBeats: number;
   readonly reclaims: number;
   readonly wrongResults: number;
@@ -130,7 +132,8 @@ export function outcome(w: World, driver: SessionDriver): Outcome {
     warmBoundTwice: w.seen.warmBoundTwice().map((x) => `${x.pod} bound to ${x.works.join(' and ')}`),
     boundItemsWithTwoPods: w.seen.boundItemsWithTwoPods().map((x) => `${x.work}: ${x.pods.join(', ')}`),
     byEnvironment,
-    warm: { started: warm.length, bound: warm.filter((x) => x.works.size > 0).length, peakUnbound: w.seen.peakUnboundWarm },
+    warm: { started: warm.length, bound: warm.filter((x) => x.works.size > 0).length, spent: w.seen.spentWarmPods(), peakUnbound: w.seen.peakUnboundWarm },
+    wrongDetails: driver.sessions.filter((s) => s.wrongResult !== undefined).map((s) => `#${s.plan.index} ${s.plan.environment} ${s.id}: ${JSON.stringify(s.wrongResult)}`),
     staleBeats: leases.reduce((n, r) => n + r.history.stale_heartbeats, 0),
     reclaims: leases.reduce((n, r) => n + Math.max(0, r.history.leases.length - 1), 0),
     wrongResults: driver.sessions.filter((s) => s.wrongResult !== undefined).length,
@@ -164,13 +167,13 @@ export function verdict(o: Outcome, leaks: Leaks, injected: InjectionLog, meta: 
   if (servedTwice > 0) failures.push(`served twice: ${o.duplicateAnswers} duplicate answers, ${o.concurrentPods} work items run by two Pods at once, warm Pods bound twice [${o.warmBoundTwice.join('; ')}], bound items with two Pods [${o.boundItemsWithTwoPods.join('; ')}]`);
   if (total(leaks) > 0) failures.push(`leaked: ${JSON.stringify(leaks)}`);
   if (!(maxFailover <= FAILOVER_TARGET_MS) && injected.failovers.length > 0) failures.push(`failover: max ${secs(maxFailover)} > ${secs(FAILOVER_TARGET_MS)}`);
-  if (o.wrongResults > 0) failures.push(`wrong results: ${o.wrongResults} tool results were not the echo asked for`);
+  if (o.wrongResults > 0) failures.push(`wrong results: ${o.wrongResults} tool results were not the echo asked for (${o.wrongDetails.join('; ')})`);
   const forced = Object.entries(o.forced).map(([r, n]) => `${n} ${r}`).join(', ') || '0';
   const rows: Array<[string, string, string]> = [
     ['seed / profile', `${meta.seed} / ${meta.profile} (${meta.sessions} sessions, ${meta.seconds} s)`, ''],
     ['served to the end', String(o.served), ''],
     ['by environment (served / sessions)', ENVIRONMENT_KINDS.map((k) => `${k} ${o.byEnvironment[k].served}/${o.byEnvironment[k].sessions}${k === 'workspace' ? ` (${o.byEnvironment[k].resumed} resumed on their workspace)` : ''}`).join(', '), ''],
-    ['warm Pods', `${o.warm.started} started, ${o.warm.bound} bound, at most ${o.warm.peakUnbound} unbound at once`, ''],
+    ['warm Pods', `${o.warm.started} started, ${o.warm.bound} taken (${o.warm.spent} of them spent unserved: no record named them), at most ${o.warm.peakUnbound} unbound at once`, ''],
     ['force-stopped with a reason', forced, ''],
     ['lost', String(o.lost.length), 'target 0'],
     ['served twice', `${servedTwice} (answers ${o.duplicateAnswers}, Pods at once ${o.concurrentPods}, warm Pods bound twice ${o.warmBoundTwice.length}, bound items with two Pods ${o.boundItemsWithTwoPods.length}; shown only: re-claims ${o.reclaims}, stale beats ${o.staleBeats})`, 'target 0'],

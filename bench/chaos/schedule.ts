@@ -100,7 +100,7 @@ export const PROFILES: Readonly<Record<Profile['name'], Profile>> = {
 
 /** Disruptive faults (a control-plane or operator process goes away) keep this far apart, so each failover is measured on its own. */
 export const DISRUPTION_SPACING_MS = 10_000;
-const DISRUPTIVE: ReadonlySet<FaultKind> = new Set(['leader-kill', 'apiserver-restart', 'kubelet-restart']);
+export const DISRUPTIVE: ReadonlySet<FaultKind> = new Set(['leader-kill', 'apiserver-restart', 'kubelet-restart']);
 
 /** mulberry32: a small seeded PRNG, uniform in [0, 1). */
 export function seededRandom(seed: number): () => number {
