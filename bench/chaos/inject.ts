@@ -29,6 +29,8 @@ const RECLAIM_EVERY_MS = 250;
 const SIDECAR_WAIT_MS = 10_000;
 /** A kill right after binding waits this long for the next warm Pod to be bound. */
 const BINDING_WAIT_MS = 30_000;
+/** A leader kill waits this long at most for a ready standby. */
+const STANDBY_WAIT_MS = 60_000;
 /** A failover not seen within this long counts as failed. */
 const FAILOVER_GIVE_UP_MS = 60_000;
 
@@ -122,6 +124,14 @@ export class Injector {
     const w = this.#world;
     const leader = await w.leader();
     if (!leader) throw new Error('no live replica holds the Lease');
+    // "With a second replica standing by": a standby still starting (restarted after the last
+    // disruption) would put its own start-up into the failover figure.
+    const since = Date.now();
+    while (!(await w.replicas.standbyReady(leader))) {
+      if (Date.now() - since > STANDBY_WAIT_MS) throw new Error(`no standby ready within ${STANDBY_WAIT_MS} ms`);
+      await sleep(250);
+    }
+    if (Date.now() - since > 500) this.#print(`  waited ${Date.now() - since} ms for the standby to be ready`);
     const killedAt = Date.now();
     await w.replicas.kill(leader);
     this.#background(this.#failover(leader, killedAt));

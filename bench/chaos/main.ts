@@ -30,7 +30,12 @@ const { values } = parseArgs({
   },
 });
 const base = PROFILES[values.small ? 'small' : 'full'];
-const profile = values.sessions ? { ...base, sessions: Number(values.sessions) } : base;
+// More sessions than the profile keep its rate and its faults: the windows and the deadline grow with the count.
+const scaled = (n: number): typeof base => {
+  const k = Math.max(1, n / base.sessions);
+  return { ...base, sessions: n, enqueueMs: Math.round(base.enqueueMs * k), windowMs: Math.round(base.windowMs * k), deadlineMs: Math.round(base.deadlineMs * k) };
+};
+const profile = values.sessions ? scaled(Number(values.sessions)) : base;
 const seed = values.seed !== undefined ? Number(values.seed) : process.env['AGENTENV_CHAOS_SEED'] ? Number(process.env['AGENTENV_CHAOS_SEED']) : randomInt(1, 2 ** 31 - 1);
 if (!Number.isInteger(seed) || !Number.isInteger(profile.sessions) || profile.sessions < 1) {
   console.error('usage: npm run chaos -- [--small] [--seed <integer>] [--sessions <n>] [--keep-logs]');

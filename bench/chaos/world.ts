@@ -111,7 +111,7 @@ export async function startWorld(profile: Profile, log: (line: string) => void):
     const service = await startAssignmentService(ports);
     stops.push(() => service.close());
     const assignment = { url: `https://127.0.0.1:${service.port}`, tlsDir: writeServingCertificate(join(cluster.dir, 'assignment-tls')), ports };
-    const replicas = startReplicas({ reaper: cluster.binaries.reaper, kubeconfig: cluster.operatorKubeconfig, namespace: NAMESPACE, leaseName: LEASE_NAME, baseUrl: emu.url, apiKey: API_KEY, logDir, log, assignment });
+    const replicas = startReplicas({ reaper: cluster.binaries.reaper, kubeconfig: cluster.operatorKubeconfig, namespace: NAMESPACE, leaseName: LEASE_NAME, baseUrl: emu.url, apiKey: API_KEY, logDir, log, assignment, healthPorts: [await freePort(), await freePort()] });
     stops.push(() => replicas.stop());
 
     const leader = async (): Promise<string | undefined> => {
