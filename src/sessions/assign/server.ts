@@ -6,8 +6,8 @@
  * 1. **Who asks.** The token is checked with a TokenReview for the audience
  *    `assignment.agentenv.io`; a bound service-account token names its Pod (name and uid) in the
  *    review's extra fields, and the user name gives the namespace. Anything else is 401: no Pod
- *    can ask for another's assignment. Reviews are cached by the token's hash for a minute (a
- *    sidecar asks every 30 s; the kubelet rotates the token long before it expires).
+ *    can ask for another's assignment. Reviews are cached by the token's hash for five minutes,
+ *    never past the token's expiry (a sidecar asks every 30 s with the same token).
  * 2. **What it is bound to**, from the AgentSession informer cache (decide.ts), so any replica
  *    answers, leader or not: the binding is in the cluster, not in a process.
  * 3. **Held** while the answer is "wait", re-decided on every AgentSession event, until `wait_ms`
@@ -30,8 +30,24 @@ import { bindingOf, decideAssignment, type PodIdentity } from './decide.ts';
 
 /** The longest hold of one ask. */
 export const MAX_WAIT_MS = 30_000;
-/** How long a TokenReview's verdict is reused for the same token. */
-const REVIEW_CACHE_MS = 60_000;
+/**
+ * How long a TokenReview's verdict is reused for the same token (never past the token's own `exp`).
+ * A waiting sidecar asks every 30 s with the same token (the kubelet renews it after ~48 min): a
+ * review per ask would be the idle pool's only API writes. Five minutes bounds how long a token
+ * keeps naming its Pod after the Pod was deleted (the apiserver stops honouring it at once) — and
+ * a deleted Pod's record is finished or names no live item, so its answer is "gone" anyway.
+ */
+const REVIEW_CACHE_MS = 5 * 60_000;
+
+/** The `exp` (ms) a JWT claims, unverified (the review verified it); undefined when unreadable. */
+export function tokenExpiry(token: string): number | undefined {
+  try {
+    const exp = (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
 const POD_NAME = 'authentication.kubernetes.io/pod-name';
 const POD_UID = 'authentication.kubernetes.io/pod-uid';
 
@@ -87,7 +103,7 @@ export async function startAssignmentServer(deps: AssignmentServerDeps): Promise
     const review = await deps.rest.create<TokenReview>(CORE.tokenReviews, undefined, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [ASSIGNMENT_AUDIENCE] } } as KubeObject);
     const pod = podOfReview(review);
     if (reviews.size > 10_000) reviews.clear();
-    reviews.set(key, { pod, until: Date.now() + REVIEW_CACHE_MS });
+    reviews.set(key, { pod, until: Math.min(Date.now() + REVIEW_CACHE_MS, tokenExpiry(token) ?? Infinity) });
     return pod;
   };
 
