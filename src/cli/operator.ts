@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { KubeConfig } from '@kubernetes/client-node';
 import { EnvironmentsClient, type ApiCallRecord } from '../api/client.ts';
 import type { RetryPolicy } from '../api/retry.ts';
-import { proxiedDispatcher, type Credential } from '../api/transport.ts';
+import { proxiedPools, type Credential } from '../api/transport.ts';
 import { describeIssues, OperatorConfig } from '../config/operator.ts';
 import { environmentController, environmentInformers, type SessionsHook } from '../environments/controller.ts';
 import { defaultKeyServes, type TenancyPolicy } from '../environments/ownership.ts';
@@ -218,13 +218,13 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
   const tenancy: TenancyPolicy = { adoptionNamespaces: config.adoptionNamespaces, defaultKeyNamespaces: config.defaultApiKeyNamespaces };
   const credential = defaultCredential(config);
   const timings = options.timings ?? {};
-  // The API client's pool: through HTTPS_PROXY/HTTP_PROXY (NO_PROXY honoured) when the process has one.
-  const proxy = config.httpsProxy || config.httpProxy ? proxiedDispatcher({ ...(config.httpsProxy ? { httpsProxy: config.httpsProxy } : {}), ...(config.httpProxy ? { httpProxy: config.httpProxy } : {}), ...(config.noProxy ? { noProxy: config.noProxy } : {}) }) : undefined;
+  // The API client's pools (short calls, long polls): through HTTPS_PROXY/HTTP_PROXY (NO_PROXY honoured) when the process has one.
+  const proxy = config.httpsProxy || config.httpProxy ? proxiedPools({ ...(config.httpsProxy ? { httpsProxy: config.httpsProxy } : {}), ...(config.httpProxy ? { httpProxy: config.httpProxy } : {}), ...(config.noProxy ? { noProxy: config.noProxy } : {}) }) : undefined;
   const apiClient = (c: Credential | (() => Credential)): EnvironmentsClient =>
     new EnvironmentsClient({
       baseUrl: config.baseUrl,
       credential: c,
-      ...(proxy ? { dispatcher: proxy } : {}),
+      ...(proxy ? { dispatcher: proxy.calls, pollDispatcher: proxy.polls } : {}),
       ...(timings.apiRetry ? { retry: timings.apiRetry } : {}),
       ...(timings.apiTimeoutMs ? { timeoutMs: timings.apiTimeoutMs } : {}),
       onCall: (r) => {
@@ -331,7 +331,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
     await metricsServer.close();
     await assignments?.close();
     await rest.close();
-    await proxy?.close();
+    await Promise.all([proxy?.calls.close(), proxy?.polls.close()]);
     logger.info('operator stopped');
   })();
   return {
