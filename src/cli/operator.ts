@@ -12,6 +12,7 @@ import { proxiedPools, type Credential } from '../api/transport.ts';
 import { describeIssues, OperatorConfig } from '../config/operator.ts';
 import { environmentController, environmentInformers, type SessionsHook } from '../environments/controller.ts';
 import { defaultKeyServes, type TenancyPolicy } from '../environments/ownership.ts';
+import { freshEveryPass } from '../environments/deps.ts';
 import { KubeEventRecorder } from '../k8s/events.ts';
 import { KubeRest, type RequestObserver } from '../k8s/rest.ts';
 import { SecretCache } from '../k8s/secret-cache.ts';
@@ -281,7 +282,8 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
     events,
     apiClient,
     defaultCredential: credential,
-    secrets: secretCache.readKey,
+    // Its passes are a minute apart once settled: each reads the Secret (deps.ts freshEveryPass).
+    secrets: freshEveryPass(secretCache),
     tenancy,
     ...(timings.credentialRetryMs !== undefined ? { credentialRetryMs: timings.credentialRetryMs } : {}),
     ...(timings.queueRefreshMs !== undefined ? { queueRefreshMs: timings.queueRefreshMs } : {}),

@@ -46,7 +46,10 @@ export interface EnvironmentReconcilerDeps {
   readonly queueRefreshMs?: number;
   /** Retry period while a credential is missing or refused. Default 30 s. */
   readonly credentialRetryMs?: number;
-  /** The API key Secrets, read through a cache (the operator shares one with the dispatchers). Default: a cache of this reconciler's own. */
+  /**
+   * The API key Secrets, read through a cache (the operator shares one with the dispatchers).
+   * Default: a cache of this reconciler's own, read on every pass ({@link freshEveryPass}).
+   */
   readonly secrets?: SecretReader;
 }
 
@@ -71,10 +74,18 @@ export function reconcilerOf(deps: EnvironmentReconcilerDeps): Reconciler {
     queueRefreshMs: deps.queueRefreshMs ?? 60_000,
     credentialRetryMs: deps.credentialRetryMs ?? 30_000,
     tenancy: deps.tenancy ?? NO_GRANTS,
-    secrets: deps.secrets ?? new SecretCache({ rest: deps.rest }).readKey,
+    secrets: deps.secrets ?? freshEveryPass(new SecretCache({ rest: deps.rest })),
     lastWorking: new Map(),
     refused: new Set(),
   };
+}
+
+/**
+ * Every pass reads the Secret (a key fixed in the Secret counts on the next pass, as a spec change
+ * does); the cache still joins concurrent reads and waits out a throttled one.
+ */
+export function freshEveryPass(cache: SecretCache): SecretReader {
+  return (namespace, ref, o) => cache.readKey(namespace, ref, { ...o, maxAgeMs: 0 });
 }
 
 export function recordEvents(r: Reconciler, env: AgentEnvironment, events: readonly PlannedEvent[]): void {

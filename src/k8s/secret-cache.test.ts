@@ -10,10 +10,12 @@ const throttled = new KubeError('TooManyRequests', 'slow down', { status: 429, r
 const missing = new SecretRefError('SecretNotFound', 'Secret ns/k not found');
 
 describe('nextRead: when a credential Secret is read again', () => {
-  it.each<[rule: string, entry: SecretEntry | undefined, now: number, refresh: boolean, decision: ReturnType<typeof nextRead>]>([
+  it.each<[rule: string, entry: SecretEntry | undefined, now: number, refresh: boolean, decision: ReturnType<typeof nextRead>, maxAgeMs?: number]>([
     ['a Secret never read is read', undefined, 0, false, 'read'],
     ['a Secret read less than a minute ago is served from the cache', fresh, 59_999, false, 'serve'],
     ['a Secret read a minute ago is read again', fresh, 60_000, false, 'read'],
+    ['an ask with a maximum age of 0 reads again, even a refused key within 5 s', fresh, 1, true, 'read', 0],
+    ['an ask with a maximum age of 0 still waits out a back-off', { ...fresh, failure: { error: throttled, retryAt: 3_000, attempts: 1 } }, 1, false, 'serve', 0],
     ['a 401 refreshes a Secret read 5 s ago or more', fresh, 5_000, true, 'read'],
     ['a 401 within 5 s of the last read is served the cached value (re-reads rate-limited)', fresh, 4_999, true, 'serve'],
     ['a 429 backs off: before its retry time the last value is served', { ...fresh, failure: { error: throttled, retryAt: 70_000, attempts: 1 } }, 65_000, true, 'serve'],
@@ -21,8 +23,8 @@ describe('nextRead: when a credential Secret is read again', () => {
     ['after the back-off the Secret is read again', { readAt: 0, failure: { error: throttled, retryAt: 3_000, attempts: 1 } }, 3_000, false, 'read'],
     ['a missing Secret is answered from the cache for 5 s', { readAt: 0, failure: { error: missing, retryAt: 5_000, attempts: 1 } }, 4_999, true, 'fail'],
     ['a missing Secret is looked for again after 5 s', { readAt: 0, failure: { error: missing, retryAt: 5_000, attempts: 1 } }, 5_000, false, 'read'],
-  ])('%s', (_rule, entry, now, refresh, decision) => {
-    expect(nextRead(entry, now, refresh, T)).toBe(decision);
+  ])('%s', (_rule, entry, now, refresh, decision, maxAgeMs = T.maxAgeMs) => {
+    expect(nextRead(entry, now, refresh, { ...T, maxAgeMs })).toBe(decision);
   });
 });
 

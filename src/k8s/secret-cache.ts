@@ -64,7 +64,7 @@ export function nextRead(entry: SecretEntry | undefined, now: number, refresh: b
   if (!entry) return 'read';
   if (entry.failure) return now < entry.failure.retryAt ? (entry.secret ? 'serve' : 'fail') : 'read';
   if (!entry.secret) return 'read';
-  return now - entry.readAt >= (refresh ? t.minRefreshMs : t.maxAgeMs) ? 'read' : 'serve';
+  return now - entry.readAt >= (refresh ? Math.min(t.minRefreshMs, t.maxAgeMs) : t.maxAgeMs) ? 'read' : 'serve';
 }
 
 /** The entry after a read at `now` answered `outcome` (rules 4–6). */
@@ -110,10 +110,14 @@ export class SecretCache {
     };
   }
 
-  /** One key of a Secret (a {@link SecretReader}): from the cache, or read under the rules above. */
-  readonly readKey = async (namespace: string, ref: SecretKeyRef, options: { readonly refresh?: boolean } = {}): Promise<string> => {
+  /**
+   * One key of a Secret (a {@link SecretReader}): from the cache, or read under the rules above.
+   * `maxAgeMs` overrides the cache's for this ask (0: read unless a read is in flight or backing off).
+   */
+  readonly readKey = async (namespace: string, ref: SecretKeyRef, options: { readonly refresh?: boolean; readonly maxAgeMs?: number } = {}): Promise<string> => {
     const key = `${namespace}/${ref.name}`;
-    let decision = nextRead(this.#entries.get(key), this.#o.now(), options.refresh ?? false, this.#o);
+    const timings = { maxAgeMs: options.maxAgeMs ?? this.#o.maxAgeMs, minRefreshMs: this.#o.minRefreshMs };
+    let decision = nextRead(this.#entries.get(key), this.#o.now(), options.refresh ?? false, timings);
     if (decision === 'read') {
       await this.#read(key, namespace, ref.name);
       decision = this.#entries.get(key)?.secret ? 'serve' : 'fail';
