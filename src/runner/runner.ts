@@ -26,6 +26,18 @@ import type { RunnerOptions } from './options.ts';
 import { TERMINATION_CHECK_MS, watchTermination } from './termination.ts';
 
 /**
+ * Retries of each API call (the SDK's default is 2: about 1.5 s). The rule: a transient failure —
+ * 429 with Retry-After, 5xx, a reset or refused connection — must not fail the session, because a
+ * failed session read or list ends the item for good (the SDK force-stops it). Two retries do not
+ * outlast an API fault window of a few seconds, nor the sidecar's own restart (a kubelet restarts a
+ * killed container after a back-off of 10 s and more), both of which `npm run chaos` saw end
+ * sessions as `ContainerFailed` (seed 4). Eight retries with the SDK's back-off (0.5 s doubling to
+ * 8 s, jittered, or the server's Retry-After) wait about 30–40 s in all; the lease is the sidecar's
+ * meanwhile, so waiting costs nothing but time.
+ */
+export const RUNNER_MAX_RETRIES = 8;
+
+/**
  * Serve the work item named by `options`; resolves when the SDK's runner has ended and stopped it.
  * `terminationCheckMs`: how often the session's status is read (default {@link TERMINATION_CHECK_MS}).
  */
@@ -39,6 +51,7 @@ export async function serveWorkItem(options: RunnerOptions, log: Logger, signal:
     // Never 'debug': the SDK's debug lines carry request and response bodies (tool inputs and
     // outputs, which may hold anything the agent read).
     logLevel: 'info',
+    maxRetries: RUNNER_MAX_RETRIES,
   });
   const worker = client.beta.environments.work.worker({
     workdir: options.workdir,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { KubeError } from '../k8s/errors.ts';
 import type { KubeObject, KubeRest } from '../k8s/rest.ts';
 import { createLogger } from '../telemetry/logger.ts';
-import { LeaderElector } from './leader-election.ts';
+import { LeaderElector, nextAttemptInMs } from './leader-election.ts';
 
 /** A Lease store in memory; `down` makes every request fail as an unreachable apiserver would. */
 function leases() {
@@ -77,5 +77,28 @@ describe('LeaderElector health and the leader gauge', () => {
     expect(gauge).toEqual([]);
     holding.abort();
     await held;
+  });
+});
+
+describe('a standby takes a dead leader\'s lease as it expires', () => {
+  it.each([
+    { rule: 'nobody else holds the lease: one retry period', heldForMs: undefined, pause: 500 },
+    { rule: 'the holder\'s lease runs longer than a period: one retry period', heldForMs: 2_000, pause: 500 },
+    { rule: 'the holder\'s lease runs out within the period: just past its end', heldForMs: 120, pause: 121 },
+    { rule: 'the holder\'s lease runs out now: just past its end', heldForMs: 0, pause: 1 },
+  ])('$rule', ({ heldForMs, pause }) => {
+    expect(nextAttemptInMs(500, heldForMs)).toBe(pause);
+  });
+
+  it('a lease its holder stopped renewing is taken at its expiry, not a retry period later', async () => {
+    const { rest } = leases();
+    // A leader that wrote its lease once (a 300 ms lease) and was then SIGKILLed.
+    await rest.create({} as never, 'ns', { metadata: { name: 'lease' }, spec: { holderIdentity: 'dead', leaseDurationSeconds: 0.3, renewTime: new Date().toISOString() } } as KubeObject);
+    const standby = new LeaderElector({ rest, namespace: 'ns', name: 'lease', identity: 'me', logger: createLogger({ level: 'silent' }), retryPeriodMs: 60_000 });
+    const stop = new AbortController();
+    const waiting = standby.run(stop.signal, (leading) => new Promise((resolve) => leading.addEventListener('abort', () => resolve(), { once: true })));
+    await until(() => standby.isLeader); // within 2.5 s; a retry period is a minute
+    stop.abort();
+    await waiting;
   });
 });

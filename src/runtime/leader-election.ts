@@ -60,6 +60,8 @@ export class LeaderElector {
   #leading = false;
   #lastRenew = 0;
   #lost = false;
+  /** How much longer another holder's lease runs, as of the last read (undefined: not held by another). */
+  #heldForMs: number | undefined;
 
   constructor(options: LeaderElectionOptions) {
     this.#o = { leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, onLeadership: () => {}, now: Date.now, ...options };
@@ -95,7 +97,7 @@ export class LeaderElector {
         return false;
       });
     while (!signal.aborted && !(await attempt())) {
-      await sleepUnlessAborted(this.#o.retryPeriodMs, signal);
+      await sleepUnlessAborted(nextAttemptInMs(this.#o.retryPeriodMs, this.#heldForMs), signal);
     }
     if (signal.aborted) return;
     this.#leading = true;
@@ -156,7 +158,8 @@ export class LeaderElector {
     }
     const spec = lease.spec ?? {};
     const held = spec.holderIdentity && spec.holderIdentity !== identity;
-    if (held && !this.#expired(spec)) return false;
+    this.#heldForMs = held ? this.#leaseRunsForMs(spec) : undefined;
+    if (this.#heldForMs !== undefined && this.#heldForMs >= 0) return false;
     const next: Lease = {
       ...lease,
       spec: {
@@ -176,15 +179,19 @@ export class LeaderElector {
     }
   }
 
-  /** Has the other holder failed to renew for a full lease duration, timed on our own clock? */
-  #expired(spec: NonNullable<Lease['spec']>): boolean {
-    const nowMs = Date.now();
+  /**
+   * How much longer the other holder's lease runs, timed on our own clock from when we first saw
+   * its current renewTime; negative once it has gone a full lease duration without renewing.
+   */
+  #leaseRunsForMs(spec: NonNullable<Lease['spec']>): number {
+    const nowMs = this.#o.now();
+    const durationMs = (spec.leaseDurationSeconds ?? this.#o.leaseDurationSeconds) * 1000;
     const o = this.#observed;
     if (!o || o.renewTime !== spec.renewTime || o.holder !== spec.holderIdentity) {
       this.#observed = { renewTime: spec.renewTime, holder: spec.holderIdentity, at: nowMs };
-      return false;
+      return durationMs;
     }
-    return nowMs - o.at > (spec.leaseDurationSeconds ?? this.#o.leaseDurationSeconds) * 1000;
+    return durationMs - (nowMs - o.at);
   }
 
   async #release(): Promise<void> {
@@ -201,4 +208,15 @@ export class LeaderElector {
       this.#o.logger.warn({ err }, 'could not release the lease; it will expire');
     }
   }
+}
+
+/**
+ * The pause before a standby's next attempt: one retry period, or — when the holder's lease runs
+ * out sooner — just past its end. A SIGKILLed leader never releases its lease, so failover is its
+ * expiry plus this pause; waking at the expiry instead of at the next period takes up to one retry
+ * period off every failover. The expiry is still judged on our clock when we read the lease again.
+ */
+export function nextAttemptInMs(retryPeriodMs: number, heldForMs: number | undefined): number {
+  if (heldForMs === undefined) return retryPeriodMs;
+  return Math.min(retryPeriodMs, Math.max(1, heldForMs + 1));
 }
