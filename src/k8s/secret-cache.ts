@@ -96,8 +96,6 @@ export class SecretCache {
   readonly #o: Required<Omit<SecretCacheOptions, 'rest'>> & Pick<SecretCacheOptions, 'rest'>;
   readonly #entries = new Map<string, SecretEntry>();
   readonly #reading = new Map<string, Promise<void>>();
-  /** Reads sent to the apiserver (for tests and the bench's figures). */
-  reads = 0;
 
   constructor(options: SecretCacheOptions) {
     this.#o = {
@@ -136,7 +134,6 @@ export class SecretCache {
   #read(key: string, namespace: string, name: string): Promise<void> {
     let reading = this.#reading.get(key);
     if (!reading) {
-      this.reads++;
       reading = getSecret(this.#o.rest, namespace, name).then(
         (secret) => this.#settle(key, { secret }),
         (error: unknown) => this.#settle(key, { error }),
