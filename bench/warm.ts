@@ -17,7 +17,7 @@
  * seconds per minute of the warm Pods' processes (their sidecars' long polls, their waiting
  * runners), from /proc. The Kubernetes and API figures are the whole operator's, the cold
  * environment's idle poll included: compare them with the same window of `npm run bench -- dispatch`
- * to see what the pool adds (its 5 s pass: one Pod list and one queue-stats read). Figures are
+ * to see what the pool adds (a full pool: its 60 s pass and its Pods' TokenReviews). Figures are
  * measured, never asserted. Run: `npm run bench -- warm` (BENCH_WARM_SESSIONS, BENCH_WARM_IDLE_SECONDS).
  */
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -46,6 +46,7 @@ const pct = (xs: readonly number[], p: number): number => {
   return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN;
 };
 const round = (n: number): number => Math.round(n * 10) / 10;
+const bump = (m: Map<string, number>, k: string): void => void m.set(k, (m.get(k) ?? 0) + 1);
 
 async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -98,8 +99,8 @@ export async function benchWarm(): Promise<Record<string, number>> {
     },
   });
   const emu = await startEmulator({ apiKeys: [API_KEY], workSecrets: true, logger: emulatorLog });
-  const kube = { reads: 0, writes: 0 };
-  let apiCalls = 0;
+  const kube = { reads: 0, writes: 0, byRequest: new Map<string, number>() };
+  const api = { calls: 0, byEndpoint: new Map<string, number>() };
   let operator: Awaited<ReturnType<typeof startOperator>> | undefined;
   try {
     const kc = new KubeConfig();
@@ -116,8 +117,14 @@ export async function benchWarm(): Promise<Record<string, number>> {
       }),
       {
         logger: createLogger({ level: (process.env['BENCH_LOG_LEVEL'] ?? 'warn') as 'warn', destination: { write: (l: string) => void process.stderr.write(l) } }),
-        observeKube: (r) => void (['get', 'list', 'watch'].includes(r.verb) ? kube.reads++ : kube.writes++),
-        onApiCall: () => void apiCalls++,
+        observeKube: (r) => {
+          void (['get', 'list', 'watch'].includes(r.verb) ? kube.reads++ : kube.writes++);
+          bump(kube.byRequest, `${r.verb} ${r.resource}`);
+        },
+        onApiCall: (r) => {
+          api.calls++;
+          bump(api.byEndpoint, r.endpoint);
+        },
       },
     );
 
@@ -171,13 +178,32 @@ export async function benchWarm(): Promise<Record<string, number>> {
     // The idle cost of the pool of 2: nothing queued, the pool full.
     await until('the warm pool of 2', 180_000, poolReady);
     await sleep(5_000);
-    kube.reads = kube.writes = apiCalls = 0;
+    kube.reads = kube.writes = api.calls = 0;
+    kube.byRequest.clear();
+    api.byEndpoint.clear();
     const cpu0 = warmPodCpuSeconds();
-    await sleep(idleSeconds * 1000);
+    // Which status fields the idle writes change: the environments read every second and diffed.
+    const changed = new Map<string, number>();
+    const seen = new Map<string, Record<string, unknown>>();
+    const idleEnd = Date.now() + idleSeconds * 1000;
+    while (Date.now() < idleEnd) {
+      for (const e of (await admin.list<AgentEnvironment>(AGENT_ENVIRONMENTS, NS)).items) {
+        const status = (e.status ?? {}) as Record<string, unknown>;
+        const before = seen.get(e.metadata!.name!);
+        if (before) for (const k of new Set([...Object.keys(before), ...Object.keys(status)])) if (JSON.stringify(before[k]) !== JSON.stringify(status[k])) bump(changed, `${e.metadata!.name} status.${k}`);
+        seen.set(e.metadata!.name!, status);
+      }
+      await sleep(1_000);
+    }
+    process.stderr.write(`idle: status fields changed (environment, field: times): ${JSON.stringify(Object.fromEntries(changed))}\n`);
     const perMinute = 60 / idleSeconds;
     out['warm.idle.kube_reads_per_min'] = round(kube.reads * perMinute);
     out['warm.idle.kube_writes_per_min'] = round(kube.writes * perMinute);
-    out['warm.idle.api_calls_per_min'] = round(apiCalls * perMinute);
+    out['warm.idle.api_calls_per_min'] = round(api.calls * perMinute);
+    // Which requests they are: every write of a steady pool must be explained (docs/performance.md).
+    const byKey = (m: Map<string, number>) => JSON.stringify(Object.fromEntries([...m].sort((a, b) => b[1] - a[1]).map(([k, n]) => [k, round(n * perMinute)])));
+    process.stderr.write(`idle: Kubernetes requests per minute by verb and resource: ${byKey(kube.byRequest)}\n`);
+    process.stderr.write(`idle: API calls per minute by endpoint: ${byKey(api.byEndpoint)}\n`);
     out['warm.idle.warm_pod_cpu_s_per_min'] = round((warmPodCpuSeconds() - cpu0) * perMinute * 1000) / 1000;
     return out;
   } finally {

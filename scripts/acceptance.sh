@@ -2,8 +2,9 @@
 # The issues' "done when" scenarios, by hand, as a user would run them: a local cluster
 # (npm run k8s:up), `agentenv emulator` and `agentenv operator` as separate processes, and kubectl.
 #
-#   scripts/acceptance.sh            # all scenarios; SESSIONS=20, SERVED=10 by default
-#   KEEP=1 scripts/acceptance.sh     # leave the cluster, emulator and operator running afterwards
+#   scripts/acceptance.sh                # all scenarios; SESSIONS=20, SERVED=10 by default
+#   SCENARIOS="1 5" scripts/acceptance.sh  # only these (1, the cluster, always runs: the rest need it)
+#   KEEP=1 scripts/acceptance.sh         # leave the cluster, emulator and operator running afterwards
 #
 # 1. cluster:      kubectl get nodes shows the process kubelet's node Ready.
 # 2. environments: kubectl apply -f crds/ and the cloud + self-hosted samples give Ready resources whose
@@ -17,12 +18,21 @@
 #                  and SERVED sessions (10) each scripted through the emulator's admin route with three
 #                  bash calls: every call gets its result from the session's Pod, and once each session
 #                  is terminated all end Succeeded with no running Pod and no active work item (issue 17).
+# 5. warm pool:    a self-hosted environment with `warmPool.size: 2` shows two ready warm Pods before any
+#                  session; two sessions (a bash call each) bind to them and their results come back; the
+#                  pool refills to two new Pods; a ResourceQuota that allows exactly one more Pod in the
+#                  namespace stops dispatch with `Dispatching=False` (printed) while the sessions enqueued
+#                  since stay queued, none failed; raising the quota resumes dispatch and serves them
+#                  (issue 13). The operator serves the warm Pods' assignment endpoint on the host's
+#                  loopback (--assignment-url/-port/-tls-dir, with a throwaway certificate made here).
 # Needs the tools npm ci installs (Node 24) and Go for the first control-plane build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PWD/.k8s/bin:$PATH"
 SESSIONS=${SESSIONS:-20}
 SERVED=${SERVED:-10}
+SCENARIOS=${SCENARIOS:-1 2 3 4 5}
+ASSIGNMENT_PORT=${ASSIGNMENT_PORT:-18443}
 PORT=${EMULATOR_PORT:-18181}
 API="http://127.0.0.1:$PORT"
 KEY=sk-ant-api03-acceptance
@@ -58,6 +68,8 @@ k() { kubectl --kubeconfig .k8s/kubeconfig "$@"; }
 state() { curl -sf "$API/emulator/v1/state"; }
 api() { curl -sf -H "x-api-key: $KEY" -H 'anthropic-version: 2023-06-01' -H 'anthropic-beta: managed-agents-2026-04-01' "$@"; }
 jqn() { node -e "const s=JSON.parse(require('fs').readFileSync(0,'utf8'));console.log(($1))"; }
+wanted() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+deleting=()
 
 say "1. cluster"
 started=$SECONDS
@@ -66,17 +78,24 @@ echo "k8s:up returned after $((SECONDS - started))s"
 until_eq 60 True k get node agentenv-local -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'
 k get nodes
 
-say "2. environments"
+say "emulator and operator"
 node src/cli/main.ts emulator --port "$PORT" --api-key "$KEY" >"$WORK/emulator.log" 2>&1 &
 pids+=($!)
 until_eq 30 ok bash -c "curl -sf $API/emulator/v1/state >/dev/null && echo ok"
 # --session-proxy-address pod-ip: the process kubelet has no per-Pod network namespace, so each
 # session Pod's sidecar proxy listens on the Pod's own loopback IP instead of a shared 127.0.0.1:8096.
+# --assignment-*: where warm Pods' sidecars ask for their assignment (the process kubelet's Pods
+# reach the host's loopback), with a throwaway CA and serving certificate for 127.0.0.1.
+node -e "import('./src/localcluster/serving-cert.ts').then((m) => m.writeServingCertificate('$WORK/assignment-tls'))"
 ANTHROPIC_BASE_URL=$API ANTHROPIC_API_KEY=$KEY node src/cli/main.ts operator --kubeconfig .k8s/operator.kubeconfig \
-  --session-proxy-address pod-ip --namespaces "$NS" --leader-election-namespace "$NS" --metrics-port 0 --health-port 0 --log-level debug >"$WORK/operator.log" 2>&1 &
+  --session-proxy-address pod-ip --namespaces "$NS" --leader-election-namespace "$NS" --metrics-port 0 --health-port 0 --log-level debug \
+  --assignment-url "https://127.0.0.1:$ASSIGNMENT_PORT" --assignment-port "$ASSIGNMENT_PORT" --assignment-tls-dir "$WORK/assignment-tls" >"$WORK/operator.log" 2>&1 &
 pids+=($!)
 k apply --server-side -f crds/ >/dev/null
 k create namespace "$NS" >/dev/null
+
+if wanted 2; then
+say "2. environments"
 k -n "$NS" apply -f deploy/samples/cloud.yaml -f deploy/samples/self-hosted.yaml >/dev/null
 for name in data-analysis build-agents; do
   until_eq 30 True k -n "$NS" get aenv "$name" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'
@@ -91,9 +110,14 @@ k -n "$NS" patch aenv data-analysis --type merge -p '{"spec":{"description":"edi
 until_eq 15 'edited by acceptance.sh' bash -c "curl -sf -H 'x-api-key: $KEY' -H 'anthropic-version: 2023-06-01' -H 'anthropic-beta: managed-agents-2026-04-01' $API/v1/environments/$cloud_id | node -e \"console.log(JSON.parse(require('fs').readFileSync(0,'utf8')).description)\""
 echo "spec edit reached the emulator within $((SECONDS - edited))s"
 
+deleting+=(data-analysis build-agents)
+fi
+
 # The invalid-spec table through kubectl apply is an integration test (test/integration/invalid-specs.test.ts,
 # "kubectl apply refuses every case too"), run by npm test.
 
+if wanted 3; then
+wanted 2 || fail "scenario 3 uses scenario 2's self-hosted environment: SCENARIOS=\"2 3\""
 say "3. sessions"
 sh_id=$(k -n "$NS" get aenv build-agents -o 'jsonpath={.status.environmentId}')
 env_key=$(curl -sf -X POST "$API/emulator/v1/environments/$sh_id/keys" | jqn 's.key')
@@ -119,7 +143,9 @@ until_eq 120 0 bash -c "kubectl --kubeconfig .k8s/kubeconfig -n $NS get pods -l 
 until_eq 60 "$SESSIONS" bash -c "kubectl --kubeconfig .k8s/kubeconfig -n $NS get asess -o jsonpath='{range .items[*]}{.status.phase}{\"\n\"}{end}' | grep -c Succeeded"
 until_eq 30 0 active
 echo "all $SESSIONS sessions stopped cleanly (Succeeded, no running Pod) $((SECONDS - stopping))s after the stop requests"
+fi
 
+if wanted 4; then
 say "4. served"
 # The default runner: no sessionTemplate. Each session's agent is scripted through the emulator's
 # admin route with three bash calls at enqueue time; the runner reads them from the history.
@@ -183,12 +209,22 @@ until_eq 60 0 bash -c "kubectl --kubeconfig .k8s/kubeconfig -n $NS get pods -l a
 until_eq 30 0 bash -c "curl -sf $API/emulator/v1/state | node -e \"const s=JSON.parse(require('fs').readFileSync(0,'utf8'));console.log(s.work.filter((w) => w.environment_id === '$served_id' && w.state !== 'stopped').length)\""
 k -n "$NS" get asess -l agentenv.io/environment=served | sed -n 1,4p
 echo "all $SERVED served sessions Succeeded, no running Pod, no work item left unstopped, $((SECONDS - ending))s after the sessions terminated"
+deleting+=(served)
+fi
 
+if wanted 5; then
+. scripts/acceptance-warm.sh
+deleting+=(warm)
+fi
+
+[ ${#deleting[@]} -gt 0 ] || { say "acceptance scenarios $SCENARIOS passed"; exit 0; }
 say "deletion policies"
-k -n "$NS" delete aenv data-analysis build-agents served --wait=true --timeout=90s >/dev/null
-for id in "$cloud_id" "$sh_id" "$served_id"; do
+ids=()
+for name in "${deleting[@]}"; do ids+=("$(k -n "$NS" get aenv "$name" -o 'jsonpath={.status.environmentId}')"); done
+k -n "$NS" delete aenv "${deleting[@]}" --wait=true --timeout=90s >/dev/null
+for id in "${ids[@]}"; do
   archived=$(api "$API/v1/environments/$id" | jqn 's.archived_at ? "archived" : "live"')
   [ "$archived" = archived ] || fail "environment $id is $archived after deleting its resource (deletionPolicy Archive)"
 done
-echo "all three remote environments archived (deletionPolicy: Archive); finalizers released"
-say "all acceptance scenarios passed"
+echo "all ${#ids[@]} remote environments archived (deletionPolicy: Archive); finalizers released"
+say "acceptance scenarios $SCENARIOS passed"

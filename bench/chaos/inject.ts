@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FaultRule } from '../../src/emulator/index.ts';
 import { SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
-import { describeEvent, type ApiFaults, type ChaosEvent } from './schedule.ts';
+import { describeEvent, DISRUPTION_SPACING_MS, DISRUPTIVE, ENVIRONMENT_KINDS, type ApiFaults, type ChaosEvent, type WarmMoment } from './schedule.ts';
 import { NAMESPACE, type World } from './world.ts';
 
 /** The public routes (`/v1/…`); the admin API is never faulted. */
@@ -27,24 +27,36 @@ export const API_FAULT_RULES: Readonly<Record<ApiFaults, FaultRule[]>> = {
 const SLOW_ACKS: FaultRule[] = [{ method: 'POST', path: '/v1/environments/*/work/*/ack', latency_ms: 1_500 }];
 const RECLAIM_EVERY_MS = 250;
 const SIDECAR_WAIT_MS = 10_000;
+/** A kill right after binding waits this long for the next warm Pod to be bound. */
+const BINDING_WAIT_MS = 30_000;
+/** A leader kill waits this long at most for a ready standby. */
+const STANDBY_WAIT_MS = 60_000;
 /** A failover not seen within this long counts as failed. */
 const FAILOVER_GIVE_UP_MS = 60_000;
 
 export interface InjectionLog {
   /** Kill → the standby's first poll, ms; Infinity when none came within FAILOVER_GIVE_UP_MS. */
   readonly failovers: number[];
+  /** Kill → the Lease held by another live replica, ms (the election's part of a failover). */
+  readonly takeovers: number[];
   readonly applied: Record<string, number>;
   readonly skipped: string[];
   reclaimed: number;
   killedSidecars: number;
+  /** Warm Pods' sidecars SIGKILLed while waiting for an assignment, and right after their Pod was bound. */
+  killedWarmSidecars: Record<WarmMoment, number>;
 }
 
 export class Injector {
-  readonly log: InjectionLog = { failovers: [], applied: {}, skipped: [], reclaimed: 0, killedSidecars: 0 };
+  readonly log: InjectionLog = { failovers: [], takeovers: [], applied: {}, skipped: [], reclaimed: 0, killedSidecars: 0, killedWarmSidecars: { waiting: 0, bound: 0 } };
   readonly #world: World;
   readonly #print: (line: string) => void;
   readonly #rules = new Map<number, FaultRule[]>();
   readonly #pending = new Set<Promise<unknown>>();
+  /** When the last disruption (leader kill, apiserver or kubelet restart) was done. */
+  #lastDisruption = 0;
+  /** Warm Pods whose sidecar was killed right after binding (by uid): each at most once. */
+  readonly #killedBound = new Set<string>();
   #nextGroup = 0;
 
   constructor(world: World, print: (line: string) => void) {
@@ -58,10 +70,20 @@ export class Injector {
       const wait = start + e.at - Date.now();
       if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
       if (signal.aborted) break;
+      // The plan spaces disruptions DISRUPTION_SPACING_MS apart, but a slow one (an apiserver
+      // restart under load) delays the next events: keep the spacing in real time too, so each
+      // failover is measured with a standby that had time to start.
+      const held = DISRUPTIVE.has(e.kind) ? this.#lastDisruption + DISRUPTION_SPACING_MS - Date.now() : 0;
+      if (held > 0) {
+        this.#print(`  holding ${describeEvent(e)} back ${held} ms: the previous disruption was less than ${DISRUPTION_SPACING_MS} ms ago`);
+        await sleep(held, undefined, { signal }).catch(() => undefined);
+        if (signal.aborted) break;
+      }
       this.#print(`inject ${describeEvent(e)}`);
       try {
         await this.#apply(e, signal);
-        if (e.kind !== 'sidecar-kill') this.log.applied[e.kind] = (this.log.applied[e.kind] ?? 0) + 1;
+        if (DISRUPTIVE.has(e.kind)) this.#lastDisruption = Date.now();
+        if (e.kind !== 'sidecar-kill' && e.kind !== 'warm-sidecar-kill') this.log.applied[e.kind] = (this.log.applied[e.kind] ?? 0) + 1;
       } catch (err) {
         this.log.skipped.push(`${describeEvent(e)}: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -87,6 +109,10 @@ export class Injector {
       case 'sidecar-kill':
         // In the background: it may wait for a sidecar to run, and must not hold up the next event.
         return this.#background(this.#killSidecar(e.pick).catch((err: unknown) => void this.log.skipped.push(`${describeEvent(e)}: ${err instanceof Error ? err.message : String(err)}`)));
+      case 'warm-sidecar-kill': {
+        const kill = e.moment === 'waiting' ? this.#killWaitingWarmSidecar(e.pick) : this.#killBoundWarmSidecar(Date.now());
+        return this.#background(kill.catch((err: unknown) => void this.log.skipped.push(`${describeEvent(e)}: ${err instanceof Error ? err.message : String(err)}`)));
+      }
       case 'api-faults':
         return this.#background(this.#window(API_FAULT_RULES[e.faults], e.durationMs, signal));
       case 'duplicate-delivery':
@@ -98,16 +124,36 @@ export class Injector {
     const w = this.#world;
     const leader = await w.leader();
     if (!leader) throw new Error('no live replica holds the Lease');
+    // "With a second replica standing by": a standby still starting (restarted after the last
+    // disruption) would put its own start-up into the failover figure.
+    const since = Date.now();
+    while (!(await w.replicas.standbyReady(leader))) {
+      if (Date.now() - since > STANDBY_WAIT_MS) throw new Error(`no standby ready within ${STANDBY_WAIT_MS} ms`);
+      await sleep(250);
+    }
+    if (Date.now() - since > 500) this.#print(`  waited ${Date.now() - since} ms for the standby to be ready`);
     const killedAt = Date.now();
     await w.replicas.kill(leader);
     this.#background(this.#failover(leader, killedAt));
+    this.#background(this.#takeover(leader, killedAt));
+  }
+
+  /** When the Lease names another live replica after the kill (read every 100 ms). */
+  async #takeover(killed: string, killedAt: number): Promise<void> {
+    while (Date.now() - killedAt < FAILOVER_GIVE_UP_MS) {
+      const holder = await this.#world.leader().catch(() => undefined);
+      if (holder && holder !== killed) {
+        this.log.takeovers.push(Date.now() - killedAt);
+        return;
+      }
+      await sleep(100);
+    }
   }
 
   /** The first poll after the kill by another process than the killed leader (its worker ids start with `<POD_NAME>_`). */
   async #failover(killed: string, killedAt: number): Promise<void> {
     while (Date.now() - killedAt < FAILOVER_GIVE_UP_MS) {
-      const first = this.#world.emu.state.work
-        .workers(this.#world.environmentId)
+      const first = ENVIRONMENT_KINDS.flatMap((k) => this.#world.emu.state.work.workers(this.#world.environments[k].id))
         .filter((x) => !x.worker_id.startsWith(`${killed}_`) && Date.parse(x.last_poll_at) >= killedAt)
         .map((x) => Date.parse(x.last_poll_at))
         .sort((a, b) => a - b)[0];
@@ -128,7 +174,8 @@ export class Injector {
    */
   async #killSidecar(pick: number): Promise<void> {
     for (const until = Date.now() + SIDECAR_WAIT_MS; ; await sleep(250)) {
-      const victim = this.#pickSidecar(pick);
+      const running = this.#runningSidecars();
+      const victim = running[Math.floor(pick * running.length)];
       if (victim) {
         process.kill(victim.pid, 'SIGKILL');
         this.#print(`  killed the sidecar of ${victim.pod} (pid ${victim.pid})`);
@@ -139,20 +186,58 @@ export class Injector {
     }
   }
 
-  #pickSidecar(pick: number): { pod: string; pid: number } | undefined {
+  /** SIGKILL the sidecar of an unbound warm Pod (one whose sidecar runs, waiting for its assignment); the kubelet restarts it and it waits again. */
+  async #killWaitingWarmSidecar(pick: number): Promise<void> {
+    for (const until = Date.now() + SIDECAR_WAIT_MS; ; await sleep(250)) {
+      const waiting = this.#world.seen.unboundWarmPods();
+      const running = this.#runningSidecars().filter((s) => waiting.has(s.name));
+      const victim = running[Math.floor(pick * running.length)];
+      if (victim) {
+        process.kill(victim.pid, 'SIGKILL');
+        this.#print(`  killed the waiting sidecar of warm Pod ${victim.pod} (pid ${victim.pid})`);
+        this.log.killedWarmSidecars.waiting++;
+        return;
+      }
+      if (Date.now() > until) throw new Error('no waiting warm sidecar running');
+    }
+  }
+
+  /**
+   * SIGKILL the sidecar of the next warm Pod seen bound after `since`, as soon as the Pod watch
+   * shows the binding: the sidecar is then asking for (or has just got) its assignment, or claiming
+   * the lease. Waits up to BINDING_WAIT_MS for a binding.
+   */
+  async #killBoundWarmSidecar(since: number): Promise<void> {
+    for (const until = Date.now() + BINDING_WAIT_MS; ; await sleep(20)) {
+      const bound = [...this.#world.seen.warm.entries()].filter(([uid, w]) => w.boundAt !== undefined && w.boundAt >= since && !this.#killedBound.has(uid));
+      for (const [uid] of bound) {
+        const victim = this.#runningSidecars().find((s) => s.uid === uid);
+        if (!victim) continue;
+        this.#killedBound.add(uid);
+        process.kill(victim.pid, 'SIGKILL');
+        this.#print(`  killed the sidecar of warm Pod ${victim.pod} right after its binding (pid ${victim.pid})`);
+        this.log.killedWarmSidecars.bound++;
+        return;
+      }
+      if (Date.now() > until) throw new Error('no warm Pod bound');
+    }
+  }
+
+  /** Pods whose sidecar runs now, from the process kubelet's run records (`<namespace>_<name>_<uid>`), sorted by name. */
+  #runningSidecars(): Array<{ pod: string; name: string; uid: string; pid: number }> {
     const dir = join(this.#world.cluster.kubeletRootDir, 'pods');
-    const running: Array<{ pod: string; pid: number }> = [];
+    const running: Array<{ pod: string; name: string; uid: string; pid: number }> = [];
     for (const entry of readdirSync(dir).filter((d) => d.startsWith(`${NAMESPACE}_`)).sort()) {
       try {
-        const record = JSON.parse(readFileSync(join(dir, entry, 'record.json'), 'utf8')) as { runs?: Record<string, { pidFile?: string }> };
+        const record = JSON.parse(readFileSync(join(dir, entry, 'record.json'), 'utf8')) as { name: string; uid: string; runs?: Record<string, { pidFile?: string }> };
         const pidFile = record.runs?.[SIDECAR_NAME]?.pidFile;
         const pid = pidFile ? Number.parseInt(readFileSync(pidFile, 'utf8'), 10) : NaN;
-        if (pid > 0 && alive(pid)) running.push({ pod: entry, pid });
+        if (pid > 0 && alive(pid)) running.push({ pod: entry, name: record.name, uid: record.uid, pid });
       } catch {
         // a Pod directory being written or removed
       }
     }
-    return running[Math.floor(pick * running.length)];
+    return running;
   }
 
   async #window(rules: FaultRule[], durationMs: number, signal: AbortSignal): Promise<void> {
@@ -170,7 +255,7 @@ export class Injector {
     this.#writeRules();
     const until = Date.now() + durationMs;
     while (Date.now() < until && !signal.aborted) {
-      this.log.reclaimed += this.#world.emu.admin.reclaimPending(this.#world.environmentId);
+      for (const k of ENVIRONMENT_KINDS) this.log.reclaimed += this.#world.emu.admin.reclaimPending(this.#world.environments[k].id);
       await sleep(RECLAIM_EVERY_MS);
     }
     this.#rules.delete(group);

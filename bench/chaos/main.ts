@@ -7,28 +7,38 @@
  */
 import { parseArgs } from 'node:util';
 import { randomInt } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { SessionDriver } from './drive.ts';
 import { Injector } from './inject.ts';
 import { LEADER_TIMINGS } from './replicas.ts';
 import { outcome, verdict, waitForCleanup } from './report.ts';
 import { chaosPlan, describeEvent, PROFILES } from './schedule.ts';
-import { SESSION_TTL_SECONDS, startWorld, type World } from './world.ts';
+import { SESSION_TTL_SECONDS, startWorld, WORKSPACE_RETAIN_SECONDS, type World } from './world.ts';
 
-/** After the last session settled: TTL cleanup gets this long before what is left counts as leaked. */
-const CLEANUP_MS = SESSION_TTL_SECONDS * 1_000 + 45_000;
+/**
+ * After the last session settled: TTL cleanup (and the workspaces' retention, for sessions stopped
+ * but not terminated) gets this long before what is left counts as leaked.
+ */
+const CLEANUP_MS = Math.max(SESSION_TTL_SECONDS, WORKSPACE_RETAIN_SECONDS) * 1_000 + 45_000;
 
 const { values } = parseArgs({
   options: {
     small: { type: 'boolean', default: false },
     seed: { type: 'string' },
     sessions: { type: 'string' },
+    'keep-logs': { type: 'boolean', default: false },
   },
 });
 const base = PROFILES[values.small ? 'small' : 'full'];
-const profile = values.sessions ? { ...base, sessions: Number(values.sessions) } : base;
+// More sessions than the profile keep its rate and its faults: the windows and the deadline grow with the count.
+const scaled = (n: number): typeof base => {
+  const k = Math.max(1, n / base.sessions);
+  return { ...base, sessions: n, enqueueMs: Math.round(base.enqueueMs * k), windowMs: Math.round(base.windowMs * k), deadlineMs: Math.round(base.deadlineMs * k) };
+};
+const profile = values.sessions ? scaled(Number(values.sessions)) : base;
 const seed = values.seed !== undefined ? Number(values.seed) : process.env['AGENTENV_CHAOS_SEED'] ? Number(process.env['AGENTENV_CHAOS_SEED']) : randomInt(1, 2 ** 31 - 1);
 if (!Number.isInteger(seed) || !Number.isInteger(profile.sessions) || profile.sessions < 1) {
-  console.error('usage: npm run chaos -- [--small] [--seed <integer>] [--sessions <n>]');
+  console.error('usage: npm run chaos -- [--small] [--seed <integer>] [--sessions <n>] [--keep-logs]');
   process.exit(2);
 }
 
@@ -54,6 +64,7 @@ try {
   if (interrupted.signal.aborted) throw new Error('interrupted');
   const w = world;
   const start = Date.now();
+  const loadAtStart = loadavg()[0]!;
   const driver = new SessionDriver(w, print);
   const injector = new Injector(w, print);
   const chaos = new AbortController();
@@ -66,13 +77,17 @@ try {
   clearTimeout(timeUp);
   if (interrupted.signal.aborted) throw new Error('interrupted');
   const driven = Math.round((Date.now() - start) / 1000);
-  print(`sessions done after ${driven} s; waiting for the finished sessions' cleanup (TTL ${SESSION_TTL_SECONDS} s) …`);
+  // The pool's own Pods are no leak while it is sized above 0: scale it to 0, so every warm Pod left counts.
+  await w.scaleWarmPool(0);
+  print(`sessions done after ${driven} s; warm pool scaled to 0; waiting for the finished sessions' cleanup (TTL ${SESSION_TTL_SECONDS} s, workspaces retained ${WORKSPACE_RETAIN_SECONDS} s after a stop) …`);
   const leaks = await waitForCleanup(w, CLEANUP_MS);
-  const result = verdict(outcome(w, driver), leaks, injector.log, { seed, profile: profile.name, sessions: profile.sessions, seconds: driven, lives: w.replicas.lives() });
+  const o = outcome(w, driver);
+  const result = verdict(o, leaks, injector.log, { seed, profile: profile.name, sessions: profile.sessions, seconds: driven, lives: w.replicas.lives(), load: [loadAtStart, loadavg()[0]!] });
   console.log(result.table);
+  for (const f of o.forcedDetails) console.log(`force-stopped ${f}`);
   for (const f of result.failures) console.log(`FAILED ${f}`);
-  if (result.failures.length > 0) {
-    console.log(`replay: npm run chaos -- ${profile.name === 'small' ? '--small ' : ''}--seed ${seed}`);
+  if (result.failures.length > 0) console.log(`replay: npm run chaos -- ${profile.name === 'small' ? '--small ' : ''}--seed ${seed}`);
+  if (result.failures.length > 0 || values['keep-logs']) {
     await w.keepLogs(`.chaos/seed-${seed}`).then(() => console.log(`logs kept in .chaos/seed-${seed}/`), (err: unknown) => print(`could not keep the logs: ${String(err)}`));
   }
   exitCode = result.failures.length > 0 ? 1 : 0;

@@ -23,6 +23,13 @@ export interface ReplicaOptions {
   readonly apiKey: string;
   readonly logDir: string;
   readonly log: (line: string) => void;
+  /**
+   * The warm pools' assignment endpoint: the URL warm Pods use (the run's stand-in Service,
+   * assignment-service.ts), the serving certificate's directory, and one port per replica (a, b).
+   */
+  readonly assignment?: { readonly url: string; readonly tlsDir: string; readonly ports: readonly [number, number] };
+  /** Each replica's health port (a, b): `/readyz` says whether it is up with its caches synced. */
+  readonly healthPorts: readonly [number, number];
 }
 
 interface Slot {
@@ -38,6 +45,8 @@ export interface Replicas {
   kill(podName: string): Promise<void>;
   /** Lives started so far (exits and restarts included). */
   lives(): number;
+  /** Whether a live replica other than `podName` answers `/readyz` (up, caches synced: a standby). */
+  standbyReady(podName: string): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -67,11 +76,12 @@ export function startReplicas(o: ReplicaOptions): Replicas {
         '--leader-elect-lease-duration', LEADER_TIMINGS.leaseDuration,
         '--leader-elect-renew-deadline', LEADER_TIMINGS.renewDeadline,
         '--leader-elect-retry-period', LEADER_TIMINGS.retryPeriod,
-        '--metrics-port', '0', '--health-port', '0', '--bind-address', '127.0.0.1',
+        '--metrics-port', '0', '--health-port', String(o.healthPorts[slot.name === 'a' ? 0 : 1]), '--bind-address', '127.0.0.1',
         '--session-proxy-address', 'pod-ip',
         '--sidecar-image', 'ghcr.io/agentenv-io/agentenv:chaos',
         '--runner-image', 'ghcr.io/agentenv-io/agentenv-runner:chaos',
         '--log-level', 'info',
+        ...(o.assignment ? ['--assignment-url', o.assignment.url, '--assignment-tls-dir', o.assignment.tlsDir, '--assignment-port', String(o.assignment.ports[slot.name === 'a' ? 0 : 1])] : []),
       ],
       {
         reaper: o.reaper,
@@ -99,6 +109,15 @@ export function startReplicas(o: ReplicaOptions): Replicas {
       await slot?.process?.kill('SIGKILL');
     },
     lives: () => started,
+    async standbyReady(pod) {
+      const others = slots.filter((s) => podName(s) !== pod && s.process?.running());
+      for (const s of others) {
+        const port = o.healthPorts[s.name === 'a' ? 0 : 1];
+        const ok = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false);
+        if (ok) return true;
+      }
+      return false;
+    },
     async stop() {
       stopping = true;
       // SIGTERM: a replica releases its Lease and lets an in-flight hand-off finish.

@@ -1,11 +1,24 @@
 /**
- * The chaos run's plan, a pure function of (profile, seed): when each session is enqueued and how
- * it ends, and when each fault is injected. Printing the seed is enough to replay a run: the same
- * seed gives the same plan (what happens in between still depends on timing, as in any real run).
+ * The chaos run's plan, a pure function of (profile, seed): when each session is enqueued, in
+ * which environment, whether it is resumed and how it ends, and when each fault is injected.
+ * Printing the seed is enough to replay a run: the same seed gives the same plan (what happens in
+ * between still depends on timing, as in any real run).
  */
 
-export const FAULT_KINDS = ['leader-kill', 'apiserver-restart', 'api-faults', 'sidecar-kill', 'kubelet-restart', 'duplicate-delivery'] as const;
+export const FAULT_KINDS = ['leader-kill', 'apiserver-restart', 'api-faults', 'sidecar-kill', 'warm-sidecar-kill', 'kubelet-restart', 'duplicate-delivery'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/**
+ * The run's three self-hosted environments (docs/chaos.md): `cold` (every session gets a new Pod),
+ * `warm` (a warm pool: sessions are bound to ready Pods), `workspace` (each session keeps a claim;
+ * some sessions go idle and are resumed on it).
+ */
+export const ENVIRONMENT_KINDS = ['cold', 'warm', 'workspace'] as const;
+export type EnvironmentKind = (typeof ENVIRONMENT_KINDS)[number];
+
+/** When a warm Pod's sidecar is SIGKILLed: while it waits for an assignment, or as soon as the Pod is seen bound. */
+export const WARM_MOMENTS = ['waiting', 'bound'] as const;
+export type WarmMoment = (typeof WARM_MOMENTS)[number];
 
 /** The emulator fault rule sets an `api-faults` window applies (docs/chaos.md). */
 export const API_FAULTS = ['server-errors', 'rate-limited', 'resets', 'latency'] as const;
@@ -16,12 +29,21 @@ export type ChaosEvent =
   | { readonly at: number; readonly kind: 'api-faults'; readonly faults: ApiFaults; readonly durationMs: number }
   /** `pick` in [0, 1) chooses among the Pods whose sidecar runs at that moment, sorted by name. */
   | { readonly at: number; readonly kind: 'sidecar-kill'; readonly pick: number }
+  /** `waiting`: `pick` chooses among the warm Pods whose sidecar runs; `bound`: the next warm Pod bound after `at`. */
+  | { readonly at: number; readonly kind: 'warm-sidecar-kill'; readonly moment: WarmMoment; readonly pick: number }
   | { readonly at: number; readonly kind: 'duplicate-delivery'; readonly durationMs: number };
 
 export interface SessionPlan {
   readonly index: number;
   /** When it is enqueued, ms after the start of the run. */
   readonly at: number;
+  readonly environment: EnvironmentKind;
+  /**
+   * Workspace sessions only: the first work item writes a file and the agent ends its turn; once
+   * the runner ended idle, the session is woken (a new work item) and reads the file back from its
+   * workspace before it is ended.
+   */
+  readonly resume: boolean;
   /** `terminate`: the agent ends the session after the tool result; `remote-stop`: a stop through the API. */
   readonly ending: 'terminate' | 'remote-stop';
   /** How long after its tool result the session is ended (a stop lands anywhere in the runner's heartbeat cycle). */
@@ -36,8 +58,12 @@ export interface Profile {
   /** Faults are injected in [0, windowMs); the run goes on until the last one was applied and every session settled. */
   readonly windowMs: number;
   readonly faults: Readonly<Record<FaultKind, number>>;
-  /** The environment's maxSessions: how many Pods run at once. */
+  /** Each environment's maxSessions: how many of its session Pods run at once. */
   readonly maxSessions: number;
+  /** The warm environment's `warmPool.size`. */
+  readonly warmPoolSize: number;
+  /** Share of the workspace environment's sessions that go idle and are resumed. */
+  readonly resumeShare: number;
   /** The whole run (driving and settling, not start-up or cleanup) gives up after this long. */
   readonly deadlineMs: number;
   /** Share of sessions ended by a remote stop. */
@@ -51,8 +77,10 @@ export const PROFILES: Readonly<Record<Profile['name'], Profile>> = {
     sessions: 30,
     enqueueMs: 75_000,
     windowMs: 75_000,
-    faults: { 'leader-kill': 2, 'apiserver-restart': 1, 'api-faults': 4, 'sidecar-kill': 3, 'kubelet-restart': 1, 'duplicate-delivery': 3 },
-    maxSessions: 6,
+    faults: { 'leader-kill': 2, 'apiserver-restart': 1, 'api-faults': 4, 'sidecar-kill': 3, 'warm-sidecar-kill': 2, 'kubelet-restart': 1, 'duplicate-delivery': 3 },
+    maxSessions: 4,
+    warmPoolSize: 2,
+    resumeShare: 0.5,
     deadlineMs: 150_000,
     remoteStopShare: 0.25,
   },
@@ -61,8 +89,10 @@ export const PROFILES: Readonly<Record<Profile['name'], Profile>> = {
     sessions: 500,
     enqueueMs: 600_000,
     windowMs: 600_000,
-    faults: { 'leader-kill': 10, 'apiserver-restart': 4, 'api-faults': 24, 'sidecar-kill': 30, 'kubelet-restart': 5, 'duplicate-delivery': 16 },
-    maxSessions: 10,
+    faults: { 'leader-kill': 10, 'apiserver-restart': 4, 'api-faults': 24, 'sidecar-kill': 30, 'warm-sidecar-kill': 10, 'kubelet-restart': 5, 'duplicate-delivery': 16 },
+    maxSessions: 5,
+    warmPoolSize: 2,
+    resumeShare: 0.4,
     deadlineMs: 1_200_000,
     remoteStopShare: 0.2,
   },
@@ -70,7 +100,7 @@ export const PROFILES: Readonly<Record<Profile['name'], Profile>> = {
 
 /** Disruptive faults (a control-plane or operator process goes away) keep this far apart, so each failover is measured on its own. */
 export const DISRUPTION_SPACING_MS = 10_000;
-const DISRUPTIVE: ReadonlySet<FaultKind> = new Set(['leader-kill', 'apiserver-restart', 'kubelet-restart']);
+export const DISRUPTIVE: ReadonlySet<FaultKind> = new Set(['leader-kill', 'apiserver-restart', 'kubelet-restart']);
 
 /** mulberry32: a small seeded PRNG, uniform in [0, 1). */
 export function seededRandom(seed: number): () => number {
@@ -92,12 +122,12 @@ export interface ChaosPlan {
 export function chaosPlan(profile: Profile, seed: number): ChaosPlan {
   const random = seededRandom(seed);
   const step = profile.enqueueMs / profile.sessions;
-  const sessions: SessionPlan[] = Array.from({ length: profile.sessions }, (_, index) => ({
-    index,
-    at: Math.round(index * step + random() * step * 0.9),
-    ending: random() < profile.remoteStopShare ? 'remote-stop' : 'terminate',
-    endDelayMs: Math.round(random() * 3_000),
-  }));
+  const sessions: SessionPlan[] = Array.from({ length: profile.sessions }, (_, index) => {
+    const at = Math.round(index * step + random() * step * 0.9);
+    const environment = ENVIRONMENT_KINDS[Math.floor(random() * ENVIRONMENT_KINDS.length)]!;
+    const resume = random() < profile.resumeShare && environment === 'workspace';
+    return { index, at, environment, resume, ending: random() < profile.remoteStopShare ? 'remote-stop' : 'terminate', endDelayMs: Math.round(random() * 3_000) };
+  });
 
   const events: ChaosEvent[] = [];
   // The first fault waits until sessions are in flight. Disruptions get one slot each of equal
@@ -118,6 +148,7 @@ export function chaosPlan(profile: Profile, seed: number): ChaosPlan {
   const anytime = (): number => Math.round(lo + random() * span);
   for (let i = 0; i < profile.faults['api-faults']; i++) events.push({ at: anytime(), kind: 'api-faults', faults: API_FAULTS[i % API_FAULTS.length]!, durationMs: 4_000 + Math.round(random() * 6_000) });
   for (let i = 0; i < profile.faults['sidecar-kill']; i++) events.push({ at: anytime(), kind: 'sidecar-kill', pick: random() });
+  for (let i = 0; i < profile.faults['warm-sidecar-kill']; i++) events.push({ at: anytime(), kind: 'warm-sidecar-kill', moment: WARM_MOMENTS[i % WARM_MOMENTS.length]!, pick: random() });
   for (let i = 0; i < profile.faults['duplicate-delivery']; i++) events.push({ at: anytime(), kind: 'duplicate-delivery', durationMs: 3_000 + Math.round(random() * 3_000) });
   events.sort((a, b) => a.at - b.at);
   return { sessions, events };
@@ -133,6 +164,8 @@ export function describeEvent(e: ChaosEvent): string {
       return `${t} ${e.kind} for ${(e.durationMs / 1000).toFixed(1)}s`;
     case 'sidecar-kill':
       return `${t} ${e.kind} (pick ${e.pick.toFixed(3)})`;
+    case 'warm-sidecar-kill':
+      return e.moment === 'waiting' ? `${t} ${e.kind} waiting (pick ${e.pick.toFixed(3)})` : `${t} ${e.kind} right after binding`;
     default:
       return `${t} ${e.kind}`;
   }

@@ -12,6 +12,7 @@ import { createSidecarLogger } from '../sidecar/log.ts';
 import { startSidecar } from '../sidecar/sidecar.ts';
 import { assigned } from '../sidecar/assignment.ts';
 import { awaitBinding } from '../sidecar/warm.ts';
+import type { ProbeServer } from '../sidecar/probe.ts';
 
 const USAGE = `Usage: agentenv sidecar
 
@@ -55,6 +56,7 @@ export async function run(args: readonly string[]): Promise<void> {
     throw err;
   }
   let token: string;
+  let probe: ProbeServer | undefined;
   if (config.assignment) {
     // A warm Pod: no session, work item or credential until the operator names them.
     const waiting = new AbortController();
@@ -62,15 +64,16 @@ export async function run(args: readonly string[]): Promise<void> {
     process.once('SIGTERM', stopWaiting);
     process.once('SIGINT', stopWaiting);
     const warmLog = createSidecarLogger(config.logLevel, { process: 'sidecar', environment_id: config.environmentId, warm: true });
-    const assignment = await awaitBinding(config, warmLog, waiting.signal);
+    const binding = await awaitBinding(config, warmLog, waiting.signal);
     process.off('SIGTERM', stopWaiting);
     process.off('SIGINT', stopWaiting);
-    if (!assignment) {
+    if (!binding) {
       warmLog.info('warm: ended before any assignment; nothing to stop');
       process.exit(0);
     }
-    config = assigned(config, assignment);
-    token = assignment.credential;
+    config = assigned(config, binding.assignment);
+    token = binding.assignment.credential;
+    probe = binding.probe;
   } else {
     try {
       token = readFileSync(config.credentialFile, 'utf8').trim();
@@ -81,7 +84,7 @@ export async function run(args: readonly string[]): Promise<void> {
   if (token === '') fail(`the credential file ${config.credentialFile} is empty`);
 
   const log = createSidecarLogger(config.logLevel, { process: 'sidecar', environment_id: config.environmentId, session_id: config.sessionId, work_id: config.workId });
-  const sidecar = await startSidecar(config, token, log);
+  const sidecar = await startSidecar(config, token, log, probe ? { warmProbe: probe } : {});
   const onSignal = (signal: NodeJS.Signals): void => {
     log.info('signal received', { signal });
     sidecar.terminate();

@@ -142,9 +142,9 @@ export type Workspace = z.infer<typeof Workspace>;
 export const WARM_POOL_MAX = 100;
 
 /**
- * How often an environment with a warm pool is reconciled (its pool refilled, resized from the
- * queue figures read in the same pass): 5 s, instead of the queue refresh's 60 s. The cost per
- * pooled environment: one Pod list and one queue-stats read per pass.
+ * How often an environment with a warm pool is reconciled while its pool is sized from the queue
+ * (min/max: the figures are read in the pass) or short of its target (a refill, Pods starting):
+ * 5 s, instead of the queue refresh's 60 s. A full, fixed-size pool waits for its Pods' events.
  */
 export const WARM_POOL_RESYNC_MS = 5_000;
 

@@ -63,6 +63,7 @@ export function environmentController(deps: EnvironmentControllerDeps): Environm
     reconcile: environmentReconciler(reconcilerDeps),
   });
   for (const informer of informers) informer.on((e) => needsReconcile(e) && controller.enqueue(keyOf(e.object)));
+  reconcilerDeps.sessions?.onWarmPodChange?.((namespace, name) => controller.enqueue(`${namespace}/${name}`));
   return {
     controller,
     async run(leading) {

@@ -30,6 +30,8 @@ export interface SessionsHook {
   reconcileChildren(env: AgentEnvironment, signal: AbortSignal): Promise<void>;
   /** The environment's warm pool as its last `reconcileChildren` left it (status.warmPool); undefined without one. */
   warmPool?(env: AgentEnvironment): WarmPoolStatus | undefined;
+  /** Call `enqueue(namespace, name)` when a warm Pod of environment `name` changed (its pool wants a pass). */
+  onWarmPodChange?(enqueue: (namespace: string, name: string) => void): void;
 }
 
 export interface EnvironmentReconcilerDeps {

@@ -76,9 +76,22 @@ async function reconcileLive(r: Reconciler, env: AgentEnvironment, ctx: Reconcil
   }
   if (env.metadata?.uid) r.lastWorking.set(env.metadata.uid, cred.credential);
   await writeStatus(r, env, observation);
-  // A warm pool is kept (refilled, sized from the queue) from this pass: it comes every few seconds.
-  if (env.spec.selfHosted?.warmPool) return requeueAfter(Math.min(r.queueRefreshMs, WARM_POOL_RESYNC_MS));
+  if (env.spec.selfHosted?.warmPool && poolNeedsPasses(env, observation)) return requeueAfter(Math.min(r.queueRefreshMs, WARM_POOL_RESYNC_MS));
   return env.spec.selfHosted ? requeueAfter(r.queueRefreshMs) : RESYNC;
+}
+
+/**
+ * Whether the warm pool is kept from this pass every few seconds rather than at the queue refresh:
+ * while it is sized from the queue (min/max: the figures are read in the pass), or not at its
+ * target with every Pod ready (a refill or a Pod starting, which also the Pods' events bring back).
+ * A full, fixed-size pool costs nothing between passes: a warm Pod that changes (bound, deleted,
+ * ready or not) enqueues its environment (SessionsHook.onWarmPodChange).
+ */
+export function poolNeedsPasses(env: AgentEnvironment, o: Observation): boolean {
+  const pool = env.spec.selfHosted?.warmPool;
+  if (pool?.min !== undefined || pool?.max !== undefined) return true;
+  const s = o.warmPool;
+  return !s || s.replicas !== s.target || s.ready !== s.target;
 }
 
 /** Phases 5–6: plan, then apply the plan and observe what it left. */

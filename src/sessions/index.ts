@@ -15,7 +15,8 @@ import type { WarmPoolStatus } from '../crd/agent-environment.ts';
 import { AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../crd/resources.ts';
 import { classify, isNotFound } from '../k8s/errors.ts';
 import type { EventRecorder } from '../k8s/events.ts';
-import { keyOf, type Informer, type InformerEvent } from '../k8s/informer.ts';
+import { Informer, keyOf, type InformerEvent } from '../k8s/informer.ts';
+import { AGENT_ENVIRONMENT, LABELS } from '../crd/meta.ts';
 import { CORE, type KubeObject, type KubeRest } from '../k8s/rest.ts';
 import type { SecretReader } from '../k8s/secrets.ts';
 import type { ControllerObserver } from '../runtime/controller.ts';
@@ -40,7 +41,7 @@ import type { AssignmentEndpoint } from './objects/warm-pod.ts';
 import { WarmPools } from './pool/pool.ts';
 import { startAssignmentServer, type AssignmentServer } from './assign/server.ts';
 import type { WarmBinder } from './dispatch/hand-off.ts';
-import { sessionName } from './record/names.ts';
+import { labelValue, sessionName } from './record/names.ts';
 
 /** What the AgentEnvironment reconciler asks of the sessions feature (same shape as its `SessionsHook`). */
 export interface SessionsHook {
@@ -50,6 +51,8 @@ export interface SessionsHook {
   drainBeforeDeletion(env: AgentEnvironment, signal: AbortSignal): Promise<boolean>;
   /** The environment's warm pool as its last keyed pass left it. */
   warmPool(env: AgentEnvironment): WarmPoolStatus | undefined;
+  /** Call `enqueue(namespace, name)` when a warm Pod of environment `name` changed (its pool wants a pass). */
+  onWarmPodChange(enqueue: (namespace: string, name: string) => void): void;
 }
 
 /**
@@ -154,7 +157,8 @@ export function startSessions(deps: SessionsDeps): Sessions {
   const conditions = new DispatchingConditionWriter({ rest: deps.rest, cached: envOf, logger: log });
   const quotas = quotaInformers(deps.rest, deps.namespaces, deps.logger);
   const admission = admissionSource({ rest: deps.rest, quotas, sessions: sessionInformers, pods: podInformers, podSettings: podSettings(deps) });
-  const pools = buildPools(deps, log, sessionInformers);
+  const warmPods = warmPodInformers(deps);
+  const pools = buildPools(deps, log, sessionInformers, warmPods);
   const dispatchers = buildDispatchers(deps, controller, sessionInformers, recorded, conditions, admission, warmBinder(pools, sessionInformers));
   late.dispatchers = dispatchers;
   // Backpressure: a quota's status changed (a Pod created or ended, the quota raised): the namespace's dispatchers look again.
@@ -171,12 +175,12 @@ export function startSessions(deps: SessionsDeps): Sessions {
   }
 
   return {
-    informers: [...controller.informers, ...quotas],
+    informers: [...controller.informers, ...quotas, ...warmPods],
     serveAssignments: async () =>
       deps.assignmentServer
         ? startAssignmentServer({ rest: deps.rest, log: log.child({ part: 'assignment' }), ...deps.assignmentServer, sessions: sessionInformers, environment: envOf })
         : undefined,
-    hook: sessionsHook(deps, log, controller, pools, dispatchers, recorded, sessionInformers),
+    hook: { ...sessionsHook(deps, log, controller, pools, dispatchers, recorded, sessionInformers), onWarmPodChange: (enqueue) => onWarmPodChange(warmPods, enqueue) },
     async run(signal) {
       // The quotas too: dispatch must not claim before it knows whether the namespace has room.
       await Promise.all([...controller.informers, ...quotas].map((i) => i.synced(signal)));
@@ -234,8 +238,49 @@ function buildController(deps: SessionsDeps, envOf: EnvironmentLookup, onCapacit
   });
 }
 
+/**
+ * One informer per watched namespace of the Pods labelled `agentenv.io/warm-pool` (the pools' Pods,
+ * bound ones included): the pool's pass every few seconds reads them from this cache, not the
+ * apiserver. None without an assignment endpoint (no pool is kept then).
+ */
+function warmPodInformers(deps: SessionsDeps): Informer<Pod>[] {
+  if (!deps.assignment) return [];
+  const namespaces = deps.namespaces.length ? deps.namespaces : [undefined];
+  return namespaces.map(
+    (namespace) =>
+      new Informer<Pod>(deps.rest, CORE.pods, {
+        ...(namespace ? { namespace } : {}),
+        labelSelector: LABELS.warmPool,
+        logger: deps.logger.child({ component: 'informer', resource: 'pods', part: 'warm-pool', namespace }),
+      }).addIndex(WARM_POOL_INDEX, (p) => (p.metadata?.labels?.[LABELS.warmPool] ? `${p.metadata.namespace ?? ''}/${p.metadata.labels[LABELS.warmPool]}` : undefined)),
+  );
+}
+const WARM_POOL_INDEX = 'warm-pool';
+
+/**
+ * A warm Pod was added, deleted, bound (relabelled) or changed readiness: its environment's pool
+ * wants a pass (a full pool is otherwise passed only at the queue refresh). The environment is the
+ * Pod's controller owner; other status churn (heartbeats of the kubelet) causes no pass.
+ */
+function onWarmPodChange(informers: readonly Informer<Pod>[], enqueue: (namespace: string, name: string) => void): void {
+  const owner = (p: Pod): string | undefined => p.metadata?.ownerReferences?.find((o) => o.controller && o.kind === AGENT_ENVIRONMENT.kind)?.name;
+  const readiness = (p: Pod): boolean => !!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  for (const i of informers) {
+    i.on((e) => {
+      const name = owner(e.object);
+      if (!name) return;
+      if (e.type === 'update' && e.old.metadata?.labels?.[LABELS.component] === e.object.metadata?.labels?.[LABELS.component] && readiness(e.old) === readiness(e.object) && e.old.status?.phase === e.object.status?.phase && e.old.metadata?.deletionTimestamp === e.object.metadata?.deletionTimestamp) return;
+      enqueue(e.object.metadata?.namespace ?? '', name);
+    });
+  }
+}
+
 /** The warm pools, kept from the environments' keyed passes; a record's warm Pod is read from the AgentSession cache. */
-function buildPools(deps: SessionsDeps, log: Logger, sessionInformers: readonly Informer<AgentSession>[]): WarmPools {
+function buildPools(deps: SessionsDeps, log: Logger, sessionInformers: readonly Informer<AgentSession>[], warmPods: readonly Informer<Pod>[]): WarmPools {
+  const cachedPods = (namespace: string, envName: string): Pod[] | undefined => {
+    if (!warmPods.length || !warmPods.every((i) => i.hasSynced)) return undefined;
+    return warmPods.flatMap((i) => i.byIndex(WARM_POOL_INDEX, `${namespace}/${labelValue(envName)}`));
+  };
   const recordedPod = (namespace: string, name: string): string | undefined => {
     for (const i of sessionInformers) {
       const s = i.get(namespace, name);
@@ -243,7 +288,7 @@ function buildPools(deps: SessionsDeps, log: Logger, sessionInformers: readonly 
     }
     return undefined;
   };
-  return new WarmPools({ rest: deps.rest, log: log.child({ part: 'warm-pool' }), sidecar: deps.sidecar, runner: deps.runner, proxyAddress: deps.proxyAddress, baseUrl: deps.baseUrl, assignment: deps.assignment, recordedPod });
+  return new WarmPools({ rest: deps.rest, log: log.child({ part: 'warm-pool' }), sidecar: deps.sidecar, runner: deps.runner, proxyAddress: deps.proxyAddress, baseUrl: deps.baseUrl, assignment: deps.assignment, recordedPod, cachedPods });
 }
 
 /**
@@ -299,7 +344,7 @@ function sessionsHook(
   dispatchers: Dispatchers,
   recorded: RecordedSessions,
   sessionInformers: readonly Informer<AgentSession>[],
-): SessionsHook {
+): Omit<SessionsHook, 'onWarmPodChange'> {
   const workspaceCounts = new WorkspaceCounts();
   const sessionExists = async (namespace: string, name: string): Promise<boolean> => {
     if (sessionInformers.some((i) => i.get(namespace, name))) return true;

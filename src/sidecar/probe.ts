@@ -35,6 +35,12 @@ export interface ProbeServer {
   readonly port: number;
   /** The state changed (the lease was claimed): answer the held `/started` requests that may pass now. */
   changed(): void;
+  /**
+   * Report from `state` from now on: a warm sidecar hands its probe server to the sidecar proper
+   * instead of closing it, so the kubelet's readiness probe is never refused across the switch (a
+   * refused probe is `ready: false`, which the operator reads as "end the main container").
+   */
+  use(state: () => ProbeState): void;
   close(): Promise<void>;
 }
 
@@ -44,6 +50,17 @@ export interface ProbeState {
   readonly started: boolean;
   /** The lease is held and no stop is due. */
   readonly ready: boolean;
+}
+
+/**
+ * What the sidecar's probes report from its lease. Started: the lease was claimed. Ready: a cold
+ * sidecar while it holds the lease with no stop due (its startup probe covers the claim); a warm
+ * one — which has no startup probe, so the kubelet calls it started from its first second — while
+ * no stop is due, its claim included: a `ready: false` of a started sidecar is read by the operator
+ * as "end the main container" (rule 6 of the session controller).
+ */
+export function leaseProbeState(lease: { readonly started: boolean; readonly claimed: boolean; readonly ended: boolean }, warm: boolean): ProbeState {
+  return { started: lease.started, ready: warm ? !lease.ended : lease.started && lease.claimed && !lease.ended };
 }
 
 /** The status a probe request line gets (e.g. `GET /started HTTP/1.1`). */
@@ -71,7 +88,8 @@ export function startedWaitMs(requestLine: string, state: ProbeState): number {
   return Math.min(Number(raw), MAX_WAIT_MS);
 }
 
-export async function startProbeServer(address: string, port: number, state: () => ProbeState): Promise<ProbeServer> {
+export async function startProbeServer(address: string, port: number, initial: () => ProbeState): Promise<ProbeServer> {
+  let state = initial;
   const sockets = new Set<Socket>();
   /** Held `/started` requests: each answers itself when the state allows or its wait ends. */
   const waiting = new Set<() => void>();
@@ -121,6 +139,10 @@ export async function startProbeServer(address: string, port: number, state: () 
   return {
     port: (server.address() as AddressInfo).port,
     changed: () => {
+      for (const check of [...waiting]) check();
+    },
+    use: (next) => {
+      state = next;
       for (const check of [...waiting]) check();
     },
     close: () =>

@@ -45,7 +45,7 @@ import { keepLease } from './heartbeat.ts';
 import { Lease, DEFAULT_LEASE_TTL_SECONDS, type EndReason } from './lease.ts';
 import { LeaseFile } from './lease-file.ts';
 import type { SidecarLogger } from './log.ts';
-import { startProbeServer } from './probe.ts';
+import { leaseProbeState, startProbeServer, type ProbeServer, type ProbeState } from './probe.ts';
 import { startProxy } from './proxy.ts';
 import { createUpstream } from './upstream.ts';
 import { decideMainStop, VirtualLease, type Answer } from './virtual-lease.ts';
@@ -71,7 +71,19 @@ export interface RunningSidecar {
 
 type StopOutcome = { outcome: 'stopped'; reply: unknown } | { outcome: 'already-stopped' } | { outcome: 'failed' };
 
-export async function startSidecar(config: SidecarConfig, token: string, log: SidecarLogger): Promise<RunningSidecar> {
+export interface StartOptions {
+  /**
+   * A warm Pod's probe server, still answering from its waiting half (warm.ts): taken over, never
+   * closed and opened again. Its presence also makes readiness "no stop is due" rather than "the
+   * lease is held": a warm sidecar has no startup probe, so the kubelet calls it started from the
+   * first second, and a `ready: false` while it claims the lease of its bound item would read as a
+   * stop due since the Pod started (the operator then deletes the Pod). The runner still waits
+   * for the claim: its assignment answer is held until then.
+   */
+  readonly warmProbe?: ProbeServer;
+}
+
+export async function startSidecar(config: SidecarConfig, token: string, log: SidecarLogger, options: StartOptions = {}): Promise<RunningSidecar> {
   const file = new LeaseFile(config.stateDir);
   const restored = file.load(config.workId);
   const lease = restored ? Lease.restored(restored) : Lease.unclaimed(config.workId, config.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS);
@@ -79,7 +91,10 @@ export async function startSidecar(config: SidecarConfig, token: string, log: Si
   // A lease that ended in a previous life was claimed then: the startup probe may pass.
   let started = restored?.ended !== undefined;
   const claimed = new Gate(started);
-  const probe = await startProbeServer(config.probeAddress, config.probePort, () => ({ started, ready: started && lease.claimed && !lease.ended }));
+  const warm = options.warmProbe !== undefined;
+  const probeState = (): ProbeState => leaseProbeState({ started, claimed: lease.claimed, ended: lease.ended }, warm);
+  const probe = options.warmProbe ?? (await startProbeServer(config.probeAddress, config.probePort, probeState));
+  probe.use(probeState);
 
   const upstream = createUpstream(config.baseUrl, config.egressProxy);
   const api = new WorkApi(upstream, { environmentId: config.environmentId, workId: config.workId }, token);

@@ -5,9 +5,14 @@
  * 2. the proxy port holds the runner's `GET /agentenv/v1/assignment` and answers everything else
  *    503 — there is no session to serve and no credential here yet;
  * 3. the sidecar long-polls the operator (`assignment.ts`) until it names the bound work item;
- * 4. both servers close, the held asks are answered 503 ("ask again": the runner then asks the real
+ * 4. the proxy closes, the held asks are answered 503 ("ask again": the runner then asks the real
  *    proxy, which holds it until the lease is claimed), and the caller starts the sidecar proper
- *    on the same ports with the assigned ids and credential.
+ *    on the same ports with the assigned ids and credential. The probe server stays open and is
+ *    handed over (`ProbeServer.use`): were it closed and opened again, a readiness probe in the
+ *    gap would fail, and a warm Pod's sidecar has long `started` (it has no startup probe), so
+ *    the operator would read that `ready: false` as a stop due since the containers started —
+ *    minutes ago for a Pod that waited — and delete the Pod at once (rule 6 of the session
+ *    controller): a bound session killed before its first tool call.
  * SIGTERM while waiting (the pool shrank, the environment went): undefined, nothing to stop.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -15,7 +20,7 @@ import { RUNNER_ASSIGNMENT_PATH } from '../contract/sidecar.ts';
 import { waitForAssignment, type Assignment } from './assignment.ts';
 import type { SidecarConfig } from './config.ts';
 import type { SidecarLogger } from './log.ts';
-import { startProbeServer } from './probe.ts';
+import { startProbeServer, type ProbeServer } from './probe.ts';
 
 const http = process.getBuiltinModule('node:http');
 
@@ -23,7 +28,13 @@ const http = process.getBuiltinModule('node:http');
 const MAX_HELD = 8;
 const HOLD_MS = 30_000;
 
-export async function awaitBinding(config: SidecarConfig, log: SidecarLogger, signal: AbortSignal): Promise<Assignment | undefined> {
+/** What a bound warm sidecar hands the sidecar proper: its item and its (still open) probe server. */
+export interface Binding {
+  readonly assignment: Assignment;
+  readonly probe: ProbeServer;
+}
+
+export async function awaitBinding(config: SidecarConfig, log: SidecarLogger, signal: AbortSignal): Promise<Binding | undefined> {
   const probe = await startProbeServer(config.probeAddress, config.probePort, () => ({ started: true, ready: true }));
   const held = new Set<ServerResponse>();
   const retry = (res: ServerResponse, message: string): void => {
@@ -45,12 +56,14 @@ export async function awaitBinding(config: SidecarConfig, log: SidecarLogger, si
     proxy.listen(config.proxyPort, config.proxyAddress, () => resolve());
   });
   log.info('warm: waiting for an assignment', { probe_port: probe.port, proxy_address: config.proxyAddress });
+  let assignment: Assignment | undefined;
   try {
-    return await waitForAssignment(config.assignment!, log, signal);
+    assignment = await waitForAssignment(config.assignment!, log, signal);
   } finally {
     for (const res of held) retry(res, 'agentenv sidecar: bound; ask again');
     proxy.closeAllConnections();
     await new Promise<void>((resolve) => proxy.close(() => resolve()));
-    await probe.close();
+    if (!assignment) await probe.close();
   }
+  return assignment ? { assignment, probe } : undefined;
 }

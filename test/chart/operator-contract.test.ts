@@ -119,6 +119,12 @@ describe('the operator accepts what the chart renders', () => {
     expect(defaults.sessionDoNotDisrupt).toBe(false);
   });
 
+  it('leader-election timings: the production defaults (15s / 10s / 2s) unless the values say otherwise', async () => {
+    expect(await operatorConfig({})).toMatchObject({ leaderElectionLeaseDurationMs: 15_000, leaderElectionRenewDeadlineMs: 10_000, leaderElectionRetryPeriodMs: 2_000 });
+    const fast = await operatorConfig({ set: ['leaderElection.leaseDuration=3s', 'leaderElection.renewDeadline=2s', 'leaderElection.retryPeriod=500ms'] });
+    expect(fast).toMatchObject({ leaderElectionLeaseDurationMs: 3_000, leaderElectionRenewDeadlineMs: 2_000, leaderElectionRetryPeriodMs: 500 });
+  });
+
   it('a single replica without leader election, text logs and a custom resync', async () => {
     const config = await operatorConfig({ set: ['replicaCount=1', 'leaderElection.enabled=false', 'logFormat=text', 'resyncPeriod=1h30m', 'concurrency=8'] });
     expect(config).toMatchObject({ leaderElect: false, logFormat: 'text', resyncMs: 5_400_000, concurrency: 8 });

@@ -20,7 +20,7 @@ import { bash, resultText, scriptAgent, waitForToolResults } from '../support/ag
 import { adminRest, createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
 import { API_KEY, clientFor, emulator } from '../support/emulator.ts';
 import { startTestOperator, type TestOperator } from '../support/operator.ts';
-import { containerPid, volumeFile } from '../support/pod-files.ts';
+import { containerLog, containerPid, volumeFile } from '../support/pod-files.ts';
 import { writeServingCertificate } from '../../src/localcluster/serving-cert.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
 
@@ -152,7 +152,8 @@ describe('a warm pool of two', () => {
       const restarted = (x: Pod) => (x.status?.initContainerStatuses ?? []).some((c) => c.name === SIDECAR_NAME && (c.restartCount ?? 0) > 0);
       return p.length === 2 && p.every((x) => ready(x) && restarted(x)) ? p : undefined;
     }, { what: 'both sidecars restarted and ready', timeoutMs: 60_000 });
-    // Bind candidates are the pool's last pass's list (every 5 s): wait one pass for the readiness.
+    // Bind candidates come from the operator's warm-Pod cache: let its watch deliver the readiness
+    // seen above (ms on a quiet machine; this margin is for a loaded one).
     await new Promise((resolve) => setTimeout(resolve, 6_000));
     const remoteId = (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status!.environmentId!;
     const s = emu.admin.createSession(remoteId);
@@ -224,17 +225,20 @@ describe('a warm pool of two', () => {
       const p = await listWarm();
       return p.length === 2 && p.every(ready) ? p : undefined;
     }, { what: 'two ready warm Pods', timeoutMs: 90_000 });
-    // …as the pool's own last pass saw them (its list is what a take picks from).
+    // …as the operator's pass saw them (its cache is what a take picks from).
     await waitFor(async () => (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status?.warmPool?.ready === 2, { what: 'status.warmPool.ready 2', timeoutMs: 30_000 });
     const remoteId = (await admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns.name, 'pool')).status!.environmentId!;
     const burst = Array.from({ length: 4 }, () => emu.admin.createSession(remoteId));
     const scripted = await Promise.all(burst.map(async (s, i) => ({ s, ids: await scriptAgent(emu.url, s.session_id, [bash(`echo burst-${i}`)]) })));
     for (const { s, ids } of scripted) {
       const results = await waitForToolResults(emu.url, s.session_id, ids, { timeoutMs: 60_000 }).catch(async (err: unknown) => {
-        // Say where the session stood (seen once in five runs, not understood yet).
+        // Say where the session stood: its record, the operator's lines about it, its Pod's logs.
         const r = (await admin.list<AgentSession>(AGENT_SESSIONS, ns.name)).items.find((x) => x.spec.sessionId === s.session_id);
-        const warnings = operator.logLines.filter((l) => /"level":[45]0/.test(l)).slice(-10);
-        throw new Error(`${String(err)}; record ${JSON.stringify({ spec: r?.spec, status: r?.status })}; last operator warnings:\n${warnings.join('\n')}`, { cause: err });
+        const podName = r?.status?.podName ?? r?.spec.warmPod?.name ?? '';
+        const about = operator.logLines.filter((l) => l.includes(s.session_id) || (podName && l.includes(podName)));
+        const pod = { metadata: { namespace: ns.name, name: podName, uid: r?.spec.warmPod?.uid ?? '' } };
+        const logs = `operator:\n${about.join('')}\nsession container:\n${containerLog(pod, 'session')}\nsidecar:\n${containerLog(pod, SIDECAR_NAME)}`;
+        throw new Error(`${String(err)}; record ${JSON.stringify({ spec: r?.spec, status: r?.status })}\n${logs}`, { cause: err });
       });
       expect(resultText(results.get(ids[0]!))).toMatch(/burst-\d/);
     }

@@ -6,12 +6,13 @@
  * 1. **Who asks.** The token is checked with a TokenReview for the audience
  *    `assignment.agentenv.io`; a bound service-account token names its Pod (name and uid) in the
  *    review's extra fields, and the user name gives the namespace. Anything else is 401: no Pod
- *    can ask for another's assignment. Reviews are cached by the token's hash for a minute (a
- *    sidecar asks every 30 s; the kubelet rotates the token long before it expires).
+ *    can ask for another's assignment. Reviews are cached by the token's hash for five minutes,
+ *    never past the token's expiry (a sidecar asks every 30 s with the same token).
  * 2. **What it is bound to**, from the AgentSession informer cache (decide.ts), so any replica
  *    answers, leader or not: the binding is in the cluster, not in a process.
  * 3. **Held** while the answer is "wait", re-decided on every AgentSession event, until `wait_ms`
- *    (at most 30 s): 204, ask again. "gone": 410.
+ *    (at most 30 s): 204, ask again. "gone": 410. A hold ends at once when its asker hangs up or
+ *    the endpoint closes.
  * 4. **Assign**: the credential is read from its Secret at that moment and sent in the body, over
  *    TLS (the serving certificate's CA is mounted beside the sidecar's token). It is never logged.
  */
@@ -29,8 +30,24 @@ import { bindingOf, decideAssignment, type PodIdentity } from './decide.ts';
 
 /** The longest hold of one ask. */
 export const MAX_WAIT_MS = 30_000;
-/** How long a TokenReview's verdict is reused for the same token. */
-const REVIEW_CACHE_MS = 60_000;
+/**
+ * How long a TokenReview's verdict is reused for the same token (never past the token's own `exp`).
+ * A waiting sidecar asks every 30 s with the same token (the kubelet renews it after ~48 min): a
+ * review per ask would be the idle pool's only API writes. Five minutes bounds how long a token
+ * keeps naming its Pod after the Pod was deleted (the apiserver stops honouring it at once) — and
+ * a deleted Pod's record is finished or names no live item, so its answer is "gone" anyway.
+ */
+const REVIEW_CACHE_MS = 5 * 60_000;
+
+/** The `exp` (ms) a JWT claims, unverified (the review verified it); undefined when unreadable. */
+export function tokenExpiry(token: string): number | undefined {
+  try {
+    const exp = (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
 const POD_NAME = 'authentication.kubernetes.io/pod-name';
 const POD_UID = 'authentication.kubernetes.io/pod-uid';
 
@@ -46,7 +63,15 @@ export interface AssignmentServerDeps {
 
 export interface AssignmentServer {
   readonly port: number;
+  /** Asks held now (waiting for a binding or for their `wait_ms` to pass). */
+  held(): number;
   close(): Promise<void>;
+}
+
+/** One ask in flight: whether its asker hung up, and how to end its current hold at once. */
+interface Ask {
+  hungUp: boolean;
+  wake: (() => void) | undefined;
 }
 
 interface TokenReview extends KubeObject {
@@ -66,6 +91,7 @@ export function podOfReview(review: TokenReview): PodIdentity | undefined {
 export async function startAssignmentServer(deps: AssignmentServerDeps): Promise<AssignmentServer> {
   const reviews = new Map<string, { pod: PodIdentity | undefined; until: number }>();
   const waiters = new Set<() => void>();
+  let closing = false;
   for (const i of deps.sessions) i.on(() => { for (const w of [...waiters]) w(); });
 
   const authenticate = async (req: IncomingMessage): Promise<PodIdentity | undefined> => {
@@ -77,7 +103,7 @@ export async function startAssignmentServer(deps: AssignmentServerDeps): Promise
     const review = await deps.rest.create<TokenReview>(CORE.tokenReviews, undefined, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [ASSIGNMENT_AUDIENCE] } } as KubeObject);
     const pod = podOfReview(review);
     if (reviews.size > 10_000) reviews.clear();
-    reviews.set(key, { pod, until: Date.now() + REVIEW_CACHE_MS });
+    reviews.set(key, { pod, until: Math.min(Date.now() + REVIEW_CACHE_MS, tokenExpiry(token) ?? Infinity) });
     return pod;
   };
 
@@ -86,21 +112,28 @@ export async function startAssignmentServer(deps: AssignmentServerDeps): Promise
     return { session, decision: decideAssignment(session, session ? deps.environment(pod.namespace, session.spec.environmentRef.name) : undefined) };
   };
 
-  const answer = async (pod: PodIdentity, waitMs: number, res: ServerResponse): Promise<void> => {
+  const answer = async (pod: PodIdentity, waitMs: number, res: ServerResponse, ask: Ask): Promise<void> => {
     const deadline = Date.now() + waitMs;
     let { decision } = decide(pod);
-    while (decision.kind === 'wait' && Date.now() < deadline && !res.destroyed) {
+    // A hold ends when its asker hangs up (a restarted sidecar) or the endpoint closes (the
+    // replica stops): `res.destroyed` says neither (it stays false when the socket is destroyed
+    // under it), and a hold re-armed then keeps a timer of up to MAX_WAIT_MS alive after the
+    // connection is gone — holding a stopping operator's process open that long.
+    while (decision.kind === 'wait' && Date.now() < deadline && !ask.hungUp && !closing) {
       await new Promise<void>((resolve) => {
         const done = (): void => {
           clearTimeout(timer);
           waiters.delete(done);
+          ask.wake = undefined;
           resolve();
         };
         const timer = setTimeout(done, deadline - Date.now());
         waiters.add(done);
+        ask.wake = done;
       });
       ({ decision } = decide(pod));
     }
+    if (ask.hungUp || closing) return;
     if (decision.kind === 'wait') return send(res, 204);
     if (decision.kind === 'gone') return send(res, 410, { error: decision.why });
     let secret: KubeObject & { data?: Record<string, string> };
@@ -128,8 +161,13 @@ export async function startAssignmentServer(deps: AssignmentServerDeps): Promise
     const url = new URL(req.url ?? '/', 'https://assignment');
     if (req.method !== 'GET' || url.pathname !== '/v1/assignment') return send(res, 404, { error: 'only GET /v1/assignment is served' });
     const waitMs = Math.min(MAX_WAIT_MS, Math.max(0, Number(url.searchParams.get('wait_ms') ?? 0) || 0));
+    const ask: Ask = { hungUp: false, wake: undefined };
+    res.once('close', () => {
+      ask.hungUp = true;
+      ask.wake?.();
+    });
     authenticate(req)
-      .then((pod) => (pod ? answer(pod, waitMs, res) : send(res, 401, { error: 'a projected service-account token of a Pod, audience assignment.agentenv.io, is required' })))
+      .then((pod) => (pod ? answer(pod, waitMs, res, ask) : send(res, 401, { error: 'a projected service-account token of a Pod, audience assignment.agentenv.io, is required' })))
       .catch((err: unknown) => {
         deps.log.warn({ err }, 'assignment ask failed');
         send(res, 503, { error: 'try again' });
@@ -142,7 +180,9 @@ export async function startAssignmentServer(deps: AssignmentServerDeps): Promise
   deps.log.info({ port: (server.address() as AddressInfo).port }, 'assignment endpoint listening');
   return {
     port: (server.address() as AddressInfo).port,
+    held: () => waiters.size,
     close: () => {
+      closing = true;
       for (const w of [...waiters]) w();
       server.closeAllConnections();
       return new Promise((resolve) => server.close(() => resolve()));

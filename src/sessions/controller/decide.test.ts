@@ -48,6 +48,17 @@ const endedBySidecar = (exitCode: number, finishedSec: number, sidecar: number |
   ],
 });
 /** The item stopped at 4 s with no request time (a forced stop: the runner's final one through its sidecar, or the API's). */
+/**
+ * A warm Pod right after its claim: its sidecar (no startup probe: started since it began waiting,
+ * at 1 s, as the runner) restarted its probe server for the claim and is not ready again yet; the
+ * kubelet flipped the Pod's Ready to False at `sinceSec` (ContainersReady counts the regular containers only).
+ */
+const warmSidecarClaiming = (sinceSec: number): PodStatus => ({
+  phase: 'Running',
+  conditions: [{ type: 'ContainersReady', status: 'True', lastTransitionTime: iso(1) }, { type: 'Ready', status: 'False', lastTransitionTime: iso(sinceSec) }],
+  initContainerStatuses: [{ name: SIDECAR_NAME, started: true, ready: false, state: { running: { startedAt: iso(1) } } }],
+  containerStatuses: [{ name: 'session', started: true, ready: true, state: { running: { startedAt: iso(1) } } }],
+});
 const forceStopped = found(work('stopped', { stopped_at: iso(4) }));
 /** What the pass that saw the item stopped while the main container still ran recorded. */
 const seenStoppedWhileRunning: AgentSessionStatus = { ...acked, phase: 'Stopping', reason: 'Stopping', stopRequestedAt: iso(4), podName: POD };
@@ -105,6 +116,8 @@ const cases: Case[] = [
   { rule: 'the enforced stop waits MIN_ENFORCE_MS even with a zero grace', work: found(work('active')), pod: sidecarNotReady(5), grace: 0, now: 9.9, phase: 'Running', actions: [] },
   { rule: 'the enforced stop with a zero grace comes after MIN_ENFORCE_MS', work: found(work('active')), pod: sidecarNotReady(5), grace: 0, now: 10, phase: 'Stopping', reason: 'StopEnforced', actions: ['deletePod'] },
   { rule: 'the clock never starts before the main container\'s current run (a condition False for another reason)', work: found(work('active')), pod: sidecarNotReady(1, 8), now: 15, phase: 'Running', actions: [] },
+  { rule: 'a warm Pod\'s sidecar (no startup probe, started long before its binding) not yet ready again after its claim is given the grace from the Pod\'s Ready=False, not from its start', work: found(work('active', { started_at: iso(20) })), pod: warmSidecarClaiming(19), now: 21, phase: 'Running', actions: [] },
+  { rule: 'a warm Pod\'s sidecar still not ready the grace after the Pod\'s Ready=False gets its Pod deleted', work: found(work('active', { started_at: iso(20) })), pod: warmSidecarClaiming(19), now: 29, phase: 'Stopping', reason: 'StopEnforced', actions: ['deletePod'] },
   { rule: 'a sidecar whose startup probe has not passed asks nothing', work: found(work('active')), pod: sidecarNotReady(5, 2, { started: false }), now: 50, phase: 'Running', actions: [] },
   { rule: 'a Pod being deleted by an enforced stop stays StopEnforced, never PodDeleted', work: found(work('active')), pod: 'deleting', status: { ...acked, phase: 'Stopping', reason: 'StopEnforced' }, now: 20, phase: 'Stopping', reason: 'StopEnforced', actions: [] },
   { rule: 'an item its sidecar left active once the enforced-stop Pod is gone is not stopped (the lease may be lost) nor failed as PodDeleted: the API ends the lease', work: found(work('active')), status: { ...acked, phase: 'Stopping', reason: 'StopEnforced', podName: POD }, now: 20, phase: 'Stopping', reason: 'StopEnforced', actions: [] },

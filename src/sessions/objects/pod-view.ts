@@ -101,9 +101,9 @@ function sidecarEnd(pod: Pod): SidecarEnd | undefined {
  * its readiness is how it speaks): it has started (its startup probe passed: the lease was
  * claimed) and is `ready: false`, while the main container runs.
  *
- * The clock is the Pod's `ContainersReady=False` lastTransitionTime — written by the kubelet when
- * the first container went unready, so it survives an operator restart and needs no status write
- * of ours — but never earlier than the start of the sidecar's or the main container's current run:
+ * The clock is the Pod's `ContainersReady=False` (or `Ready=False`) lastTransitionTime — written by
+ * the kubelet when the first container went unready, so it survives an operator restart and needs
+ * no status write of ours — but never earlier than the start of the sidecar's or the main container's current run:
  * the sidecar is not ready for up to a readiness period after it starts, and a condition that was
  * already False for another reason (a template container's own readiness probe) must not shorten
  * the grace of a stop that came later. Without the condition (a kubelet that does not write it),
@@ -113,8 +113,12 @@ function stopDueSince(pod: Pod, main: ContainerStatus | undefined): number | und
   const status = pod.status ?? {};
   const sidecar = (status.initContainerStatuses ?? []).find((c) => c.name === SIDECAR_NAME);
   if (!sidecar?.started || sidecar.ready !== false || !sidecar.state?.running || !main?.state?.running) return undefined;
-  const condition = (status.conditions ?? []).find((c) => c.type === 'ContainersReady' && c.status === 'False');
-  const times = [condition?.lastTransitionTime, sidecar.state.running.startedAt, main.state.running.startedAt].map((t) => Date.parse(t ?? '')).filter((t) => !Number.isNaN(t));
+  // ContainersReady and Ready both: a kubelet that leaves restartable init containers out of
+  // ContainersReady (the process kubelet) still flips Ready when the sidecar goes unready. Without
+  // it the clock fell back to the containers' starts — for a warm Pod, long before its binding, so
+  // a sidecar not yet ready again right after its claim read as a stop overdue: the Pod was deleted.
+  const conditions = (status.conditions ?? []).filter((c) => (c.type === 'ContainersReady' || c.type === 'Ready') && c.status === 'False');
+  const times = [...conditions.map((c) => c.lastTransitionTime), sidecar.state.running.startedAt, main.state.running.startedAt].map((t) => Date.parse(t ?? '')).filter((t) => !Number.isNaN(t));
   return times.length ? Math.max(...times) : undefined;
 }
 

@@ -35,6 +35,13 @@ export interface WarmPoolDeps {
    * warm Pod is started: nothing could tell one what it was bound to, so every session is cold.
    */
   readonly assignment: AssignmentEndpoint | undefined;
+  /**
+   * The environment's warm Pods (labelled `agentenv.io/warm-pool=<environment>`: unbound, bound or
+   * terminating) from the operator's warm-Pod informer cache; undefined while that cache has not
+   * synced (then the apiserver is listed). The pool's pass comes every few seconds: listing the
+   * apiserver each time would be a needless read per environment per pass.
+   */
+  readonly cachedPods?: (namespace: string, envName: string) => Pod[] | undefined;
   /** The uid of the warm Pod AgentSession `namespace/name` names, from the informer cache (orphans are Pods no record names). */
   readonly recordedPod: (namespace: string, sessionName: string) => string | undefined;
   readonly now?: () => number;
@@ -108,7 +115,10 @@ export class WarmPools {
     const binding = this.binding(env);
     const envName = env.metadata?.name ?? '';
     const session = sessionName(envName, sessionId);
-    // A new operator life binds at once: its first take lists the Pods its pool pass has not yet.
+    // The candidates: the cache as it is now (fresher than the last pass), else the last pass's
+    // list; a new operator life without either binds at once by listing.
+    const cached = this.#deps.cachedPods?.(env.metadata?.namespace ?? '', envName);
+    if (cached) this.#listed.set(key, cached.filter((p) => p.metadata?.ownerReferences?.some((o) => o.uid === env.metadata?.uid) ?? false));
     if (!this.#listed.has(key)) {
       try {
         this.#listed.set(key, await this.#list(env));
@@ -211,11 +221,17 @@ export class WarmPools {
     this.#caWritten.set(namespace, a.caPem);
   }
 
+  /**
+   * The environment's warm Pods: from the cache when it has synced (a Pod it does not show yet is
+   * created again → AlreadyExists; one it shows stale fails its precondition), else listed.
+   */
   async #list(env: AgentEnvironment): Promise<Pod[]> {
-    const selector = `${LABELS.warmPool}=${labelValue(env.metadata?.name ?? '')}`;
-    const list = await this.#deps.rest.list<Pod>(CORE.pods, env.metadata?.namespace ?? '', { labelSelector: selector });
+    const namespace = env.metadata?.namespace ?? '';
+    const envName = env.metadata?.name ?? '';
+    const items = this.#deps.cachedPods?.(namespace, envName)
+      ?? (await this.#deps.rest.list<Pod>(CORE.pods, namespace, { labelSelector: `${LABELS.warmPool}=${labelValue(envName)}` })).items;
     // Only Pods this environment owns (a same-named environment recreated has a new uid).
-    return list.items.filter((p) => p.metadata?.ownerReferences?.some((o) => o.uid === env.metadata?.uid) ?? false);
+    return items.filter((p) => p.metadata?.ownerReferences?.some((o) => o.uid === env.metadata?.uid) ?? false);
   }
 
   async #create(env: AgentEnvironment, ordinal: number): Promise<void> {
