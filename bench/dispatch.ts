@@ -301,6 +301,23 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
   };
 }
 
+/** Established TCP connections of this process to `url`'s port (the operator's sockets to the API, and the bench's own few). */
+function socketsTo(url: string): number {
+  const port = Number(new URL(url).port).toString(16).toUpperCase().padStart(4, '0');
+  let n = 0;
+  for (const file of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+    try {
+      for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+        if (f[2]?.endsWith(`:${port}`) && f[3] === '01') n++;
+      }
+    } catch {
+      // no IPv6 table
+    }
+  }
+  return n;
+}
+
 /** 100 idle environments: poll rate per environment and Kubernetes writes at steady state. */
 async function idle(w: World, count: number, windowSeconds: number): Promise<Record<string, number>> {
   const ns = await namespace(w.admin, 'bench-idle');
@@ -328,6 +345,7 @@ async function idle(w: World, count: number, windowSeconds: number): Promise<Rec
   const seconds = (performance.now() - t0) / 1000;
   const pollRate = (polls() - polls0) / seconds / count;
   const kubeWrites = writes.count;
+  const sockets = socketsTo(w.emu.url);
   await op.stop();
   return {
     'dispatch.idle.environments': count,
@@ -339,6 +357,7 @@ async function idle(w: World, count: number, windowSeconds: number): Promise<Rec
     'dispatch.idle.bench_process_cores': round(cost.benchMs / 1000 / seconds, 3),
     'dispatch.idle.cluster_cores': round(cost.clusterMs / 1000 / seconds, 3),
     'dispatch.idle.bench_process_rss_mib': round(process.memoryUsage().rss / 2 ** 20),
+    'dispatch.idle.sockets_to_api': sockets,
   };
 }
 

@@ -43,8 +43,10 @@ export interface EnvironmentsClientOptions {
    * Secret takes effect without rebuilding the client).
    */
   readonly credential: Credential | (() => Credential);
-  /** Keep-alive pool; defaults to the process-wide one. */
+  /** Keep-alive pool; defaults to the process-wide one. Long polls use it too unless `pollDispatcher` is given. */
   readonly dispatcher?: Dispatcher;
+  /** Keep-alive pool of long polls; defaults to `dispatcher`, else the process-wide uncapped one (transport.ts). */
+  readonly pollDispatcher?: Dispatcher;
   /** Per-request deadline in ms. Default 30 000. Long polls add their `block_ms`. */
   readonly timeoutMs?: number;
   /** Retry policy for retry-safe endpoints. Default {@link DEFAULT_RETRY_POLICY}. */
@@ -95,6 +97,7 @@ export class EnvironmentsClient {
     this.#transport = new Transport({
       baseUrl: options.baseUrl,
       ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+      ...(options.pollDispatcher ? { pollDispatcher: options.pollDispatcher } : {}),
       ...(options.userAgent ? { userAgent: options.userAgent } : {}),
       ...(options.maxReplyBytes ? { maxReplyBytes: options.maxReplyBytes } : {}),
     });
@@ -152,7 +155,7 @@ export class EnvironmentsClient {
     const query = { block_ms: poll.blockMs, reclaim_older_than_ms: poll.reclaimOlderThanMs };
     const headers = poll.workerId ? { [WORKER_ID_HEADER]: poll.workerId } : undefined;
     const timeoutMs = opts?.timeoutMs ?? this.#timeoutMs + (poll.blockMs ?? 0);
-    return this.#call('work.poll', `${workPath(environmentId)}/poll`, PollReply, { query, headers }, { ...opts, timeoutMs });
+    return this.#call('work.poll', `${workPath(environmentId)}/poll`, PollReply, { query, headers, longPoll: true }, { ...opts, timeoutMs });
   }
 
   /** queued → starting. 409 when the item is no longer acknowledgeable. */
@@ -213,7 +216,7 @@ export class EnvironmentsClient {
     endpoint: EndpointName,
     path: string,
     schema: z.ZodType<T>,
-    req: { query?: Record<string, QueryValue>; body?: unknown; headers?: Record<string, string> | undefined },
+    req: { query?: Record<string, QueryValue>; body?: unknown; headers?: Record<string, string> | undefined; longPoll?: boolean },
     opts: CallOptions = {},
   ): Promise<T> {
     const { method, retrySafe } = ENDPOINTS[endpoint];
@@ -231,6 +234,7 @@ export class EnvironmentsClient {
             ...(req.query ? { query: req.query } : {}),
             ...(req.body !== undefined ? { body: req.body } : {}),
             ...(req.headers ? { headers: req.headers } : {}),
+            ...(req.longPoll ? { longPoll: true } : {}),
             ...(opts.signal ? { signal: opts.signal } : {}),
           });
           this.#record(endpoint, status, started, attempt);

@@ -48,6 +48,22 @@ const env = {
 };
 
 describe('transport', () => {
+  it('sends long polls through the long-poll pool and every other call through the call pool', async () => {
+    const used: string[] = [];
+    const counting = (name: string) =>
+      new (class extends Agent {
+        override dispatch(...args: Parameters<Agent['dispatch']>): boolean {
+          used.push(`${name} ${args[0].path.split('?')[0]}`);
+          return super.dispatch(...args);
+        }
+      })({ keepAliveTimeout: 10_000 });
+    handler = (req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(req.url?.includes('/poll') ? 'null' : JSON.stringify(env));
+    const api = client({ dispatcher: counting('calls'), pollDispatcher: counting('polls') });
+    await api.getEnvironment('env_1');
+    await api.pollWork('env_1', { blockMs: 1 });
+    expect(used).toEqual(['calls /v1/environments/env_1', 'polls /v1/environments/env_1/work/poll']);
+  });
+
   it('sends the version, beta and credential headers', async () => {
     handler = (_req, res) => res.end(JSON.stringify(env));
     seen.length = 0;

@@ -2,9 +2,18 @@
  * One HTTP exchange with the Environments API: headers, per-request timeout, cancellation, error
  * mapping and schema validation. No retries here (see `retry.ts`).
  *
- * Connections are reused through an undici keep-alive dispatcher shared by every client of the
- * process (`sharedDispatcher()`), so many AgentEnvironments with different credentials still share
- * one pool per origin.
+ * Connections are reused through two undici keep-alive pools shared by every client of the process,
+ * so many AgentEnvironments with different credentials still share one pool per origin:
+ *
+ * - **calls** (`sharedDispatcher()`): every short exchange, at most {@link CALL_CONNECTIONS} sockets
+ *   per origin (a burst of acks and stops queues for a socket rather than opening thousands);
+ * - **long polls** (`sharedPollDispatcher()`): one socket per poll in flight, no cap. A long poll
+ *   holds its socket for up to `block_ms`; in a capped pool a poll waits for another poll's socket,
+ *   so with more pollers than sockets each environment is polled less than once per block (measured:
+ *   1,000 idle environments over 256 sockets were polled 0.256 times a second each, docs/scaling.md).
+ *   The bound is the operator's own: one poller per idle environment, `maxPollers` per environment
+ *   in a burst. Under HTTP/2 (undici negotiates it by ALPN over TLS) polls are streams, up to the
+ *   server's concurrent-stream limit per socket, so the socket count falls by that factor.
  */
 import { Agent, EnvHttpProxyAgent, request, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { z } from 'zod';
@@ -37,8 +46,16 @@ export interface ProxySettings {
   readonly noProxy?: string;
 }
 
-const POOL = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 256, pipelining: 1 } as const;
-let shared: Dispatcher | undefined;
+/** Sockets per origin for short exchanges. */
+export const CALL_CONNECTIONS = 256;
+const POOL = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: CALL_CONNECTIONS, pipelining: 1 } as const;
+/**
+ * The long-poll pool: `connections: null` is undici's "no cap" (a socket per request in flight).
+ * The keep-alive outlives the pause between an idle poller's polls, so each poller keeps reusing a
+ * socket instead of opening one per poll.
+ */
+const POLL_POOL = { ...POOL, connections: null } as const;
+let shared: { calls: Dispatcher; polls: Dispatcher } | undefined;
 let proxy: ProxySettings = {};
 
 /**
@@ -50,17 +67,36 @@ export function useProxy(settings: ProxySettings): void {
   proxy = settings;
 }
 
-/** The process-wide keep-alive connection pool (through the proxy given to {@link useProxy}). */
-export function sharedDispatcher(): Dispatcher {
-  shared ??= proxiedDispatcher(proxy);
+function sharedPools(): { calls: Dispatcher; polls: Dispatcher } {
+  shared ??= proxiedPools(proxy);
   return shared;
 }
 
-/** A keep-alive pool that sends requests through `p` (honouring its no-proxy list), or directly when `p` names no proxy. */
-export function proxiedDispatcher(p: ProxySettings): Dispatcher {
-  if (!p.httpProxy && !p.httpsProxy) return new Agent(POOL);
+/** The process-wide pool of short exchanges (through the proxy given to {@link useProxy}). */
+export function sharedDispatcher(): Dispatcher {
+  return sharedPools().calls;
+}
+
+/** The process-wide long-poll pool, uncapped (through the proxy given to {@link useProxy}). */
+export function sharedPollDispatcher(): Dispatcher {
+  return sharedPools().polls;
+}
+
+/** The pool of short exchanges and the long-poll pool, both through `p` (see {@link proxiedDispatcher}). */
+export function proxiedPools(p: ProxySettings): { calls: Dispatcher; polls: Dispatcher } {
+  return { calls: proxiedDispatcher(p), polls: proxiedDispatcher(p, 'polls') };
+}
+
+/**
+ * A keep-alive pool that sends requests through `p` (honouring its no-proxy list), or directly when
+ * `p` names no proxy. Through an HTTPS proxy each socket is a CONNECT tunnel: the long-poll pool
+ * holds as many tunnels as polls in flight, which the proxy must allow.
+ */
+export function proxiedDispatcher(p: ProxySettings, use: 'calls' | 'polls' = 'calls'): Dispatcher {
+  const pool = use === 'polls' ? POLL_POOL : POOL;
+  if (!p.httpProxy && !p.httpsProxy) return new Agent(pool);
   // Explicit values (never undefined): the agent would otherwise read process.env on its own.
-  return new EnvHttpProxyAgent({ ...POOL, httpProxy: p.httpProxy ?? '', httpsProxy: p.httpsProxy ?? '', noProxy: p.noProxy ?? '' });
+  return new EnvHttpProxyAgent({ ...pool, httpProxy: p.httpProxy ?? '', httpsProxy: p.httpsProxy ?? '', noProxy: p.noProxy ?? '' });
 }
 
 export type QueryValue = string | number | boolean | null | undefined;
@@ -76,6 +112,8 @@ export interface Exchange<T> {
   /** Whole-exchange deadline (connect + headers + body). */
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
+  /** A long poll: sent through the long-poll pool, so it never waits for another poll's socket. */
+  readonly longPoll?: boolean;
 }
 
 export interface ExchangeResult<T> {
@@ -87,7 +125,10 @@ export interface ExchangeResult<T> {
 export interface TransportOptions {
   /** e.g. `https://api.anthropic.com` (no trailing `/v1`). */
   readonly baseUrl: string;
+  /** The pool of short exchanges, and of long polls too unless `pollDispatcher` is given. Default: the process-wide pool. */
   readonly dispatcher?: Dispatcher;
+  /** The pool of long polls. Default: `dispatcher` when given, else the process-wide long-poll pool. */
+  readonly pollDispatcher?: Dispatcher;
   readonly userAgent?: string;
   /** Reply bodies longer than this are not read. Default {@link MAX_REPLY_BYTES}. */
   readonly maxReplyBytes?: number;
@@ -103,6 +144,7 @@ export const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 export class Transport {
   readonly baseUrl: string;
   readonly #dispatcher: Dispatcher;
+  readonly #pollDispatcher: Dispatcher;
   readonly #userAgent: string;
   readonly #maxReplyBytes: number;
 
@@ -110,6 +152,7 @@ export class Transport {
     this.#maxReplyBytes = options.maxReplyBytes ?? MAX_REPLY_BYTES;
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.#dispatcher = options.dispatcher ?? sharedDispatcher();
+    this.#pollDispatcher = options.pollDispatcher ?? options.dispatcher ?? sharedPollDispatcher();
     this.#userAgent = options.userAgent ?? 'agentenv/0.1';
   }
 
@@ -142,7 +185,7 @@ export class Transport {
         method: x.method,
         headers,
         body: x.body === undefined ? null : JSON.stringify(x.body),
-        dispatcher: this.#dispatcher,
+        dispatcher: x.longPoll ? this.#pollDispatcher : this.#dispatcher,
         signal,
       });
       text = await readCapped(res.body, this.#maxReplyBytes);

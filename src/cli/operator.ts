@@ -8,12 +8,15 @@ import { Command } from 'commander';
 import { KubeConfig } from '@kubernetes/client-node';
 import { EnvironmentsClient, type ApiCallRecord } from '../api/client.ts';
 import type { RetryPolicy } from '../api/retry.ts';
-import { proxiedDispatcher, type Credential } from '../api/transport.ts';
+import { proxiedPools, type Credential } from '../api/transport.ts';
 import { describeIssues, OperatorConfig } from '../config/operator.ts';
 import { environmentController, environmentInformers, type SessionsHook } from '../environments/controller.ts';
 import { defaultKeyServes, type TenancyPolicy } from '../environments/ownership.ts';
+import { freshEveryPass } from '../environments/deps.ts';
 import { KubeEventRecorder } from '../k8s/events.ts';
 import { KubeRest, type RequestObserver } from '../k8s/rest.ts';
+import { SecretCache } from '../k8s/secret-cache.ts';
+import type { AgentEnvironment } from '../crd/resources.ts';
 import { LeaderElector } from '../runtime/leader-election.ts';
 import { firstProblem, Reachability, serveHealth } from '../telemetry/health.ts';
 import { createLogger, type Logger } from '../telemetry/logger.ts';
@@ -167,6 +170,12 @@ function defaultCredential(config: OperatorConfig): () => Credential | undefined
   };
 }
 
+/** Drop the credential Secrets `env` names from the cache. */
+function forgetSecrets(cache: SecretCache, env: AgentEnvironment): void {
+  const namespace = env.metadata?.namespace ?? '';
+  for (const ref of [env.spec?.apiKeySecretRef, env.spec?.selfHosted?.environmentKeySecretRef]) if (ref) cache.forget(namespace, ref.name);
+}
+
 function loadKubeConfig(config: OperatorConfig): KubeConfig {
   const kc = new KubeConfig();
   if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
@@ -217,14 +226,17 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
   const events = new KubeEventRecorder(rest, { component: 'agentenv-operator', logger: logger.child({ component: 'events' }) });
   const tenancy: TenancyPolicy = { adoptionNamespaces: config.adoptionNamespaces, defaultKeyNamespaces: config.defaultApiKeyNamespaces };
   const credential = defaultCredential(config);
+  // One cache of credential Secrets for the process: the reconciler, the dispatchers and the session
+  // reconciler of an environment ask for the same key (k8s/secret-cache.ts).
+  const secretCache = new SecretCache({ rest });
   const timings = options.timings ?? {};
-  // The API client's pool: through HTTPS_PROXY/HTTP_PROXY (NO_PROXY honoured) when the process has one.
-  const proxy = config.httpsProxy || config.httpProxy ? proxiedDispatcher({ ...(config.httpsProxy ? { httpsProxy: config.httpsProxy } : {}), ...(config.httpProxy ? { httpProxy: config.httpProxy } : {}), ...(config.noProxy ? { noProxy: config.noProxy } : {}) }) : undefined;
+  // The API client's pools (short calls, long polls): through HTTPS_PROXY/HTTP_PROXY (NO_PROXY honoured) when the process has one.
+  const proxy = config.httpsProxy || config.httpProxy ? proxiedPools({ ...(config.httpsProxy ? { httpsProxy: config.httpsProxy } : {}), ...(config.httpProxy ? { httpProxy: config.httpProxy } : {}), ...(config.noProxy ? { noProxy: config.noProxy } : {}) }) : undefined;
   const apiClient = (c: Credential | (() => Credential)): EnvironmentsClient =>
     new EnvironmentsClient({
       baseUrl: config.baseUrl,
       credential: c,
-      ...(proxy ? { dispatcher: proxy } : {}),
+      ...(proxy ? { dispatcher: proxy.calls, pollDispatcher: proxy.polls } : {}),
       ...(timings.apiRetry ? { retry: timings.apiRetry } : {}),
       ...(timings.apiTimeoutMs ? { timeoutMs: timings.apiTimeoutMs } : {}),
       onCall: (r) => {
@@ -246,6 +258,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
         namespaces: config.namespaces,
         environments,
         apiClient,
+        secrets: secretCache.readKey,
         defaultCredential: (namespace) => (defaultKeyServes(tenancy, namespace) ? credential() : undefined),
         identity: config.identity,
         baseUrl: config.baseUrl,
@@ -269,12 +282,16 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
     events,
     apiClient,
     defaultCredential: credential,
+    // Its passes are a minute apart once settled: each reads the Secret (deps.ts freshEveryPass).
+    secrets: freshEveryPass(secretCache),
     tenancy,
     ...(timings.credentialRetryMs !== undefined ? { credentialRetryMs: timings.credentialRetryMs } : {}),
     ...(timings.queueRefreshMs !== undefined ? { queueRefreshMs: timings.queueRefreshMs } : {}),
     ...(sessionsHook ? { sessions: sessionsHook } : {}),
   });
 
+  // A deleted environment's Secrets leave the cache with it.
+  for (const i of environments) i.on((e) => e.type === 'delete' && forgetSecrets(secretCache, e.object));
   const informersRunning = [...environments, ...(sessions?.informers ?? [])].map((i) => i.run(stopping.signal));
   // Every replica answers warm Pods (from its caches), not only the leader.
   const assignments = await sessions?.serveAssignments();
@@ -331,7 +348,7 @@ export async function startOperator(config: OperatorConfig, options: OperatorOpt
     await metricsServer.close();
     await assignments?.close();
     await rest.close();
-    await proxy?.close();
+    await Promise.all([proxy?.calls.close(), proxy?.polls.close()]);
     logger.info('operator stopped');
   })();
   return {

@@ -9,6 +9,8 @@ import type { WarmPoolStatus } from '../crd/agent-environment.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import type { KubeRest } from '../k8s/rest.ts';
+import { SecretCache } from '../k8s/secret-cache.ts';
+import type { SecretReader } from '../k8s/secrets.ts';
 import { writeStatus as writeObjectStatus } from '../k8s/status.ts';
 import { NO_GRANTS, type TenancyPolicy } from './ownership.ts';
 import type { PlannedEvent } from './plan.ts';
@@ -46,6 +48,11 @@ export interface EnvironmentReconcilerDeps {
   readonly queueRefreshMs?: number;
   /** Retry period while a credential is missing or refused. Default 30 s. */
   readonly credentialRetryMs?: number;
+  /**
+   * The API key Secrets, read through a cache (the operator shares one with the dispatchers).
+   * Default: a cache of this reconciler's own, read on every pass ({@link freshEveryPass}).
+   */
+  readonly secrets?: SecretReader;
 }
 
 /** The reconciler's dependencies with defaults applied, and its one piece of memory. */
@@ -57,6 +64,8 @@ export interface Reconciler extends Required<Omit<EnvironmentReconcilerDeps, 'se
    * still be applied rather than block the namespace forever.
    */
   readonly lastWorking: Map<string, Credential>;
+  /** Resources (by uid) whose API key the API refused on their last pass: the next pass re-reads the Secret, not the cache. */
+  readonly refused: Set<string>;
 }
 
 export function reconcilerOf(deps: EnvironmentReconcilerDeps): Reconciler {
@@ -67,8 +76,18 @@ export function reconcilerOf(deps: EnvironmentReconcilerDeps): Reconciler {
     queueRefreshMs: deps.queueRefreshMs ?? 60_000,
     credentialRetryMs: deps.credentialRetryMs ?? 30_000,
     tenancy: deps.tenancy ?? NO_GRANTS,
+    secrets: deps.secrets ?? freshEveryPass(new SecretCache({ rest: deps.rest })),
     lastWorking: new Map(),
+    refused: new Set(),
   };
+}
+
+/**
+ * Every pass reads the Secret (a key fixed in the Secret counts on the next pass, as a spec change
+ * does); the cache still joins concurrent reads and waits out a throttled one.
+ */
+export function freshEveryPass(cache: SecretCache): SecretReader {
+  return (namespace, ref, o) => cache.readKey(namespace, ref, { ...o, maxAgeMs: 0 });
 }
 
 export function recordEvents(r: Reconciler, env: AgentEnvironment, events: readonly PlannedEvent[]): void {

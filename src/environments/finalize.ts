@@ -59,7 +59,7 @@ export async function finalize(r: Reconciler, env: AgentEnvironment, ctx: Reconc
 
 /** The resource's credential, else the one that last worked for it. */
 async function deletionCredential(r: Reconciler, env: AgentEnvironment, policy: string, ctx: ReconcileContext): Promise<CredentialResult> {
-  const cred = await resolveApiKey(r.rest, env, r.defaultCredential(), r.tenancy);
+  const cred = await resolveApiKey(r.secrets, env, r.defaultCredential(), r.tenancy);
   const remembered = env.metadata?.uid ? r.lastWorking.get(env.metadata.uid) : undefined;
   if (cred.ok || !remembered) return cred;
   ctx.logger.info({ reason: cred.reason }, `${cred.message}; applying deletionPolicy ${policy} with the credential that last worked`);

@@ -12,7 +12,7 @@ import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
 import { AGENT_ENVIRONMENTS, type AgentEnvironment } from '../crd/resources.ts';
 import { isNotFound } from '../k8s/errors.ts';
 import type { KubeRest } from '../k8s/rest.ts';
-import { readSecretKey, SecretRefError } from '../k8s/secrets.ts';
+import { SecretRefError, type SecretReader } from '../k8s/secrets.ts';
 import { DEFAULT_KEY_SETTING, defaultKeyServes, type TenancyPolicy } from './ownership.ts';
 import { failed, type Observation } from './status.ts';
 
@@ -48,7 +48,13 @@ export type CredentialResult = { readonly ok: true; readonly credential: Credent
  * the administrator lets the default key serve (`tenancy.defaultKeyNamespaces`); the others bring
  * their own.
  */
-export async function resolveApiKey(rest: KubeRest, env: AgentEnvironment, fallback: Credential | undefined, tenancy: TenancyPolicy): Promise<CredentialResult> {
+export async function resolveApiKey(
+  secrets: SecretReader,
+  env: AgentEnvironment,
+  fallback: Credential | undefined,
+  tenancy: TenancyPolicy,
+  options: { readonly refresh?: boolean } = {},
+): Promise<CredentialResult> {
   const ref = env.spec.apiKeySecretRef;
   const namespace = env.metadata?.namespace ?? 'default';
   if (!ref && fallback && !defaultKeyServes(tenancy, namespace)) {
@@ -64,7 +70,7 @@ export async function resolveApiKey(rest: KubeRest, env: AgentEnvironment, fallb
       : { ok: false, reason: 'CredentialsMissing', message: 'spec.apiKeySecretRef is not set and the operator has no default API key (ANTHROPIC_API_KEY)' };
   }
   try {
-    const value = await readSecretKey(rest, namespace, ref);
+    const value = await secrets(namespace, ref, options);
     return { ok: true, credential: { kind: 'api-key', value } };
   } catch (err) {
     if (err instanceof SecretRefError) return { ok: false, reason: 'CredentialsMissing', message: err.message };

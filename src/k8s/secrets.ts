@@ -6,7 +6,7 @@
 import { isForbidden, isNotFound } from './errors.ts';
 import { CORE, type KubeObject, type KubeRest } from './rest.ts';
 
-interface Secret extends KubeObject {
+export interface Secret extends KubeObject {
   data?: Record<string, string>;
   stringData?: Record<string, string>;
 }
@@ -21,15 +21,35 @@ export class SecretRefError extends Error {
   }
 }
 
-export async function readSecretKey(rest: KubeRest, namespace: string, ref: { name: string; key: string }): Promise<string> {
-  let secret: Secret;
+/** A Secret key reference, as in `spec.apiKeySecretRef`. */
+export interface SecretKeyRef {
+  readonly name: string;
+  readonly key: string;
+}
+
+/**
+ * Reads one key of a Secret of a namespace. `refresh`: the value was refused by the API (401/403),
+ * so a cached copy is not good enough (the cache re-reads it, rate-limited: secret-cache.ts).
+ */
+export type SecretReader = (namespace: string, ref: SecretKeyRef, options?: { readonly refresh?: boolean }) => Promise<string>;
+
+export async function readSecretKey(rest: Pick<KubeRest, 'get'>, namespace: string, ref: SecretKeyRef): Promise<string> {
+  return secretKeyValue(await getSecret(rest, namespace, ref.name), namespace, ref);
+}
+
+/** The Secret, or a {@link SecretRefError} when it is missing or the operator may not read it. */
+export async function getSecret(rest: Pick<KubeRest, 'get'>, namespace: string, name: string): Promise<Secret> {
   try {
-    secret = await rest.get<Secret>(CORE.secrets, namespace, ref.name);
+    return await rest.get<Secret>(CORE.secrets, namespace, name);
   } catch (err) {
-    if (isNotFound(err)) throw new SecretRefError('SecretNotFound', `Secret ${namespace}/${ref.name} not found`);
-    if (isForbidden(err)) throw new SecretRefError('SecretForbidden', `the operator may not read Secret ${namespace}/${ref.name}`);
+    if (isNotFound(err)) throw new SecretRefError('SecretNotFound', `Secret ${namespace}/${name} not found`);
+    if (isForbidden(err)) throw new SecretRefError('SecretForbidden', `the operator may not read Secret ${namespace}/${name}`);
     throw err;
   }
+}
+
+/** The credential stored under `ref.key` of `secret`, checked; a {@link SecretRefError} names what is wrong, never the value. */
+export function secretKeyValue(secret: Secret, namespace: string, ref: SecretKeyRef): string {
   const where = `Secret ${namespace}/${ref.name} key ${JSON.stringify(ref.key)}`;
   const encoded = secret.data?.[ref.key];
   if (encoded === undefined) throw new SecretRefError('SecretKeyMissing', `Secret ${namespace}/${ref.name} has no key ${JSON.stringify(ref.key)}`);

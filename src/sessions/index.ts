@@ -18,6 +18,7 @@ import type { EventRecorder } from '../k8s/events.ts';
 import { Informer, keyOf, type InformerEvent } from '../k8s/informer.ts';
 import { AGENT_ENVIRONMENT, LABELS } from '../crd/meta.ts';
 import { CORE, type KubeObject, type KubeRest } from '../k8s/rest.ts';
+import type { SecretReader } from '../k8s/secrets.ts';
 import type { ControllerObserver } from '../runtime/controller.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { resolveDispatchCredentials, workItemCredential, organizationCredential } from './dispatch/credentials.ts';
@@ -108,6 +109,8 @@ export interface SessionsDeps {
   /** The operator's AgentEnvironment informers (shared: dispatchers follow them). */
   readonly environments: readonly Informer<AgentEnvironment>[];
   readonly apiClient: (credential: Credential | (() => Credential)) => EnvironmentsClient;
+  /** Credential Secrets, through the process's cache (k8s/secret-cache.ts), shared with the AgentEnvironment reconciler. */
+  readonly secrets: SecretReader;
   /** The operator's default API key for AgentEnvironments of a namespace (none where it does not serve). */
   readonly defaultCredential: (namespace: string) => Credential | undefined;
   /** The operator replica's identity: worker ids are `<identity>/<environment uid>/<slot>`. */
@@ -220,8 +223,8 @@ function buildController(deps: SessionsDeps, envOf: EnvironmentLookup, onCapacit
     logger: deps.logger.child({ component: 'session-controller' }),
     namespaces: deps.namespaces,
     apiClient: (c) => deps.apiClient(c),
-    workCredential: (env) => workItemCredential(deps.rest, env, deps.defaultCredential),
-    sessionCredential: (env) => organizationCredential(deps.rest, env, deps.defaultCredential),
+    workCredential: (env) => workItemCredential(deps.secrets, env, deps.defaultCredential),
+    sessionCredential: (env) => organizationCredential(deps.secrets, env, deps.defaultCredential),
     sidecar: deps.sidecar,
     runner: deps.runner,
     proxyAddress: deps.proxyAddress,
@@ -318,7 +321,7 @@ function buildDispatchers(
     logger: deps.logger,
     metrics: deps.metrics,
     apiClient: (c) => deps.apiClient(c),
-    resolveCredentials: (env) => resolveDispatchCredentials(deps.rest, env, deps.defaultCredential),
+    resolveCredentials: (env, options) => resolveDispatchCredentials(deps.secrets, env, deps.defaultCredential, options),
     identity: deps.identity,
     recorded,
     sessionsOf: (namespace, envName) =>

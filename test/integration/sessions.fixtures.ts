@@ -14,6 +14,7 @@ import type { Work } from '../../src/api/wire.ts';
 import { decodeWorkSecret } from '../../src/api/work-secret.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../src/crd/resources.ts';
 import { KubeEventRecorder } from '../../src/k8s/events.ts';
+import { readSecretKey } from '../../src/k8s/secrets.ts';
 import { CORE, type KubeObject, type KubeRest } from '../../src/k8s/rest.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
 import { workItemCredential } from '../../src/sessions/dispatch/credentials.ts';
@@ -109,7 +110,7 @@ export async function startSessionsWorld(namespace: string, options: { workSecre
           },
         };
       },
-      workCredential: (env) => workItemCredential(operator, env, () => ({ kind: 'api-key', value: API_KEY })),
+      workCredential: (env) => workItemCredential((ns, ref) => readSecretKey(operator, ns, ref), env, () => ({ kind: 'api-key', value: API_KEY })),
       sidecar: { image: SIDECAR_IMAGE, imagePullPolicy: 'IfNotPresent' },
       runner: { image: RUNNER_IMAGE, imagePullPolicy: 'IfNotPresent' },
       // The process kubelet has no per-Pod network namespace: each sidecar's proxy listens on its

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { inject } from 'vitest';
 import { EnvironmentsClient } from '../../src/api/client.ts';
 import { KubeEventRecorder } from '../../src/k8s/events.ts';
+import { readSecretKey } from '../../src/k8s/secrets.ts';
 import { workItemCredential } from '../../src/sessions/dispatch/credentials.ts';
 import { sessionController, type SessionController } from '../../src/sessions/controller/controller.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
@@ -50,7 +51,7 @@ export async function startRuntimeWorld(namespace: string): Promise<SessionsWorl
           },
         };
       },
-      workCredential: (env) => workItemCredential(operator, env, () => ({ kind: 'api-key', value: API_KEY })),
+      workCredential: (env) => workItemCredential((ns, ref) => readSecretKey(operator, ns, ref), env, () => ({ kind: 'api-key', value: API_KEY })),
       // The chart's defaults: never pulled (the node has them imported and no registry is reachable).
       sidecar: { image: inject('projectImage'), imagePullPolicy: 'IfNotPresent' },
       runner: { image: inject('runnerImage'), imagePullPolicy: 'IfNotPresent' },

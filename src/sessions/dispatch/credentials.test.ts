@@ -27,6 +27,18 @@ describe('CredentialSource', () => {
     expect(changes).toHaveLength(1); // unchanged: no second report
   });
 
+  it('a re-read asked for by a refused key bypasses the Secret cache; the periodic one may use it', async () => {
+    let t = 0;
+    const asks: boolean[] = [];
+    const source = new CredentialSource({ resolve: async (refresh) => (asks.push(refresh), ok('key')), onChange: () => undefined, refreshMs: 60_000, minRefreshMs: 5_000, now: () => t });
+    await source.refresh();
+    t = 6_000;
+    await source.refresh(true);
+    t = 70_000;
+    await source.refresh();
+    expect(asks).toEqual([false, true, false]);
+  });
+
   it('reports a Secret that appears after being missing', async () => {
     let r: CredentialResolution = { ok: false, reason: 'CredentialsMissing', message: 'Secret ns/k not found' };
     const changes: CredentialResolution[] = [];

@@ -11,13 +11,14 @@
  * The operator may only `get` Secrets (it cannot watch them), so {@link CredentialSource} re-reads
  * the Secret every `refreshMs` (default 60 s; the dispatcher asks every 5 s while a refused or
  * missing key pauses it) and at once when the API refuses the key (401/403,
- * rate-limited to one read per `minRefreshMs`), and reports a rotation to the dispatcher.
+ * rate-limited to one read per `minRefreshMs`), and reports a rotation to the dispatcher. The reads
+ * go through the process's Secret cache (k8s/secret-cache.ts): the session reconciler's asks for the
+ * same key are served from it, and a read the apiserver throttled is not repeated by every asker.
  */
 import { createHash } from 'node:crypto';
 import type { Credential } from '../../api/transport.ts';
 import type { AgentEnvironment } from '../../crd/resources.ts';
-import type { KubeRest } from '../../k8s/rest.ts';
-import { readSecretKey, SecretRefError } from '../../k8s/secrets.ts';
+import { SecretRefError, type SecretReader } from '../../k8s/secrets.ts';
 
 export interface DispatchCredentials {
   readonly poll: Credential;
@@ -32,17 +33,25 @@ export type CredentialResolution =
   | { readonly ok: true; readonly credentials: DispatchCredentials }
   | { readonly ok: false; readonly reason: 'CredentialsMissing'; readonly message: string };
 
-/** Read the dispatch credentials of `env` (one Secret read). Messages name Secrets, never values. */
-export async function resolveDispatchCredentials(rest: KubeRest, env: AgentEnvironment, defaultApiKey: (namespace: string) => Credential | undefined): Promise<CredentialResolution> {
+/**
+ * Read the dispatch credentials of `env` (at most one Secret read). `refresh`: the API refused the
+ * key, a cached copy will not do. Messages name Secrets, never values.
+ */
+export async function resolveDispatchCredentials(
+  secrets: SecretReader,
+  env: AgentEnvironment,
+  defaultApiKey: (namespace: string) => Credential | undefined,
+  options: { readonly refresh?: boolean } = {},
+): Promise<CredentialResolution> {
   const namespace = env.metadata?.namespace ?? 'default';
   const envKeyRef = env.spec.selfHosted?.environmentKeySecretRef;
   try {
     if (envKeyRef) {
-      const value = await readSecretKey(rest, namespace, envKeyRef);
+      const value = await secrets(namespace, envKeyRef, options);
       return { ok: true, credentials: { poll: { kind: 'bearer', value }, sandbox: value, source: 'environment-key', fingerprint: digest(value) } };
     }
     const apiKeyRef = env.spec.apiKeySecretRef;
-    const apiKey: Credential | undefined = apiKeyRef ? { kind: 'api-key', value: await readSecretKey(rest, namespace, apiKeyRef) } : defaultApiKey(namespace);
+    const apiKey: Credential | undefined = apiKeyRef ? { kind: 'api-key', value: await secrets(namespace, apiKeyRef, options) } : defaultApiKey(namespace);
     if (!apiKey) {
       return { ok: false, reason: 'CredentialsMissing', message: 'no environment key (spec.selfHosted.environmentKeySecretRef), no spec.apiKeySecretRef and no operator default API key' };
     }
@@ -57,8 +66,8 @@ export async function resolveDispatchCredentials(rest: KubeRest, env: AgentEnvir
  * The credential for work-item calls outside a poll (the session reconciler's read and stop): the
  * poll credential, or why there is none (the message names Secrets, never values).
  */
-export async function workItemCredential(rest: KubeRest, env: AgentEnvironment, defaultApiKey: (namespace: string) => Credential | undefined): Promise<Credential | string> {
-  const r = await resolveDispatchCredentials(rest, env, defaultApiKey);
+export async function workItemCredential(secrets: SecretReader, env: AgentEnvironment, defaultApiKey: (namespace: string) => Credential | undefined): Promise<Credential | string> {
+  const r = await resolveDispatchCredentials(secrets, env, defaultApiKey);
   return r.ok ? r.credentials.poll : r.message;
 }
 
@@ -66,17 +75,18 @@ export async function workItemCredential(rest: KubeRest, env: AgentEnvironment, 
  * The organization API key of `env` (`spec.apiKeySecretRef`, else the operator's default), for
  * the session reads of the session reconciler; without one, the work-item credential.
  */
-export async function organizationCredential(rest: KubeRest, env: AgentEnvironment, defaultApiKey: (namespace: string) => Credential | undefined): Promise<Credential | string> {
+export async function organizationCredential(secrets: SecretReader, env: AgentEnvironment, defaultApiKey: (namespace: string) => Credential | undefined): Promise<Credential | string> {
   const namespace = env.metadata?.namespace ?? '';
   const ref = env.spec.apiKeySecretRef;
-  if (ref) return { kind: 'api-key', value: await readSecretKey(rest, namespace, ref) };
-  return defaultApiKey(namespace) ?? workItemCredential(rest, env, defaultApiKey);
+  if (ref) return { kind: 'api-key', value: await secrets(namespace, ref) };
+  return defaultApiKey(namespace) ?? workItemCredential(secrets, env, defaultApiKey);
 }
 
 const digest = (v: string): string => createHash('sha256').update(v).digest('hex').slice(0, 16);
 
 export interface CredentialSourceOptions {
-  readonly resolve: () => Promise<CredentialResolution>;
+  /** Resolve the credential; `refresh`: the API refused the last one (the Secret cache must re-read it). */
+  readonly resolve: (refresh: boolean) => Promise<CredentialResolution>;
   /** Called when the resolved credential changes (rotation, or a missing Secret appeared or vanished). */
   readonly onChange: (r: CredentialResolution) => void;
   /** Periodic re-read. Default 60 s. */
@@ -107,12 +117,12 @@ export class CredentialSource {
     const now = (this.#opts.now ?? Date.now)();
     const age = urgent ? (this.#opts.minRefreshMs ?? 5_000) : (this.#opts.refreshMs ?? 60_000);
     if (this.#current && now - this.#lastRead < age) return this.#current;
-    this.#reading ??= this.#read(now).finally(() => (this.#reading = undefined));
+    this.#reading ??= this.#read(now, urgent).finally(() => (this.#reading = undefined));
     return this.#reading;
   }
 
-  async #read(now: number): Promise<CredentialResolution> {
-    const next = await this.#opts.resolve();
+  async #read(now: number, urgent: boolean): Promise<CredentialResolution> {
+    const next = await this.#opts.resolve(urgent);
     this.#lastRead = now;
     const before = this.#current;
     this.#current = next;

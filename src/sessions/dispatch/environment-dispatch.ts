@@ -43,7 +43,8 @@ export interface EnvironmentDispatchDeps {
   readonly metrics: DispatchRecorder;
   /** An API client reading its credential through the given function on every call. */
   readonly apiClient: (credential: () => Credential) => EnvironmentsClient;
-  readonly resolveCredentials: (env: AgentEnvironment) => Promise<CredentialResolution>;
+  /** `refresh`: the API refused the key (or dispatch is paused for it): re-read the Secret, not the cache. */
+  readonly resolveCredentials: (env: AgentEnvironment, options?: { readonly refresh?: boolean }) => Promise<CredentialResolution>;
   /** The operator's identity; worker ids are `<identity>/<env uid>/<slot>`. */
   readonly identity: string;
   readonly recorded: RecordedSessions;
@@ -97,7 +98,7 @@ export class EnvironmentDispatch {
     this.key = envKey(ns, name);
     this.#log = deps.logger.child({ component: 'dispatcher', environment: this.key, environmentId });
     this.#credentials = new CredentialSource({
-      resolve: () => deps.resolveCredentials(this.#env),
+      resolve: (refresh) => deps.resolveCredentials(this.#env, { refresh }),
       onChange: () => {
         this.#log.info('dispatch credential changed');
         this.#poller.credentialsChanged();
