@@ -21,7 +21,6 @@
  * measured, never asserted. Run: `npm run bench -- warm` (BENCH_WARM_SESSIONS, BENCH_WARM_IDLE_SECONDS).
  */
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -37,6 +36,7 @@ import { warmPoolSelector } from '../src/sessions/record/names.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
 import { benchOperatorConfig, sysconf } from './support.ts';
 import { writeServingCertificate } from '../src/localcluster/serving-cert.ts';
+import { freePort } from '../src/localcluster/controlplane-process.ts';
 
 const API_KEY = 'sk-ant-api03-bench-warm';
 const NS = 'bench-warm';
@@ -59,13 +59,6 @@ async function until<T>(what: string, timeoutMs: number, probe: () => T | undefi
 }
 
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** CPU seconds (user + system) of every process whose environment marks it as a warm Pod's sidecar or runner. */
 function warmPodCpuSeconds(): number {

@@ -6,7 +6,6 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
 import { emulator } from '../support/emulator.ts';
 import { acknowledgedItem, LEASE_TTL_SECONDS, SidecarProcess } from '../support/sidecar-process.ts';
+import { freePort } from '../../src/localcluster/controlplane-process.ts';
 
 const WAIT_STARTED = fileURLToPath(new URL('../../src/cli/wait-started-entry.ts', import.meta.url));
 const HEARTBEAT = '/v1/environments/*/work/*/heartbeat';
@@ -33,14 +33,6 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A port nothing listens on now (the waiter must know it before the sidecar listens on it). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** `node wait-started-entry.ts <seconds>` with the sidecar's probe variables, as the exec probe runs it. */
 function waitStarted(port: number, seconds: number): Promise<{ code: number | null; stderr: string; at: number }> {

@@ -6,7 +6,6 @@
  * the pool refills to two with new Pods. The warm Pods hold no key and no token before binding.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -23,6 +22,7 @@ import { startTestOperator, type TestOperator } from '../support/operator.ts';
 import { containerLog, containerPid, volumeFile } from '../support/pod-files.ts';
 import { writeServingCertificate } from '../../src/localcluster/serving-cert.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
+import { freePort } from '../../src/localcluster/controlplane-process.ts';
 
 let ns: TestNamespace;
 let emu: RunningEmulator;
@@ -31,13 +31,6 @@ let assignment: { url: string; port: number; tlsDir: string };
 const admin = adminRest();
 
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   ns = await createNamespace('warm');

@@ -4,7 +4,6 @@
  * sees it (live Pods labelled `agentenv.io/warm-pool=<environment>` and unbound).
  */
 import { mkdtempSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CORE, type KubeRest } from '../../src/k8s/rest.ts';
@@ -12,6 +11,7 @@ import { writeServingCertificate } from '../../src/localcluster/serving-cert.ts'
 import type { Pod } from '../../src/sessions/objects/pod-types.ts';
 import { warmPoolSelector } from '../../src/sessions/record/names.ts';
 import { waitFor } from './cluster.ts';
+import { freePort } from '../../src/localcluster/controlplane-process.ts';
 
 export interface AssignmentEndpointOptions {
   readonly url: string;
@@ -19,13 +19,6 @@ export interface AssignmentEndpointOptions {
   readonly tlsDir: string;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A loopback assignment endpoint (port and certificate) for `startTestOperator({ assignment })`. */
 export async function assignmentEndpoint(): Promise<AssignmentEndpointOptions> {
