@@ -64,8 +64,6 @@ export interface Reconciler extends Required<Omit<EnvironmentReconcilerDeps, 'se
    * still be applied rather than block the namespace forever.
    */
   readonly lastWorking: Map<string, Credential>;
-  /** Resources (by uid) whose API key the API refused on their last pass: the next pass re-reads the Secret, not the cache. */
-  readonly refused: Set<string>;
 }
 
 export function reconcilerOf(deps: EnvironmentReconcilerDeps): Reconciler {
@@ -78,7 +76,6 @@ export function reconcilerOf(deps: EnvironmentReconcilerDeps): Reconciler {
     tenancy: deps.tenancy ?? NO_GRANTS,
     secrets: deps.secrets ?? freshEveryPass(new SecretCache({ rest: deps.rest })),
     lastWorking: new Map(),
-    refused: new Set(),
   };
 }
 

@@ -53,7 +53,6 @@ export async function resolveApiKey(
   env: AgentEnvironment,
   fallback: Credential | undefined,
   tenancy: TenancyPolicy,
-  options: { readonly refresh?: boolean } = {},
 ): Promise<CredentialResult> {
   const ref = env.spec.apiKeySecretRef;
   const namespace = env.metadata?.namespace ?? 'default';
@@ -70,7 +69,7 @@ export async function resolveApiKey(
       : { ok: false, reason: 'CredentialsMissing', message: 'spec.apiKeySecretRef is not set and the operator has no default API key (ANTHROPIC_API_KEY)' };
   }
   try {
-    const value = await secrets(namespace, ref, options);
+    const value = await secrets(namespace, ref);
     return { ok: true, credential: { kind: 'api-key', value } };
   } catch (err) {
     if (err instanceof SecretRefError) return { ok: false, reason: 'CredentialsMissing', message: err.message };

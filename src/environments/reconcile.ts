@@ -46,11 +46,7 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps): Reconcil
       released: FORGET,
       apply: (live) => reconcileLive(r, live, ctx),
       cleanup: (deleting) => finalize(r, deleting, ctx),
-      onReleased: (gone) => {
-        if (!gone.metadata?.uid) return;
-        r.lastWorking.delete(gone.metadata.uid);
-        r.refused.delete(gone.metadata.uid);
-      },
+      onReleased: (gone) => void (gone.metadata?.uid && r.lastWorking.delete(gone.metadata.uid)),
     });
   };
 }
@@ -58,9 +54,8 @@ export function environmentReconciler(deps: EnvironmentReconcilerDeps): Reconcil
 /** Phases 3–7 for a live resource that carries the finalizer. */
 async function reconcileLive(r: Reconciler, env: AgentEnvironment, ctx: ReconcileContext): Promise<Outcome> {
   if (env.spec.selfHosted) await r.sessions?.reconcileChildren(env, ctx.signal);
-  // A key the API refused on the last pass is re-read from its Secret (rotated?), not the cache.
-  const refresh = env.metadata?.uid !== undefined && r.refused.delete(env.metadata.uid);
-  const cred = await resolveApiKey(r.secrets, env, r.defaultCredential(), r.tenancy, { refresh });
+  // Every pass reads the Secret (deps.ts freshEveryPass), so a key the API refused is read again.
+  const cred = await resolveApiKey(r.secrets, env, r.defaultCredential(), r.tenancy);
   if (!cred.ok) {
     ctx.logger.warn({ reason: cred.reason }, cred.message);
     r.events.record(env, 'Warning', cred.reason, cred.message);
@@ -160,7 +155,6 @@ async function apiFailed(r: Reconciler, env: AgentEnvironment, err: ApiError, ct
   r.events.record(env, 'Warning', verdict.reason, verdict.message);
   await writeStatus(r, env, failed(verdict.reason, verdict.message));
   if (retry === 'credential') {
-    if (env.metadata?.uid) r.refused.add(env.metadata.uid);
     ctx.logger.warn({ err, reason: verdict.reason }, 'the API refused the credential; re-reading it shortly');
     return requeueAfter(r.credentialRetryMs);
   }
