@@ -302,6 +302,21 @@ export const AgentEnvironmentSpec = cel(
 );
 export type AgentEnvironmentSpec = z.infer<typeof AgentEnvironmentSpec>;
 
+const parsedSpecs = new WeakMap<object, ReturnType<typeof AgentEnvironmentSpec.safeParse>>();
+
+/**
+ * `AgentEnvironmentSpec.safeParse(spec)`, once per spec object. Objects from an informer's cache are
+ * replaced, never changed, when the resource changes, so their parse can be kept with them: the
+ * session reconciler, the dispatcher and backpressure each parsed the environment's spec on every
+ * pass and poll (a share of a burst's CPU). A spec that is not an object is parsed every time.
+ */
+export function parseEnvironmentSpec(spec: unknown): ReturnType<typeof AgentEnvironmentSpec.safeParse> {
+  if (typeof spec !== 'object' || spec === null) return AgentEnvironmentSpec.safeParse(spec);
+  let parsed = parsedSpecs.get(spec);
+  if (!parsed) parsedSpecs.set(spec, (parsed = AgentEnvironmentSpec.safeParse(spec)));
+  return parsed;
+}
+
 export const QueueStatus = z
   .object({
     depth: z.number().int().min(0).describe('Work items waiting to be picked up.'),

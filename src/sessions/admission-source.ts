@@ -4,7 +4,7 @@
  * session records and Pods (the session controller's informers), the next session Pod as the
  * session reconciler would build it, and a server-side dry-run create of it.
  */
-import { AgentEnvironmentSpec } from '../crd/agent-environment.ts';
+import { parseEnvironmentSpec } from '../crd/agent-environment.ts';
 import type { AgentEnvironment, AgentSession } from '../crd/resources.ts';
 import { isForbidden, isInvalid, KubeError } from '../k8s/errors.ts';
 import { Informer } from '../k8s/informer.ts';
@@ -69,7 +69,7 @@ export function admissionSource(deps: AdmissionSourceDeps): AdmissionSource {
  * created from it, it is judged (quota) or dry-run only.
  */
 export function nextSessionPod(env: AgentEnvironment, settings: Omit<PodInputs, 'session' | 'env'>): Pod | undefined {
-  const spec = AgentEnvironmentSpec.safeParse(env.spec);
+  const spec = parseEnvironmentSpec(env.spec);
   if (!spec.success) return undefined;
   const envName = env.metadata?.name ?? '';
   const namespace = env.metadata?.namespace ?? '';

@@ -3,7 +3,7 @@
  * other phases work on. Level-triggered: every pass re-reads the record, its environment (cache
  * first) and its Pods (cache), and the acknowledgement this process holds, if any.
  */
-import { AgentEnvironmentSpec, SelfHostedSpec } from '../../crd/agent-environment.ts';
+import { parseEnvironmentSpec, SelfHostedSpec } from '../../crd/agent-environment.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../../crd/resources.ts';
 import { isNotFound } from '../../k8s/errors.ts';
 import type { ReconcileContext } from '../../runtime/controller.ts';
@@ -99,7 +99,7 @@ export async function gather(deps: ReconcilerDeps, key: string, ctx: ReconcileCo
 async function readEnvironment(deps: ReconcilerDeps, namespace: string, name: string): Promise<AgentEnvironment | undefined> {
   try {
     const env = deps.cachedEnvironment?.(namespace, name) ?? (await deps.rest.get<AgentEnvironment>(AGENT_ENVIRONMENTS, namespace, name));
-    const spec = AgentEnvironmentSpec.safeParse(env.spec);
+    const spec = parseEnvironmentSpec(env.spec);
     return spec.success ? { ...env, spec: spec.data } : undefined;
   } catch (err) {
     if (isNotFound(err)) return undefined;

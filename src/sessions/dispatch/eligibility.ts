@@ -6,7 +6,7 @@
  * runner (objects/default-template.ts); `maxSessions: 0` is how dispatch is paused. The limits come from the parsed spec, so the
  * CRD's defaults (`maxSessions` 10, `maxPollers` 16) apply without being repeated here.
  */
-import { AgentEnvironmentSpec } from '../../crd/agent-environment.ts';
+import { parseEnvironmentSpec } from '../../crd/agent-environment.ts';
 import { CONDITIONS } from '../../crd/meta.ts';
 import type { AgentEnvironment } from '../../crd/resources.ts';
 import { isTrue, type Condition } from '../../k8s/conditions.ts';
@@ -18,7 +18,7 @@ export type Eligibility =
 
 /** Whether this environment's work is dispatched here, and if not why (pure). */
 export function dispatchEligibility(env: AgentEnvironment): Eligibility {
-  const parsed = AgentEnvironmentSpec.safeParse(env.spec);
+  const parsed = parseEnvironmentSpec(env.spec);
   const spec = parsed.success ? parsed.data : undefined;
   if (!spec?.selfHosted) return { eligible: false, reason: 'NotSelfHosted', message: 'not a self-hosted environment', report: false };
   if (env.metadata?.deletionTimestamp) return { eligible: false, reason: 'Deleting', message: 'the AgentEnvironment is being deleted; no new work is claimed', report: true };
