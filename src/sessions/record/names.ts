@@ -35,8 +35,24 @@ export const SECRET_WORK_SECRET_KEY = 'work-secret';
 
 /** Short, stable hex digest. */
 export function shortHash(input: string, length = HASH_LENGTH): string {
-  return createHash('sha256').update(input).digest('hex').slice(0, length);
+  return digest(input).slice(0, length);
 }
+
+/**
+ * sha256 hex of names' inputs, remembered (up to {@link DIGESTS_KEPT}, then forgotten at once): a
+ * session's record, Pod and Secret names are worked out again at every step of its dispatch and on
+ * every pass, a share of a burst's CPU. Pure function, so forgetting costs only the recomputation.
+ */
+function digest(input: string): string {
+  let hex = digests.get(input);
+  if (hex === undefined) {
+    if (digests.size >= DIGESTS_KEPT) digests.clear();
+    digests.set(input, (hex = createHash('sha256').update(input).digest('hex')));
+  }
+  return hex;
+}
+const DIGESTS_KEPT = 4096;
+const digests = new Map<string, string>();
 
 /** The environment name made a DNS-1123 label prefix (lowercase, `.` → `-`), at most {@link ENV_PREFIX_MAX} characters. */
 function envPrefix(envName: string): { prefix: string; cut: boolean } {
