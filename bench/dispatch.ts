@@ -175,7 +175,7 @@ async function quiet(meter: ReturnType<typeof cpuMeter>): Promise<void> {
 
 /**
  * Write, in `ns`, what the operator wrote for session `i` of the burst: its record (as created:
- * metadata without server fields, and spec), then its Pod owned by that record, then (`status`) the
+ * metadata without server fields, and spec), `afterRecord` (the ack), then its Pod owned by that record, then (`status`) the
  * record's status as the operator left it, replacing the status subresource as the operator does
  * (k8s/status.ts; its RBAC grants exactly that). Owner references point at the copies' uids.
  */
@@ -186,10 +186,10 @@ async function sameWrites(
   env: AgentEnvironment,
   records: ReadonlyMap<string, AgentSession>,
   pods: readonly KubeObject[],
-): Promise<(i: number, status: boolean) => Promise<void>> {
+): Promise<(i: number, steps?: { status?: boolean; afterRecord?: () => Promise<unknown> }) => Promise<void>> {
   const envCopy = await admin.create<AgentEnvironment>(AGENT_ENVIRONMENTS, ns, { metadata: { name: env.metadata!.name }, spec: env.spec } as AgentEnvironment);
   const own = (m: KubeObject['metadata'], uid: string) => (m?.ownerReferences ?? []).map((r) => ({ ...r, uid }));
-  return async (i, status) => {
+  return async (i, steps = {}) => {
     const pod = pods[i]! as KubeObject & { spec: Record<string, unknown> };
     const record = records.get(pod.metadata!.ownerReferences![0]!.name)!;
     const m = record.metadata!;
@@ -197,12 +197,13 @@ async function sameWrites(
       metadata: { name: m.name, labels: m.labels, annotations: m.annotations, finalizers: m.finalizers, ownerReferences: own(m, envCopy.metadata!.uid!) },
       spec: record.spec,
     } as unknown as AgentSession);
+    await steps.afterRecord?.();
     const pm = pod.metadata!;
     await rest.create(CORE.pods, ns, {
       metadata: { name: pm.name, labels: pm.labels, annotations: pm.annotations, ownerReferences: own(pm, createdRecord.metadata!.uid!) },
       spec: { ...pod.spec, nodeName: undefined },
     } as KubeObject);
-    if (status) await rest.replace(AGENT_SESSIONS, ns, { ...createdRecord, status: record.status } as AgentSession, 'status');
+    if (steps.status) await rest.replace(AGENT_SESSIONS, ns, { ...createdRecord, status: record.status } as AgentSession, 'status');
   };
 }
 
@@ -272,15 +273,33 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
   // copy of the environment, then from each Pod to its copied record).
   const floorNs = await namespace(w.admin, 'bench-floor');
   const floorWrites = await sameWrites(w.admin, rest, floorNs, burstEnv, records, created);
-  const floorRate = await stepsPerSecond(FLOOR_LOOPS, created.length, (i) => floorWrites(i, false));
+  const floorRate = await stepsPerSecond(FLOOR_LOOPS, created.length, (i) => floorWrites(i));
   // The same plus the status write that records the acknowledgement and the phase (Starting), with
   // the status the operator wrote: what the issue's status rules add to the floor.
   const statusNs = await namespace(w.admin, 'bench-floor-status');
   const statusWrites = await sameWrites(w.admin, rest, statusNs, burstEnv, records, created);
   await quiet(meter);
   const floorCpu = meter();
-  const statusFloorRate = await stepsPerSecond(FLOOR_LOOPS, created.length, (i) => statusWrites(i, true));
+  const statusFloorRate = await stepsPerSecond(FLOOR_LOOPS, created.length, (i) => statusWrites(i, { status: true }));
   const floorCost = floorCpu();
+  // For reading the figures: the same plus the protocol's two calls per item, as the operator makes
+  // them (poll, record, ack, Pod, status), against the emulator: what a dispatcher that speaks the
+  // protocol cannot do without. Not the issue's floor (that has no API call); it prices the calls.
+  const protocolNs = await namespace(w.admin, 'bench-floor-protocol');
+  const protocolWrites = await sameWrites(w.admin, rest, protocolNs, burstEnv, records, created);
+  const floorEnv = (await w.console.createEnvironment({ name: 'floor', config: { type: 'self_hosted' } })).id;
+  const floorApi = new EnvironmentsClient({ baseUrl: w.emu.url, credential: { kind: 'bearer', value: await w.emu.mintKey(floorEnv) } });
+  await w.emu.createSessions(floorEnv, created.length);
+  await quiet(meter);
+  const protocolCpu = meter();
+  const emulatorFloorMs0 = w.emu.cpuMs();
+  const protocolFloorRate = await stepsPerSecond(FLOOR_LOOPS, created.length, async (i) => {
+    const work = await floorApi.pollWork(floorEnv, { blockMs: 999, workerId: `floor/${i % FLOOR_LOOPS}` });
+    if (!work) throw new Error('the floor found the queue empty');
+    await protocolWrites(i, { status: true, afterRecord: () => floorApi.ackWork(floorEnv, work.id) });
+  });
+  const protocolCost = protocolCpu();
+  const emulatorFloorMs = w.emu.cpuMs() - emulatorFloorMs0;
   process.stderr.write(`floor (record, Pod, status): cluster CPU ms by process: ${JSON.stringify(floorCost.byProcess)}\n`);
   const perSession = (ms: number, n: number): number => round(ms / Math.max(1, n), 2);
   const burstRate = reached / burstSeconds;
@@ -308,6 +327,11 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
     'dispatch.burst.floor_status_cores_busy': round((floorCost.clusterMs + floorCost.benchMs) / 1000 / (copies.length / statusFloorRate), 2),
     // CPU per session, floor ÷ burst, without the emulator's (in a deployment the API's CPU is not the cluster's):
     // the rate ratio the machine's CPU allows once the API is elsewhere.
+    'dispatch.burst.floor_protocol_loops_per_s': round(protocolFloorRate),
+    'dispatch.burst.ratio_to_floor_protocol': round(burstRate / protocolFloorRate, 2),
+    'dispatch.burst.floor_protocol_bench_process_cpu_ms_per_session': perSession(protocolCost.benchMs, copies.length),
+    'dispatch.burst.floor_protocol_cluster_cpu_ms_per_session': perSession(protocolCost.clusterMs, copies.length),
+    'dispatch.burst.floor_protocol_emulator_cpu_ms_per_session': perSession(emulatorFloorMs, copies.length),
     'dispatch.burst.cpu_ratio_to_floor_without_api': round((floorCost.clusterMs + floorCost.benchMs) / copies.length / ((operatorCost.clusterMs + operatorCost.benchMs) / reached), 2),
     'dispatch.burst.kube_reads_per_session': round(readsPerSession, 2),
     'dispatch.burst.api_calls_per_session': round(apiCallsPerSession, 2),
