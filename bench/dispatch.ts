@@ -12,13 +12,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { readFileSync } from 'node:fs';
 import { startOperator, type OperatorHandle } from '../src/cli/operator.ts';
 import { benchOperatorConfig } from './support.ts';
+import { apiserverProfileIf, cpuMeter, profileIf, stepsPerSecond } from './measure.ts';
 import { LABELS } from '../src/crd/meta.ts';
 import { AGENT_ENVIRONMENTS, AGENT_SESSIONS, type AgentEnvironment, type AgentSession } from '../src/crd/resources.ts';
-import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
+import { countsSince, startBenchApi, type BenchApi } from './api.ts';
 import { EnvironmentsClient } from '../src/api/client.ts';
 import { Informer } from '../src/k8s/informer.ts';
 import { CORE, KubeRest, type KubeObject, type Verb } from '../src/k8s/rest.ts';
@@ -39,9 +39,10 @@ interface World {
   /** Pids of the local cluster's processes (kube-apiserver, etcd, controller-manager). */
   readonly clusterPids: () => Record<string, number>;
   readonly admin: KubeRest;
-  readonly emu: RunningEmulator;
+  readonly emu: BenchApi;
   readonly console: EnvironmentsClient;
   readonly operatorKubeconfig: string;
+  readonly adminKubeconfig: string;
 }
 
 async function namespace(admin: KubeRest, prefix: string): Promise<string> {
@@ -59,45 +60,6 @@ interface Requests {
   /** Pods the operator created (201), and when the last create returned (`performance.now()`). */
   podsCreated?: number;
   lastPodAt?: number;
-}
-
-/**
- * CPU time of the local cluster's processes (from /proc, in clock ticks of 10 ms) and of this
- * process, since `start`: what a phase cost the machine, whatever else ran beside it. The rates
- * below move with the machine's load; CPU per session moves much less.
- */
-function cpuMeter(pids: () => Record<string, number>): () => () => { clusterMs: number; benchMs: number } {
-  const clusterTicks = (): number =>
-    Object.values(pids()).reduce((sum, pid) => {
-      try {
-        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-        return sum + Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-      } catch {
-        return sum;
-      }
-    }, 0);
-  return () => {
-    const ticks0 = clusterTicks();
-    const bench0 = process.cpuUsage();
-    return () => {
-      const bench = process.cpuUsage(bench0);
-      return { clusterMs: (clusterTicks() - ticks0) * 10, benchMs: (bench.user + bench.system) / 1000 };
-    };
-  };
-}
-
-/** With a file name: profile this process (V8's CPU profiler) until the returned function writes the `.cpuprofile`. */
-async function profileIf(file: string | undefined): Promise<(() => Promise<void>) | undefined> {
-  if (!file) return undefined;
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
-  return async () => {
-    const { profile } = await session.post('Profiler.stop');
-    writeFileSync(file, JSON.stringify(profile));
-    session.disconnect();
-  };
 }
 
 const bump = (m: Map<string, number> | undefined, k: string): void => void m?.set(k, (m.get(k) ?? 0) + 1);
@@ -125,11 +87,11 @@ async function operator(w: World, ns: string, writes: Requests): Promise<Operato
 /** A remote self-hosted environment, its key in a Secret, and an AgentEnvironment adopting it. */
 async function environment(w: World, ns: string, name: string, maxSessions: number): Promise<string> {
   const remote = await w.console.createEnvironment({ name, config: { type: 'self_hosted' } });
-  const key = w.emu.admin.mintKey(remote.id);
+  const key = await w.emu.mintKey(remote.id);
   await w.admin.create(CORE.secrets, ns, { metadata: { name: `${name}-key` }, stringData: { key } } as KubeObject);
   await w.admin.create(AGENT_ENVIRONMENTS, ns, {
     metadata: { name },
-    spec: { environmentId: remote.id, selfHosted: { environmentKeySecretRef: { name: `${name}-key`, key: 'key' }, sessionTemplate: TEMPLATE, maxSessions } },
+    spec: { environmentId: remote.id, selfHosted: { environmentKeySecretRef: { name: `${name}-key`, key: 'key' }, sessionTemplate: TEMPLATE, maxSessions, ...(process.env['BENCH_MAX_POLLERS'] ? { maxPollers: Number(process.env['BENCH_MAX_POLLERS']) } : {}) } },
   } as unknown as AgentEnvironment);
   return remote.id;
 }
@@ -170,7 +132,7 @@ async function latency(w: World, samples: number): Promise<Record<string, number
   const toPod: number[] = [];
   for (let i = 0; i < samples; i++) {
     const t0 = performance.now();
-    const { session_id } = w.emu.admin.createSession(id);
+    const session_id = await w.emu.createSession(id);
     const deadline = t0 + 10_000;
     while (seen.get(session_id)?.pod === undefined && performance.now() < deadline) await sleep(1);
     const s = seen.get(session_id);
@@ -193,14 +155,55 @@ async function latency(w: World, samples: number): Promise<Record<string, number
   };
 }
 
-/** Steps 0…count−1 taken by `loops` loops in parallel, each taking the next step in turn: steps per second. */
-async function stepsPerSecond(loops: number, count: number, step: (i: number) => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  let next = 0;
-  await Promise.all(Array.from({ length: loops }, async () => {
-    while (next < count) await step(next++);
-  }));
-  return count / ((performance.now() - t0) / 1000);
+/**
+ * Loops of the floors: enough to keep the machine's two cores busy (8 left it latency-bound at
+ * 1.6–1.8 cores in some runs), as the operator's burst does with its 16 pollers and 32 hand-offs.
+ */
+const FLOOR_LOOPS = 16;
+
+/**
+ * Wait (at most 20 s) until the local cluster is idle (under 0.1 cores over half a second): the
+ * controller-manager still digesting the previous phase's objects would be billed to the next one.
+ */
+async function quiet(meter: ReturnType<typeof cpuMeter>): Promise<void> {
+  for (const deadline = performance.now() + 20_000; performance.now() < deadline; ) {
+    const sample = meter();
+    await sleep(500);
+    if (sample().clusterMs < 50) return;
+  }
+}
+
+/**
+ * Write, in `ns`, what the operator wrote for session `i` of the burst: its record (as created:
+ * metadata without server fields, and spec), then its Pod owned by that record, then (`status`) the
+ * record's status as the operator left it, replacing the status subresource as the operator does
+ * (k8s/status.ts; its RBAC grants exactly that). Owner references point at the copies' uids.
+ */
+async function sameWrites(
+  admin: KubeRest,
+  rest: KubeRest,
+  ns: string,
+  env: AgentEnvironment,
+  records: ReadonlyMap<string, AgentSession>,
+  pods: readonly KubeObject[],
+): Promise<(i: number, status: boolean) => Promise<void>> {
+  const envCopy = await admin.create<AgentEnvironment>(AGENT_ENVIRONMENTS, ns, { metadata: { name: env.metadata!.name }, spec: env.spec } as AgentEnvironment);
+  const own = (m: KubeObject['metadata'], uid: string) => (m?.ownerReferences ?? []).map((r) => ({ ...r, uid }));
+  return async (i, status) => {
+    const pod = pods[i]! as KubeObject & { spec: Record<string, unknown> };
+    const record = records.get(pod.metadata!.ownerReferences![0]!.name)!;
+    const m = record.metadata!;
+    const createdRecord = await rest.create<AgentSession>(AGENT_SESSIONS, ns, {
+      metadata: { name: m.name, labels: m.labels, annotations: m.annotations, finalizers: m.finalizers, ownerReferences: own(m, envCopy.metadata!.uid!) },
+      spec: record.spec,
+    } as unknown as AgentSession);
+    const pm = pod.metadata!;
+    await rest.create(CORE.pods, ns, {
+      metadata: { name: pm.name, labels: pm.labels, annotations: pm.annotations, ownerReferences: own(pm, createdRecord.metadata!.uid!) },
+      spec: { ...pod.spec, nodeName: undefined },
+    } as KubeObject);
+    if (status) await rest.replace(AGENT_SESSIONS, ns, { ...createdRecord, status: record.status } as AgentSession, 'status');
+  };
 }
 
 /** A burst of queued sessions → Pods, against a tight loop creating the same Pods. */
@@ -216,12 +219,15 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
   writes.reads!.clear();
   // Pods are counted as the operator's creates return (as the loops below are timed), not by a
   // watch of the bench's own: a watch would add apiserver work to the operator's run only.
-  w.emu.state.resetRequestCounts();
+  const calls0 = await w.emu.requestCounts();
   const meter = cpuMeter(w.clusterPids);
+  await quiet(meter);
   const profile = await profileIf(process.env['BENCH_CPU_PROFILE']);
   const operatorCpu = meter();
+  const apiserverProfile = apiserverProfileIf(process.env['BENCH_APISERVER_PROFILE'], w.adminKubeconfig, 6);
+  const emulatorMs0 = w.emu.cpuMs();
   const t0 = performance.now();
-  for (let i = 0; i < count; i++) w.emu.admin.createSession(id);
+  await w.emu.createSessions(id, count);
   const deadline = t0 + 600_000;
   while (writes.podsCreated < count && performance.now() < deadline) await sleep(20);
   const burstSeconds = ((writes.lastPodAt ?? performance.now()) - t0) / 1000;
@@ -229,17 +235,21 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
   // Until the last session's status write has landed too (the floor below includes it).
   while ((writes.byResource!.get('update agentsessions/status') ?? 0) < reached && performance.now() < deadline) await sleep(20);
   const operatorCost = operatorCpu();
+  const emulatorMs = w.emu.cpuMs() - emulatorMs0;
   await profile?.();
+  await apiserverProfile;
   const writesPerSession = [...writes.byResource!.values()].reduce((a, b) => a + b, 0) / Math.max(1, reached);
   process.stderr.write(`burst: Kubernetes writes by verb and resource: ${JSON.stringify(Object.fromEntries(writes.byResource!))}\n`);
   process.stderr.write(`burst: Kubernetes reads by verb and resource: ${JSON.stringify(Object.fromEntries(writes.reads!))}\n`);
   const readsPerSession = [...writes.reads!.values()].reduce((a, b) => a + b, 0) / Math.max(1, reached);
-  // The API calls (poll, ack, work reads), answered by the emulator in this process: its CPU is in the bench process's figure.
-  const apiCalls = Object.entries(w.emu.state.requestCounts()).map(([route, byStatus]) => [route, Object.values(byStatus).reduce((a, b) => a + b, 0)] as const);
+  // The API calls (poll, ack, work reads), answered by the emulator (its CPU: its own figure, or the bench process's when in-process).
+  const apiCalls = Object.entries(countsSince(calls0, await w.emu.requestCounts())).filter(([route]) => !route.includes('/emulator/'));
   process.stderr.write(`burst: API calls by route: ${JSON.stringify(Object.fromEntries(apiCalls))}\n`);
+  process.stderr.write(`burst: cluster CPU ms by process: ${JSON.stringify(operatorCost.byProcess)}\n`);
   const apiCallsPerSession = apiCalls.reduce((a, [, n]) => a + n, 0) / Math.max(1, reached);
-  const sessionCopies = (await w.admin.list<AgentSession>(AGENT_SESSIONS, ns)).items.map((s) => ({ metadata: { name: s.metadata?.name, labels: s.metadata?.labels }, spec: s.spec }) as unknown as KubeObject);
+  const records = new Map((await w.admin.list<AgentSession>(AGENT_SESSIONS, ns)).items.map((s) => [s.metadata!.name!, s]));
   const created = (await w.admin.list<KubeObject>(CORE.pods, ns)).items;
+  const burstEnv = await w.admin.get<AgentEnvironment>(AGENT_ENVIRONMENTS, ns, 'burst');
   await op.stop();
 
   // The same Pods, created one after another by a tight loop in a fresh namespace.
@@ -255,28 +265,23 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
   // For reading the figures: the same creates from 8 parallel loops (does the apiserver scale with concurrency here?).
   const parallelNs = await namespace(w.admin, 'bench-loop8');
   const parallelRate = await stepsPerSecond(8, copies.length, (i) => rest.create(CORE.pods, parallelNs, copies[i]!));
-  // What the guarantees cannot do without: each session's record, then its Pod (8 parallel loops,
+  // What the guarantees cannot do without: each session's record, then its Pod (FLOOR_LOOPS parallel loops,
   // nothing else — no acknowledgement, status, Event, read, watch or API call). The ceiling of any
-  // dispatcher that records before it acknowledges, on this apiserver.
+  // dispatcher that records before it acknowledges, on this apiserver. The objects are the
+  // operator's own, as it wrote them: finalizer, labels, annotations and owner references (to a
+  // copy of the environment, then from each Pod to its copied record).
   const floorNs = await namespace(w.admin, 'bench-floor');
-  const floorRate = await stepsPerSecond(8, copies.length, async (i) => {
-    await rest.create(AGENT_SESSIONS, floorNs, sessionCopies[i % sessionCopies.length]!);
-    await rest.create(CORE.pods, floorNs, copies[i]!);
-  });
-  // The same plus the one status write that records the acknowledgement and the phase (Starting):
-  // what the issue's status rules add to the floor.
+  const floorWrites = await sameWrites(w.admin, rest, floorNs, burstEnv, records, created);
+  const floorRate = await stepsPerSecond(FLOOR_LOOPS, created.length, (i) => floorWrites(i, false));
+  // The same plus the status write that records the acknowledgement and the phase (Starting), with
+  // the status the operator wrote: what the issue's status rules add to the floor.
   const statusNs = await namespace(w.admin, 'bench-floor-status');
+  const statusWrites = await sameWrites(w.admin, rest, statusNs, burstEnv, records, created);
+  await quiet(meter);
   const floorCpu = meter();
-  const statusFloorRate = await stepsPerSecond(8, copies.length, async (i) => {
-    const record = sessionCopies[i % sessionCopies.length]! as unknown as AgentSession;
-    const created = await rest.create(AGENT_SESSIONS, statusNs, record);
-    await rest.create(CORE.pods, statusNs, copies[i]!);
-    const status = { phase: 'Starting', workId: record.spec.workId, workState: 'starting', acknowledgedAt: new Date().toISOString(), podName: copies[i]!.metadata!.name };
-    // The operator's one status writer replaces the status subresource (k8s/status.ts), and its
-    // RBAC grants exactly that: the floor writes it the same way.
-    await rest.replace(AGENT_SESSIONS, statusNs, { ...created, status } as AgentSession, 'status');
-  });
+  const statusFloorRate = await stepsPerSecond(FLOOR_LOOPS, created.length, (i) => statusWrites(i, true));
   const floorCost = floorCpu();
+  process.stderr.write(`floor (record, Pod, status): cluster CPU ms by process: ${JSON.stringify(floorCost.byProcess)}\n`);
   const perSession = (ms: number, n: number): number => round(ms / Math.max(1, n), 2);
   const burstRate = reached / burstSeconds;
   return {
@@ -286,16 +291,24 @@ async function burst(w: World, count: number): Promise<Record<string, number>> {
     'dispatch.burst.tight_loop_pods_per_s': round(loopRate),
     'dispatch.burst.ratio_to_tight_loop': round(burstRate / loopRate, 2),
     'dispatch.burst.parallel8_loop_pods_per_s': round(parallelRate),
-    'dispatch.burst.record_then_pod_8_loops_per_s': round(floorRate),
+    'dispatch.burst.record_then_pod_loops_per_s': round(floorRate),
     'dispatch.burst.record_then_pod_ratio_to_tight_loop': round(floorRate / loopRate, 2),
-    'dispatch.burst.record_pod_status_8_loops_per_s': round(statusFloorRate),
+    'dispatch.burst.record_pod_status_loops_per_s': round(statusFloorRate),
     'dispatch.burst.record_pod_status_ratio_to_tight_loop': round(statusFloorRate / loopRate, 2),
     'dispatch.burst.kube_writes_per_session_incl_events': round(writesPerSession, 2),
     'dispatch.burst.cluster_cpu_ms_per_session': perSession(operatorCost.clusterMs, reached),
+    // The operator (plus the bench's own counting; and the emulator when BENCH_EMULATOR=in-process).
     'dispatch.burst.bench_process_cpu_ms_per_session': perSession(operatorCost.benchMs, reached),
+    'dispatch.burst.emulator_process_cpu_ms_per_session': perSession(emulatorMs, reached),
     'dispatch.burst.floor_status_cluster_cpu_ms_per_session': perSession(floorCost.clusterMs, copies.length),
     'dispatch.burst.floor_status_bench_process_cpu_ms_per_session': perSession(floorCost.benchMs, copies.length),
     'dispatch.burst.ratio_to_record_pod_status_floor': round(burstRate / statusFloorRate, 2),
+    // Cores the run kept busy (cluster + bench process + emulator): near 2 on this machine when it is CPU-bound.
+    'dispatch.burst.cores_busy': round((operatorCost.clusterMs + operatorCost.benchMs + emulatorMs) / 1000 / burstSeconds, 2),
+    'dispatch.burst.floor_status_cores_busy': round((floorCost.clusterMs + floorCost.benchMs) / 1000 / (copies.length / statusFloorRate), 2),
+    // CPU per session, floor ÷ burst, without the emulator's (in a deployment the API's CPU is not the cluster's):
+    // the rate ratio the machine's CPU allows once the API is elsewhere.
+    'dispatch.burst.cpu_ratio_to_floor_without_api': round((floorCost.clusterMs + floorCost.benchMs) / copies.length / ((operatorCost.clusterMs + operatorCost.benchMs) / reached), 2),
     'dispatch.burst.kube_reads_per_session': round(readsPerSession, 2),
     'dispatch.burst.api_calls_per_session': round(apiCallsPerSession, 2),
   };
@@ -331,8 +344,9 @@ async function idle(w: World, count: number, windowSeconds: number): Promise<Rec
   process.stderr.write(`idle start-up: Kubernetes writes by verb and resource: ${JSON.stringify(Object.fromEntries(writes.byResource))}\n`);
   process.stderr.write(`idle start-up: Kubernetes reads by verb and resource: ${JSON.stringify(Object.fromEntries(writes.reads))}\n`);
   await sleep(3_000); // trailing writes of the first passes
-  const polls = (): number => Object.values(w.emu.state.requestCounts()['GET /v1/environments/{environment_id}/work/poll'] ?? {}).reduce((a, b) => a + b, 0);
-  const polls0 = polls();
+  const polls = async (): Promise<number> => (await w.emu.requestCounts())['GET /v1/environments/{environment_id}/work/poll'] ?? 0;
+  const polls0 = await polls();
+  const emulatorMs0 = w.emu.cpuMs();
   writes.count = 0;
   writes.byResource.clear();
   writes.reads.clear();
@@ -340,10 +354,11 @@ async function idle(w: World, count: number, windowSeconds: number): Promise<Rec
   const t0 = performance.now();
   await sleep(windowSeconds * 1000);
   const cost = cpu();
+  const emulatorMs = w.emu.cpuMs() - emulatorMs0;
   process.stderr.write(`idle window: Kubernetes writes by verb and resource: ${JSON.stringify(Object.fromEntries(writes.byResource))}\n`);
   process.stderr.write(`idle window: Kubernetes reads by verb and resource: ${JSON.stringify(Object.fromEntries(writes.reads))}\n`);
   const seconds = (performance.now() - t0) / 1000;
-  const pollRate = (polls() - polls0) / seconds / count;
+  const pollRate = ((await polls()) - polls0) / seconds / count;
   const kubeWrites = writes.count;
   const sockets = socketsTo(w.emu.url);
   await op.stop();
@@ -353,8 +368,10 @@ async function idle(w: World, count: number, windowSeconds: number): Promise<Rec
     'dispatch.idle.window_s': round(seconds),
     'dispatch.idle.polls_per_s_per_environment': round(pollRate, 3),
     'dispatch.idle.kube_writes_in_window': kubeWrites,
-    // The bench process holds the operator and the emulator (which answers every poll): an upper bound of the operator's share.
+    // The bench process holds the operator (and the emulator when BENCH_EMULATOR=in-process).
     'dispatch.idle.bench_process_cores': round(cost.benchMs / 1000 / seconds, 3),
+    'dispatch.idle.emulator_process_cores': round(emulatorMs / 1000 / seconds, 3),
+    'dispatch.idle.operator_cpu_ms_per_poll': round(cost.benchMs / Math.max(1, pollRate * seconds * count), 3),
     'dispatch.idle.cluster_cores': round(cost.clusterMs / 1000 / seconds, 3),
     'dispatch.idle.bench_process_rss_mib': round(process.memoryUsage().rss / 2 ** 20),
     'dispatch.idle.sockets_to_api': sockets,
@@ -365,7 +382,7 @@ export async function benchDispatch(): Promise<Record<string, number>> {
   const cluster = await startLocalCluster({ log: (l) => process.stderr.write(`[local cluster] ${l}\n`) });
   // No kubelet runs the Pods, so no sidecar claims a lease: a long default TTL keeps acknowledged
   // items from lapsing back to the queue (and being dispatched again) during the burst.
-  const emu = await startEmulator({ apiKeys: [API_KEY], leaseTtl: { defaultSeconds: 600 } });
+  const emu = await startBenchApi(API_KEY, 600);
   try {
     const kc = new KubeConfig();
     kc.loadFromFile(cluster.adminKubeconfig);
@@ -375,6 +392,7 @@ export async function benchDispatch(): Promise<Record<string, number>> {
       emu,
       console: new EnvironmentsClient({ baseUrl: emu.url, credential: { kind: 'api-key', value: API_KEY } }),
       operatorKubeconfig: cluster.operatorKubeconfig,
+      adminKubeconfig: cluster.adminKubeconfig,
     };
     const samples = Number(process.env['BENCH_DISPATCH_SAMPLES'] ?? 100);
     const environments = Number(process.env['BENCH_DISPATCH_ENVIRONMENTS'] ?? 100);

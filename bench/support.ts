@@ -10,9 +10,9 @@ export const sysconf = {
   pageSize: Number(execFileSync('getconf', ['PAGESIZE']).toString().trim()) || 4096,
 };
 
-/** `agentenv emulator` in a process of its own (any free port), accepting `apiKey`; resolves once it listens. */
-export async function startEmulatorProcess(apiKey: string): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['src/cli/main.ts', 'emulator', '--port', '0', '--api-key', apiKey, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** `agentenv emulator` in a process of its own (any free port), accepting `apiKey` (and `args`: its flags); resolves once it listens. */
+export async function startEmulatorProcess(apiKey: string, args: readonly string[] = []): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['src/cli/main.ts', 'emulator', '--port', '0', '--api-key', apiKey, '--log-level', 'warn', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   for await (const line of createInterface({ input: child.stdout! })) {
     const m = /listening on (\S+)/.exec(line);
     if (m) return { url: m[1]!, child };

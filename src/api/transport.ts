@@ -26,6 +26,7 @@ import {
   type ApiError,
 } from './errors.ts';
 import { ANTHROPIC_BETA, ANTHROPIC_VERSION, ErrorBody, REQUEST_ID_HEADER } from './wire.ts';
+import { deadline } from '../util/deadline.ts';
 
 /** How a request authenticates. Never logged: `describeCredential` gives a safe label. */
 export type Credential =
@@ -164,9 +165,7 @@ export class Transport {
 
   /** Perform one exchange. Throws an {@link ApiError}, or the caller's abort reason. */
   async exchange<T>(x: Exchange<T>): Promise<ExchangeResult<T>> {
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), x.timeoutMs);
-    const signal = x.signal ? AbortSignal.any([x.signal, deadline.signal]) : deadline.signal;
+    const call = deadline(x.timeoutMs, x.signal);
     const headers: Record<string, string> = {
       'anthropic-version': ANTHROPIC_VERSION,
       'anthropic-beta': ANTHROPIC_BETA,
@@ -186,17 +185,17 @@ export class Transport {
         headers,
         body: x.body === undefined ? null : JSON.stringify(x.body),
         dispatcher: x.longPoll ? this.#pollDispatcher : this.#dispatcher,
-        signal,
+        signal: call.signal,
       });
       text = await readCapped(res.body, this.#maxReplyBytes);
     } catch (err) {
       if (x.signal?.aborted) throw x.signal.reason;
-      if (deadline.signal.aborted) {
+      if (call.timedOut()) {
         throw new TimeoutError(`${x.method} ${x.path} timed out after ${x.timeoutMs} ms`, { cause: err });
       }
       throw new ConnectionError(`${x.method} ${x.path}: ${connectionMessage(err)}`, { cause: err });
     } finally {
-      clearTimeout(timer);
+      call.release();
     }
     const header = (name: string): string | undefined => {
       const v = res.headers[name];

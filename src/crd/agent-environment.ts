@@ -184,8 +184,8 @@ export const SelfHostedSpec = z
       .int()
       .min(1)
       .max(64)
-      .default(4)
-      .describe('Upper bound of parallel long-pollers while a burst of work is waiting (one poller runs when idle). Defaults to 4.'),
+      .default(16)
+      .describe('Upper bound of parallel long-pollers while a burst of work is waiting (one poller runs when idle; each poll in flight holds one of maxSessions). A burst drains at most maxPollers items per API round trip. Defaults to 16.'),
     sessionTTLSecondsAfterFinished: z
       .number()
       .int()

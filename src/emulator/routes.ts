@@ -96,6 +96,11 @@ export function routes(state: EmulatorState, faults: FaultInjector, options: Rou
     route('POST', '/emulator/v1/environments/{environment_id}/sessions', 'admin', (r) =>
       state.createSession(r.params['environment_id']!, r.body(z.object({ metadata: Metadata.optional() })).metadata ?? {}),
     ),
+    // Many sessions in one call (the benches' bursts, without a request per session in the timed run).
+    route('POST', '/emulator/v1/environments/{environment_id}/sessions/batch', 'admin', (r) => {
+      const { count, metadata } = r.body(z.object({ count: z.number().int().min(1).max(10_000), metadata: Metadata.optional() }));
+      return { data: Array.from({ length: count }, () => state.createSession(r.params['environment_id']!, metadata ?? {})) };
+    }),
     route('POST', '/emulator/v1/environments/{environment_id}/sessions/{session_id}/wake', 'admin', (r) =>
       state.wake(r.params['environment_id']!, r.params['session_id']!),
     ),

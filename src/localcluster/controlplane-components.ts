@@ -77,7 +77,9 @@ export function apiServerArgs(pki: Pki, dir: string, etcdClientPort: number, sec
     // Without an advertise address the "kubernetes" Service's endpoint would be 127.0.0.1, which
     // Endpoints validation rejects.
     ...(advertiseAddress ? [] : ['--endpoint-reconciler-type=none']),
-    '--profiling=false',
+    // Off, as in production; AGENTENV_APISERVER_PROFILING=1 serves /debug/pprof to the
+    // administrator (bench/measure.ts `apiserverProfileIf`: where the apiserver spends a burst).
+    process.env['AGENTENV_APISERVER_PROFILING'] ? '--profiling=true' : '--profiling=false',
   ];
 }
 

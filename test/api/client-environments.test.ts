@@ -79,6 +79,18 @@ describe('environments: the client against the emulator', () => {
     await res.body.dump();
   });
 
+  it('creates many sessions in one admin call, each with its own queued work item', async () => {
+    const env = await clientFor(emu).createEnvironment({ name: 'batch', config: { type: 'self_hosted' } });
+    const res = await request(`${emu.url}/emulator/v1/environments/${env.id}/sessions/batch`, { method: 'POST', body: JSON.stringify({ count: 3 }) });
+    expect(res.statusCode).toBe(200);
+    const { data } = (await res.body.json()) as { data: { session_id: string; work_id: string }[] };
+    expect(new Set(data.map((d) => d.session_id)).size).toBe(3);
+    expect(new Set(data.map((d) => d.work_id)).size).toBe(3);
+    const tooMany = await request(`${emu.url}/emulator/v1/environments/${env.id}/sessions/batch`, { method: 'POST', body: JSON.stringify({ count: 0 }) });
+    expect(tooMany.statusCode).toBe(400);
+    await tooMany.body.dump();
+  });
+
   it('deletes, then answers 404', async () => {
     const api = clientFor(emu);
     const env = await api.createEnvironment({ name: 'doomed' });

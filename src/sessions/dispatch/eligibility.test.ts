@@ -15,7 +15,7 @@ function env(o: { selfHosted?: Record<string, unknown> | false; policy?: string;
 
 describe('dispatchEligibility', () => {
   it('dispatches a Ready, Full, self-hosted environment with the spec\'s limits (defaults applied)', () => {
-    expect(dispatchEligibility(env())).toEqual({ eligible: true, environmentId: 'env_1', limits: { maxSessions: 10, maxPollers: 4 } });
+    expect(dispatchEligibility(env())).toEqual({ eligible: true, environmentId: 'env_1', limits: { maxSessions: 10, maxPollers: 16 } });
     // Without a session template its sessions run the default runner.
     expect(dispatchEligibility(env({ selfHosted: { sessionTemplate: undefined } }))).toMatchObject({ eligible: true });
     expect(dispatchEligibility(env({ selfHosted: { maxSessions: 0, maxPollers: 2 } }))).toMatchObject({ eligible: true, limits: { maxSessions: 0, maxPollers: 2 } });

@@ -4,7 +4,7 @@
  * An environment is dispatched when it is self-hosted, `Full`, Ready with a known remote id and not
  * being deleted. A `sessionTemplate` is not needed: without one its sessions run the default
  * runner (objects/default-template.ts); `maxSessions: 0` is how dispatch is paused. The limits come from the parsed spec, so the
- * CRD's defaults (`maxSessions` 10, `maxPollers` 4) apply without being repeated here.
+ * CRD's defaults (`maxSessions` 10, `maxPollers` 16) apply without being repeated here.
  */
 import { AgentEnvironmentSpec } from '../../crd/agent-environment.ts';
 import { CONDITIONS } from '../../crd/meta.ts';
