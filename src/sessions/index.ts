@@ -329,7 +329,7 @@ function buildDispatchers(
     reportCondition: (env, state) => conditions.report(env, state),
     onAcknowledged: (namespace, name, work, record) => controller.acknowledged(namespace, name, work, record),
     warm,
-    acknowledgementPending: (key) => controller.acknowledgementPending(key),
+    acknowledgedHere: (key, workId) => controller.acknowledgedHere(key, workId),
     admission,
     ...(deps.settleIntervalMs !== undefined ? { settleIntervalMs: deps.settleIntervalMs } : {}),
   });

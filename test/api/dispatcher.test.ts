@@ -10,94 +10,19 @@ import type { Work } from '../../src/api/wire.ts';
 import { decodeWorkSecret } from '../../src/api/work-secret.ts';
 import type { RunningEmulator } from '../../src/emulator/index.ts';
 import { SESSION_FINALIZER } from '../../src/crd/meta.ts';
-import type { AgentEnvironment, AgentSession } from '../../src/crd/resources.ts';
-import { KubeError } from '../../src/k8s/errors.ts';
+import type { AgentEnvironment } from '../../src/crd/resources.ts';
 import type { CredentialResolution, DispatchCredentials } from '../../src/sessions/dispatch/credentials.ts';
-import { envKey, RecordedSessions } from '../../src/sessions/dispatch/capacity.ts';
+import { envKey } from '../../src/sessions/dispatch/capacity.ts';
 import { handOff, type HandOffDeps } from '../../src/sessions/dispatch/hand-off.ts';
 import { EnvironmentDispatch } from '../../src/sessions/dispatch/environment-dispatch.ts';
 import type { DispatchState } from '../../src/sessions/dispatch/poller.ts';
 import { secretName, sessionName } from '../../src/sessions/record/names.ts';
-import type { SessionSecret } from '../../src/sessions/objects/work-secret.ts';
-import { ensureWorkSecret, recordClaim, writeSessionStatus, type RecordStore } from '../../src/sessions/record/record.ts';
-import { acknowledgedStatus, type StatusPatch } from '../../src/sessions/record/status.ts';
+import { ensureWorkSecret, recordClaim, writeSessionStatus } from '../../src/sessions/record/record.ts';
+import { acknowledgedStatus } from '../../src/sessions/record/status.ts';
 import { settleSession } from '../../src/sessions/dispatch/settle.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { API_KEY, clientFor, emulator, selfHosted } from '../support/emulator.ts';
-
-/** Kubernetes semantics the dispatcher relies on: AlreadyExists, resourceVersion conflicts, NotFound. */
-class MemoryStore implements RecordStore {
-  readonly sessions = new Map<string, AgentSession>();
-  readonly secrets = new Map<string, SessionSecret>();
-  readonly recorded = new RecordedSessions();
-  failCreates = false;
-  #rv = 0;
-  #uid = 0;
-
-  async getSession(ns: string, name: string) {
-    return clone(this.sessions.get(`${ns}/${name}`));
-  }
-  async createSession(ns: string, s: AgentSession) {
-    if (this.failCreates) throw new KubeError('Unavailable', 'apiserver down');
-    const key = `${ns}/${s.metadata?.name}`;
-    if (this.sessions.has(key)) throw new KubeError('AlreadyExists', `${key} exists`, { status: 409 });
-    return this.#put(key, { ...s, metadata: { ...s.metadata, uid: `uid-${++this.#uid}` } }, 'add');
-  }
-  async replaceSession(ns: string, s: AgentSession) {
-    const key = `${ns}/${s.metadata?.name}`;
-    const cur = this.sessions.get(key);
-    if (!cur) throw new KubeError('NotFound', key, { status: 404 });
-    if (cur.metadata?.resourceVersion !== s.metadata?.resourceVersion) throw new KubeError('Conflict', key, { status: 409 });
-    return this.#put(key, { ...s, status: cur.status }, 'update');
-  }
-  async replaceSessionStatus(ns: string, s: AgentSession) {
-    const key = `${ns}/${s.metadata?.name}`;
-    const cur = this.sessions.get(key);
-    if (!cur) throw new KubeError('NotFound', key, { status: 404 });
-    if (cur.metadata?.resourceVersion !== s.metadata?.resourceVersion) throw new KubeError('Conflict', key, { status: 409 });
-    return this.#put(key, { ...cur, status: clone(s.status) }, 'update');
-  }
-  /** A status change by someone else (a merge patch; `rv` guards it when given). */
-  async patchSessionStatus(ns: string, name: string, rv: string | undefined, patch: StatusPatch) {
-    const key = `${ns}/${name}`;
-    const cur = this.sessions.get(key);
-    if (!cur) throw new KubeError('NotFound', key, { status: 404 });
-    if (rv && cur.metadata?.resourceVersion !== rv) throw new KubeError('Conflict', key, { status: 409 });
-    const status: Record<string, unknown> = { ...cur.status };
-    for (const [k, v] of Object.entries(patch)) if (v === null) delete status[k];
-    else status[k] = v;
-    return this.#put(key, { ...cur, status }, 'update');
-  }
-  async dropSession(ns: string, s: AgentSession) {
-    const key = `${ns}/${s.metadata?.name}`;
-    const cur = this.sessions.get(key);
-    if (!cur) return;
-    this.sessions.delete(key);
-    for (const [k, secret] of this.secrets) if (secret.metadata?.ownerReferences?.[0]?.uid === cur.metadata?.uid) this.secrets.delete(k);
-    this.recorded.apply({ type: 'delete', object: cur });
-  }
-  async createSecret(ns: string, secret: SessionSecret) {
-    const key = `${ns}/${secret.metadata?.name}`;
-    if (!this.secrets.has(key)) this.secrets.set(key, clone(secret)!);
-  }
-  async secretExists(ns: string, name: string) {
-    return this.secrets.has(`${ns}/${name}`);
-  }
-  async podExists() {
-    return false;
-  }
-  list(): AgentSession[] {
-    return [...this.sessions.values()].map((s) => clone(s)!);
-  }
-  #put(key: string, s: AgentSession, type: 'add' | 'update'): AgentSession {
-    const old = this.sessions.get(key);
-    const next = clone({ ...s, metadata: { ...s.metadata, resourceVersion: String(++this.#rv) } })!;
-    this.sessions.set(key, next);
-    this.recorded.apply(type === 'add' || !old ? { type: 'add', object: next } : { type: 'update', object: next, old });
-    return clone(next)!;
-  }
-}
-const clone = <T>(x: T): T => (x === undefined ? x : structuredClone(x));
+import { MemoryStore } from '../support/record-store.ts';
 
 let emu: RunningEmulator;
 let admin: EnvironmentsClient;

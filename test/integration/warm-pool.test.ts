@@ -16,7 +16,9 @@ import { SIDECAR_NAME } from '../../src/sessions/objects/pod.ts';
 import type { Pod } from '../../src/sessions/objects/pod-types.ts';
 import { podName, warmPoolSelector } from '../../src/sessions/record/names.ts';
 import { bash, resultText, scriptAgent, waitForToolResults } from '../support/agent-script.ts';
-import { adminRest, createNamespace, waitFor, type TestNamespace } from '../support/cluster.ts';
+import { adminRest, createNamespace, operatorRest, waitFor, type TestNamespace } from '../support/cluster.ts';
+import { settleSession } from '../../src/sessions/dispatch/settle.ts';
+import { kubeRecordStore } from '../../src/sessions/record/record.ts';
 import { API_KEY, clientFor, emulator } from '../support/emulator.ts';
 import { startTestOperator, type TestOperator } from '../support/operator.ts';
 import { containerLog, containerPid, volumeFile } from '../support/pod-files.ts';
@@ -211,6 +213,12 @@ describe('a warm pool of two', () => {
     expect(pods.map((p) => p.metadata?.uid)).toContain(record.spec.warmPod!.uid);
     const bound = (await admin.list<AgentSession>(AGENT_SESSIONS, ns.name)).items.filter((r) => r.spec.warmPod?.uid === record.spec.warmPod!.uid);
     expect(bound).toHaveLength(1);
+    // A settle from the reading taken before the acknowledgement (a duplicate delivery's hand-off
+    // whose ack answered 409 meanwhile) leaves the served record alone: its item is active in the
+    // record's warm Pod, not held by another worker.
+    const settled = await settleSession({ store: kubeRecordStore(operatorRest()), api: clientFor(emu), now: () => new Date() }, record);
+    expect(settled).toBe('none');
+    expect((await admin.get<AgentSession>(AGENT_SESSIONS, ns.name, record.metadata!.name!)).status).toMatchObject({ workId: record.spec.workId, acknowledgedAt: after.status?.acknowledgedAt });
   });
 
   it('serves a burst larger than the pool: the ready Pods bound, the rest cold, every bash result back', async () => {

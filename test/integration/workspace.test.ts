@@ -146,6 +146,31 @@ describe.concurrent('a session keeps its workspace', () => {
   });
 });
 
+describe('a returning session served while a duplicate delivery of its new item waits on its ack', () => {
+  it('is never settled as NotAcknowledged from the reading that hand-off took before the item was served', async () => {
+    const env = await createEnvironment(w, 'ws-duplicate', undefined, { idleTimeoutSeconds: 5, workspace: workspace() });
+    const d = await dispatch(w, env);
+    await waitForSession(w, d.name, (s) => s.status?.phase === 'Running', 'Running');
+    await scriptAgent(w.emu.url, d.work.data.id, [endTurn()]);
+    await idle(d.name);
+    // The record moved forward to item 2, not acknowledged yet: what a duplicate delivery's hand-off
+    // reads before its own ack, which answers 409 once the item has been served (the chaos run's
+    // duplicate-delivery windows slow acks to 1.5 s).
+    const next = await wake(env, d.work.data.id);
+    expect(next.session.status).toMatchObject({ workItems: 1, phase: 'Succeeded' });
+    await waitForSession(w, d.name, (s) => s.status?.phase === 'Running' && s.status.workId === next.work.id, 'Running its second work item');
+    await scriptAgent(w.emu.url, d.work.data.id, [endTurn()]);
+    const served = await waitForSession(w, d.name, (s) => s.status?.workId === next.work.id && s.status.phase === 'Succeeded', 'its second item Succeeded', 90_000);
+    await waitForWork(w, env, next.work.id, 'stopped');
+
+    // The 409's settle, from that reading.
+    expect(await settleSession({ store: kubeRecordStore(w.operator), api: env.worker, now: () => new Date() }, next.session)).toBe('none');
+    const after = await getSession(w, d.name);
+    expect(after.status).toMatchObject({ phase: 'Succeeded', reason: served.status?.reason, workId: next.work.id, workItems: 2, acknowledgedAt: served.status?.acknowledgedAt });
+    await scriptAgent(w.emu.url, d.work.data.id, [terminated()]);
+  });
+});
+
 describe('the operator killed between the claim and the Pod', () => {
   it('converges on one claim and one Pod', async () => {
     const env = await createEnvironment(w, 'ws-restart', undefined, { workspace: workspace() });

@@ -9,23 +9,24 @@ const acked = (id = WORK_ID): Work => ({ id, type: 'work', environment_id: 'env_
 const at = new Date('2026-01-01T00:00:05.000Z');
 
 describe('Acknowledgements: what this process acknowledged and has not written yet', () => {
-  it('holds an acknowledgement of the record\'s current work item until it is written', () => {
+  it('holds an acknowledgement of the record\'s current work item, by work id, until it is written', () => {
     const acks = new Acknowledgements();
     acks.add(key, acked(), at);
-    expect(acks.has(key)).toBe(true);
+    expect(acks.holds(key, WORK_ID)).toBe(true);
+    expect(acks.holds(key, 'work_other')).toBe(false);
     expect(acks.pending(key, agentSession().session)).toEqual({ work: acked(), at });
     acks.delete(key);
-    expect(acks.has(key)).toBe(false);
+    expect(acks.holds(key, WORK_ID)).toBe(false);
   });
 
   it('drops an acknowledgement of another work item (the record moved on) or one the record already shows', () => {
     const acks = new Acknowledgements();
     acks.add(key, acked('work_00'), at);
     expect(acks.pending(key, agentSession().session)).toBeUndefined();
-    expect(acks.has(key)).toBe(false);
+    expect(acks.holds(key, WORK_ID)).toBe(false);
     acks.add(key, acked(), at);
     expect(acks.pending(key, agentSession().withStatus({ workId: WORK_ID, acknowledgedAt: at.toISOString(), phase: 'Running' }).session)).toBeUndefined();
-    expect(acks.has(key)).toBe(false);
+    expect(acks.holds(key, WORK_ID)).toBe(false);
   });
 
   it('reads the record as it will be once written: acknowledged, Starting, earlier item\'s fields cleared', () => {

@@ -45,9 +45,13 @@ export class Acknowledgements {
     return record;
   }
 
-  /** Whether an acknowledgement of this record waits to be written (for the settle pass). */
-  has(key: string): boolean {
-    return this.#held.has(key);
+  /**
+   * Whether this process acknowledged `workId` for this record and the acknowledgement waits to be
+   * written: a duplicate delivery of the item, or a settle pass over a record that does not show
+   * it yet, is ours and must not be acknowledged or settled again.
+   */
+  holds(key: string, workId: string): boolean {
+    return this.#held.get(key)?.work.id === workId;
   }
 
   /**

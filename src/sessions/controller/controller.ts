@@ -43,8 +43,8 @@ export interface SessionController {
    * now and record the acknowledgement with it (acknowledgements.ts).
    */
   acknowledged(namespace: string, name: string, work: Work, record?: AgentSession): void;
-  /** An acknowledgement of this record is held in memory, not yet written (the settle pass skips it). */
-  acknowledgementPending(key: string): boolean;
+  /** This process acknowledged `workId` for the record `key` and holds the acknowledgement, not yet written (acknowledgements.ts `holds`). */
+  acknowledgedHere(key: string, workId: string): boolean;
   /** Sessions of `env` this cluster runs (recorded, not finished). */
   activeSessions(env: AgentEnvironment): number;
   /**
@@ -162,7 +162,7 @@ export function sessionController(deps: SessionControllerDeps): SessionControlle
       if (record) ownWrites.wrote(AGENT_SESSIONS, namespace, name, record);
       controller.enqueue(`${namespace}/${name}`);
     },
-    acknowledgementPending: (key) => acknowledgements.has(key),
+    acknowledgedHere: (key, workId) => acknowledgements.holds(key, workId),
     activeSessions: (env) => sessionsOf(env).filter(holdsCapacity).length,
     stopEnvironmentSessions: (env) => stopSessions(deps.rest, env, sessionsOf(env)),
     applyNetworkPolicy: (env) => applyNetworkPolicy(deps.rest, env),

@@ -9,7 +9,7 @@ import { isNotFound } from '../../k8s/errors.ts';
 import type { ReconcileContext } from '../../runtime/controller.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { Pod } from '../objects/pod-types.ts';
-import { podName } from '../record/names.ts';
+import { servingPodName } from '../record/names.ts';
 import { withAcknowledgement, type Acknowledgement } from './acknowledgements.ts';
 import type { SessionSettings } from './decide.ts';
 import type { ReconcilerDeps } from './deps.ts';
@@ -87,8 +87,7 @@ export async function gather(deps: ReconcilerDeps, key: string, ctx: ReconcileCo
     env,
     settings: settingsOf(env),
     pods: deps.podsOf(namespace, name),
-    // A bound warm Pod serves the item under its own name (late binding); else the Pod made for it.
-    podName: session.spec.warmPod?.name ?? podName(name, session.spec.workId),
+    podName: servingPodName(name, session.spec),
     log: ctx.logger.child({ session: name, workId: session.spec.workId }),
     signal: ctx.signal,
     now: deps.now(),

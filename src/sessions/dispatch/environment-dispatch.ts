@@ -28,7 +28,7 @@ import { handOff, type HandOffDeps } from './hand-off.ts';
 import { DispatchPausedError, POLL_BLOCK_MS } from './plan.ts';
 import { Poller, realClock, type DispatchClock, type DispatchLimits, type DispatchState } from './poller.ts';
 import { sessionName } from '../record/names.ts';
-import { settleSession } from './settle.ts';
+import { settleSession, type SettleDeps } from './settle.ts';
 
 export interface DispatchRecorder {
   polled(outcome: 'work' | 'empty' | 'error' | 'fatal', code?: string): void;
@@ -55,8 +55,8 @@ export interface EnvironmentDispatchDeps {
   readonly onAcknowledged: HandOffDeps['onAcknowledged'];
   /** The warm pool (late binding); absent: every item is served cold. */
   readonly warm?: HandOffDeps['warm'];
-  /** An acknowledgement of the record (`namespace/name`) waits in memory to be written: not for settling. */
-  readonly acknowledgementPending?: (key: string) => boolean;
+  /** This process acknowledged `workId` for the record (`namespace/name`) and its acknowledgement waits in memory to be written: not for acknowledging or settling again. */
+  readonly acknowledgedHere?: (key: string, workId: string) => boolean;
   readonly clock?: DispatchClock;
   /** Settle pass period. Default 30 s. */
   readonly settleIntervalMs?: number;
@@ -118,6 +118,7 @@ export class EnvironmentDispatch {
       logger: this.#log,
       metrics: { dispatched: (ms) => deps.metrics.recorded(ms), acknowledged: () => deps.metrics.acknowledged(), settled: (a) => deps.metrics.settled(a) },
       onAcknowledged: deps.onAcknowledged,
+      ...(deps.acknowledgedHere ? { acknowledgedHere: deps.acknowledgedHere } : {}),
       ...(deps.warm ? { warm: deps.warm } : {}),
     };
     const sessionKey = (sessionId: string): string => `${ns}/${sessionName(name, sessionId)}`;
@@ -229,15 +230,16 @@ export class EnvironmentDispatch {
   #settleLoop(signal: AbortSignal): Promise<void> {
     const ns = this.#env.metadata?.namespace ?? '';
     const name = this.#env.metadata?.name ?? '';
-    const pending = (key: string): boolean => this.#deps.acknowledgementPending?.(key) ?? false;
+    const acknowledgedHere = (key: string, workId: string): boolean => this.#deps.acknowledgedHere?.(key, workId) ?? false;
+    const deps: SettleDeps = { store: this.#deps.store, api: this.#api, now: () => new Date(), acknowledgedHere };
     return settleLoop(
       {
         namespace: ns,
         records: () => this.#deps.sessionsOf(ns, name),
         inFlight: (key) => this.#capacity.inFlight(key),
-        acknowledgementPending: pending,
+        acknowledgedHere,
         locks: this.#locks,
-        settle: (session, s) => settleSession({ store: this.#deps.store, api: this.#api, now: () => new Date() }, session, {}, s),
+        settle: (session, s) => settleSession(deps, session, {}, s),
         settled: (action) => this.#deps.metrics.settled(action),
         clock: this.#deps.clock ?? realClock,
         intervalMs: this.#deps.settleIntervalMs ?? 30_000,

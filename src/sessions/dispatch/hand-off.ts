@@ -11,12 +11,14 @@
  *    so the record can name it; none ready (or a session that already has a record: it resumes
  *    cold, on its workspace) → served cold as before.
  * 2. **Record.** Create (or find, by deterministic name) the AgentSession; a session returning with
- *    a new item moves `spec.workId` forward. Dispatch latency is measured to here.
+ *    a new item moves `spec.workId` forward. Dispatch latency is measured to here. A record that
+ *    acknowledges the item already — in its status, or held by this process until the session
+ *    reconciler writes it — is a duplicate delivery: done (`alreadyAcknowledged`).
  * 3. **Secret**, only when the poll carried a per-item secret: create the per-item Secret owned by
  *    the record; AlreadyExists is success. Without one the record is complete as created (the
  *    sidecar mounts the environment key's own Secret; `spec.workSecret: false` says so).
  * 4. **Ack** — only now. 409 = the item is no longer acknowledgeable: settle the record against
- *    the item (`settle.ts`). Any other failure leaves the record claimed for the settle pass (the
+ *    the item (`settle.ts`, which reads the record afresh: the ack may have taken seconds). Any other failure leaves the record claimed for the settle pass (the
  *    item stays `queued` and is acknowledged there, or re-delivered and converges here).
  *    An item that could not be recorded (1–3) is never acknowledged: the queue reclaims it after
  *    `reclaim_older_than_ms`.
@@ -141,7 +143,10 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
   const session = recorded.session;
   const name = session.metadata?.name ?? '';
   const namespace = session.metadata?.namespace ?? '';
-  if (isAcknowledged(session)) return { outcome: 'alreadyAcknowledged', holdsSlot: true };
+  // A duplicate delivery of an item we acknowledged: the record shows it, or (until the session
+  // reconciler writes it) this process holds it. Acking again would answer 409 and settle a
+  // reading of the record taken before the item was served.
+  if (isAcknowledged(session) || deps.acknowledgedHere?.(`${namespace}/${name}`, work.id)) return { outcome: 'alreadyAcknowledged', holdsSlot: true };
 
   // 3. Secret.
   if (itemToken && work.secret) {

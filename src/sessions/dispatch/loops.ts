@@ -86,8 +86,8 @@ export interface SettleLoop {
   readonly records: () => AgentSession[];
   /** A hand-off of this record runs in this process. */
   readonly inFlight: (key: string) => boolean;
-  /** An acknowledgement of this record waits in memory to be written. */
-  readonly acknowledgementPending: (key: string) => boolean;
+  /** This process acknowledged the work item of this record and the acknowledgement waits in memory to be written. */
+  readonly acknowledgedHere: (key: string, workId: string) => boolean;
   readonly locks: KeyedLock;
   readonly settle: (session: AgentSession, signal: AbortSignal) => Promise<SettleAction>;
   readonly settled: (action: SettleAction) => void;
@@ -103,7 +103,7 @@ export interface SettleLoop {
 export async function settleLoop(o: SettleLoop, signal: AbortSignal): Promise<void> {
   while (!signal.aborted) {
     const now = o.clock.now();
-    const { due, nextDueMs } = settleCandidates(o.records(), (k) => o.inFlight(k) || o.acknowledgementPending(k), now, o.graceMs);
+    const { due, nextDueMs } = settleCandidates(o.records(), (k, s) => o.inFlight(k) || o.acknowledgedHere(k, s.spec.workId), now, o.graceMs);
     for (const s of due) {
       if (signal.aborted) break;
       await settleOne(o, s, signal);
@@ -117,10 +117,9 @@ async function settleOne(o: SettleLoop, s: AgentSession, signal: AbortSignal): P
   const key = `${o.namespace}/${s.metadata?.name ?? ''}`;
   try {
     const action = await o.locks.run(key, async () => {
-      // Re-check inside the lock: a hand-off may just have finished this record.
-      if (o.acknowledgementPending(key)) return 'none' as const;
-      const fresh = o.records().find((x) => x.metadata?.name === s.metadata?.name) ?? s;
-      return o.settle(fresh, signal);
+      // Inside the lock a hand-off may just have finished this record: settling reads it afresh
+      // (the cache may not show that hand-off's acknowledgement yet) and leaves one held here alone.
+      return o.settle(s, signal);
     });
     if (action !== 'none') {
       o.settled(action);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ENV_PREFIX_MAX, labelValue, podName, secretName, sessionLabels, sessionName, workLabels } from './names.ts';
+import { ENV_PREFIX_MAX, labelValue, podName, secretName, servingPodName, sessionLabels, sessionName, workLabels } from './names.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -54,5 +54,14 @@ describe('session names', () => {
       'agentenv.io/session': s,
     });
     expect(workLabels('prod', s, 'work_1')['agentenv.io/work-id']).toBe('work_1');
+  });
+});
+
+describe('servingPodName', () => {
+  it.each([
+    ['a record bound to a warm Pod is served by that Pod, under its own name', { workId: 'work_1', warmPod: { name: 'prod-warm-1a2b3c-0', uid: 'u' } }, 'prod-warm-1a2b3c-0'],
+    ['any other record by the Pod made for its item', { workId: 'work_1' }, podName('prod-abc', 'work_1')],
+  ])('%s', (_name, spec, expected) => {
+    expect(servingPodName('prod-abc', spec)).toBe(expected);
   });
 });

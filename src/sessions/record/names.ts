@@ -73,6 +73,15 @@ export function podName(session: string, workId: string): string {
   return `${session}-${shortHash(workId)}`;
 }
 
+/**
+ * Name of the Pod that serves a record's current work item: the warm Pod the record is bound to
+ * (late binding, `spec.warmPod`: it serves the item under its own name), else the Pod made for the
+ * item ({@link podName}).
+ */
+export function servingPodName(session: string, spec: { readonly workId: string; readonly warmPod?: { readonly name: string } | undefined }): string {
+  return spec.warmPod?.name ?? podName(session, spec.workId);
+}
+
 /** `agentenv.io/component` value of an environment's warm Pods that are not bound yet. */
 export const WARM_POOL_COMPONENT = 'warm-pool';
 

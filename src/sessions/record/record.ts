@@ -38,18 +38,18 @@ export interface RecordStore {
   /** Create a Secret; AlreadyExists is success. */
   createSecret(namespace: string, secret: SessionSecret): Promise<void>;
   secretExists(namespace: string, name: string): Promise<boolean>;
-  podExists(namespace: string, name: string): Promise<boolean>;
+  /** The uid of the Pod of that name; undefined when there is none. */
+  podUid(namespace: string, name: string): Promise<string | undefined>;
 }
 
 
 /** The real store over the Kubernetes API. */
 export function kubeRecordStore(rest: KubeRest): RecordStore {
-  const exists = async (t: typeof CORE.pods, namespace: string, name: string): Promise<boolean> => {
+  const read = async (t: typeof CORE.pods, namespace: string, name: string): Promise<KubeObject | undefined> => {
     try {
-      await rest.get(t, namespace, name);
-      return true;
+      return await rest.get(t, namespace, name);
     } catch (err) {
-      if (isNotFound(err)) return false;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   };
@@ -84,8 +84,8 @@ export function kubeRecordStore(rest: KubeRest): RecordStore {
         if (!isAlreadyExists(err)) throw err;
       }
     },
-    secretExists: (namespace, name) => exists(CORE.secrets, namespace, name),
-    podExists: (namespace, name) => exists(CORE.pods, namespace, name),
+    secretExists: async (namespace, name) => (await read(CORE.secrets, namespace, name)) !== undefined,
+    podUid: async (namespace, name) => (await read(CORE.pods, namespace, name))?.metadata?.uid,
   };
 }
 
