@@ -8,7 +8,7 @@ describe('parseSpec', () => {
     expect(parsed.ok && parsed.env.spec).toMatchObject({
       deletionPolicy: 'Archive',
       managementPolicy: 'Full',
-      selfHosted: { maxSessions: 10, maxPollers: 4, sessionTTLSecondsAfterFinished: 300, stopGracePeriodSeconds: 30, startDeadlineSeconds: 300, podSecurity: 'Restricted' },
+      selfHosted: { maxSessions: 10, maxPollers: 16, sessionTTLSecondsAfterFinished: 300, stopGracePeriodSeconds: 30, startDeadlineSeconds: 300, podSecurity: 'Restricted' },
     });
   });
 
