@@ -9,7 +9,14 @@ import { promisify } from 'node:util';
  * process, since `start`: what a phase cost the machine, whatever else ran beside it. The rates
  * below move with the machine's load; CPU per session moves much less.
  */
-export function cpuMeter(pids: () => Record<string, number>): () => () => { clusterMs: number; benchMs: number; byProcess: Record<string, number> } {
+/** CPU spent in a phase, ms: the local cluster's processes (together and each), and this process. */
+export interface Cost {
+  readonly clusterMs: number;
+  readonly benchMs: number;
+  readonly byProcess: Record<string, number>;
+}
+
+export function cpuMeter(pids: () => Record<string, number>): () => () => Cost {
   const ticksOf = (pid: number): number => {
     try {
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
