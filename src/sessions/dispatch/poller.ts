@@ -288,23 +288,31 @@ export class Poller {
     this.#o.report(state);
   }
 
-  /** Wait until nudged, `timeoutMs` elapses (when given), or the signal aborts. */
+  /**
+   * Wait until nudged, `timeoutMs` elapses (when given), or the signal aborts. The loop waits here
+   * after every change (several times per session in a burst), so a wait costs one promise and one
+   * listener on the signal; a controller for the timer only when there is one.
+   */
   async #waitForChange(signal: AbortSignal, timeoutMs?: number): Promise<void> {
     if (this.#woken) {
       this.#woken = false;
       if (timeoutMs === undefined) return;
     }
-    const inner = new AbortController();
-    const both = AbortSignal.any([signal, inner.signal]);
+    if (signal.aborted) return;
+    let onAbort: () => void = () => undefined;
     const woke = new Promise<void>((resolve) => {
       this.#wake = resolve;
-      if (both.aborted) resolve();
-      else both.addEventListener('abort', () => resolve(), { once: true });
+      onAbort = resolve;
+      signal.addEventListener('abort', onAbort, { once: true });
     });
-    const timer = timeoutMs === undefined ? undefined : this.#clock.sleep(timeoutMs, both).catch(() => undefined);
-    await Promise.race(timer ? [woke, timer] : [woke]);
+    if (timeoutMs === undefined) await woke;
+    else {
+      const timer = new AbortController();
+      await Promise.race([woke, this.#clock.sleep(timeoutMs, timer.signal).catch(() => undefined)]);
+      timer.abort(WAIT_OVER);
+    }
+    signal.removeEventListener('abort', onAbort);
     this.#wake = undefined;
     this.#woken = false;
-    inner.abort(WAIT_OVER);
   }
 }
