@@ -10,9 +10,10 @@
  * carry the work (records, Pods, status) on the same apiserver.
  *
  * `Normal` events are also rate-limited, across all objects: a token bucket of `normalBurst`
- * refilled at `normalPerSecond` (default 50, then 5 a second). A burst of 1,000 sessions would
- * otherwise add a thousand Event writes — a quarter of its writes — on an apiserver that is the
- * bottleneck, to say what each session's status already says. `Warning` events are never
+ * refilled at `normalPerSecond` (default 25, then 1 a second: what client-go's spam filter allows
+ * one object, here for the whole process). A burst of 1,000 sessions would otherwise add a
+ * thousand Event writes — a quarter of its writes — on an apiserver that is the bottleneck, to say
+ * what each session's status already says (at 50 then 5 a second a burst still wrote 85). `Warning` events are never
  * rate-limited: they explain a failure. Both kinds of drop are counted.
  *
  * Messages are built by callers from error codes and API messages; callers must never put a
@@ -61,8 +62,8 @@ export class KubeEventRecorder implements EventRecorder {
     this.#maxInFlight = options.maxInFlight ?? 2;
     this.#maxPending = options.maxPending ?? 1_000;
     this.#now = options.now ?? Date.now;
-    const burst = options.normalBurst ?? 50;
-    this.#normal = { burst, perSecond: options.normalPerSecond ?? 5, tokens: burst, at: this.#now() };
+    const burst = options.normalBurst ?? 25;
+    this.#normal = { burst, perSecond: options.normalPerSecond ?? 1, tokens: burst, at: this.#now() };
   }
 
   record(object: KubeObject, type: EventType, reason: string, message: string): void {

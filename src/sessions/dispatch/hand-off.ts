@@ -101,14 +101,17 @@ export interface ClaimedWork {
 
 export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<HandOffResult> {
   const { work, env } = claimed;
-  const log = deps.logger.child({ workId: work.id, sessionId: work.data.id });
+  // The item's logger is made when a line is written (rarely: failures, debug): a child logger's
+  // bindings go through the redaction of credential keys, a share of a burst's CPU.
+  let itemLog: Logger | undefined;
+  const log = (): Logger => (itemLog ??= deps.logger.child({ workId: work.id, sessionId: work.data.id }));
   const monotonic = deps.monotonic ?? (() => performance.now());
 
   // 1. Vet.
   if (work.data.type !== 'session') {
-    log.warn({ workType: work.data.type }, 'work item is not a session; force-stopping it unserved');
+    log().warn({ workType: work.data.type }, 'work item is not a session; force-stopping it unserved');
     await deps.api.stopWork(work.environment_id, work.id, { force: true }).catch((err: unknown) => {
-      if (!(err instanceof ConflictError)) log.warn({ err }, 'force-stop of an unsupported work item failed');
+      if (!(err instanceof ConflictError)) log().warn({ err }, 'force-stop of an unsupported work item failed');
     });
     return { outcome: 'unsupported', holdsSlot: false };
   }
@@ -133,7 +136,7 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
     });
   } catch (err) {
     if (warmPod) await deps.warm?.spend(env, warmPod);
-    log.warn({ err, reason: err instanceof NotRecordableError ? err.reason : undefined }, 'could not record the claimed work item; not acknowledging it (the queue reclaims it)');
+    log().warn({ err, reason: err instanceof NotRecordableError ? err.reason : undefined }, 'could not record the claimed work item; not acknowledging it (the queue reclaims it)');
     return { outcome: 'notRecorded', holdsSlot: false };
   }
   // A record that existed already does not name the Pod just taken: spend it.
@@ -153,7 +156,7 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
     try {
       await ensureWorkSecret(deps.store, session, { token: itemToken, workSecret: work.secret });
     } catch (err) {
-      log.warn({ err, session: name }, 'could not write the per-item Secret; not acknowledging (the settle pass or a re-delivery finishes the record)');
+      log().warn({ err, session: name }, 'could not write the per-item Secret; not acknowledging (the settle pass or a re-delivery finishes the record)');
       return { outcome: 'notRecorded', holdsSlot: true };
     }
   }
@@ -168,14 +171,14 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
       try {
         const action = await settleSession(deps, session, { complete: true });
         deps.metrics.settled(action);
-        log.info({ session: name, action }, 'work item was no longer acknowledgeable; settled the record');
+        log().info({ session: name, action }, 'work item was no longer acknowledgeable; settled the record');
         return { outcome: `settled:${action}`, holdsSlot: action === 'adopted' || action === 'acknowledged' || action === 'none' };
       } catch (settleErr) {
-        log.warn({ err: settleErr, session: name }, 'could not settle the record after a 409 on ack; the settle pass retries');
+        log().warn({ err: settleErr, session: name }, 'could not settle the record after a 409 on ack; the settle pass retries');
         return { outcome: 'ackFailed', holdsSlot: true };
       }
     }
-    log.warn({ err, session: name }, 'ack failed; the settle pass retries it');
+    log().warn({ err, session: name }, 'ack failed; the settle pass retries it');
     return { outcome: 'ackFailed', holdsSlot: true };
   }
   deps.metrics.acknowledged();
@@ -183,6 +186,6 @@ export async function handOff(deps: HandOffDeps, claimed: ClaimedWork): Promise<
   // 5. Hand over.
   deps.onAcknowledged(namespace, name, acked, session);
   const ms = (a: number, b: number): number => Math.round((b - a) * 10) / 10;
-  log.debug({ session: name, record: recorded.outcome, recordMs: ms(claimed.seenAt, recordedAt), secretMs: ms(recordedAt, securedAt), ackMs: ms(securedAt, monotonic()) }, 'work item recorded and acknowledged');
+  if (deps.logger.isLevelEnabled('debug')) log().debug({ session: name, record: recorded.outcome, recordMs: ms(claimed.seenAt, recordedAt), secretMs: ms(recordedAt, securedAt), ackMs: ms(securedAt, monotonic()) }, 'work item recorded and acknowledged');
   return { outcome: 'acknowledged', holdsSlot: true };
 }
