@@ -22,7 +22,7 @@ import { acknowledgedStatus } from '../../src/sessions/record/status.ts';
 import { settleSession } from '../../src/sessions/dispatch/settle.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { API_KEY, clientFor, emulator, selfHosted } from '../support/emulator.ts';
-import { MemoryStore } from '../support/record-store.ts';
+import { MemoryStore, prodEnvironment } from '../support/record-store.ts';
 
 let emu: RunningEmulator;
 let admin: EnvironmentsClient;
@@ -30,13 +30,7 @@ let environmentId: string;
 let envKeyValue: string;
 let store: MemoryStore;
 
-const env = (): AgentEnvironment => ({
-  apiVersion: 'agentenv.io/v1alpha1',
-  kind: 'AgentEnvironment',
-  metadata: { name: 'prod', namespace: 'ns', uid: 'env-uid' },
-  spec: { selfHosted: { sessionTemplate: {}, maxSessions: 10, maxPollers: 4, sessionTTLSecondsAfterFinished: 300, stopGracePeriodSeconds: 30, startDeadlineSeconds: 300, podSecurity: 'Restricted' }, managementPolicy: 'Full', deletionPolicy: 'Archive' },
-  status: { environmentId, conditions: [{ type: 'Ready', status: 'True', reason: 'Available', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }] },
-}) as AgentEnvironment;
+const env = (): AgentEnvironment => prodEnvironment(environmentId, { conditions: [{ type: 'Ready', status: 'True', reason: 'Available', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }] });
 
 const bearer = (value: string): Credential => ({ kind: 'bearer', value });
 const creds = (value = envKeyValue): CredentialResolution => ({ ok: true, credentials: { poll: bearer(value), sandbox: value, source: 'environment-key', fingerprint: value.slice(-8) } });

@@ -18,7 +18,7 @@ import { recordClaim, writeSessionStatus } from '../../src/sessions/record/recor
 import { acknowledgedStatus } from '../../src/sessions/record/status.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { clientFor, emulator, selfHosted } from '../support/emulator.ts';
-import { MemoryStore } from '../support/record-store.ts';
+import { MemoryStore, prodEnvironment } from '../support/record-store.ts';
 
 let emu: RunningEmulator;
 let admin: EnvironmentsClient;
@@ -27,13 +27,7 @@ let environmentId: string;
 let envKeyValue: string;
 let store: MemoryStore;
 
-const env = (): AgentEnvironment => ({
-  apiVersion: 'agentenv.io/v1alpha1',
-  kind: 'AgentEnvironment',
-  metadata: { name: 'prod', namespace: 'ns', uid: 'env-uid' },
-  spec: { selfHosted: { sessionTemplate: {}, maxSessions: 10, maxPollers: 4, sessionTTLSecondsAfterFinished: 300, stopGracePeriodSeconds: 30, startDeadlineSeconds: 300, podSecurity: 'Restricted' }, managementPolicy: 'Full', deletionPolicy: 'Archive' },
-  status: { environmentId },
-}) as AgentEnvironment;
+const env = (): AgentEnvironment => prodEnvironment(environmentId);
 
 const credentials = (): DispatchCredentials => ({ poll: { kind: 'bearer', value: envKeyValue }, sandbox: envKeyValue, source: 'environment-key', fingerprint: envKeyValue.slice(-8) });
 const workOf = (workId: string): Work | undefined => (emu.state.snapshot()['work'] as Work[]).find((w) => w.id === workId);

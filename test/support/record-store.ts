@@ -4,7 +4,7 @@
  * capacity count fed from every change. What Kubernetes adds (owner references, finalizers, the
  * informer) is covered by the integration tier.
  */
-import type { AgentSession } from '../../src/crd/resources.ts';
+import type { AgentEnvironment, AgentSession } from '../../src/crd/resources.ts';
 import { KubeError } from '../../src/k8s/errors.ts';
 import { RecordedSessions } from '../../src/sessions/dispatch/capacity.ts';
 import type { SessionSecret } from '../../src/sessions/objects/work-secret.ts';
@@ -87,3 +87,17 @@ export class MemoryStore implements RecordStore {
 }
 
 const clone = <T>(x: T): T => (x === undefined ? x : structuredClone(x));
+
+/**
+ * The AgentEnvironment `ns/prod` (uid `env-uid`) the API-tier dispatcher tests record claims for:
+ * self-hosted with the CRD's defaults, bound to `environmentId`, with `status` added.
+ */
+export function prodEnvironment(environmentId: string, status: Partial<NonNullable<AgentEnvironment['status']>> = {}): AgentEnvironment {
+  return {
+    apiVersion: 'agentenv.io/v1alpha1',
+    kind: 'AgentEnvironment',
+    metadata: { name: 'prod', namespace: 'ns', uid: 'env-uid' },
+    spec: { selfHosted: { sessionTemplate: {}, maxSessions: 10, maxPollers: 4, sessionTTLSecondsAfterFinished: 300, stopGracePeriodSeconds: 30, startDeadlineSeconds: 300, podSecurity: 'Restricted' }, managementPolicy: 'Full', deletionPolicy: 'Archive' },
+    status: { environmentId, ...status },
+  } as AgentEnvironment;
+}
