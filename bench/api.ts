@@ -4,10 +4,9 @@
  * apart), or in the bench's process (`BENCH_EMULATOR=in-process`: one process to profile).
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { startEmulator } from '../src/emulator/index.ts';
-import { startEmulatorProcess } from './support.ts';
+import { processCpuSeconds, startEmulatorProcess } from './support.ts';
 
 export interface BenchApi {
   readonly url: string;
@@ -67,11 +66,10 @@ async function inProcess(apiKey: string, leaseTtlSeconds: number): Promise<Bench
 const totals = (byRoute: Record<string, Record<string, number>>): Record<string, number> =>
   Object.fromEntries(Object.entries(byRoute).map(([route, byStatus]) => [route, Object.values(byStatus).reduce((a, b) => a + b, 0)]));
 
-/** utime + stime of a child process, from /proc (clock ticks of 10 ms). */
+/** CPU time of a child process, ms (0 once it is gone). */
 function processCpuMs(child: ChildProcess): number {
   try {
-    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
+    return processCpuSeconds(child.pid!) * 1000;
   } catch {
     return 0;
   }

@@ -6,21 +6,14 @@
  * - heartbeat requests per second (each connection renews its own lease, echoing last_heartbeat)
  * - CPU used by the emulator while 2,000 long polls are parked (should be ~0)
  */
-import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { Pool } from 'undici';
-import { startEmulatorProcess, sysconf } from './support.ts';
+import { processCpuSeconds, startEmulatorProcess } from './support.ts';
 
 const KEY = 'sk-bench';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- benchmark reads a few known fields of API replies
 type Json = any;
 const HEADERS = { 'x-api-key': KEY, 'anthropic-version': '2023-06-01', 'anthropic-beta': 'managed-agents-2026-04-01' };
-
-/** CPU seconds (user+system) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / sysconf.clockTicks;
-}
 
 async function json(pool: Pool, method: 'GET' | 'POST', path: string, body?: unknown): Promise<Json> {
   const res = await pool.request({ method, path, headers: { ...HEADERS, 'content-type': 'application/json' }, body: body === undefined ? null : JSON.stringify(body) });
@@ -52,9 +45,9 @@ export async function benchEmulator(): Promise<Record<string, number>> {
 
     // Warm up the JIT, then measure empty polls.
     await rate(1, 32, async () => void (await json(pool, 'GET', `${base}/poll`)));
-    const cpu0 = cpuSeconds(child.pid!);
+    const cpu0 = processCpuSeconds(child.pid!);
     const pollRate = await rate(4, 32, async () => void (await json(pool, 'GET', `${base}/poll`)));
-    const pollCpu = (cpuSeconds(child.pid!) - cpu0) / 4;
+    const pollCpu = (processCpuSeconds(child.pid!) - cpu0) / 4;
 
     // 32 claimed leases, one per connection, each renewed in a loop with an exact echo.
     const admin = new Pool(url, { connections: 4 });
@@ -72,9 +65,9 @@ export async function benchEmulator(): Promise<Record<string, number>> {
       lease.last = hb.last_heartbeat;
     };
     await rate(1, 32, beat);
-    const cpu1 = cpuSeconds(child.pid!);
+    const cpu1 = processCpuSeconds(child.pid!);
     const heartbeatRate = await rate(4, 32, beat);
-    const heartbeatCpu = (cpuSeconds(child.pid!) - cpu1) / 4;
+    const heartbeatCpu = (processCpuSeconds(child.pid!) - cpu1) / 4;
 
     // 2,000 parked long polls on an empty environment: measure CPU while they wait.
     const idleEnv = await json(pool, 'POST', '/v1/environments', { name: 'idle', config: { type: 'self_hosted' } });
@@ -83,9 +76,9 @@ export async function benchEmulator(): Promise<Record<string, number>> {
       idlePool.request({ method: 'GET', path: `/v1/environments/${idleEnv.id}/work/poll?block_ms=999`, headers: HEADERS }).then((r) => r.body.dump()),
     );
     await new Promise((r) => setTimeout(r, 400)); // all connected and parked
-    const cpu2 = cpuSeconds(child.pid!);
+    const cpu2 = processCpuSeconds(child.pid!);
     await new Promise((r) => setTimeout(r, 400));
-    const idleCpu = (cpuSeconds(child.pid!) - cpu2) / 0.4;
+    const idleCpu = (processCpuSeconds(child.pid!) - cpu2) / 0.4;
     await Promise.all(parked);
     await idlePool.close();
     await admin.close();

@@ -1,14 +1,10 @@
 /** What the dispatch bench measures with: CPU per process, rates of parallel loops, profiles. */
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { promisify } from 'node:util';
+import { processCpuSeconds } from './support.ts';
 
-/**
- * CPU time of the local cluster's processes (from /proc, in clock ticks of 10 ms) and of this
- * process, since `start`: what a phase cost the machine, whatever else ran beside it. The rates
- * below move with the machine's load; CPU per session moves much less.
- */
 /** CPU spent in a phase, ms: the local cluster's processes (together and each), and this process. */
 export interface Cost {
   readonly clusterMs: number;
@@ -16,23 +12,26 @@ export interface Cost {
   readonly byProcess: Record<string, number>;
 }
 
+/**
+ * CPU time of the local cluster's processes (from /proc) and of this process, since `start`: what
+ * a phase cost the machine, whatever else ran beside it. The rates move with the machine's load;
+ * CPU per session moves much less.
+ */
 export function cpuMeter(pids: () => Record<string, number>): () => () => Cost {
-  const ticksOf = (pid: number): number => {
+  const msOf = (pid: number): number => {
     try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+      return processCpuSeconds(pid) * 1000;
     } catch {
-      return 0;
+      return 0; // gone (a restarted component): its time so far is not counted
     }
   };
-  const clusterTicks = (): Record<string, number> => Object.fromEntries(Object.entries(pids()).map(([name, pid]) => [name, ticksOf(pid)]));
+  const clusterMs = (): Record<string, number> => Object.fromEntries(Object.entries(pids()).map(([name, pid]) => [name, msOf(pid)]));
   return () => {
-    const ticks0 = clusterTicks();
+    const ms0 = clusterMs();
     const bench0 = process.cpuUsage();
     return () => {
       const bench = process.cpuUsage(bench0);
-      const ticks = clusterTicks();
-      const byProcess = Object.fromEntries(Object.entries(ticks).map(([name, t]) => [name, (t - (ticks0[name] ?? 0)) * 10]));
+      const byProcess = Object.fromEntries(Object.entries(clusterMs()).map(([name, ms]) => [name, ms - (ms0[name] ?? 0)]));
       return { clusterMs: Object.values(byProcess).reduce((a, b) => a + b, 0), benchMs: (bench.user + bench.system) / 1000, byProcess };
     };
   };

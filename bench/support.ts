@@ -1,14 +1,18 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { z } from 'zod';
 import { OperatorConfig } from '../src/config/operator.ts';
 
-/** Kernel constants the benchmarks need to turn /proc figures into seconds and bytes. */
-export const sysconf = {
-  clockTicks: Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100,
-  pageSize: Number(execFileSync('getconf', ['PAGESIZE']).toString().trim()) || 4096,
-};
+/** Clock ticks per second of /proc's CPU times. */
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** CPU seconds (user + system) process `pid` has used so far, from /proc/<pid>/stat; throws when it is gone. */
+export function processCpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime (fields 14 and 15)
+}
 
 /** `agentenv emulator` in a process of its own (any free port), accepting `apiKey` (and `args`: its flags); resolves once it listens. */
 export async function startEmulatorProcess(apiKey: string, args: readonly string[] = []): Promise<{ url: string; child: ChildProcess }> {

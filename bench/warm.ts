@@ -34,7 +34,7 @@ import { startLocalCluster } from '../src/localcluster/index.ts';
 import type { Pod } from '../src/sessions/objects/pod-types.ts';
 import { warmPoolSelector } from '../src/sessions/record/names.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
-import { benchOperatorConfig, sysconf } from './support.ts';
+import { benchOperatorConfig, processCpuSeconds } from './support.ts';
 import { writeServingCertificate } from '../src/localcluster/serving-cert.ts';
 import { freePort } from '../src/localcluster/controlplane-process.ts';
 
@@ -62,19 +62,18 @@ async function until<T>(what: string, timeoutMs: number, probe: () => T | undefi
 
 /** CPU seconds (user + system) of every process whose environment marks it as a warm Pod's sidecar or runner. */
 function warmPodCpuSeconds(): number {
-  let ticks = 0;
+  let seconds = 0;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
       if (!environ.includes('AGENTENV_ASSIGNMENT_URL=') && !environ.includes('AGENTENV_WAIT_FOR_ASSIGNMENT=1')) continue;
-      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+      seconds += processCpuSeconds(Number(entry));
     } catch {
       // gone, or not ours
     }
   }
-  return ticks / sysconf.clockTicks;
+  return seconds;
 }
 
 export async function benchWarm(): Promise<Record<string, number>> {
